@@ -1,0 +1,152 @@
+"""Typed, frozen configurations for every stage.
+
+Each field has a one-line doc; ``__post_init__`` rejects bad values with a
+``ValueError`` that names the value. Configs are written next to the artifacts
+they produced (``config.json``) and read back with :func:`from_dict`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Optional, Type, TypeVar
+
+T = TypeVar("T")
+
+
+def _positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the examples come from and how they are cut."""
+
+    data_dir: str
+    """Folder with ``train``/``dev``/``test`` files (``.txt`` ``LABEL TEXT`` lines or ``.tsv``)."""
+    max_seq_len: int = 128
+    """Tokens per example including [CLS] and [SEP]; longer texts are truncated and counted."""
+    max_examples: Optional[int] = None
+    """Keep only the first N examples of each split (quick runs); None keeps all."""
+    dev_fraction: float = 0.1
+    """When the folder has no dev split, this share of train (seeded) is held out as dev."""
+
+    def __post_init__(self) -> None:
+        if self.max_seq_len < 3:
+            raise ValueError(f"max_seq_len {self.max_seq_len} is too short: [CLS] and [SEP] need 2 of them")
+        if self.max_examples is not None and self.max_examples < 1:
+            raise ValueError(f"max_examples must be >= 1 or None, got {self.max_examples}")
+        if not 0 < self.dev_fraction < 1:
+            raise ValueError(f"dev_fraction {self.dev_fraction} is not in (0, 1)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings shared by the training stages."""
+
+    epochs: int = 3
+    """Passes over the training split."""
+    batch_size: int = 32
+    """Examples per optimizer step."""
+    eval_batch_size: int = 64
+    """Examples per forward pass when evaluating."""
+    lr: float = 5e-5
+    """Peak learning rate of AdamW (linear warm-up, then linear decay to 0)."""
+    weight_decay: float = 0.01
+    """AdamW weight decay, not applied to biases and LayerNorm weights."""
+    warmup_ratio: float = 0.1
+    """Share of the steps spent warming the learning rate up from 0."""
+    max_grad_norm: float = 1.0
+    """Gradients are clipped to this global norm."""
+    seed: int = 42
+    """Seeds Paddle, NumPy and Python's random, and the shuffling of batches."""
+    max_steps: Optional[int] = None
+    """Stop after this many optimizer steps (quick runs); None trains all epochs."""
+    log_every: int = 50
+    """Steps between log lines / VisualDL scalars."""
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size", "log_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        _positive("lr", self.lr)
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio {self.warmup_ratio} is not in [0, 1)")
+        _positive("max_grad_norm", self.max_grad_norm)
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1 or None, got {self.max_steps}")
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """Size of a randomly initialised BERT (used when there is no pretrained model)."""
+
+    hidden_size: int = 384
+    """Width of every hidden state."""
+    num_layers: int = 6
+    """Transformer layers."""
+    num_heads: int = 12
+    """Attention heads per layer; must divide hidden_size."""
+    intermediate_size: int = 1536
+    """FFN neurons per layer."""
+    max_position_embeddings: int = 512
+    """Longest sequence the position table can hold."""
+
+    def __post_init__(self) -> None:
+        for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_position_embeddings"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Stage 1: fine-tune a BERT classifier (the teacher of the later stages)."""
+
+    output_dir: str
+    """Stage directory written by this stage."""
+    data: DataConfig
+    """Examples and their cutting."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """Optimisation."""
+    model_dir: Optional[str] = None
+    """Pretrained model: a PaddleNLP directory or a Hugging Face BERT directory. None: random init."""
+    random_init: bool = False
+    """Keep model_dir's architecture and vocabulary but start from random weights (a baseline)."""
+    size: ModelSize = field(default_factory=ModelSize)
+    """Architecture when model_dir is None (then the vocabulary is built from characters of train)."""
+    min_char_count: int = 1
+    """With a character vocabulary, characters seen fewer times in train map to [UNK]."""
+
+    def __post_init__(self) -> None:
+        if self.model_dir is None and not self.random_init:
+            raise ValueError("model_dir is None: pass a pretrained directory, or random_init=True for a character vocabulary")
+        if self.min_char_count < 1:
+            raise ValueError(f"min_char_count must be >= 1, got {self.min_char_count}")
+
+
+def to_dict(config: Any) -> dict:
+    """A JSON-ready dict of a (nested) config dataclass."""
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: Type[T], data: dict) -> T:
+    """Rebuild a config written by :func:`to_dict`; unknown or missing keys are errors naming them."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field(s) {unknown}")
+    kwargs = {}
+    for name, value in data.items():
+        sub = fields[name].type
+        sub_cls = _NESTED.get(sub) if isinstance(sub, str) else None
+        kwargs[name] = from_dict(sub_cls, value) if sub_cls is not None and isinstance(value, dict) else value
+    return cls(**kwargs)
+
+
+_NESTED = {"DataConfig": DataConfig, "TrainConfig": TrainConfig, "ModelSize": ModelSize}
