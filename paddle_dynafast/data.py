@@ -1,0 +1,356 @@
+"""Reading, tokenising and batching text-classification data.
+
+Two file formats (``../shared/data/README.md``):
+
+* ``.txt``: one example a line, ``LABEL TEXT`` (the label, one space, the text);
+* ``.tsv``: a header with ``label`` and ``text_a`` (and optionally ``text_b`` for
+  sentence pairs), read with quoting disabled.
+
+Bad input is a :class:`DataError` naming the file and line. Nothing is dropped
+silently: truncation and skipped blank lines are counted and logged.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import random
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence
+
+import numpy as np
+import paddle
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "dev", "test")
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+class DataError(ValueError):
+    """Malformed or inconsistent input data; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Example:
+    text_a: str
+    text_b: Optional[str]
+    label: Optional[str]
+    where: str
+    """``file:line`` of the example, for error messages."""
+
+
+@dataclass(frozen=True)
+class Features:
+    input_ids: List[int]
+    token_type_ids: List[int]
+    label: int
+    """Label id, or -1 for unlabelled text."""
+    truncated: bool
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def read_examples(path: str | Path) -> List[Example]:
+    """Read one split file in either format (chosen by the file's ending)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if path.suffix == ".tsv":
+        examples = _read_tsv(path)
+    elif path.suffix == ".txt":
+        examples = _read_label_text(path)
+    else:
+        raise DataError(f"{path}: unknown format {path.suffix!r}; expected .txt (LABEL TEXT) or .tsv")
+    if not examples:
+        raise DataError(f"{path}: empty file, no examples")
+    return examples
+
+
+def _lines(path: Path) -> Iterator[str]:
+    """The lines of ``path`` decoded as UTF-8; undecodable bytes become U+FFFD, counted and logged by line."""
+    bad = []
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                line = raw.decode("utf-8", errors="replace")
+                bad.append(number)
+            yield line.rstrip("\r\n")
+    if bad:
+        logger.warning("%s: %d line(s) are not valid UTF-8 (lines %s); their bad bytes were replaced by U+FFFD",
+                       path, len(bad), ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else ""))
+
+
+def _read_label_text(path: Path) -> List[Example]:
+    examples = []
+    for number, line in enumerate(_lines(path), start=1):
+        if not line.strip():
+            raise DataError(f"{path}:{number}: empty line; expected 'LABEL TEXT'")
+        label, _, text = line.partition(" ")
+        if not text.strip():
+            raise DataError(f"{path}:{number}: empty text after label {label!r}")
+        examples.append(Example(text.strip(), None, label, f"{path}:{number}"))
+    return examples
+
+
+def _read_tsv(path: Path) -> List[Example]:
+    examples = []
+    reader = csv.reader(_lines(path), delimiter="\t", quoting=csv.QUOTE_NONE)
+    header = next(reader, None)
+    if header is None:
+        raise DataError(f"{path}: empty file, no header")
+    missing = [c for c in ("label", "text_a") if c not in header]
+    if missing:
+        raise DataError(f"{path}:1: header {header} is missing column(s) {missing}")
+    col = {name: header.index(name) for name in header}
+    for number, row in enumerate(reader, start=2):
+        if len(row) != len(header):
+            raise DataError(f"{path}:{number}: {len(row)} fields, header has {len(header)}")
+        text_a = row[col["text_a"]].strip()
+        text_b = row[col["text_b"]].strip() if "text_b" in col else None
+        if not text_a or text_b == "":
+            raise DataError(f"{path}:{number}: empty text")
+        examples.append(Example(text_a, text_b, row[col["label"]].strip(), f"{path}:{number}"))
+    return examples
+
+
+def read_texts(path: str | Path) -> List[Example]:
+    """Unlabelled raw text, one example a line; blank lines are skipped and counted."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    examples, blank = [], 0
+    for number, line in enumerate(_lines(path), start=1):
+        text = line.strip()
+        if not text:
+            blank += 1
+            continue
+        examples.append(Example(text, None, None, f"{path}:{number}"))
+    if blank:
+        logger.warning("%s: skipped %d blank line(s)", path, blank)
+    if not examples:
+        raise DataError(f"{path}: no text lines")
+    return examples
+
+
+def find_split(data_dir: str | Path, split: str) -> Optional[Path]:
+    """The file of ``split`` in ``data_dir`` (``split.tsv`` or ``split.txt``), or None."""
+    found = [p for p in (Path(data_dir) / f"{split}.tsv", Path(data_dir) / f"{split}.txt") if p.is_file()]
+    if len(found) > 1:
+        raise DataError(f"{data_dir}: both {found[0].name} and {found[1].name}; keep one")
+    return found[0] if found else None
+
+
+def load_splits(data_dir: str | Path, max_examples: Optional[int] = None, dev_fraction: float = 0.1,
+                seed: int = 42) -> Dict[str, List[Example]]:
+    """Read train, dev and test; a missing dev is a seeded held-out slice of train."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"data directory {data_dir} does not exist")
+    files = {split: find_split(data_dir, split) for split in SPLITS}
+    if files["train"] is None:
+        raise DataError(f"{data_dir}: no train.txt or train.tsv")
+    splits = {split: read_examples(path) for split, path in files.items() if path is not None}
+    if "dev" not in splits:
+        train = list(splits["train"])
+        random.Random(seed).shuffle(train)
+        n_dev = max(1, int(round(len(train) * dev_fraction)))
+        splits["dev"], splits["train"] = train[:n_dev], train[n_dev:]
+        logger.info("%s has no dev split: held out %d of %d train examples as dev (seed %d)",
+                    data_dir, n_dev, len(train), seed)
+    if max_examples is not None:
+        splits = {split: examples[:max_examples] for split, examples in splits.items()}
+    return splits
+
+
+# ----------------------------------------------------------------------------- labels
+
+
+def label_list(examples: Sequence[Example]) -> List[str]:
+    """The labels seen in ``examples``, sorted (numerically when they are all whole numbers)."""
+    labels = {e.label for e in examples if e.label is not None}
+    if not labels:
+        raise DataError("no labelled examples")
+    if all(label.lstrip("-").isdigit() for label in labels):
+        return sorted(labels, key=int)
+    return sorted(labels)
+
+
+def label_ids(examples: Sequence[Example], labels: Sequence[str]) -> List[int]:
+    """Label ids of ``examples`` in ``labels``; an unknown label is an error naming its line."""
+    index = {label: i for i, label in enumerate(labels)}
+    ids = []
+    for e in examples:
+        if e.label is None:
+            ids.append(-1)
+        elif e.label not in index:
+            raise DataError(f"{e.where}: unknown label {e.label!r}; the training labels are {list(labels)}")
+        else:
+            ids.append(index[e.label])
+    return ids
+
+
+# ----------------------------------------------------------------------------- tokenising
+
+
+def encode(examples: Sequence[Example], tokenizer, max_seq_len: int,
+           labels: Optional[Sequence[str]] = None) -> List[Features]:
+    """Tokenise with [CLS] a [SEP] (b [SEP]); pairs are truncated longest-first. Truncation is counted."""
+    ids = label_ids(examples, labels) if labels is not None else [-1] * len(examples)
+    features, truncated = [], 0
+    for example, label in zip(examples, ids):
+        a = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(example.text_a))
+        b = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(example.text_b)) if example.text_b else None
+        budget = max_seq_len - tokenizer.num_special_tokens_to_add(pair=b is not None)
+        cut = len(a) + (len(b) if b else 0) > budget
+        while len(a) + (len(b) if b else 0) > budget:
+            if b and len(b) > len(a):
+                b.pop()
+            else:
+                a.pop()
+        truncated += cut
+        features.append(Features(
+            input_ids=tokenizer.build_inputs_with_special_tokens(a, b),
+            token_type_ids=tokenizer.create_token_type_ids_from_sequences(a, b),
+            label=label,
+            truncated=cut,
+        ))
+    if truncated:
+        logger.info("truncated %d of %d examples to max_seq_len %d", truncated, len(features), max_seq_len)
+    return features
+
+
+def _is_cjk(char: str) -> bool:
+    cp = ord(char)
+    return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF
+            or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F)
+
+
+def build_char_vocab(texts: Iterable[str], min_count: int = 1) -> List[str]:
+    """A WordPiece vocabulary of single characters for :class:`BertTokenizer`.
+
+    CJK characters become tokens of their own; other words are split into their
+    first character and ``##``-continuations, exactly as WordPiece looks them up.
+    Characters seen fewer than ``min_count`` times map to [UNK].
+    """
+    from paddlenlp.transformers.bert.tokenizer import BasicTokenizer
+
+    basic = BasicTokenizer(do_lower_case=True)
+    counts: Counter = Counter()
+    for text in texts:
+        for word in basic.tokenize(text):
+            counts[word[0]] += 1
+            counts.update("##" + c for c in word[1:])
+    kept = sorted((t for t, n in counts.items() if n >= min_count and unicodedata.category(t[-1])[0] != "C"),
+                  key=lambda t: (-counts[t], t))
+    return list(SPECIAL_TOKENS) + [t for t in kept if t not in SPECIAL_TOKENS]
+
+
+# ----------------------------------------------------------------------------- batching
+
+
+class FeatureDataset(paddle.io.Dataset):
+    """Encoded examples; item ``i`` is ``(index, Features)`` so sorted batches can be put back in order."""
+
+    def __init__(self, features: Sequence[Features]):
+        super().__init__()
+        self.features = list(features)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, index: int):
+        return index, self.features[index]
+
+    @property
+    def lengths(self) -> List[int]:
+        return [len(f.input_ids) for f in self.features]
+
+
+class Collator:
+    """Pads a batch to its longest example: ``input_ids``/``token_type_ids`` ``[batch, seq]`` int64."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, items) -> Dict[str, np.ndarray]:
+        indices, features = zip(*items)
+        width = max(len(f.input_ids) for f in features)
+        input_ids = np.full((len(features), width), self.pad_token_id, dtype="int64")  # [batch, seq]
+        token_type_ids = np.zeros((len(features), width), dtype="int64")  # [batch, seq]
+        for row, f in enumerate(features):
+            input_ids[row, : len(f.input_ids)] = f.input_ids
+            token_type_ids[row, : len(f.token_type_ids)] = f.token_type_ids
+        return {
+            "input_ids": input_ids,
+            "token_type_ids": token_type_ids,
+            "labels": np.array([f.label for f in features], dtype="int64"),  # [batch]
+            "index": np.array(indices, dtype="int64"),  # [batch], position in the dataset
+        }
+
+
+class LengthGroupedBatchSampler(paddle.io.BatchSampler):
+    """Batches of similar length, so padding wastes little work.
+
+    For training (``shuffle=True``) the examples are shuffled with ``seed + epoch``,
+    cut into pools of ``pool_batches`` batches, sorted by length inside each pool,
+    and the batches are shuffled again: random, but cheap to pad. For evaluation
+    the whole split is sorted longest first. Call :meth:`set_epoch` each epoch;
+    the order of an epoch is a function of the seed and the epoch alone, so a
+    resumed run sees the same batches.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0,
+                 pool_batches: int = 50, drop_last: bool = False):
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.pool_batches = pool_batches
+        self.drop_last = drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self) -> List[List[int]]:
+        order = list(range(len(self.lengths)))
+        if not self.shuffle:
+            order.sort(key=lambda i: -self.lengths[i])
+            return self._cut(order)
+        rng = random.Random(self.seed * 1_000_003 + self.epoch)
+        rng.shuffle(order)
+        pool = self.batch_size * self.pool_batches
+        batches = []
+        for start in range(0, len(order), pool):
+            chunk = sorted(order[start:start + pool], key=lambda i: self.lengths[i])
+            batches.extend(self._cut(chunk))
+        rng.shuffle(batches)
+        return batches
+
+    def _cut(self, order: List[int]) -> List[List[int]]:
+        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+            batches.pop()
+        return batches
+
+    def __iter__(self) -> Iterator[List[int]]:
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        n = len(self.lengths)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+
+def make_loader(features: Sequence[Features], pad_token_id: int, batch_size: int, shuffle: bool,
+                seed: int = 0) -> paddle.io.DataLoader:
+    """A ``paddle.io.DataLoader`` over length-grouped batches (see :class:`LengthGroupedBatchSampler`)."""
+    dataset = FeatureDataset(features)
+    sampler = LengthGroupedBatchSampler(dataset.lengths, batch_size, shuffle=shuffle, seed=seed)
+    return paddle.io.DataLoader(dataset, batch_sampler=sampler, collate_fn=Collator(pad_token_id),
+                                num_workers=0, return_list=True)

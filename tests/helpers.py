@@ -1,0 +1,138 @@
+"""Tiny random BERTs, a NumPy reference forward, and small data sets for the tests."""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+from scipy.special import erf
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+WORDS = ["good", "bad"] + [f"w{i}" for i in range(92)]
+VOCAB = SPECIALS + WORDS  # 99 tokens
+TINY = dict(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=37, max_position_embeddings=64, type_vocab_size=2, hidden_act="gelu",
+            layer_norm_eps=1e-12, pad_token_id=0, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+
+
+def tiny_hf_weights(seed: int = 0, config: Dict = TINY, num_labels: Optional[int] = None,
+                    scale: float = 0.2) -> Dict[str, np.ndarray]:
+    """Random weights under Hugging Face BertModel names and layouts (Linear weights [out, in])."""
+    rng = np.random.default_rng(seed)
+    h, i = config["hidden_size"], config["intermediate_size"]
+
+    def w(*shape):
+        return (rng.standard_normal(shape) * scale).astype("float32")
+
+    out = {
+        "embeddings.word_embeddings.weight": w(config["vocab_size"], h),
+        "embeddings.position_embeddings.weight": w(config["max_position_embeddings"], h),
+        "embeddings.token_type_embeddings.weight": w(config["type_vocab_size"], h),
+        "embeddings.LayerNorm.weight": 1 + w(h), "embeddings.LayerNorm.bias": w(h),
+        "embeddings.position_ids": np.arange(config["max_position_embeddings"], dtype="int64")[None],
+        "pooler.dense.weight": w(h, h), "pooler.dense.bias": w(h),
+    }
+    for n in range(config["num_hidden_layers"]):
+        p = f"encoder.layer.{n}."
+        for name, shape in [("attention.self.query", (h, h)), ("attention.self.key", (h, h)),
+                            ("attention.self.value", (h, h)), ("attention.output.dense", (h, h)),
+                            ("intermediate.dense", (i, h)), ("output.dense", (h, i))]:
+            out[p + name + ".weight"] = w(*shape)
+            out[p + name + ".bias"] = w(shape[0])
+        for name in ("attention.output.LayerNorm", "output.LayerNorm"):
+            out[p + name + ".weight"] = 1 + w(h)
+            out[p + name + ".bias"] = w(h)
+    if num_labels:
+        out = {("bert." + k): v for k, v in out.items()}
+        out["classifier.weight"] = w(num_labels, h)
+        out["classifier.bias"] = w(num_labels)
+    return out
+
+
+def write_hf_dir(path: Path, weights: Dict[str, np.ndarray], config: Dict = TINY, vocab=VOCAB) -> Path:
+    """A Hugging Face-format BERT directory: config.json, model.safetensors, vocab.txt."""
+    from safetensors.numpy import save_file
+
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"], **config}))
+    (path / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}))
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    save_file(weights, str(path / "model.safetensors"))
+    return path
+
+
+def _layer_norm(x, g, b, eps):
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * g + b
+
+
+def numpy_bert(w: Dict[str, np.ndarray], input_ids: np.ndarray, config: Dict = TINY, head_mask=None,
+               token_type_ids=None, eps: Optional[float] = None):
+    """Reference BERT forward in NumPy on Hugging Face weights; returns (sequence, pooled, logits or None)."""
+    w = {k[len("bert."):] if k.startswith("bert.") else k: v.astype("float64") for k, v in w.items()}
+    eps = config["layer_norm_eps"] if eps is None else eps
+    batch, seq = input_ids.shape
+    heads = config["num_attention_heads"]
+    d = config["hidden_size"] // heads
+    tt = np.zeros_like(input_ids) if token_type_ids is None else token_type_ids
+    x = (w["embeddings.word_embeddings.weight"][input_ids] + w["embeddings.position_embeddings.weight"][np.arange(seq)]
+         + w["embeddings.token_type_embeddings.weight"][tt])
+    x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], eps)
+    mask = (input_ids == config["pad_token_id"])[:, None, None, :] * -1e4  # [batch, 1, 1, seq]
+
+    def lin(t, name):
+        return t @ w[name + ".weight"].T + w[name + ".bias"]
+
+    for n in range(config["num_hidden_layers"]):
+        p = f"encoder.layer.{n}."
+        q, k, v = (lin(x, p + f"attention.self.{m}").reshape(batch, seq, heads, d).transpose(0, 2, 1, 3)
+                   for m in ("query", "key", "value"))
+        scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(d) + mask  # [batch, heads, seq, seq]
+        probs = np.exp(scores - scores.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        if head_mask is not None:
+            probs = probs * np.asarray(head_mask, dtype="float64")[n][None, :, None, None]
+        ctx = (probs @ v).transpose(0, 2, 1, 3).reshape(batch, seq, heads * d)
+        x = _layer_norm(x + lin(ctx, p + "attention.output.dense"), w[p + "attention.output.LayerNorm.weight"],
+                        w[p + "attention.output.LayerNorm.bias"], eps)
+        inner = lin(x, p + "intermediate.dense")
+        inner = 0.5 * inner * (1 + erf(inner / np.sqrt(2)))
+        x = _layer_norm(x + lin(inner, p + "output.dense"), w[p + "output.LayerNorm.weight"],
+                        w[p + "output.LayerNorm.bias"], eps)
+    pooled = np.tanh(lin(x[:, 0], "pooler.dense"))
+    logits = lin(pooled, "classifier") if "classifier.weight" in w else None
+    return x, pooled, logits
+
+
+def random_ids(rng: np.random.Generator, batch: int, seq: int, pad_from=None) -> np.ndarray:
+    """Token ids [batch, seq] without specials; row r is padded from ``pad_from[r]`` on."""
+    ids = rng.integers(5, len(VOCAB), size=(batch, seq)).astype("int64")
+    ids[:, 0] = 2  # [CLS]
+    if pad_from is not None:
+        for r, start in enumerate(pad_from):
+            ids[r, start:] = 0
+    return ids
+
+
+def write_sentiment_data(path: Path, n_train: int = 240, n_dev: int = 60, n_test: int = 60, seed: int = 0,
+                         fmt: str = "txt") -> Path:
+    """A learnable toy task: label 1 iff the text contains 'good' (else it contains 'bad')."""
+    rng = random.Random(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("dev", n_dev), ("test", n_test)):
+        rows = []
+        for _ in range(n):
+            label = rng.randint(0, 1)
+            words = [rng.choice(WORDS[2:]) for _ in range(rng.randint(2, 9))]
+            words.insert(rng.randint(0, len(words)), "good" if label else "bad")
+            rows.append((label, " ".join(words)))
+        if fmt == "txt":
+            text = "".join(f"{label} {sentence}\n" for label, sentence in rows)
+            (path / f"{split}.txt").write_text(text)
+        else:
+            text = "label\ttext_a\n" + "".join(f"{label}\t{sentence}\n" for label, sentence in rows)
+            (path / f"{split}.tsv").write_text(text)
+    return path

@@ -1,0 +1,31 @@
+"""Each shim in compat.py: the upstream break without it, the fix with it, and an error when it matches nothing."""
+import numpy as np
+import paddle
+import pytest
+
+from paddle_dynafast import compat
+
+
+def test_super_layer_norm_shim():
+    from paddleslim.nas.ofa.layers import SuperLayerNorm
+
+    norm = SuperLayerNorm(8, epsilon=1e-12)
+    norm.weight.set_value(np.linspace(0.5, 1.5, 8).astype("float32"))
+    norm.bias.set_value(np.linspace(-1, 1, 8).astype("float32"))
+    x = paddle.to_tensor(np.random.default_rng(0).standard_normal((2, 3, 8)).astype("float32"))
+    with pytest.raises(ValueError, match="unpack"):  # the upstream break on Paddle >= 3.0
+        norm(x)
+    holder = paddle.nn.Sequential(norm)
+    assert compat.fix_super_layer_norms(holder) == 1
+    expected = paddle.nn.functional.layer_norm(x, [8], weight=norm.weight, bias=norm.bias, epsilon=1e-12)
+    np.testing.assert_allclose(norm(x).numpy(), expected.numpy(), atol=1e-6)
+    # narrower input uses the first features of weight and bias, as PaddleSlim intends
+    narrow = x[..., :6]
+    expected = paddle.nn.functional.layer_norm(narrow, [6], weight=norm.weight[:6], bias=norm.bias[:6], epsilon=1e-12)
+    np.testing.assert_allclose(norm(narrow).numpy(), expected.numpy(), atol=1e-6)
+    assert norm.cur_config == {"prune_dim": 6}
+
+
+def test_super_layer_norm_shim_matches_nothing():
+    with pytest.raises(ValueError, match="matched no SuperLayerNorm inside Sequential"):
+        compat.fix_super_layer_norms(paddle.nn.Sequential(paddle.nn.LayerNorm(4)))
