@@ -1,0 +1,54 @@
+"""The command line: arguments reach the config, errors are one clear line and exit code 2."""
+import subprocess
+import sys
+
+import pytest
+
+from helpers import write_sentiment_data
+from paddle_dynafast import cli
+
+
+def test_finetune_command(tmp_path, tiny_hf_dir, capsys):
+    write_sentiment_data(tmp_path / "data")
+    code = cli.main(["finetune", "--model", str(tiny_hf_dir), "--data-dir", str(tmp_path / "data"),
+                     "--output", str(tmp_path / "out"), "--max-seq-len", "16", "--batch-size", "16",
+                     "--epochs", "2", "--lr", "2e-3", "--max-steps", "25"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "dev accuracy" in out and "(25 steps" in out
+    import json
+
+    stage = json.loads((tmp_path / "out" / "stage.json").read_text())
+    assert stage["config"]["train"]["max_steps"] == 25 and stage["config"]["data"]["max_seq_len"] == 16
+
+
+def test_bad_data_is_one_line_and_exit_2(tmp_path, tiny_hf_dir, capsys):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.txt").write_text("0 good\n1 \n")
+    code = cli.main(["finetune", "--model", str(tiny_hf_dir), "--data-dir", str(tmp_path / "data"),
+                     "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "paddle-dynafast finetune: error:" in err and "train.txt:2: empty text after label '1'" in err
+
+
+def test_bad_option_value_is_named(tmp_path, tiny_hf_dir, capsys):
+    code = cli.main(["finetune", "--model", str(tiny_hf_dir), "--data-dir", str(tmp_path), "--output",
+                     str(tmp_path / "o"), "--lr", "-1"])
+    assert code == 2 and "lr must be > 0, got -1.0" in capsys.readouterr().err
+
+
+def test_module_entry_point_help():
+    result = subprocess.run([sys.executable, "-m", "paddle_dynafast", "finetune", "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "--max-examples" in result.stdout and "example: paddle-dynafast" in result.stdout
+
+
+def test_progress_is_logged_despite_paddle_resetting_the_root_logger(tmp_path, tiny_hf_dir):
+    write_sentiment_data(tmp_path / "data", n_train=64, n_dev=16, n_test=16)
+    result = subprocess.run([sys.executable, "-m", "paddle_dynafast", "finetune", "--model", str(tiny_hf_dir),
+                             "--data-dir", str(tmp_path / "data"), "--output", str(tmp_path / "out"),
+                             "--epochs", "1", "--batch-size", "16", "--max-seq-len", "16"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "INFO paddle_dynafast.train: finetune epoch 0 step 4: score" in result.stderr
