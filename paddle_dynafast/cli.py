@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import List, Optional
 
-from .config import DataConfig, FinetuneConfig, ModelSize, TrainConfig
+from .config import DataConfig, FinetuneConfig, ModelSize, SupernetConfig, TrainConfig
 
 logger = logging.getLogger("paddle_dynafast")
 
@@ -32,6 +33,8 @@ def _common(parser: argparse.ArgumentParser, epochs: int, lr: float) -> None:
     parser.add_argument("--max-examples", type=int, default=None, help="use the first N examples of each split")
     parser.add_argument("--logdir", default=None, help="write VisualDL scalars here")
     parser.add_argument("--restart", action="store_true", help="delete --output and start over instead of resuming")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="CPU threads for Paddle's operators (default: all cores; Paddle's own default is 1)")
 
 
 def _data_config(args) -> DataConfig:
@@ -66,6 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--intermediate-size", type=int, default=size.intermediate_size, help="random init without --model")
     p.add_argument("--min-char-count", type=int, default=1, help="character vocabulary: rarer characters are [UNK]")
     p.set_defaults(run=_run_finetune)
+
+    p = sub.add_parser("supernet", help="stage 2: DynaBERT width supernet on PaddleSlim OFA",
+                       description="Score heads and FFN neurons on held-out training examples, reorder them, convert "
+                                   "the teacher to a PaddleSlim supernet and distil every width from it.",
+                       epilog="example: paddle-dynafast supernet --model runs/teacher --data-dir ../shared/data/sst2 "
+                              "--output runs/supernet --max-seq-len 64")
+    _common(p, epochs=3, lr=2e-5)
+    p.add_argument("--model", required=True, help="the fine-tuned teacher (a finetune output directory)")
+    p.add_argument("--widths", type=float, nargs="+", default=[1.0, 0.75, 0.5, 0.25],
+                   help="widths to train, 1.0 included (default 1.0 0.75 0.5 0.25)")
+    p.add_argument("--lambda-distill", type=float, default=0.1, help="hidden-state MSE weight (default 0.1)")
+    p.add_argument("--lambda-logit", type=float, default=1.0, help="soft cross-entropy weight (default 1.0)")
+    p.add_argument("--importance-examples", type=int, default=512,
+                   help="training examples held out to score heads and neurons (default 512)")
+    p.set_defaults(run=_run_supernet)
     return parser
 
 
@@ -85,6 +103,14 @@ def _run_finetune(args) -> int:
     return 0
 
 
+def _set_threads(threads: int) -> None:
+    if threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    import paddle
+
+    paddle.base.core.set_num_threads(threads)
+
+
 def _setup_logging(level: int) -> None:
     """Log paddle_dynafast's messages to stderr; on its own logger, since ``import paddle`` resets the root level."""
     if any(getattr(h, "_paddle_dynafast", False) for h in logger.handlers):
@@ -97,6 +123,26 @@ def _setup_logging(level: int) -> None:
     logger.propagate = False
 
 
+def _run_supernet(args) -> int:
+    from .supernet import train_supernet
+
+    config = SupernetConfig(output_dir=args.output, teacher_dir=args.model, data=_data_config(args),
+                            train=_train_config(args), widths=tuple(args.widths), lambda_distill=args.lambda_distill,
+                            lambda_logit=args.lambda_logit, importance_examples=args.importance_examples)
+    result = train_supernet(config, logdir=args.logdir, restart=args.restart)
+    report = result.metrics["widths"]
+    splits = [s for s in ("dev", "test") if f"{s}_accuracy" in report["teacher"]]
+    print("width    " + "  ".join(f"{s} acc" for s in splits) + "   parameters   mean FLOPs")
+    print("teacher  " + "  ".join(f"{100 * report['teacher'][f'{s}_accuracy']:6.2f}" for s in splits)
+          + f"   {report['teacher']['parameters']:>10,}")
+    for width in config.widths:
+        row = report[str(width)]
+        print(f"{width:<8} " + "  ".join(f"{100 * row[f'{s}_accuracy']:6.2f}" for s in splits)
+              + f"   {row['parameters']:>10,}   {row['dev_mean_flops'] / 1e6:8.1f} M")
+    print(f"-> {result.output_dir}")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(logging.DEBUG if args.verbose else logging.INFO)
@@ -104,6 +150,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from .data import DataError
 
     try:
+        _set_threads(args.threads)
         return args.run(args)
     except (DataError, CheckpointError, ValueError, FileNotFoundError) as error:
         print(f"paddle-dynafast {args.command}: error: {error}", file=sys.stderr)
