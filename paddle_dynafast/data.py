@@ -157,15 +157,24 @@ def load_splits(data_dir: str | Path, max_examples: Optional[int] = None, dev_fr
         raise DataError(f"{data_dir}: no train.txt or train.tsv")
     splits = {split: read_examples(path) for split, path in files.items() if path is not None}
     if "dev" not in splits:
-        train = list(splits["train"])
-        random.Random(seed).shuffle(train)
-        n_dev = max(1, int(round(len(train) * dev_fraction)))
-        splits["dev"], splits["train"] = train[:n_dev], train[n_dev:]
+        n_dev = max(1, int(round(len(splits["train"]) * dev_fraction)))
+        splits["train"], splits["dev"] = hold_out(splits["train"], n_dev, seed)
         logger.info("%s has no dev split: held out %d of %d train examples as dev (seed %d)",
-                    data_dir, n_dev, len(train), seed)
+                    data_dir, len(splits["dev"]), len(splits["train"]) + len(splits["dev"]), seed)
     if max_examples is not None:
         splits = {split: examples[:max_examples] for split, examples in splits.items()}
     return splits
+
+
+def hold_out(examples: Sequence[Example], count: int, seed: int) -> tuple:
+    """``(kept, held_out)``: a seeded random ``count`` examples set aside (at most half of them)."""
+    if len(examples) < 2:
+        raise DataError(f"{len(examples)} example(s) are too few to hold any out")
+    count = min(count, len(examples) // 2)
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    held = set(order[:count])
+    return ([e for i, e in enumerate(examples) if i not in held], [e for i, e in enumerate(examples) if i in held])
 
 
 # ----------------------------------------------------------------------------- labels
