@@ -7,8 +7,9 @@ they produced (``config.json``) and read back with :func:`from_dict`.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
-from typing import Any, Optional, Type, TypeVar
+from typing import Any, Optional, Tuple, Type, TypeVar
 
 T = TypeVar("T")
 
@@ -130,9 +131,52 @@ class FinetuneConfig:
             raise ValueError(f"min_char_count must be >= 1, got {self.min_char_count}")
 
 
+def normalize_widths(widths) -> Tuple[float, ...]:
+    """Widths sorted largest first; each in (0, 1], no repeats, 1.0 (the teacher's width) included."""
+    widths = tuple(sorted((float(w) for w in widths), reverse=True))
+    for width in widths:
+        if not 0 < width <= 1:
+            raise ValueError(f"width {width} is not in (0, 1]")
+    if len(set(widths)) != len(widths):
+        raise ValueError(f"widths {list(widths)} repeat a value")
+    if not widths or widths[0] != 1.0:
+        raise ValueError(f"widths {list(widths)} must include 1.0, the teacher's own width")
+    return widths
+
+
+@dataclass(frozen=True)
+class SupernetConfig:
+    """Stage 2: the DynaBERT width supernet, distilled from the stage-1 teacher."""
+
+    output_dir: str
+    """Stage directory written by this stage."""
+    teacher_dir: str
+    """The fine-tuned teacher (a stage-1 directory or any PaddleNLP BERT classifier directory)."""
+    data: DataConfig
+    """Examples and their cutting (the teacher's labels must cover them)."""
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, lr=2e-5))
+    """Optimisation (PaddleNLP's DynaBERT example uses 3 epochs at 2e-5)."""
+    widths: Tuple[float, ...] = (1.0, 0.75, 0.5, 0.25)
+    """Share of heads and FFN neurons kept; trained every batch, largest first. Must include 1.0."""
+    lambda_distill: float = 0.1
+    """Weight of the hidden-state MSE (embeddings and every layer) against the teacher."""
+    lambda_logit: float = 1.0
+    """Weight of the soft cross-entropy against the teacher's logits."""
+    importance_examples: int = 512
+    """Training examples held out of supernet training to score heads and neurons."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", normalize_widths(self.widths))
+        for name in ("lambda_distill", "lambda_logit"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.importance_examples < 1:
+            raise ValueError(f"importance_examples must be >= 1, got {self.importance_examples}")
+
+
 def to_dict(config: Any) -> dict:
-    """A JSON-ready dict of a (nested) config dataclass."""
-    return dataclasses.asdict(config)
+    """A JSON-ready dict of a (nested) config dataclass (tuples become lists, as JSON reads them back)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
 def from_dict(cls: Type[T], data: dict) -> T:

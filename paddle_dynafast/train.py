@@ -280,17 +280,22 @@ def _linear_schedule(lr: float, total_steps: int, warmup_steps: int) -> paddle.o
 
 
 @paddle.no_grad()
-def predict_logits(model: paddle.nn.Layer, loader: paddle.io.DataLoader) -> np.ndarray:
-    """Logits ``[examples, num_labels]`` of ``model`` over ``loader``, in dataset order."""
-    model.eval()
+def predict(forward: Callable[[Dict[str, paddle.Tensor]], paddle.Tensor], loader: paddle.io.DataLoader) -> np.ndarray:
+    """``forward(batch)`` over ``loader``, rows put back in dataset order: ``[examples, ...]``."""
     rows, order = [], []
     for batch in loader:
-        rows.append(model(batch["input_ids"], token_type_ids=batch["token_type_ids"]).numpy())
+        rows.append(forward(batch).numpy())
         order.append(batch["index"].numpy())
-    logits = np.concatenate(rows)
-    out = np.empty_like(logits)
-    out[np.concatenate(order)] = logits
+    values = np.concatenate(rows)
+    out = np.empty_like(values)
+    out[np.concatenate(order)] = values
     return out
+
+
+def predict_logits(model: paddle.nn.Layer, loader: paddle.io.DataLoader) -> np.ndarray:
+    """Logits ``[examples, num_labels]`` of a classifier over ``loader``, in dataset order."""
+    model.eval()
+    return predict(lambda batch: model(batch["input_ids"], token_type_ids=batch["token_type_ids"]), loader)
 
 
 def accuracy(logits: np.ndarray, labels: Sequence[int]) -> float:
@@ -301,9 +306,23 @@ def accuracy(logits: np.ndarray, labels: Sequence[int]) -> float:
 
 
 @dataclass
-class FinetuneResult:
+class StageResult:
+    """What a stage returns: its directory and the contents of its ``metrics.json``."""
+
     output_dir: Path
     metrics: Dict[str, Any]
+
+
+def teacher_labels(teacher_dir: str | Path, train_examples: Sequence[data.Example], num_labels: int) -> List[str]:
+    """The labels a teacher was trained on (its ``stage.json``, else the training split's), checked against its head."""
+    stage = Path(teacher_dir) / STAGE_FILE
+    labels = artifacts.read_json(stage)["labels"] if stage.is_file() else data.label_list(train_examples)
+    if len(labels) != num_labels:
+        raise ValueError(f"{teacher_dir} classifies {num_labels} labels, but its labels are {labels}")
+    unknown = sorted(set(data.label_list(train_examples)) - set(labels))
+    if unknown:
+        raise data.DataError(f"training labels {unknown} are not among the teacher's labels {labels}")
+    return list(labels)
 
 
 def stage_is_complete(output_dir: str | Path, stage: str, config_dict: Dict[str, Any]) -> bool:
@@ -363,7 +382,7 @@ def _build_teacher_inputs(config: FinetuneConfig, splits: Dict[str, List[data.Ex
     return backbone.build_classifier(bert_config), tokenizer, labels
 
 
-def finetune(config: FinetuneConfig, logdir: Optional[str] = None, restart: bool = False) -> FinetuneResult:
+def finetune(config: FinetuneConfig, logdir: Optional[str] = None, restart: bool = False) -> StageResult:
     """Stage 1: fine-tune a BERT classifier; the best dev checkpoint is the stage's model.
 
     Writes to ``config.output_dir``: the model and tokenizer (PaddleNLP
@@ -378,7 +397,7 @@ def finetune(config: FinetuneConfig, logdir: Optional[str] = None, restart: bool
         shutil.rmtree(output_dir)
     if stage_is_complete(output_dir, "finetune", config_dict):
         logger.info("%s is complete; nothing to do", output_dir)
-        return FinetuneResult(output_dir, artifacts.read_json(output_dir / METRICS_FILE))
+        return StageResult(output_dir, artifacts.read_json(output_dir / METRICS_FILE))
     check_resumable(output_dir, "finetune", config_dict)
 
     seed_everything(config.train.seed)
@@ -432,7 +451,7 @@ def finetune(config: FinetuneConfig, logdir: Optional[str] = None, restart: bool
     shutil.rmtree(output_dir / CHECKPOINT_DIR, ignore_errors=True)
     logger.info("finetune: dev accuracy %.4f%s -> %s", state.best_score,
                 f", test accuracy {metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else "", output_dir)
-    return FinetuneResult(output_dir, metrics)
+    return StageResult(output_dir, metrics)
 
 
 def load_finetune_config(output_dir: str | Path) -> FinetuneConfig:

@@ -52,3 +52,18 @@ def test_progress_is_logged_despite_paddle_resetting_the_root_logger(tmp_path, t
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "INFO paddle_dynafast.train: finetune epoch 0 step 4: score" in result.stderr
+
+
+def test_supernet_command(tmp_path, tiny_hf_dir, capsys):
+    write_sentiment_data(tmp_path / "data", n_train=96, n_dev=32, n_test=32)
+    common = ["--data-dir", str(tmp_path / "data"), "--max-seq-len", "16", "--batch-size", "16", "--threads", "1"]
+    assert cli.main(["finetune", "--model", str(tiny_hf_dir), "--output", str(tmp_path / "t"), "--epochs", "1",
+                     *common]) == 0
+    code = cli.main(["supernet", "--model", str(tmp_path / "t"), "--output", str(tmp_path / "s"), "--epochs", "1",
+                     "--max-steps", "2", "--widths", "1.0", "0.5", "--importance-examples", "16", *common])
+    out = capsys.readouterr().out
+    assert code == 0 and "teacher" in out and "0.5" in out and (tmp_path / "s" / "width-0.5").is_dir()
+    code = cli.main(["supernet", "--model", str(tmp_path / "t"), "--output", str(tmp_path / "s2"),
+                     "--widths", "1.0", "0.3", *common])
+    assert code == 2 and "width 0.3 keeps 1.2 of 4 heads" in capsys.readouterr().err
+    assert not (tmp_path / "s2").exists()

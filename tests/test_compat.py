@@ -29,3 +29,35 @@ def test_super_layer_norm_shim():
 def test_super_layer_norm_shim_matches_nothing():
     with pytest.raises(ValueError, match="matched no SuperLayerNorm inside Sequential"):
         compat.fix_super_layer_norms(paddle.nn.Sequential(paddle.nn.LayerNorm(4)))
+
+
+def _paddle_at_least(major, minor):
+    return tuple(int(x) for x in paddle.__version__.split(".")[:2]) >= (major, minor)
+
+
+def test_paddleslim_constructor_shim():
+    from paddleslim.nas.ofa.layers import SuperEmbedding, SuperLayerNorm
+
+    original = (SuperEmbedding.__dict__["__init__"], SuperLayerNorm.__dict__["__init__"])
+    if _paddle_at_least(3, 2):  # the upstream break on the pinned Paddle
+        with pytest.raises(TypeError, match="positional arguments"):
+            SuperEmbedding(10, 4, candidate_config={"expand_ratio": [0.5, 1.0]})
+    with compat.paddleslim_constructors():
+        emb = SuperEmbedding(10, 4, candidate_config={"expand_ratio": [0.5, 1.0]}, padding_idx=0,
+                             weight_attr=paddle.ParamAttr(initializer=paddle.nn.initializer.Constant(0.5)))
+        norm = SuperLayerNorm(6, epsilon=1e-12)
+    assert (emb._sparse, emb._padding_idx, emb.base_output_dim, emb.expand_ratio) == (False, 0, 4, [0.5, 1.0])
+    np.testing.assert_array_equal(emb.weight.numpy()[1], [0.5] * 4)  # weight_attr reached nn.Embedding
+    np.testing.assert_array_equal(emb(paddle.to_tensor([[1]]), expand_ratio=0.5).numpy(), [[[0.5, 0.5]]])
+    assert norm._epsilon == 1e-12 and norm.cur_config is None and list(norm.weight.shape) == [6]
+    assert (SuperEmbedding.__dict__["__init__"], SuperLayerNorm.__dict__["__init__"]) == original
+
+
+def test_paddleslim_constructor_shim_restores_after_an_error():
+    from paddleslim.nas.ofa.layers import SuperEmbedding
+
+    original = SuperEmbedding.__dict__["__init__"]
+    with pytest.raises(RuntimeError):
+        with compat.paddleslim_constructors():
+            raise RuntimeError("convert failed")
+    assert SuperEmbedding.__dict__["__init__"] is original
