@@ -21,8 +21,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt setup.py
 
 install: $(VENV)/.installed
 
-# The default suite: tiny random models plus the MiniLM conversion check (seconds).
+# The default suite: tiny random models plus the MiniLM conversion check (about a minute), after pyflakes.
 test: install
+	$(PY) -m pyflakes paddle_dynafast tests examples
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Only the tests marked slow: real MiniLM weights on real data (minutes). CI runs them after `make test`.

@@ -350,6 +350,30 @@ def check_resumable(output_dir: Path, stage: str, config_dict: Dict[str, Any],
                          "choose another --output or remove it")
 
 
+def begin_stage(stage: str, config: Any, restart: bool = False) -> Optional[StageResult]:
+    """What every stage does first: ``restart`` clears ``config.output_dir``; a stage already complete with this
+    configuration is returned as it is; a run started with another configuration is refused; then the seeds are set.
+    Returns None when the stage has work to do."""
+    output_dir = Path(config.output_dir)
+    config_dict = to_dict(config)
+    if restart and output_dir.exists():
+        shutil.rmtree(output_dir)
+    if stage_is_complete(output_dir, stage, config_dict):
+        logger.info("%s is complete; nothing to do", output_dir)
+        return StageResult(output_dir, artifacts.read_json(output_dir / METRICS_FILE))
+    check_resumable(output_dir, stage, config_dict)
+    seed_everything(config.train.seed)
+    return None
+
+
+def finish_stage(output_dir: Path, info: Dict[str, Any], metrics: Dict[str, Any]) -> StageResult:
+    """What every stage does last: write ``metrics.json``, mark ``stage.json`` complete, drop the checkpoint."""
+    artifacts.write_json(output_dir / METRICS_FILE, metrics)
+    artifacts.write_json(output_dir / STAGE_FILE, {**info, "complete": True})
+    shutil.rmtree(output_dir / CHECKPOINT_DIR, ignore_errors=True)
+    return StageResult(output_dir, metrics)
+
+
 def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
     out = {}
     for key, value in d.items():
@@ -391,16 +415,10 @@ def finetune(config: FinetuneConfig, logdir: Optional[str] = None, restart: bool
     and ``checkpoint/`` (removed when the stage completes). An interrupted run
     resumes from its checkpoint; a complete one is left as it is.
     """
+    done = begin_stage("finetune", config, restart)
+    if done is not None:
+        return done
     output_dir = Path(config.output_dir)
-    config_dict = to_dict(config)
-    if restart and output_dir.exists():
-        shutil.rmtree(output_dir)
-    if stage_is_complete(output_dir, "finetune", config_dict):
-        logger.info("%s is complete; nothing to do", output_dir)
-        return StageResult(output_dir, artifacts.read_json(output_dir / METRICS_FILE))
-    check_resumable(output_dir, "finetune", config_dict)
-
-    seed_everything(config.train.seed)
     splits = data.load_splits(config.data.data_dir, config.data.max_examples, config.data.dev_fraction,
                               seed=config.train.seed)
     model, tokenizer, labels = _build_teacher_inputs(config, splits)
@@ -413,7 +431,7 @@ def finetune(config: FinetuneConfig, logdir: Optional[str] = None, restart: bool
     model.config.id2label = dict(enumerate(labels))
     model.config.label2id = {label: i for i, label in enumerate(labels)}
 
-    info = {"stage": "finetune", "complete": False, "config": config_dict, "labels": labels,
+    info = {"stage": "finetune", "complete": False, "config": to_dict(config), "labels": labels,
             "num_examples": {split: len(f) for split, f in features.items()},
             "truncated": {split: sum(x.truncated for x in f) for split, f in features.items()},
             "versions": versions()}
@@ -446,12 +464,9 @@ def finetune(config: FinetuneConfig, logdir: Optional[str] = None, restart: bool
     if "test" in features:
         test_loader = data.make_loader(features["test"], pad, config.train.eval_batch_size, shuffle=False)
         metrics["test_accuracy"] = accuracy(predict_logits(best.model, test_loader), [f.label for f in features["test"]])
-    artifacts.write_json(output_dir / METRICS_FILE, metrics)
-    artifacts.write_json(output_dir / STAGE_FILE, {**info, "complete": True})
-    shutil.rmtree(output_dir / CHECKPOINT_DIR, ignore_errors=True)
     logger.info("finetune: dev accuracy %.4f%s -> %s", state.best_score,
                 f", test accuracy {metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else "", output_dir)
-    return StageResult(output_dir, metrics)
+    return finish_stage(output_dir, info, metrics)
 
 
 def load_finetune_config(output_dir: str | Path) -> FinetuneConfig:
