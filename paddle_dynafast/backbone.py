@@ -336,20 +336,25 @@ def extended_attention_mask(input_ids: paddle.Tensor, pad_token_id: int,
 
 
 def self_attention(attn: nn.MultiHeadAttention, x: paddle.Tensor, mask: paddle.Tensor,
-                   head_mask: Optional[paddle.Tensor] = None) -> paddle.Tensor:
+                   head_mask: Optional[paddle.Tensor] = None, query: Optional[paddle.Tensor] = None) -> paddle.Tensor:
     """Multi-head self-attention of ``x`` ``[batch, seq, hidden]`` with an optional per-head mask.
 
     ``head_mask`` ``[num_heads]`` multiplies each head's attention probabilities
     (1 keeps a head). The number of heads is ``q_proj``'s output width divided by
     ``head_dim``: a supernet at width 0.5 runs the first half of the heads.
+    ``query`` ``[batch, queries, hidden]`` (default ``x``) computes only those
+    positions' outputs, against every position of ``x``.
     """
-    q, k, v = attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)  # [batch, seq, heads * head_dim]
+    query = x if query is None else query
+    q, k, v = attn.q_proj(query), attn.k_proj(x), attn.v_proj(x)  # [batch, seq, heads * head_dim]
     head_dim = attn.head_dim
     heads = q.shape[-1] // head_dim
-    q = q.reshape([0, 0, heads, head_dim]).transpose([0, 2, 1, 3])  # [batch, heads, seq, head_dim]
-    k = k.reshape([0, 0, heads, head_dim]).transpose([0, 2, 1, 3])
-    v = v.reshape([0, 0, heads, head_dim]).transpose([0, 2, 1, 3])
-    scores = paddle.matmul(q * head_dim ** -0.5, k, transpose_y=True) + mask  # [batch, heads, seq, seq]
+    # explicit sizes, not reshape's 0 ("copy this dimension"), which mis-infers on an empty batch
+    batch, seq, queries = paddle.shape(x)[0], paddle.shape(x)[1], paddle.shape(query)[1]
+    q = q.reshape([batch, queries, heads, head_dim]).transpose([0, 2, 1, 3])  # [batch, heads, queries, head_dim]
+    k = k.reshape([batch, seq, heads, head_dim]).transpose([0, 2, 1, 3])
+    v = v.reshape([batch, seq, heads, head_dim]).transpose([0, 2, 1, 3])
+    scores = paddle.matmul(q * head_dim ** -0.5, k, transpose_y=True) + mask  # [batch, heads, queries, seq]
     probs = F.softmax(scores, axis=-1)
     if attn.dropout:
         probs = F.dropout(probs, attn.dropout, training=attn.training, mode="upscale_in_train")
@@ -357,7 +362,7 @@ def self_attention(attn: nn.MultiHeadAttention, x: paddle.Tensor, mask: paddle.T
         if head_mask.shape[0] < heads:
             raise ValueError(f"head_mask has {head_mask.shape[0]} entries for a layer with {heads} heads")
         probs = probs * head_mask[:heads].reshape([1, heads, 1, 1])
-    context = paddle.matmul(probs, v).transpose([0, 2, 1, 3]).reshape([0, 0, heads * head_dim])  # [batch, seq, width]
+    context = paddle.matmul(probs, v).transpose([0, 2, 1, 3]).reshape([batch, queries, heads * head_dim])
     return attn.out_proj(context)
 
 

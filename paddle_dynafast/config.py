@@ -131,6 +131,29 @@ class FinetuneConfig:
             raise ValueError(f"min_char_count must be >= 1, got {self.min_char_count}")
 
 
+@dataclass(frozen=True)
+class BranchConfig:
+    """Size of every branch classifier."""
+
+    cls_hidden_size: int = 128
+    """Width the branch narrows the hidden states to."""
+    cls_num_attention_heads: int = 2
+    """Heads of the branch's self-attention; must divide cls_hidden_size."""
+    dropout: float = 0.1
+    """Dropout on the branch's attention probabilities while training."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.cls_hidden_size, int) or self.cls_hidden_size < 1:
+            raise ValueError(f"cls_hidden_size must be a whole number >= 1, got {self.cls_hidden_size!r}")
+        if not isinstance(self.cls_num_attention_heads, int) or self.cls_num_attention_heads < 1:
+            raise ValueError(f"cls_num_attention_heads must be a whole number >= 1, got {self.cls_num_attention_heads!r}")
+        if self.cls_hidden_size % self.cls_num_attention_heads:
+            raise ValueError(f"cls_hidden_size {self.cls_hidden_size} does not divide into "
+                             f"{self.cls_num_attention_heads} heads")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout {self.dropout} is not in [0, 1)")
+
+
 def normalize_widths(widths) -> Tuple[float, ...]:
     """Widths sorted largest first; each in (0, 1], no repeats, 1.0 (the teacher's width) included."""
     widths = tuple(sorted((float(w) for w in widths), reverse=True))
@@ -174,6 +197,110 @@ class SupernetConfig:
             raise ValueError(f"importance_examples must be >= 1, got {self.importance_examples}")
 
 
+@dataclass(frozen=True)
+class SelfDistillConfig:
+    """Stage 3: FastBERT branches after every layer, self-distilled from each width's own final classifier."""
+
+    output_dir: str
+    """Stage directory written by this stage."""
+    model_dir: str
+    """A supernet directory (stage 2; every width it trained) or a fine-tuned classifier (width 1.0 only)."""
+    data: DataConfig
+    """Training texts (labels are not used unless objective is 'labels') and the dev split."""
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, lr=5e-4))
+    """Optimisation of the branches (the backbone and final classifier stay frozen)."""
+    branch: BranchConfig = field(default_factory=BranchConfig)
+    """Size of each branch."""
+    widths: Optional[Tuple[float, ...]] = None
+    """Widths to give branches; None: every width of the supernet."""
+    shared_branches: bool = True
+    """One set of branches for all widths (True) or one set per width (False)."""
+    objective: str = "distill"
+    """'distill': KL(branch || final classifier) with no labels (FastBERT); 'labels': cross-entropy to the gold
+    labels (the paper's ablation)."""
+    unlabeled_file: Optional[str] = None
+    """Raw text, one example a line, used for distillation besides the training split."""
+
+    def __post_init__(self) -> None:
+        if self.widths is not None:
+            object.__setattr__(self, "widths", normalize_widths(self.widths))
+        if self.objective not in ("distill", "labels"):
+            raise ValueError(f"objective {self.objective!r} is not 'distill' or 'labels'")
+        if self.objective == "labels" and self.unlabeled_file is not None:
+            raise ValueError("objective 'labels' cannot use an unlabeled_file")
+
+
+def normalize_speeds(speeds) -> Tuple[float, ...]:
+    """Speeds sorted ascending, each in [0, 1], no repeats."""
+    speeds = tuple(sorted(float(s) for s in speeds))
+    for speed in speeds:
+        if not 0 <= speed <= 1:
+            raise ValueError(f"speed {speed} is not in [0, 1]")
+    if not speeds or len(set(speeds)) != len(speeds):
+        raise ValueError(f"speeds {list(speeds)} are empty or repeat a value")
+    return speeds
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """The accuracy x FLOPs x exit-layer grid of a model with branches, on one split."""
+
+    model_dir: str
+    """A stage-3 (distill) directory."""
+    output_dir: str
+    """Where evaluation.json, evaluation.md and evaluation.png go."""
+    data: DataConfig
+    """The data folder; max_seq_len should be the one the model was trained with."""
+    split: str = "test"
+    """Which split to measure: train, dev or test."""
+    widths: Optional[Tuple[float, ...]] = None
+    """Widths to measure; None: every width the model has branches for."""
+    speeds: Tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(21))
+    """Speeds to measure (the tables show 0, 0.1, 0.3, 0.5, 0.8 when present)."""
+    batch_size: int = 64
+    """Examples per forward pass."""
+
+    def __post_init__(self) -> None:
+        if self.split not in ("train", "dev", "test"):
+            raise ValueError(f"split {self.split!r} is not train, dev or test")
+        if self.widths is not None:
+            object.__setattr__(self, "widths", tuple(sorted((float(w) for w in self.widths), reverse=True)))
+        object.__setattr__(self, "speeds", normalize_speeds(self.speeds))
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class CalibrateConfig:
+    """Choose (width, speed) operating points on dev for an accuracy budget, and the reverse."""
+
+    model_dir: str
+    """A stage-3 (distill) directory."""
+    output_dir: str
+    """Where calibration.json and calibration.md go."""
+    data: DataConfig
+    """The data folder (dev chooses, test reports)."""
+    max_accuracy_drop: float = 0.5
+    """Points of dev accuracy the adaptive model may lose against the full model (width 1.0, speed 0)."""
+    min_flops_speedup: float = 3.0
+    """The reverse budget: the best accuracy with at least this many times fewer FLOPs."""
+    speeds: Tuple[float, ...] = tuple(round(0.01 * i, 2) for i in range(101))
+    """Speeds to search."""
+    batch_size: int = 64
+    """Examples per forward pass."""
+
+    def __post_init__(self) -> None:
+        if self.max_accuracy_drop < 0:
+            raise ValueError(f"max_accuracy_drop must be >= 0 points, got {self.max_accuracy_drop}")
+        if self.min_flops_speedup < 1:
+            raise ValueError(f"min_flops_speedup must be >= 1, got {self.min_flops_speedup}")
+        object.__setattr__(self, "speeds", normalize_speeds(self.speeds))
+        if 0.0 not in self.speeds:
+            raise ValueError("speeds must include 0 (the full model is the reference)")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
 def to_dict(config: Any) -> dict:
     """A JSON-ready dict of a (nested) config dataclass (tuples become lists, as JSON reads them back)."""
     return json.loads(json.dumps(dataclasses.asdict(config)))
@@ -193,4 +320,4 @@ def from_dict(cls: Type[T], data: dict) -> T:
     return cls(**kwargs)
 
 
-_NESTED = {"DataConfig": DataConfig, "TrainConfig": TrainConfig, "ModelSize": ModelSize}
+_NESTED = {"DataConfig": DataConfig, "TrainConfig": TrainConfig, "ModelSize": ModelSize, "BranchConfig": BranchConfig}

@@ -28,3 +28,53 @@ def tiny_model(tiny_hf_dir):
 
     loaded = load_classifier(tiny_hf_dir, num_labels=3)
     return loaded.model
+
+
+@pytest.fixture(scope="session")
+def toy_data(tmp_path_factory):
+    """The learnable toy task (label 1 iff 'good' appears), train 200 / dev 48 / test 48."""
+    from helpers import write_sentiment_data
+
+    return write_sentiment_data(tmp_path_factory.mktemp("toy") / "data", n_train=200, n_dev=48, n_test=48)
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher_dir(tmp_path_factory, toy_data):
+    """A tiny BERT fine-tuned on the toy task (stage 1). Do not modify: copy it first."""
+    from helpers import tiny_hf_weights, write_hf_dir
+    from paddle_dynafast import train
+    from paddle_dynafast.config import DataConfig, FinetuneConfig, TrainConfig
+
+    root = tmp_path_factory.mktemp("teacher")
+    pretrained = write_hf_dir(root / "pretrained", tiny_hf_weights(seed=0))
+    train.finetune(FinetuneConfig(output_dir=str(root / "teacher"), model_dir=str(pretrained),
+                                  data=DataConfig(data_dir=str(toy_data), max_seq_len=16),
+                                  train=TrainConfig(epochs=3, batch_size=16, lr=2e-3, seed=1)))
+    return root / "teacher"
+
+
+@pytest.fixture(scope="session")
+def tiny_supernet_dir(tmp_path_factory, toy_data, tiny_teacher_dir):
+    """Stage 2 on the tiny teacher, widths 1.0/0.75/0.5/0.25. Do not modify: copy it first."""
+    from paddle_dynafast.config import DataConfig, SupernetConfig, TrainConfig
+    from paddle_dynafast.supernet import train_supernet
+
+    out = tmp_path_factory.mktemp("supernet") / "supernet"
+    train_supernet(SupernetConfig(output_dir=str(out), teacher_dir=str(tiny_teacher_dir),
+                                  data=DataConfig(data_dir=str(toy_data), max_seq_len=16),
+                                  train=TrainConfig(epochs=1, batch_size=16, lr=1e-3, seed=2), importance_examples=32))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_dynafast_dir(tmp_path_factory, toy_data, tiny_supernet_dir):
+    """Stage 3 on the tiny supernet: shared branches at every width. Do not modify: copy it first."""
+    from paddle_dynafast import distill
+    from paddle_dynafast.config import BranchConfig, DataConfig, SelfDistillConfig, TrainConfig
+
+    out = tmp_path_factory.mktemp("dynafast") / "dynafast"
+    distill.self_distill(SelfDistillConfig(
+        output_dir=str(out), model_dir=str(tiny_supernet_dir), data=DataConfig(data_dir=str(toy_data), max_seq_len=16),
+        train=TrainConfig(epochs=2, batch_size=16, lr=3e-3, seed=3),
+        branch=BranchConfig(cls_hidden_size=16, cls_num_attention_heads=2)))
+    return out

@@ -1,5 +1,4 @@
 """Outputs a user keeps are written atomically."""
-import json
 import os
 
 import pytest

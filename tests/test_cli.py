@@ -2,8 +2,6 @@
 import subprocess
 import sys
 
-import pytest
-
 from helpers import write_sentiment_data
 from paddle_dynafast import cli
 

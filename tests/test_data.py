@@ -4,7 +4,7 @@ import re
 import numpy as np
 import pytest
 
-from helpers import VOCAB, write_hf_dir, tiny_hf_weights, write_sentiment_data
+from helpers import tiny_hf_weights, write_hf_dir, write_sentiment_data
 from paddle_dynafast import data
 from paddle_dynafast.backbone import load_tokenizer
 from paddle_dynafast.data import DataError

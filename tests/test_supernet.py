@@ -6,10 +6,10 @@ import numpy as np
 import paddle
 import pytest
 
-from helpers import random_ids, write_sentiment_data
+from helpers import random_ids
 from paddle_dynafast import supernet, train
 from paddle_dynafast.backbone import head_mask_forward, load_classifier
-from paddle_dynafast.config import DataConfig, FinetuneConfig, SupernetConfig, TrainConfig
+from paddle_dynafast.config import DataConfig, SupernetConfig, TrainConfig
 from paddle_dynafast.flops import BertShape
 
 WIDTHS = (1.0, 0.75, 0.5, 0.25)
@@ -103,12 +103,12 @@ def test_bad_widths(tiny_model, widths, message):
 
 
 @pytest.fixture()
-def tiny_teacher(tmp_path, tiny_hf_dir):
-    write_sentiment_data(tmp_path / "data", n_train=200, n_dev=48, n_test=48)
-    train.finetune(FinetuneConfig(output_dir=str(tmp_path / "teacher"), model_dir=str(tiny_hf_dir),
-                                  data=DataConfig(data_dir=str(tmp_path / "data"), max_seq_len=16),
-                                  train=TrainConfig(epochs=3, batch_size=16, lr=2e-3, seed=1)))
-    return tmp_path / "teacher"
+def tiny_teacher(tmp_path, toy_data, tiny_teacher_dir):
+    """A private copy of the session's tiny teacher, and the toy data at tmp_path / 'data'."""
+    import shutil
+
+    shutil.copytree(toy_data, tmp_path / "data")
+    return shutil.copytree(tiny_teacher_dir, tmp_path / "teacher")
 
 
 def _supernet_config(tmp_path, teacher, **kwargs):

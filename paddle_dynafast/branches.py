@@ -1,0 +1,98 @@
+"""FastBERT branch classifiers (arXiv 2004.02178, section 3.1, "student classifiers").
+
+A branch reads the hidden states ``[batch, seq, hidden]`` after one Transformer
+layer: a narrowing dense layer to ``cls_hidden_size`` (tanh), self-attention with
+``cls_num_attention_heads`` heads, the [CLS] position, a pre-logits dense layer
+(tanh) and a logits layer, as in the paper's ``FastBERTClassifier``.
+
+Where we differ: only the [CLS] position of the branch's self-attention is ever
+used, so we compute that one query (keys and values still cover every token).
+The result is the same as taking position 0 of the full self-attention; the
+cost per branch drops from ``O(seq * cls_hidden^2)`` queries and outputs to one.
+The hidden size stays the same at every width, so one branch can read the
+hidden states of any width of the supernet.
+"""
+from __future__ import annotations
+
+from typing import Dict, Sequence
+
+import paddle
+import paddle.nn as nn
+
+from .backbone import self_attention
+from .config import BranchConfig
+
+
+class FastBERTClassifier(nn.Layer):
+    """One branch: hidden states ``[batch, seq, hidden]`` and additive mask ``[batch, 1, 1, seq]`` -> logits."""
+
+    def __init__(self, hidden_size: int, num_labels: int, config: BranchConfig = BranchConfig()):
+        super().__init__()
+        c = config.cls_hidden_size
+        self.narrow = nn.Linear(hidden_size, c)
+        self.attention = nn.MultiHeadAttention(c, config.cls_num_attention_heads, dropout=config.dropout)
+        self.prelogits = nn.Linear(c, c)
+        self.logits = nn.Linear(c, num_labels)
+
+    def forward(self, hidden: paddle.Tensor, mask: paddle.Tensor) -> paddle.Tensor:
+        narrow = paddle.tanh(self.narrow(hidden))  # [batch, seq, c]
+        cls = self_attention(self.attention, narrow, mask, query=narrow[:, :1])  # [batch, 1, c]
+        return self.logits(paddle.tanh(self.prelogits(cls[:, 0])))  # [batch, num_labels]
+
+
+def branch_flops(hidden_size: int, num_labels: int, config: BranchConfig, tokens: int) -> int:
+    """FLOPs (2 x multiply-accumulates) of one branch on one sample of ``tokens`` tokens."""
+    c, t = config.cls_hidden_size, tokens
+    narrow = 2 * t * hidden_size * c
+    keys_values = 2 * (2 * t * c * c)
+    query_and_out = 2 * (2 * c * c)
+    attention = 2 * (2 * t * c)  # one query row against t keys, then against t values
+    head = 2 * c * c + 2 * c * num_labels
+    return narrow + keys_values + query_and_out + attention + head
+
+
+class Branches(nn.Layer):
+    """A branch after every Transformer layer but the last (the last layer uses the model's own classifier).
+
+    With ``widths`` given and ``shared=False`` there is one set per width, keyed
+    by width; otherwise one set serves every width.
+    """
+
+    def __init__(self, num_layers: int, hidden_size: int, num_labels: int, config: BranchConfig = BranchConfig(),
+                 widths: Sequence[float] = (1.0,), shared: bool = True):
+        super().__init__()
+        if num_layers < 2:
+            raise ValueError(f"a model of {num_layers} layer(s) has no layer to exit early from")
+        self.config, self.shared, self.widths = config, shared, tuple(float(w) for w in widths)
+        self.num_layers, self.hidden_size, self.num_labels = num_layers, hidden_size, num_labels
+        keys = ["shared"] if shared else [self.key(w) for w in self.widths]
+        self.sets = nn.LayerDict({key: nn.LayerList([FastBERTClassifier(hidden_size, num_labels, config)
+                                                     for _ in range(num_layers - 1)]) for key in keys})
+
+    @staticmethod
+    def key(width: float) -> str:
+        return f"width_{float(width):g}".replace(".", "_")
+
+    def at(self, width: float) -> nn.LayerList:
+        """The branches used at ``width`` (one per layer but the last)."""
+        if self.shared:
+            return self.sets["shared"]
+        key = self.key(width)
+        if key not in self.sets:
+            raise KeyError(f"no branches for width {width}; this model has widths {list(self.widths)}")
+        return self.sets[key]
+
+    def describe(self) -> Dict[str, object]:
+        """What is needed to build the same branches again (written to the stage directory)."""
+        return {"num_layers": self.num_layers, "hidden_size": self.hidden_size, "num_labels": self.num_labels,
+                "widths": list(self.widths), "shared": self.shared,
+                "cls_hidden_size": self.config.cls_hidden_size,
+                "cls_num_attention_heads": self.config.cls_num_attention_heads, "dropout": self.config.dropout}
+
+    @classmethod
+    def from_description(cls, description: Dict[str, object]) -> "Branches":
+        config = BranchConfig(cls_hidden_size=description["cls_hidden_size"],
+                              cls_num_attention_heads=description["cls_num_attention_heads"],
+                              dropout=description["dropout"])
+        return cls(description["num_layers"], description["hidden_size"], description["num_labels"], config,
+                   widths=description["widths"], shared=description["shared"])

@@ -1,0 +1,128 @@
+"""The batched exit loop: speed 0 is the final classifier, speed 1 exits at once, batched equals one by one."""
+import math
+
+import numpy as np
+import paddle
+import pytest
+
+from helpers import random_ids
+from paddle_dynafast import exit as exits
+from paddle_dynafast import supernet
+from paddle_dynafast.branches import Branches, branch_flops
+from paddle_dynafast.config import BranchConfig
+from paddle_dynafast.flops import BertShape, head_flops, layer_flops
+
+
+def _adaptive(model, width=1.0, seed=0, sharpness=8.0):
+    """Random branches made confident (large logits), so speeds in (0, 1) give a mix of exits."""
+    paddle.seed(seed)
+    branches = Branches(2, 32, 3, BranchConfig(cls_hidden_size=16, cls_num_attention_heads=2), widths=(width,))
+    for branch in branches.at(width):
+        branch.logits.weight.set_value(branch.logits.weight.numpy() * sharpness)
+    backbone = model if width == 1.0 else supernet.extract_submodel(model, model.config, width)
+    adaptive = exits.AdaptiveClassifier(backbone, branches.at(width))
+    adaptive.eval()
+    return adaptive
+
+
+def _batch(seed=0, batch=6, seq=10):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(2, seq + 1, size=batch)
+    lengths[0] = seq
+    return paddle.to_tensor(random_ids(rng, batch, seq, pad_from=lengths))
+
+
+def test_normalized_entropy_against_numpy():
+    p = np.array([[0.5, 0.5], [1.0, 0.0], [0.9, 0.1]], "float32")
+    ref = -(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0)).sum(-1) / math.log(2)
+    np.testing.assert_allclose(exits.normalized_entropy(paddle.to_tensor(p)).numpy(), ref, atol=1e-6)
+    assert exits.normalized_entropy(paddle.to_tensor([[1 / 6] * 6])).item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"speed 1.5 is not in \[0, 1\]"):
+        exits.check_speed(1.5)
+    with pytest.raises(ValueError, match=r"speed -0.1 is not in \[0, 1\]"):
+        exits.check_speed(-0.1)
+
+
+@pytest.mark.parametrize("width", [1.0, 0.5, 0.25])
+def test_speed_zero_is_exactly_the_final_classifier(tiny_model, width):
+    adaptive = _adaptive(tiny_model, width)
+    ids = _batch()
+    probs, exit_layer, uncertainty = adaptive(ids, speed=0.0)
+    final = paddle.nn.functional.softmax(adaptive.backbone(ids), axis=-1).numpy()
+    np.testing.assert_allclose(probs.numpy(), final, atol=1e-6)
+    assert exit_layer.numpy().tolist() == [2] * 6 and (uncertainty.numpy() >= 0).all()
+
+
+def test_speed_one_exits_every_sample_after_the_first_layer(tiny_model):
+    adaptive = _adaptive(tiny_model)
+    ids = _batch(1)
+    probs, exit_layer, uncertainty = adaptive(ids, speed=1.0)
+    assert exit_layer.numpy().tolist() == [1] * 6
+    first = paddle.nn.functional.softmax(adaptive.layer_logits(ids)[:, 0], axis=-1).numpy()
+    np.testing.assert_allclose(probs.numpy(), first, atol=1e-6)
+    assert (uncertainty.numpy()[:, 1] == exits.NOT_RUN).all() and (uncertainty.numpy()[:, 0] >= 0).all()
+
+
+@pytest.mark.parametrize("speed", [0.2, 0.5, 0.8])
+def test_batched_equals_one_by_one(tiny_model, speed):
+    adaptive = _adaptive(tiny_model, seed=3)
+    for seed in range(3):
+        ids = _batch(seed + 10, batch=8)
+        probs, exit_layer, uncertainty = (t.numpy() for t in adaptive(ids, speed=speed))
+        for row in range(8):
+            length = int((ids[row].numpy() != 0).sum())
+            p, e, u = (t.numpy() for t in adaptive(ids[row:row + 1, :length], speed=speed))
+            assert e[0] == exit_layer[row] and p.argmax() == probs[row].argmax()
+            np.testing.assert_allclose(p[0], probs[row], atol=1e-5)
+            np.testing.assert_allclose(u[0], uncertainty[row], atol=1e-5)
+
+
+def test_mixed_exits_and_simulation_agree(tiny_model):
+    adaptive = _adaptive(tiny_model, seed=3)
+    ids = _batch(5, batch=16)
+    layer_probs = paddle.nn.functional.softmax(adaptive.layer_logits(ids), axis=-1).numpy()
+    seen = set()
+    for speed in (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0):
+        probs, exit_layer, uncertainty = (t.numpy() for t in adaptive(ids, speed=speed))
+        sim_probs, sim_exit, sim_u = exits.simulate_exits(layer_probs, speed)
+        np.testing.assert_array_equal(sim_exit, exit_layer)
+        np.testing.assert_allclose(sim_probs, probs, atol=1e-6)
+        np.testing.assert_allclose(sim_u, uncertainty, atol=1e-6)
+        seen.add(tuple(sorted(set(exit_layer.tolist()))))
+    assert (1, 2) in seen  # some speed really splits the batch
+
+
+def test_all_exit_early_skips_the_remaining_layers(tiny_model, monkeypatch):
+    adaptive = _adaptive(tiny_model)
+    calls = []
+    original = exits.encoder_layer_forward
+
+    def counting(layer, hidden, mask, head_mask=None):
+        calls.append(hidden.shape[0])
+        return original(layer, hidden, mask, head_mask)
+
+    monkeypatch.setattr(exits, "encoder_layer_forward", counting)
+    adaptive(_batch(2, batch=5), speed=1.0)
+    assert calls == [5]  # layer 2 never ran
+    calls.clear()
+    adaptive(_batch(2, batch=5), speed=0.0)
+    assert calls == [5, 5]
+
+
+def test_branch_count_must_match_layers(tiny_model):
+    with pytest.raises(ValueError, match="3 branches for a backbone of 2 layers; need 1"):
+        exits.AdaptiveClassifier(tiny_model, [paddle.nn.Linear(1, 1)] * 3)
+
+
+def test_flops_by_hand():
+    shape = BertShape(hidden_size=4, num_layers=2, num_heads=2, head_dim=2, intermediate_size=6, num_labels=2)
+    # tokens 3, full width: qkv 3*2*3*4*4=288, scores+context 2*2*3*3*4=144, out 2*3*4*4=96, ffn 2*2*3*4*6=288
+    assert layer_flops(shape, 3) == 288 + 144 + 96 + 288
+    # half width: 1 head (inner 2), 3 neurons: qkv 144, attention 72, out 48, ffn 144
+    assert layer_flops(shape, 3, 0.5) == 144 + 72 + 48 + 144
+    assert head_flops(shape) == 2 * 16 + 2 * 8
+    config = BranchConfig(cls_hidden_size=2, cls_num_attention_heads=1)
+    # narrow 2*3*4*2=48, keys/values 2*2*3*2*2=48, query+out 2*2*2*2=16, attention 2*2*3*2=24, head 2*4+2*4=16
+    assert branch_flops(4, 2, config, 3) == 48 + 48 + 16 + 24 + 16
+    flops = exits.sample_flops(shape, config, np.array([3, 3]), np.array([1, 2]), 1.0)
+    assert flops.tolist() == [816 + 152, 2 * 816 + 152 + 48]
