@@ -11,17 +11,28 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import List, Optional
 
-from .config import DataConfig, FinetuneConfig, ModelSize, SupernetConfig, TrainConfig
+from .config import (BranchConfig, CalibrateConfig, DataConfig, EvaluateConfig, FinetuneConfig, ModelSize,
+                     SelfDistillConfig, SupernetConfig, TrainConfig)
 
 logger = logging.getLogger("paddle_dynafast")
 
 
-def _common(parser: argparse.ArgumentParser, epochs: int, lr: float) -> None:
+def _data_args(parser: argparse.ArgumentParser, max_seq_len: Optional[int] = 128) -> None:
     parser.add_argument("--data-dir", required=True, help="folder with train/dev/test (.txt LABEL TEXT or .tsv)")
-    parser.add_argument("--output", required=True, help="stage directory to write")
-    parser.add_argument("--max-seq-len", type=int, default=128, help="tokens per example (default 128)")
+    parser.add_argument("--output", required=True, help="directory to write")
+    parser.add_argument("--max-seq-len", type=int, default=max_seq_len,
+                        help=f"tokens per example (default {max_seq_len or 'the one the model was trained with'})")
+    parser.add_argument("--max-examples", type=int, default=None, help="use the first N examples of each split")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="CPU threads for Paddle's operators (default: all cores; Paddle's own default is 1)")
+
+
+def _common(parser: argparse.ArgumentParser, epochs: int, lr: float) -> None:
+    """The flags of the training stages."""
+    _data_args(parser)
     parser.add_argument("--batch-size", type=int, default=32, help="examples per step (default 32)")
     parser.add_argument("--eval-batch-size", type=int, default=64, help="examples per evaluation batch (default 64)")
     parser.add_argument("--epochs", type=int, default=epochs, help=f"passes over train (default {epochs})")
@@ -30,11 +41,23 @@ def _common(parser: argparse.ArgumentParser, epochs: int, lr: float) -> None:
     parser.add_argument("--warmup-ratio", type=float, default=0.1, help="share of steps warming up (default 0.1)")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after N steps (quick runs)")
-    parser.add_argument("--max-examples", type=int, default=None, help="use the first N examples of each split")
     parser.add_argument("--logdir", default=None, help="write VisualDL scalars here")
     parser.add_argument("--restart", action="store_true", help="delete --output and start over instead of resuming")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="CPU threads for Paddle's operators (default: all cores; Paddle's own default is 1)")
+
+
+def _eval_args(parser: argparse.ArgumentParser) -> None:
+    """The flags of the commands that measure a model with branches."""
+    _data_args(parser, max_seq_len=None)
+    parser.add_argument("--model", required=True, help="a distill output directory (a model with branches)")
+    parser.add_argument("--batch-size", type=int, default=64, help="examples per forward pass (default 64)")
+
+
+def _trained_max_seq_len(model_dir: str) -> int:
+    """The max_seq_len a model directory was trained with (its stage.json), else 128."""
+    from .artifacts import read_json
+
+    stage = Path(model_dir) / "stage.json"
+    return int(read_json(stage)["config"]["data"]["max_seq_len"]) if stage.is_file() else 128
 
 
 def _data_config(args) -> DataConfig:
@@ -48,7 +71,9 @@ def _train_config(args) -> TrainConfig:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="paddle-dynafast", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="paddle-dynafast", description="Width- and depth-adaptive BERT classifiers on PaddlePaddle: DynaBERT "
+        "(PaddleSlim OFA) supernets with FastBERT self-distilled early exits.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -84,6 +109,68 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--importance-examples", type=int, default=512,
                    help="training examples held out to score heads and neurons (default 512)")
     p.set_defaults(run=_run_supernet)
+
+    p = sub.add_parser("distill", help="stage 3: FastBERT branches self-distilled at every width",
+                       description="Add a branch classifier after every layer and train the branches to match their "
+                                   "width's final classifier (no labels needed); backbone and final classifier frozen.",
+                       epilog="example: paddle-dynafast distill --model runs/supernet --data-dir ../shared/data/sst2 "
+                              "--output runs/dynafast --max-seq-len 64")
+    _common(p, epochs=3, lr=5e-4)
+    p.add_argument("--model", required=True, help="a supernet output directory (or a finetune one: width 1.0 only)")
+    p.add_argument("--widths", type=float, nargs="+", default=None, help="widths to give branches (default: all)")
+    p.add_argument("--per-width-branches", action="store_true", help="one set of branches per width, not shared")
+    p.add_argument("--objective", choices=["distill", "labels"], default="distill",
+                   help="distill: KL to the final classifier, no labels (default); labels: the paper's ablation")
+    p.add_argument("--unlabeled", default=None, help="raw text file, one example a line, added to the training texts")
+    branch = BranchConfig()
+    p.add_argument("--cls-hidden-size", type=int, default=branch.cls_hidden_size, help="branch width (default 128)")
+    p.add_argument("--cls-num-attention-heads", type=int, default=branch.cls_num_attention_heads,
+                   help="branch attention heads (default 2)")
+    p.set_defaults(run=_run_distill)
+
+    p = sub.add_parser("evaluate", help="accuracy x FLOPs x exit layer over widths and speeds",
+                       epilog="example: paddle-dynafast evaluate --model runs/dynafast --data-dir ../shared/data/sst2 "
+                              "--split test --output runs/evaluation")
+    _eval_args(p)
+    p.add_argument("--split", choices=["train", "dev", "test"], default="test", help="split to measure (default test)")
+    p.add_argument("--widths", type=float, nargs="+", default=None, help="widths (default: all the model has)")
+    p.add_argument("--speeds", type=float, nargs="+", default=None, help="speeds (default 0, 0.05, ..., 1)")
+    p.set_defaults(run=_run_evaluate)
+
+    p = sub.add_parser("calibrate", help="choose (width, speed) on dev for an accuracy or FLOPs budget",
+                       epilog="example: paddle-dynafast calibrate --model runs/dynafast --data-dir ../shared/data/sst2 "
+                              "--max-accuracy-drop 0.5 --output runs/calibration")
+    _eval_args(p)
+    p.add_argument("--max-accuracy-drop", type=float, default=0.5,
+                   help="points of dev accuracy allowed below the full model (default 0.5)")
+    p.add_argument("--min-flops-speedup", type=float, default=3.0,
+                   help="reverse budget: best accuracy with at least this FLOPs speed-up (default 3)")
+    p.set_defaults(run=_run_calibrate)
+
+    p = sub.add_parser("export", help="write a Paddle Inference model, exit loop inside",
+                       description="Export a width of a distilled model with its batched exit loop (speed is an input "
+                                   "of the program), or with --no-exit the plain fixed-width classifier.",
+                       epilog="example: paddle-dynafast export --model runs/dynafast --width 0.5 --output runs/export-w0.5")
+    p.add_argument("--model", required=True, help="a distill directory (with --no-exit also finetune/supernet)")
+    p.add_argument("--output", required=True, help="directory to write")
+    p.add_argument("--width", type=float, default=1.0, help="width to export (default 1.0)")
+    p.add_argument("--no-exit", action="store_true", help="export the plain classifier without branches")
+    p.add_argument("--max-seq-len", type=int, default=None, help="default: the one the model was trained with")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads while exporting")
+    p.set_defaults(run=_run_export)
+
+    p = sub.add_parser("predict", help="classify texts with an exported model (JSON lines out)",
+                       epilog="example: paddle-dynafast predict --model runs/export-w0.5 --speed 0.3 --input texts.txt")
+    p.add_argument("--model", required=True, help="an export directory")
+    p.add_argument("--input", default=None, help="one text per line (default: standard input); .tsv or "
+                                                  "--labeled LABEL TEXT files also work, and report accuracy")
+    p.add_argument("--labeled", action="store_true", help="the input is LABEL TEXT lines")
+    p.add_argument("--output", default=None, help="write JSON lines here (default: standard output)")
+    p.add_argument("--speed", type=float, default=0.0, help="exit threshold in [0, 1] (default 0: no early exit)")
+    p.add_argument("--batch-size", type=int, default=32, help="texts per batch (default 32)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads (default: all cores)")
+    p.add_argument("--no-onednn", action="store_true", help="plain CPU kernels instead of oneDNN")
+    p.set_defaults(run=_run_predict)
     return parser
 
 
@@ -140,6 +227,101 @@ def _run_supernet(args) -> int:
         print(f"{width:<8} " + "  ".join(f"{100 * row[f'{s}_accuracy']:6.2f}" for s in splits)
               + f"   {row['parameters']:>10,}   {row['dev_mean_flops'] / 1e6:8.1f} M")
     print(f"-> {result.output_dir}")
+    return 0
+
+
+def _run_distill(args) -> int:
+    from .distill import self_distill
+
+    config = SelfDistillConfig(
+        output_dir=args.output, model_dir=args.model, data=_data_config(args), train=_train_config(args),
+        branch=BranchConfig(cls_hidden_size=args.cls_hidden_size, cls_num_attention_heads=args.cls_num_attention_heads),
+        widths=tuple(args.widths) if args.widths else None, shared_branches=not args.per_width_branches,
+        objective=args.objective, unlabeled_file=args.unlabeled)
+    result = self_distill(config, logdir=args.logdir, restart=args.restart)
+    for split, by_width in result.metrics["layers"].items():
+        for width, report in by_width.items():
+            if "accuracy" in report:
+                print(f"{split} width {width}: accuracy per layer "
+                      + " ".join(f"{100 * a:.1f}" for a in report["accuracy"]))
+    print(f"-> {result.output_dir}")
+    return 0
+
+
+def _eval_data(args) -> DataConfig:
+    max_seq_len = args.max_seq_len or _trained_max_seq_len(args.model)
+    return DataConfig(data_dir=args.data_dir, max_seq_len=max_seq_len, max_examples=args.max_examples)
+
+
+def _run_evaluate(args) -> int:
+    from .evaluate import evaluate, markdown_table
+
+    kwargs = {"speeds": tuple(args.speeds)} if args.speeds else {}
+    config = EvaluateConfig(model_dir=args.model, output_dir=args.output, data=_eval_data(args), split=args.split,
+                            widths=tuple(args.widths) if args.widths else None, batch_size=args.batch_size, **kwargs)
+    points = evaluate(config)
+    print(markdown_table(points), end="")
+    print(f"-> {args.output}/evaluation.{{json,md,png}}")
+    return 0
+
+
+def _run_calibrate(args) -> int:
+    from .calibrate import run_calibration
+
+    config = CalibrateConfig(model_dir=args.model, output_dir=args.output, data=_eval_data(args),
+                             max_accuracy_drop=args.max_accuracy_drop, min_flops_speedup=args.min_flops_speedup,
+                             batch_size=args.batch_size)
+    run_calibration(config)
+    print((Path(args.output) / "calibration.md").read_text(encoding="utf-8"), end="")
+    print(f"-> {args.output}/calibration.{{json,md}}")
+    return 0
+
+
+def _run_export(args) -> int:
+    from .export import export_model
+
+    out = export_model(args.model, args.output, width=args.width, no_exit=args.no_exit, max_seq_len=args.max_seq_len)
+    print(f"-> {out}")
+    return 0
+
+
+def _read_inputs(args):
+    """``(texts, labels or None)`` from --input or standard input."""
+    from .data import read_examples
+
+    if args.input and (args.labeled or args.input.endswith(".tsv")):
+        examples = read_examples(args.input)
+        return [e.text_a for e in examples], [e.label for e in examples]
+    stream = open(args.input, encoding="utf-8") if args.input else sys.stdin
+    with stream:
+        texts = [line.rstrip("\r\n") for line in stream]
+    where = args.input or "standard input"
+    empty = [i + 1 for i, t in enumerate(texts) if not t.strip()]
+    if empty:
+        raise ValueError(f"{where}:{empty[0]}: empty line ({len(empty)} in all); give one text per line")
+    return texts, None
+
+
+def _run_predict(args) -> int:
+    import json
+
+    from .export import Predictor
+
+    texts, gold = _read_inputs(args)
+    predictor = Predictor(args.model, threads=args.threads, onednn=not args.no_onednn)
+    result = predictor.predict(texts, speed=args.speed, batch_size=args.batch_size)
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        for label, probs, layer in zip(result.labels, result.probs, result.exit_layer):
+            out.write(json.dumps({"label": label, "probs": [round(float(p), 6) for p in probs],
+                                  "exit_layer": int(layer)}) + "\n")
+    finally:
+        if args.output:
+            out.close()
+    summary = f"{len(texts)} texts, mean exit layer {result.exit_layer.mean():.2f}, {result.truncated} truncated"
+    if gold is not None:
+        summary += f", accuracy {100 * sum(p == g for p, g in zip(result.labels, gold)) / len(gold):.2f}"
+    logger.info(summary)
     return 0
 
 

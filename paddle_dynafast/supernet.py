@@ -220,7 +220,7 @@ def evaluate_widths(ofa, widths: Iterable[float], loader, labels: Sequence[int])
 # ----------------------------------------------------------------------------- stage 2
 
 
-def _load_importance(path) -> "Importance":
+def _load_importance(path):
     from . import artifacts
     from .importance import Importance
 
@@ -239,25 +239,18 @@ def train_supernet(config, logdir: str | None = None, restart: bool = False):
     end dev and test accuracy, parameters and analytic FLOPs per width, next to
     the teacher's). Resumes like stage 1.
     """
-    import shutil
     from pathlib import Path
 
     from . import artifacts, data, train
     from .backbone import build_classifier, head_mask_forward, load_classifier, save_classifier
     from .config import to_dict
-    from .flops import model_flops
     from .importance import compute_importance, reorder
     from .losses import soft_cross_entropy
 
+    done = train.begin_stage("supernet", config, restart)
+    if done is not None:
+        return done
     output_dir = Path(config.output_dir)
-    config_dict = to_dict(config)
-    if restart and output_dir.exists():
-        shutil.rmtree(output_dir)
-    if train.stage_is_complete(output_dir, "supernet", config_dict):
-        logger.info("%s is complete; nothing to do", output_dir)
-        return train.StageResult(output_dir, artifacts.read_json(output_dir / train.METRICS_FILE))
-    train.check_resumable(output_dir, "supernet", config_dict)
-    train.seed_everything(config.train.seed)
 
     teacher_loaded = load_classifier(config.teacher_dir)
     teacher, tokenizer = teacher_loaded.model, teacher_loaded.tokenizer
@@ -277,7 +270,7 @@ def train_supernet(config, logdir: str | None = None, restart: bool = False):
                                     seed=config.train.seed)
     gold = {split: [f.label for f in features[split]] for split in features}
 
-    info = {"stage": "supernet", "complete": False, "config": config_dict, "labels": labels,
+    info = {"stage": "supernet", "complete": False, "config": to_dict(config), "labels": labels,
             "num_examples": {split: len(f) for split, f in features.items()}, "versions": train.versions()}
     artifacts.write_json(output_dir / train.STAGE_FILE, info)
 
@@ -323,10 +316,7 @@ def train_supernet(config, logdir: str | None = None, restart: bool = False):
     metrics = {"best_mean_dev_accuracy": state.best_score, "history": state.history, "train_steps": state.step,
                "train_seconds": round(state.train_seconds, 1),
                "widths": _final_report(output_dir, widths, teacher, tokenizer, loaders, gold, features, shape)}
-    artifacts.write_json(output_dir / train.METRICS_FILE, metrics)
-    artifacts.write_json(output_dir / train.STAGE_FILE, {**info, "complete": True})
-    shutil.rmtree(output_dir / train.CHECKPOINT_DIR, ignore_errors=True)
-    return train.StageResult(output_dir, metrics)
+    return train.finish_stage(output_dir, info, metrics)
 
 
 def _final_report(output_dir, widths, teacher, tokenizer, loaders, gold, features, shape) -> Dict[str, Dict]:
