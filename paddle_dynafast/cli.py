@@ -171,6 +171,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads (default: all cores)")
     p.add_argument("--no-onednn", action="store_true", help="plain CPU kernels instead of oneDNN")
     p.set_defaults(run=_run_predict)
+
+    p = sub.add_parser("bench", help="accuracy, FLOPs, latency and throughput of exported models, interleaved",
+                       epilog="example: paddle-dynafast bench --system full=runs/export-full "
+                              "--system adaptive=runs/export-w0.5@0.3 --data-dir ../shared/data/sst2 --output runs/bench")
+    p.add_argument("--system", action="append", required=True, metavar="NAME=DIR[@SPEED]",
+                   help="an export directory (and a speed for one with the exit loop); the first is the reference")
+    p.add_argument("--data-dir", required=True, help="folder with the split to measure")
+    p.add_argument("--split", choices=["train", "dev", "test"], default="test", help="split (default test)")
+    p.add_argument("--max-examples", type=int, default=None, help="use the first N examples")
+    p.add_argument("--samples", type=int, default=200, help="texts timed one by one for latency (default 200)")
+    p.add_argument("--batch-size", type=int, default=32, help="batch size of the throughput pass (default 32)")
+    p.add_argument("--rounds", type=int, default=5, help="throughput passes per system (default 5)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads of every system (default 2)")
+    p.add_argument("--no-onednn", action="store_true", help="plain CPU kernels instead of oneDNN")
+    p.add_argument("--output", required=True, help="directory for bench.json and bench.md")
+    p.set_defaults(run=_run_bench)
     return parser
 
 
@@ -323,6 +339,49 @@ def _run_predict(args) -> int:
         summary += f", accuracy {100 * sum(p == g for p, g in zip(result.labels, gold)) / len(gold):.2f}"
     logger.info(summary)
     return 0
+
+
+def _parse_system(text: str):
+    name, sep, rest = text.partition("=")
+    if not sep or not name or not rest:
+        raise ValueError(f"--system {text!r} is not NAME=DIR or NAME=DIR@SPEED")
+    directory, at, speed = rest.rpartition("@") if "@" in rest else (rest, "", "0")
+    return name, directory, float(speed)
+
+
+def _run_bench(args) -> int:
+    from . import artifacts, bench
+    from .backbone import load_tokenizer
+    from .data import encode, load_splits
+
+    parsed = [_parse_system(text) for text in args.system]
+    systems = [bench.exported_system(d, speed, threads=args.threads, onednn=not args.no_onednn, name=name)
+               for name, d, speed in parsed]
+    first = systems[0]
+    info = artifacts.read_json(Path(parsed[0][1]) / "export.json")
+    tokenizer = load_tokenizer(parsed[0][1])
+    splits = load_splits(args.data_dir, args.max_examples)
+    if args.split not in splits:
+        raise ValueError(f"{args.data_dir} has no {args.split} split")
+    features = encode(splits[args.split], tokenizer, info["max_seq_len"], info["labels"])
+    results = bench.measure(systems, features, [f.label for f in features], tokenizer.pad_token_id,
+                            samples=args.samples, batch_size=args.batch_size, rounds=args.rounds)
+    table = bench.markdown(results, args.batch_size)
+    out = Path(args.output)
+    artifacts.write_json(out / "bench.json", {"results": bench.to_json(results), "split": args.split,
+                                             "examples": len(features), "threads": args.threads,
+                                             "onednn": not args.no_onednn, "machine": _machine()})
+    artifacts.write_text(out / "bench.md", table)
+    print(table, end="")
+    print(f"({first.name} is the reference) -> {out}/bench.{{json,md}}")
+    return 0
+
+
+def _machine() -> dict:
+    import platform
+
+    return {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version()}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

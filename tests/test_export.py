@@ -110,3 +110,23 @@ def test_predict_command(tmp_path, exported, toy_data, capsys):
     (tmp_path / "in.txt").write_text("good w1\n\nbad w2\n")
     code = cli.main(["predict", "--model", str(exported[(0.5, True)]), "--input", str(tmp_path / "in.txt")])
     assert code == 2 and "in.txt:2: empty line (1 in all)" in capsys.readouterr().err
+
+
+def test_bench_command(tmp_path, exported, toy_data, capsys):
+    from paddle_dynafast import cli
+
+    code = cli.main(["bench", "--system", f"full={exported[(1.0, False)]}",
+                     "--system", f"adaptive={exported[(0.5, True)]}@0.3", "--data-dir", str(toy_data),
+                     "--samples", "10", "--rounds", "2", "--batch-size", "16", "--threads", "1",
+                     "--output", str(tmp_path / "bench")])
+    assert code == 0
+    report = json.loads((tmp_path / "bench" / "bench.json").read_text())
+    full, adaptive = report["results"]
+    assert full["ratios"]["flops_speedup"] == 1.0 and full["name"] == "full"
+    expected = export.Predictor(exported[(0.5, True)], threads=1).predict(_texts(toy_data, 48), speed=0.3)
+    gold = [int(line.split(" ", 1)[0]) for line in (toy_data / "test.txt").read_text().splitlines()]
+    assert adaptive["accuracy"] == pytest.approx(np.mean(expected.label_ids == np.array(gold)))
+    assert adaptive["mean_exit_layer"] == pytest.approx(expected.exit_layer.mean())
+    assert adaptive["ratios"]["flops_speedup"] > 1 and adaptive["latency_ms_median"] > 0
+    assert "| adaptive |" in capsys.readouterr().out
+    assert cli.main(["bench", "--system", "nonsense", "--data-dir", str(toy_data), "--output", str(tmp_path)]) == 2

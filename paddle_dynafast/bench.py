@@ -1,0 +1,156 @@
+"""Wall-clock benchmarks of exported models, next to their accuracy and analytic FLOPs.
+
+Systems are measured in one process, interleaved (A, B, A, B, ...) on the same
+pre-tokenised batches, so that the noise of a shared machine falls on all of
+them alike; we report medians and ratios against the first system. Latency is
+per sample at batch 1 (median and p90 over ``samples`` texts); throughput is
+texts per second at ``batch_size`` (median over ``rounds`` passes over the
+same texts). Tokenising is not timed: it is the same for every system.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import numpy as np
+
+Runner = Callable[[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]
+"""``(input_ids, token_type_ids) -> (probs [batch, labels], exit_layer [batch])``."""
+
+
+@dataclass
+class System:
+    name: str
+    run: Runner
+    flops: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    """``(tokens [n], exit_layer [n]) -> FLOPs [n]`` of this system."""
+    note: str = ""
+
+
+@dataclass
+class Result:
+    name: str
+    note: str
+    accuracy: float
+    mean_flops: float
+    mean_exit_layer: float
+    latency_ms_median: float
+    latency_ms_p90: float
+    throughput: float
+    """Texts per second at the throughput batch size."""
+    ratios: Dict[str, float] = field(default_factory=dict)
+
+
+def batches(features, pad_id: int, batch_size: int) -> List[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(input_ids, token_type_ids, rows)`` per batch, grouped by length as a deployment would."""
+    from .data import Collator, FeatureDataset, LengthGroupedBatchSampler
+
+    dataset = FeatureDataset(features)
+    collate = Collator(pad_id)
+    out = []
+    for rows in LengthGroupedBatchSampler(dataset.lengths, batch_size, shuffle=False):
+        batch = collate([dataset[i] for i in rows])
+        out.append((batch["input_ids"], batch["token_type_ids"], batch["index"]))
+    return out
+
+
+def run_all(system: System, prepared, n: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Predicted label ids and exit layers of every text, in input order."""
+    labels, exits = np.zeros(n, dtype="int64"), np.zeros(n, dtype="int64")
+    for ids, types, rows in prepared:
+        probs, exit_layer = system.run(ids, types)
+        labels[rows], exits[rows] = np.asarray(probs).argmax(-1), exit_layer
+    return labels, exits
+
+
+def measure(systems: Sequence[System], features, gold: Sequence[int], pad_id: int, samples: int = 200,
+            batch_size: int = 32, rounds: int = 5, warmup: int = 3) -> List[Result]:
+    """Accuracy, mean FLOPs, latency at batch 1 and throughput at ``batch_size`` of every system, interleaved."""
+    if not systems:
+        raise ValueError("no systems to measure")
+    n = len(features)
+    tokens = np.array([len(f.input_ids) for f in features])
+    full = batches(features, pad_id, batch_size)
+    singles = batches(features[:samples], pad_id, 1)
+    quality = {}
+    for system in systems:
+        labels, exits = run_all(system, full, n)
+        quality[system.name] = ((labels == np.asarray(gold)).mean(), system.flops(tokens, exits).mean(), exits.mean())
+    for system in systems:  # warm up every system before timing any
+        for ids, types, _ in singles[:warmup] + full[:warmup]:
+            system.run(ids, types)
+    latency = {s.name: [] for s in systems}
+    for ids, types, _ in singles:
+        for system in systems:
+            started = time.perf_counter()
+            system.run(ids, types)
+            latency[system.name].append(time.perf_counter() - started)
+    throughput = {s.name: [] for s in systems}
+    for _ in range(rounds):
+        for system in systems:
+            started = time.perf_counter()
+            for ids, types, _ in full:
+                system.run(ids, types)
+            throughput[system.name].append(n / (time.perf_counter() - started))
+    results = []
+    for system in systems:
+        accuracy, flops, exit_layer = quality[system.name]
+        ms = 1000 * np.asarray(latency[system.name])
+        results.append(Result(system.name, system.note, float(accuracy), float(flops), float(exit_layer),
+                              float(np.median(ms)), float(np.percentile(ms, 90)),
+                              float(np.median(throughput[system.name]))))
+    reference = results[0]
+    for r in results:
+        flops_speedup = reference.mean_flops / r.mean_flops
+        r.ratios = {"accuracy_points": round(100 * (r.accuracy - reference.accuracy), 2),
+                    "flops_speedup": flops_speedup,
+                    "latency_speedup": reference.latency_ms_median / r.latency_ms_median,
+                    "throughput_speedup": r.throughput / reference.throughput,
+                    "throughput_speedup_per_flops_speedup": (r.throughput / reference.throughput) / flops_speedup}
+    return results
+
+
+def markdown(results: Sequence[Result], batch_size: int) -> str:
+    reference = results[0].name
+    lines = [f"| system | accuracy | Δ vs {reference} | mean FLOPs | FLOPs speed-up | latency b=1 median / p90 "
+             f"| latency speed-up | throughput b={batch_size} | throughput speed-up | measured / FLOPs speed-up |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        q = r.ratios
+        lines.append(f"| {r.name} | {100 * r.accuracy:.2f} | {q['accuracy_points']:+.2f} | {r.mean_flops / 1e6:.1f} M "
+                     f"| {q['flops_speedup']:.2f}x | {r.latency_ms_median:.2f} / {r.latency_ms_p90:.2f} ms "
+                     f"| {q['latency_speedup']:.2f}x | {r.throughput:.0f}/s | {q['throughput_speedup']:.2f}x "
+                     f"| {q['throughput_speedup_per_flops_speedup']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def to_json(results: Sequence[Result]) -> List[Dict]:
+    return [asdict(r) for r in results]
+
+
+def exported_system(directory, speed: float = 0.0, threads: int = 2, onednn: bool = True,
+                    name: str | None = None) -> System:
+    """A :class:`System` for an export directory at ``speed``, with its FLOPs from ``export.json``."""
+    from .config import BranchConfig
+    from .exit import sample_flops
+    from .export import Predictor
+    from .flops import BertShape, model_flops
+
+    predictor = Predictor(directory, threads=threads, onednn=onednn)
+    info = predictor.info
+    shape = BertShape(**info["full_width_shape"])
+    width = info["width"]
+    if info["exit_loop"]:
+        branch = info["branch"]
+        config = BranchConfig(branch["cls_hidden_size"], branch["cls_num_attention_heads"], branch["dropout"])
+
+        def flops(tokens, exits):
+            return sample_flops(shape, config, tokens, exits, width)
+    else:
+        def flops(tokens, exits):
+            return np.array([model_flops(shape, int(t), width) for t in tokens], dtype="float64")
+
+    label = name or f"{directory}" + (f" @ speed {speed:g}" if info["exit_loop"] else "")
+    note = f"width {width:g}, " + (f"exit loop, speed {speed:g}" if info["exit_loop"] else "no exit")
+    return System(label, lambda ids, types: predictor.run_batch(ids, types, speed), flops, note)
