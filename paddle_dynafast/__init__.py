@@ -12,16 +12,19 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "DataConfig": "config",
-    "TrainConfig": "config",
-    "ModelSize": "config",
-    "FinetuneConfig": "config",
-    "load_classifier": "backbone",
-    "head_mask_forward": "backbone",
-    "minilm_dir": "backbone",
-    "finetune": "train",
-    "DataError": "data",
-    "CheckpointError": "backbone",
+    # configurations
+    "DataConfig": "config", "TrainConfig": "config", "ModelSize": "config", "FinetuneConfig": "config",
+    "SupernetConfig": "config", "BranchConfig": "config", "SelfDistillConfig": "config",
+    "EvaluateConfig": "config", "CalibrateConfig": "config", "PipelineConfig": "pipeline",
+    # stages
+    "finetune": "train", "train_supernet": "supernet", "self_distill": "distill", "evaluate": "evaluate",
+    "run_calibration": "calibrate", "export_model": "export", "run_pipeline": "pipeline",
+    # models and inference
+    "load_classifier": "backbone", "head_mask_forward": "backbone", "minilm_dir": "backbone",
+    "DynaFastModel": "distill", "AdaptiveClassifier": "exit", "NarrowBertForSequenceClassification": "supernet",
+    "Predictor": "export",
+    # errors
+    "DataError": "data", "CheckpointError": "backbone", "ArtifactError": "export",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -187,6 +187,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-onednn", action="store_true", help="plain CPU kernels instead of oneDNN")
     p.add_argument("--output", required=True, help="directory for bench.json and bench.md")
     p.set_defaults(run=_run_bench)
+
+    p = sub.add_parser("pipeline", help="every stage in order into one run directory, then a summary",
+                       description="finetune, supernet, distill, calibrate, evaluate and export into --output; "
+                                   "finished stages are skipped and interrupted ones resume.",
+                       epilog="example: paddle-dynafast pipeline --model MODEL_DIR --data-dir ../shared/data/sst2 "
+                              "--output runs/sst2 --max-seq-len 64 --quick")
+    _data_args(p)
+    p.add_argument("--model", default=None, help="pretrained model directory (omit with --random-init for characters)")
+    p.add_argument("--random-init", action="store_true", help="start the teacher from random weights")
+    size = ModelSize()
+    p.add_argument("--hidden-size", type=int, default=size.hidden_size, help="random init without --model")
+    p.add_argument("--num-layers", type=int, default=size.num_layers, help="random init without --model")
+    p.add_argument("--num-heads", type=int, default=size.num_heads, help="random init without --model")
+    p.add_argument("--intermediate-size", type=int, default=size.intermediate_size, help="random init without --model")
+    p.add_argument("--seed", type=int, default=42, help="random seed of every stage (default 42)")
+    p.add_argument("--batch-size", type=int, default=32, help="training batch size of every stage (default 32)")
+    p.add_argument("--finetune-epochs", type=int, default=3)
+    p.add_argument("--supernet-epochs", type=int, default=3)
+    p.add_argument("--distill-epochs", type=int, default=3)
+    p.add_argument("--widths", type=float, nargs="+", default=[1.0, 0.75, 0.5, 0.25])
+    p.add_argument("--max-accuracy-drop", type=float, default=0.5, help="calibration budget in dev points")
+    p.add_argument("--min-flops-speedup", type=float, default=3.0, help="reverse calibration budget")
+    p.add_argument("--quick", action="store_true", help="2000 examples per split and one epoch per stage (the demo)")
+    p.add_argument("--logdir", default=None, help="VisualDL logs, one subdirectory per stage")
+    p.set_defaults(run=_run_pipeline)
     return parser
 
 
@@ -338,6 +363,38 @@ def _run_predict(args) -> int:
     if gold is not None:
         summary += f", accuracy {100 * sum(p == g for p, g in zip(result.labels, gold)) / len(gold):.2f}"
     logger.info(summary)
+    return 0
+
+
+def _run_pipeline(args) -> int:
+    from .pipeline import PipelineConfig, quick, run_pipeline
+
+    def train(epochs, lr):
+        return TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=lr, seed=args.seed)
+
+    config = PipelineConfig(
+        output_dir=args.output, data=_data_config(args), model_dir=args.model, random_init=args.random_init,
+        size=ModelSize(hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=args.num_heads,
+                       intermediate_size=args.intermediate_size),
+        finetune=train(args.finetune_epochs, 5e-5), supernet=train(args.supernet_epochs, 2e-5),
+        distill=train(args.distill_epochs, 5e-4), widths=tuple(args.widths),
+        max_accuracy_drop=args.max_accuracy_drop, min_flops_speedup=args.min_flops_speedup)
+    if args.quick:
+        config = quick(config)
+    result = run_pipeline(config, logdir=args.logdir)
+    s = result.summary
+    print(f"teacher: dev {100 * s['teacher']['dev_accuracy']:.2f}, test {100 * (s['teacher']['test_accuracy'] or 0):.2f}")
+    for width, row in s["widths"].items():
+        if width != "teacher":
+            print(f"supernet width {width}: dev {100 * row['dev_accuracy']:.2f}, test {100 * row.get('test_accuracy', 0):.2f}, "
+                  f"{row['parameters']:,} parameters")
+    point = s["operating_point"]
+    print(f"calibrated: width {point['width']:g}, speed {point['speed']:g}: dev {100 * point['dev_accuracy']:.2f} "
+          f"at {point['dev_flops_speedup']:.2f}x fewer FLOPs")
+    if s["latency"]:
+        print(s["latency"]["table"], end="")
+    print(f"stages (s): {s['stage_seconds']}; sizes (MB): {s['sizes_mb']}")
+    print(f"-> {result.output_dir}/summary.json")
     return 0
 
 
