@@ -326,16 +326,19 @@ def teacher_labels(teacher_dir: str | Path, train_examples: Sequence[data.Exampl
 
 
 def stage_is_complete(output_dir: str | Path, stage: str, config_dict: Dict[str, Any]) -> bool:
-    """True if ``output_dir`` holds a finished ``stage`` made with the same configuration."""
+    """True if ``output_dir`` holds a finished ``stage`` made with the same configuration (a moved directory
+    still counts: ``output_dir`` itself is not compared)."""
     path = Path(output_dir) / STAGE_FILE
     if not path.is_file():
         return False
     info = artifacts.read_json(path)
-    return info.get("stage") == stage and info.get("complete") is True and info.get("config") == config_dict
+    same = {k: v for k, v in info.get("config", {}).items() if k != "output_dir"} == \
+        {k: v for k, v in config_dict.items() if k != "output_dir"}
+    return info.get("stage") == stage and info.get("complete") is True and same
 
 
 def check_resumable(output_dir: Path, stage: str, config_dict: Dict[str, Any],
-                    may_differ: Sequence[str] = ("train.max_steps", "train.log_every")) -> None:
+                    may_differ: Sequence[str] = ("output_dir", "train.max_steps", "train.log_every")) -> None:
     """Refuse to continue a run in ``output_dir`` that was started with another configuration."""
     path = output_dir / STAGE_FILE
     if not path.is_file():

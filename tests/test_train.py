@@ -45,9 +45,12 @@ def test_finetune_learns_and_writes_a_complete_stage(tmp_path, tiny_hf_dir):
     loader = data.make_loader(features, 0, 32, shuffle=False)
     logits = train.predict_logits(reloaded.model, loader)
     assert train.accuracy(logits, [f.label for f in features]) == result.metrics["test_accuracy"]
-    # a second call finds the stage complete and does nothing
+    # a second call finds the stage complete and does nothing, also after the directory was moved
     again = train.finetune(_config(tmp_path, tiny_hf_dir))
     assert again.metrics == result.metrics
+    out.rename(tmp_path / "moved")
+    moved = train.finetune(_config(tmp_path, tiny_hf_dir, output="moved"))
+    assert moved.metrics == result.metrics
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path, tiny_hf_dir, monkeypatch):
