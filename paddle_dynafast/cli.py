@@ -43,6 +43,9 @@ def _common(parser: argparse.ArgumentParser, epochs: int, lr: float) -> None:
     parser.add_argument("--max-steps", type=int, default=None, help="stop after N steps (quick runs)")
     parser.add_argument("--logdir", default=None, help="write VisualDL scalars here")
     parser.add_argument("--restart", action="store_true", help="delete --output and start over instead of resuming")
+    parser.add_argument("--dist-timeout", type=float, default=None,
+                        help="under paddle.distributed.launch: seconds before a rank that stopped answering is given "
+                             "up (sets PADDLE_PG_TIMEOUT; Paddle's default is 1800)")
 
 
 def _eval_args(parser: argparse.ArgumentParser) -> None:
@@ -229,6 +232,12 @@ def _run_finetune(args) -> int:
           + (f"  test accuracy {100 * m['test_accuracy']:.2f}" if "test_accuracy" in m else "")
           + f"  ({m['train_steps']} steps, {m['train_seconds']:.0f} s training) -> {result.output_dir}")
     return 0
+
+
+def _is_main() -> bool:
+    from .distributed import is_main
+
+    return is_main()
 
 
 def _set_threads(threads: int) -> None:
@@ -449,6 +458,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     try:
         _set_threads(args.threads)
+        if getattr(args, "dist_timeout", None):
+            os.environ["PADDLE_PG_TIMEOUT"] = str(int(args.dist_timeout * 1000))
+        if not _is_main():  # under a launcher, one process reports
+            sys.stdout = open(os.devnull, "w")
         return args.run(args)
     except (DataError, CheckpointError, ValueError, FileNotFoundError) as error:
         print(f"paddle-dynafast {args.command}: error: {error}", file=sys.stderr)

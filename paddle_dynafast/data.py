@@ -303,8 +303,8 @@ class Collator:
         }
 
 
-class LengthGroupedBatchSampler(paddle.io.BatchSampler):
-    """Batches of similar length, so padding wastes little work.
+class LengthGroupedBatchSampler(paddle.io.DistributedBatchSampler):
+    """Batches of similar length, so padding wastes little work; shared among data-parallel ranks.
 
     For training (``shuffle=True``) the examples are shuffled with ``seed + epoch``,
     cut into pools of ``pool_batches`` batches, sorted by length inside each pool,
@@ -312,22 +312,32 @@ class LengthGroupedBatchSampler(paddle.io.BatchSampler):
     the whole split is sorted longest first. Call :meth:`set_epoch` each epoch;
     the order of an epoch is a function of the seed and the epoch alone, so a
     resumed run sees the same batches.
+
+    ``batch_size`` is the global batch. With ``num_replicas`` ranks (default:
+    the ``paddle.distributed`` world), a training batch is split evenly, rank
+    ``r`` taking the ``r``-th ``batch_size / num_replicas`` examples, so that
+    the ranks together take exactly one process's step (the last, short batch
+    of an epoch is dropped if its size does not divide by the number of ranks);
+    an evaluation batch goes whole to one rank in turn (gather the results with
+    :func:`paddle_dynafast.distributed.gather`).
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0,
-                 pool_batches: int = 50, drop_last: bool = False):
+                 pool_batches: int = 50, drop_last: bool = False, num_replicas: Optional[int] = None,
+                 rank: Optional[int] = None):
+        super().__init__(dataset=list(lengths), batch_size=batch_size, num_replicas=num_replicas, rank=rank,
+                         shuffle=shuffle, drop_last=drop_last)
+        if shuffle and batch_size % self.nranks:
+            raise ValueError(f"batch size {batch_size} does not divide among {self.nranks} processes")
         self.lengths = list(lengths)
-        self.batch_size = batch_size
-        self.shuffle = shuffle
         self.seed = seed
         self.pool_batches = pool_batches
-        self.drop_last = drop_last
-        self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def batches(self) -> List[List[int]]:
+    def global_batches(self) -> List[List[int]]:
+        """The batches of one process holding all the data."""
         order = list(range(len(self.lengths)))
         if not self.shuffle:
             order.sort(key=lambda i: -self.lengths[i])
@@ -342,6 +352,20 @@ class LengthGroupedBatchSampler(paddle.io.BatchSampler):
         rng.shuffle(batches)
         return batches
 
+    def batches(self) -> List[List[int]]:
+        """This rank's batches."""
+        batches = self.global_batches()
+        if self.nranks == 1:
+            return batches
+        if not self.shuffle:
+            return batches[self.local_rank::self.nranks]
+        shards = []
+        for batch in batches:
+            if len(batch) % self.nranks == 0:  # the last, short batch too when it splits evenly
+                share = len(batch) // self.nranks
+                shards.append(batch[self.local_rank * share:(self.local_rank + 1) * share])
+        return shards
+
     def _cut(self, order: List[int]) -> List[List[int]]:
         batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
@@ -353,13 +377,23 @@ class LengthGroupedBatchSampler(paddle.io.BatchSampler):
 
     def __len__(self) -> int:
         n = len(self.lengths)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        full, rest = divmod(n, self.batch_size)
+        if self.nranks == 1:
+            return full if self.drop_last or not rest else full + 1
+        if self.shuffle:
+            return full + (1 if rest and not self.drop_last and rest % self.nranks == 0 else 0)
+        total = full if self.drop_last or not rest else full + 1
+        return len(range(self.local_rank, total, self.nranks))
 
 
 def make_loader(features: Sequence[Features], pad_token_id: int, batch_size: int, shuffle: bool,
-                seed: int = 0) -> paddle.io.DataLoader:
-    """A ``paddle.io.DataLoader`` over length-grouped batches (see :class:`LengthGroupedBatchSampler`)."""
+                seed: int = 0, shard: bool = True) -> paddle.io.DataLoader:
+    """A ``paddle.io.DataLoader`` over length-grouped batches (see :class:`LengthGroupedBatchSampler`).
+
+    ``shard=False`` gives every batch to this process even when there are several.
+    """
     dataset = FeatureDataset(features)
-    sampler = LengthGroupedBatchSampler(dataset.lengths, batch_size, shuffle=shuffle, seed=seed)
+    replicas = {} if shard else {"num_replicas": 1, "rank": 0}
+    sampler = LengthGroupedBatchSampler(dataset.lengths, batch_size, shuffle=shuffle, seed=seed, **replicas)
     return paddle.io.DataLoader(dataset, batch_sampler=sampler, collate_fn=Collator(pad_token_id),
                                 num_workers=0, return_list=True)

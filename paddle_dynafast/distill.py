@@ -22,7 +22,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from . import artifacts, data, train
+from . import artifacts, data, distributed, train
 from .backbone import load_classifier, save_classifier
 from .branches import Branches
 from .config import SelfDistillConfig, to_dict
@@ -109,6 +109,34 @@ def per_layer_report(layer_probs: np.ndarray, gold: Optional[Sequence[int]]) -> 
     return report
 
 
+class BranchObjective(paddle.nn.Layer):
+    """The loss of one batch at one width, summed over the branches (a layer, so ``paddle.DataParallel`` can
+    wrap it; the step runs forward and backward once per width, see :class:`paddle_dynafast.supernet.WidthObjective`).
+
+    ``distill``: ``KL(branch || final classifier of the same width)``; ``labels``:
+    cross-entropy of every branch to the gold labels. The backbones run without
+    gradients; only the branches learn.
+    """
+
+    def __init__(self, adaptive: Dict[float, AdaptiveClassifier], branches: Branches, objective: str):
+        super().__init__()
+        self.adaptive, self.branches, self.objective = adaptive, branches, objective
+
+    def forward(self, input_ids, token_type_ids, labels, width: float):
+        model = self.adaptive[width]
+        with paddle.no_grad():
+            states, mask = model.hidden_states(input_ids, token_type_ids)
+            final = model.classify(model.num_layers - 1, states[-1], mask)
+        total = 0.0
+        for index, branch in enumerate(self.branches.at(width)):
+            logits = branch(states[index], mask)  # [batch, num_labels]
+            if self.objective == "distill":
+                total = total + kl_divergence(logits, final)
+            else:
+                total = total + F.cross_entropy(logits, labels)
+        return total
+
+
 def self_distill(config: SelfDistillConfig, logdir: Optional[str] = None, restart: bool = False) -> train.StageResult:
     """Stage 3: train branches after every layer at every width; see the module docstring."""
     done = train.begin_stage("distill", config, restart)
@@ -152,24 +180,19 @@ def self_distill(config: SelfDistillConfig, logdir: Optional[str] = None, restar
 
     info = {"stage": "distill", "complete": False, "config": to_dict(config), "labels": labels, "widths": list(widths),
             "num_examples": {s: len(f) for s, f in features.items()}, "versions": train.versions()}
-    artifacts.write_json(output_dir / train.STAGE_FILE, info)
-    if not (output_dir / "model_state.pdparams").is_file():
+    train.write_stage_info(output_dir, info)
+    if distributed.is_main() and not (output_dir / "model_state.pdparams").is_file():
         with artifacts.publish_files(output_dir) as tmp:
             save_classifier(backbone, tokenizer, tmp)
+    objective = distributed.data_parallel(BranchObjective(adaptive, branches, config.objective))
 
     def loss_fn(batch):
         total = 0.0
-        for width, a in adaptive.items():
-            with paddle.no_grad():
-                states, mask = a.hidden_states(batch["input_ids"], batch["token_type_ids"])
-                final = a.classify(layers - 1, states[-1], mask)
-            for index, branch in enumerate(branches.at(width)):
-                logits = branch(states[index], mask)
-                if config.objective == "distill":
-                    total = total + kl_divergence(logits, final)
-                else:
-                    total = total + F.cross_entropy(logits, batch["labels"])
-        return total
+        for width in widths:
+            loss = objective(batch["input_ids"], batch["token_type_ids"], batch["labels"], width)
+            loss.backward()
+            total += float(loss)
+        return paddle.to_tensor(total)
 
     def evaluate_fn():
         metrics, scores = {}, []
@@ -187,10 +210,14 @@ def self_distill(config: SelfDistillConfig, logdir: Optional[str] = None, restar
     loop = train.TrainLoop(branches, config.train, train_loader, output_dir / train.CHECKPOINT_DIR, loss_fn,
                            evaluate_fn, on_best, logdir=logdir, name="distill")
     state = loop.run()
+    if not distributed.is_main():
+        return train.finish_stage(output_dir, info, {})
 
     best = DynaFastModel.load(output_dir)
-    final = {s: {str(w): per_layer_report(layer_probabilities(best.at(w), loaders[s]), gold[s]) for w in widths}
+    whole = {s: data.make_loader(features[s], pad, config.train.eval_batch_size, shuffle=False, shard=False)
              for s in loaders}
+    final = {s: {str(w): per_layer_report(layer_probabilities(best.at(w), whole[s]), gold[s]) for w in widths}
+             for s in whole}
     metrics = {"best_score": state.best_score, "history": state.history, "train_steps": state.step,
                "train_seconds": round(state.train_seconds, 1), "layers": final}
     return train.finish_stage(output_dir, info, metrics)

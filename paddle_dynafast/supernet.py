@@ -40,7 +40,7 @@ import paddle
 import paddle.nn as nn
 from paddlenlp.transformers import BertForSequenceClassification
 
-from . import compat
+from . import compat, distributed
 from .backbone import CheckpointError, assign_weights
 from .config import normalize_widths
 from .flops import BertShape
@@ -220,12 +220,29 @@ def evaluate_widths(ofa, widths: Iterable[float], loader, labels: Sequence[int])
 # ----------------------------------------------------------------------------- stage 2
 
 
-def _load_importance(path):
-    from . import artifacts
-    from .importance import Importance
+class WidthObjective(nn.Layer):
+    """The loss of one batch at one width: OFA's hidden-state MSE plus ``lambda_logit`` x soft cross-entropy to
+    the teacher's logits (DynaBERT, eq. 2-3).
 
-    raw = artifacts.read_json(path)
-    return Importance(heads=np.asarray(raw["heads"]), neurons=np.asarray(raw["neurons"]))
+    A layer, so that ``paddle.DataParallel`` can wrap it; the training step runs
+    forward and backward once per width, as PaddleNLP's DynaBERT does
+    (``paddle.DataParallel``'s gradient reducer is only right when every
+    parameter is used once between two backward passes). Only the OFA student
+    is registered: the frozen teacher is not synchronised.
+    """
+
+    def __init__(self, ofa, lambda_logit: float):
+        super().__init__()
+        self.student = ofa.model
+        self.__dict__["ofa"] = ofa  # not a sublayer: it also holds the teacher
+        self.lambda_logit = lambda_logit
+
+    def forward(self, input_ids, token_type_ids, width: float):
+        from .losses import soft_cross_entropy
+
+        self.ofa.set_net_config(width_config(self.ofa, width))
+        student_logits, teacher_logits = self.ofa(input_ids, token_type_ids=token_type_ids)
+        return self.ofa.calc_distill_loss() + self.lambda_logit * soft_cross_entropy(student_logits, teacher_logits)
 
 
 def train_supernet(config, logdir: str | None = None, restart: bool = False):
@@ -244,8 +261,7 @@ def train_supernet(config, logdir: str | None = None, restart: bool = False):
     from . import artifacts, data, train
     from .backbone import build_classifier, head_mask_forward, load_classifier, save_classifier
     from .config import to_dict
-    from .importance import compute_importance, reorder
-    from .losses import soft_cross_entropy
+    from .importance import reorder
 
     done = train.begin_stage("supernet", config, restart)
     if done is not None:
@@ -264,39 +280,34 @@ def train_supernet(config, logdir: str | None = None, restart: bool = False):
     features = {split: data.encode(examples, tokenizer, config.data.max_seq_len, labels)
                 for split, examples in splits.items()}
     pad = tokenizer.pad_token_id
-    loaders = {split: data.make_loader(f, pad, config.train.eval_batch_size, shuffle=False)
-               for split, f in features.items() if split != "train"}
+    def eval_loaders(shard):
+        return {split: data.make_loader(f, pad, config.train.eval_batch_size, shuffle=False, shard=shard)
+                for split, f in features.items() if split != "train"}
+
+    loaders = eval_loaders(shard=True)
     train_loader = data.make_loader(features["train"], pad, config.train.batch_size, shuffle=True,
                                     seed=config.train.seed)
     gold = {split: [f.label for f in features[split]] for split in features}
 
     info = {"stage": "supernet", "complete": False, "config": to_dict(config), "labels": labels,
             "num_examples": {split: len(f) for split, f in features.items()}, "versions": train.versions()}
-    artifacts.write_json(output_dir / train.STAGE_FILE, info)
+    train.write_stage_info(output_dir, info)
 
-    importance_file = output_dir / "importance.json"
-    if importance_file.is_file():
-        importance = _load_importance(importance_file)
-    else:
-        logger.info("scoring heads and neurons on %d held-out training examples", len(scoring_examples))
-        importance = compute_importance(copy.deepcopy(teacher), loaders["importance"])
-        artifacts.write_json(importance_file, {
-            "examples": len(scoring_examples), "heads": importance.heads.tolist(),
-            "neurons": importance.neurons.tolist(), "head_order": importance.head_order().tolist()})
+    importance = _importance(output_dir, teacher, eval_loaders(shard=False)["importance"], shape)
     student = copy.deepcopy(teacher)
     reorder(student, importance)
     converted = convert_to_supernet(student, widths)
     ofa = make_ofa(converted, teacher=teacher, lambda_distill=config.lambda_distill)
+    objective = distributed.data_parallel(WidthObjective(ofa, config.lambda_logit))
     plain = build_classifier(teacher.config)  # the full-width twin that is saved
 
     def loss_fn(batch):
         total = 0.0
-        for width in widths:
-            ofa.set_net_config(width_config(ofa, width))
-            student_logits, teacher_logits = ofa(batch["input_ids"], token_type_ids=batch["token_type_ids"])
-            total = total + ofa.calc_distill_loss() + config.lambda_logit * soft_cross_entropy(student_logits,
-                                                                                                teacher_logits)
-        return total
+        for width in widths:  # largest first; gradients add up over the widths
+            loss = objective(batch["input_ids"], batch["token_type_ids"], width)
+            loss.backward()
+            total += float(loss)
+        return paddle.to_tensor(total)
 
     def evaluate_fn():
         accuracy = evaluate_widths(ofa, widths, loaders["dev"], gold["dev"])
@@ -312,11 +323,36 @@ def train_supernet(config, logdir: str | None = None, restart: bool = False):
         loop = train.TrainLoop(converted, config.train, train_loader, output_dir / train.CHECKPOINT_DIR, loss_fn,
                                evaluate_fn, on_best, logdir=logdir, name="supernet")
         state = loop.run()
-
+    if not distributed.is_main():
+        return train.finish_stage(output_dir, info, {})
     metrics = {"best_mean_dev_accuracy": state.best_score, "history": state.history, "train_steps": state.step,
                "train_seconds": round(state.train_seconds, 1),
-               "widths": _final_report(output_dir, widths, teacher, tokenizer, loaders, gold, features, shape)}
+               "widths": _final_report(output_dir, widths, teacher, tokenizer, eval_loaders(shard=False), gold,
+                                       features, shape)}
     return train.finish_stage(output_dir, info, metrics)
+
+
+def _importance(output_dir, teacher, loader, shape: BertShape):
+    """Scores of heads and neurons: read back on resume; else computed once on rank 0 and broadcast."""
+    from . import artifacts
+    from .importance import Importance, compute_importance
+
+    path = output_dir / "importance.json"
+    if path.is_file():
+        raw = artifacts.read_json(path)
+        return Importance(heads=np.asarray(raw["heads"]), neurons=np.asarray(raw["neurons"]))
+    importance = None
+    if distributed.is_main():
+        logger.info("scoring heads and neurons on %d held-out training examples", len(loader.dataset))
+        importance = compute_importance(copy.deepcopy(teacher), loader)
+        artifacts.write_json(path, {"examples": len(loader.dataset), "heads": importance.heads.tolist(),
+                                    "neurons": importance.neurons.tolist(),
+                                    "head_order": importance.head_order().tolist()})
+    heads = distributed.broadcast_array(None if importance is None else importance.heads,
+                                        [shape.num_layers, shape.num_heads])
+    neurons = distributed.broadcast_array(None if importance is None else importance.neurons,
+                                          [shape.num_layers, shape.intermediate_size])
+    return Importance(heads=heads, neurons=neurons)
 
 
 def _final_report(output_dir, widths, teacher, tokenizer, loaders, gold, features, shape) -> Dict[str, Dict]:

@@ -27,7 +27,7 @@ import paddle
 import paddle.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import artifacts, backbone, data
+from . import artifacts, backbone, data, distributed
 from .config import FinetuneConfig, TrainConfig, from_dict, to_dict
 
 logger = logging.getLogger(__name__)
@@ -88,10 +88,14 @@ class ScalarLog:
 class TrainLoop:
     """Optimise ``model`` over ``loader`` with a resumable checkpoint in ``checkpoint_dir``.
 
-    ``loss_fn(batch) -> Tensor`` gives the loss of one batch. ``evaluate_fn() ->
-    dict`` is called after every epoch (and at ``max_steps``) with the model in
-    eval mode; its ``"score"`` entry picks the best, and ``on_best(metrics)``
-    is called whenever the score improves (to save the best model).
+    ``loss_fn(batch) -> Tensor`` gives the loss of one batch (run it through
+    :func:`paddle_dynafast.distributed.data_parallel` for several processes); a
+    ``loss_fn`` that has called ``backward`` itself (once per width, say)
+    returns a tensor without gradient, and the loop only steps.
+    ``evaluate_fn() -> dict`` is called on every rank after every epoch (and at
+    ``max_steps``) with the model in eval mode; its ``"score"`` entry picks the
+    best, and ``on_best(metrics)`` is called on rank 0 whenever the score
+    improves (to save the best model). Rank 0 alone writes checkpoints and logs.
     """
 
     def __init__(self, model: paddle.nn.Layer, config: TrainConfig, loader: paddle.io.DataLoader,
@@ -103,7 +107,7 @@ class TrainLoop:
         self.checkpoint_dir = Path(checkpoint_dir)
         self.loss_fn, self.evaluate_fn, self.on_best = loss_fn, evaluate_fn, on_best
         self.save_every, self.name = save_every, name
-        self.log = ScalarLog(logdir)
+        self.log = ScalarLog(logdir if distributed.is_main() else None)
         steps_per_epoch = len(loader)
         if steps_per_epoch == 0:
             raise ValueError("the training split gives no batches")
@@ -125,6 +129,14 @@ class TrainLoop:
         return (self.checkpoint_dir / "loop_state.json").is_file()
 
     def save_checkpoint(self) -> None:
+        """Rank 0 writes; every rank waits until it has."""
+        if not distributed.is_main():
+            distributed.barrier()
+            return
+        self._write_checkpoint()
+        distributed.barrier()
+
+    def _write_checkpoint(self) -> None:
         with artifacts.atomic_dir(self.checkpoint_dir) as tmp:
             paddle.save(self.model.state_dict(), str(tmp / "model.pdparams"))
             paddle.save(self._optimizer_state(to_structured=True), str(tmp / "optimizer.pdopt"))
@@ -176,7 +188,8 @@ class TrainLoop:
         if self.has_checkpoint():
             self.load_checkpoint()
         state = self.state
-        bar = tqdm(total=self.total_steps, initial=state.step, desc=self.name, unit="step", dynamic_ncols=True)
+        bar = tqdm(total=self.total_steps, initial=state.step, desc=self.name, unit="step", dynamic_ncols=True,
+                   disable=not distributed.is_main())
         with _stop_request() as stop:
             try:
                 while state.step < self.total_steps:
@@ -202,7 +215,8 @@ class TrainLoop:
                 continue  # trained before the interruption
             self.model.train()
             loss = self.loss_fn(batch)
-            loss.backward()
+            if not loss.stop_gradient:  # a loss_fn may have run its backward passes itself
+                loss.backward()
             self.optimizer.step()
             self.optimizer.clear_grad()
             self.scheduler.step()
@@ -237,7 +251,8 @@ class TrainLoop:
                     ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
         if state.best_score is None or metrics["score"] > state.best_score:
             state.best_score = metrics["score"]
-            self.on_best(metrics)
+            if distributed.is_main():
+                self.on_best(metrics)
 
 
 class _StopFlag:
@@ -281,11 +296,19 @@ def _linear_schedule(lr: float, total_steps: int, warmup_steps: int) -> paddle.o
 
 @paddle.no_grad()
 def predict(forward: Callable[[Dict[str, paddle.Tensor]], paddle.Tensor], loader: paddle.io.DataLoader) -> np.ndarray:
-    """``forward(batch)`` over ``loader``, rows put back in dataset order: ``[examples, ...]``."""
+    """``forward(batch)`` over ``loader``, rows put back in dataset order: ``[examples, ...]``.
+
+    With a loader sharded among data-parallel ranks, every rank gets every row.
+    """
     rows, order = [], []
     for batch in loader:
         rows.append(forward(batch).numpy())
         order.append(batch["index"].numpy())
+    parts = [(rows, order)]
+    if loader.batch_sampler.nranks > 1:
+        parts = distributed.gather((rows, order))
+    rows = [r for part_rows, _ in parts for r in part_rows]
+    order = [o for _, part_order in parts for o in part_order]
     values = np.concatenate(rows)
     out = np.empty_like(values)
     out[np.concatenate(order)] = values
@@ -357,10 +380,12 @@ def begin_stage(stage: str, config: Any, restart: bool = False) -> Optional[Stag
     """What every stage does first: ``restart`` clears ``config.output_dir``; a stage already complete with this
     configuration is returned as it is; a run started with another configuration is refused; then the seeds are set.
     Returns None when the stage has work to do."""
+    distributed.setup()
     output_dir = Path(config.output_dir)
     config_dict = to_dict(config)
-    if restart and output_dir.exists():
+    if restart and output_dir.exists() and distributed.is_main():
         shutil.rmtree(output_dir)
+    distributed.barrier()
     if stage_is_complete(output_dir, stage, config_dict):
         logger.info("%s is complete; nothing to do", output_dir)
         return StageResult(output_dir, artifacts.read_json(output_dir / METRICS_FILE))
@@ -370,11 +395,22 @@ def begin_stage(stage: str, config: Any, restart: bool = False) -> Optional[Stag
 
 
 def finish_stage(output_dir: Path, info: Dict[str, Any], metrics: Dict[str, Any]) -> StageResult:
-    """What every stage does last: write ``metrics.json``, mark ``stage.json`` complete, drop the checkpoint."""
-    artifacts.write_json(output_dir / METRICS_FILE, metrics)
-    artifacts.write_json(output_dir / STAGE_FILE, {**info, "complete": True})
-    shutil.rmtree(output_dir / CHECKPOINT_DIR, ignore_errors=True)
+    """What every stage does last (rank 0): write ``metrics.json``, mark ``stage.json`` complete, drop the
+    checkpoint. Every rank waits for it."""
+    if distributed.is_main():
+        artifacts.write_json(output_dir / METRICS_FILE, metrics)
+        artifacts.write_json(output_dir / STAGE_FILE, {**info, "complete": True})
+        shutil.rmtree(output_dir / CHECKPOINT_DIR, ignore_errors=True)
+    distributed.barrier()
+    if not distributed.is_main() and (output_dir / METRICS_FILE).is_file():  # other ranks, on a shared disk
+        metrics = artifacts.read_json(output_dir / METRICS_FILE)
     return StageResult(output_dir, metrics)
+
+
+def write_stage_info(output_dir: Path, info: Dict[str, Any]) -> None:
+    """``stage.json`` of a stage under way (rank 0 writes)."""
+    if distributed.is_main():
+        artifacts.write_json(output_dir / STAGE_FILE, info)
 
 
 def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
@@ -397,8 +433,10 @@ def _build_teacher_inputs(config: FinetuneConfig, splits: Dict[str, List[data.Ex
 
     vocab = data.build_char_vocab((e.text_a + " " + (e.text_b or "") for e in splits["train"]), config.min_char_count)
     vocab_file = Path(config.output_dir) / "vocab.txt"  # the stage's own; save_pretrained copies it from here
-    vocab_file.parent.mkdir(parents=True, exist_ok=True)
-    vocab_file.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    if distributed.is_main():
+        vocab_file.parent.mkdir(parents=True, exist_ok=True)
+        vocab_file.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    distributed.barrier()
     tokenizer = BertTokenizer(vocab_file=str(vocab_file), do_lower_case=True)
     size = config.size
     bert_config = BertConfig(vocab_size=len(vocab), hidden_size=size.hidden_size, num_hidden_layers=size.num_layers,
@@ -438,10 +476,11 @@ def finetune(config: FinetuneConfig, logdir: Optional[str] = None, restart: bool
             "num_examples": {split: len(f) for split, f in features.items()},
             "truncated": {split: sum(x.truncated for x in f) for split, f in features.items()},
             "versions": versions()}
-    artifacts.write_json(output_dir / STAGE_FILE, info)
+    write_stage_info(output_dir, info)
+    parallel = distributed.data_parallel(model)
 
     def loss_fn(batch):
-        logits = model(batch["input_ids"], token_type_ids=batch["token_type_ids"])  # [batch, num_labels]
+        logits = parallel(batch["input_ids"], token_type_ids=batch["token_type_ids"])  # [batch, num_labels]
         return F.cross_entropy(logits, batch["labels"])
 
     def evaluate_fn():
@@ -455,6 +494,8 @@ def finetune(config: FinetuneConfig, logdir: Optional[str] = None, restart: bool
     loop = TrainLoop(model, config.train, train_loader, output_dir / CHECKPOINT_DIR, loss_fn, evaluate_fn, on_best,
                      logdir=logdir, name="finetune")
     state = loop.run()
+    if not distributed.is_main():
+        return finish_stage(output_dir, info, {})
 
     best = backbone.load_classifier(output_dir)
     metrics: Dict[str, Any] = {
@@ -465,7 +506,7 @@ def finetune(config: FinetuneConfig, logdir: Optional[str] = None, restart: bool
         "num_labels": len(labels),
     }
     if "test" in features:
-        test_loader = data.make_loader(features["test"], pad, config.train.eval_batch_size, shuffle=False)
+        test_loader = data.make_loader(features["test"], pad, config.train.eval_batch_size, shuffle=False, shard=False)
         metrics["test_accuracy"] = accuracy(predict_logits(best.model, test_loader), [f.label for f in features["test"]])
     logger.info("finetune: dev accuracy %.4f%s -> %s", state.best_score,
                 f", test accuracy {metrics['test_accuracy']:.4f}" if "test_accuracy" in metrics else "", output_dir)

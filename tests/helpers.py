@@ -118,17 +118,17 @@ def random_ids(rng: np.random.Generator, batch: int, seq: int, pad_from=None) ->
 
 
 def write_sentiment_data(path: Path, n_train: int = 240, n_dev: int = 60, n_test: int = 60, seed: int = 0,
-                         fmt: str = "txt") -> Path:
-    """A learnable toy task: label 1 iff the text contains 'good' (else it contains 'bad')."""
+                         fmt: str = "txt", words=(2, 9)) -> Path:
+    """A learnable toy task: label 1 iff the text contains 'good' (else it contains 'bad'); ``words`` filler words."""
     rng = random.Random(seed)
     path.mkdir(parents=True, exist_ok=True)
     for split, n in (("train", n_train), ("dev", n_dev), ("test", n_test)):
         rows = []
         for _ in range(n):
             label = rng.randint(0, 1)
-            words = [rng.choice(WORDS[2:]) for _ in range(rng.randint(2, 9))]
-            words.insert(rng.randint(0, len(words)), "good" if label else "bad")
-            rows.append((label, " ".join(words)))
+            filler = [rng.choice(WORDS[2:]) for _ in range(rng.randint(*words))]
+            filler.insert(rng.randint(0, len(filler)), "good" if label else "bad")
+            rows.append((label, " ".join(filler)))
         if fmt == "txt":
             text = "".join(f"{label} {sentence}\n" for label, sentence in rows)
             (path / f"{split}.txt").write_text(text)

@@ -61,3 +61,4 @@ def test_paddleslim_constructor_shim_restores_after_an_error():
         with compat.paddleslim_constructors():
             raise RuntimeError("convert failed")
     assert SuperEmbedding.__dict__["__init__"] is original
+

@@ -1,0 +1,35 @@
+"""Entry points for the data-parallel tests, run by ``paddle.distributed.spawn`` (importable by the children)."""
+from pathlib import Path
+
+
+def configs(root: Path, data_dir: Path, pretrained: Path):
+    from paddle_dynafast.config import (BranchConfig, DataConfig, FinetuneConfig, SelfDistillConfig, SupernetConfig,
+                                        TrainConfig)
+
+    data = DataConfig(data_dir=str(data_dir), max_seq_len=16)
+    train = TrainConfig(epochs=1, batch_size=16, eval_batch_size=16, lr=2e-3, seed=5, max_steps=3, warmup_ratio=0.0)
+    return (FinetuneConfig(output_dir=str(root / "teacher"), model_dir=str(pretrained), data=data, train=train),
+            SupernetConfig(output_dir=str(root / "supernet"), teacher_dir=str(root / "teacher"), data=data,
+                           train=train, importance_examples=32),
+            SelfDistillConfig(output_dir=str(root / "dynafast"), model_dir=str(root / "supernet"), data=data,
+                              train=train, branch=BranchConfig(cls_hidden_size=16, cls_num_attention_heads=2,
+                                                               dropout=0.0)))
+
+
+def stage(index: int, root: str, data_dir: str, pretrained: str) -> None:
+    """Run stage ``index`` (0 finetune, 1 supernet, 2 distill) of :func:`configs` under ``root``."""
+    from paddle_dynafast import distill, supernet, train
+
+    run = (train.finetune, supernet.train_supernet, distill.self_distill)[index]
+    run(configs(Path(root), Path(data_dir), Path(pretrained))[index])
+
+
+def die_on_rank_one() -> None:
+    import paddle.distributed as dist
+
+    from paddle_dynafast import distributed
+
+    distributed.setup()
+    if dist.get_rank() == 1:
+        raise SystemExit(3)
+    distributed.barrier()
