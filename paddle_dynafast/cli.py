@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="directory to write")
     p.add_argument("--width", type=float, default=1.0, help="width to export (default 1.0)")
     p.add_argument("--no-exit", action="store_true", help="export the plain classifier without branches")
+    p.add_argument("--onnx", action="store_true", help="also write model.onnx (paddle2onnx), for ONNX Runtime")
     p.add_argument("--max-seq-len", type=int, default=None, help="default: the one the model was trained with")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads while exporting")
     p.set_defaults(run=_run_export)
@@ -330,7 +331,8 @@ def _run_calibrate(args) -> int:
 def _run_export(args) -> int:
     from .export import export_model
 
-    out = export_model(args.model, args.output, width=args.width, no_exit=args.no_exit, max_seq_len=args.max_seq_len)
+    out = export_model(args.model, args.output, width=args.width, no_exit=args.no_exit, max_seq_len=args.max_seq_len,
+                       onnx=args.onnx)
     print(f"-> {out}")
     return 0
 

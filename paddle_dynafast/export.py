@@ -48,11 +48,12 @@ def _program_files(directory: Path) -> List[Path]:
 
 
 def export_model(model_dir: str | Path, output_dir: str | Path, width: float = 1.0, no_exit: bool = False,
-                 max_seq_len: Optional[int] = None) -> Path:
+                 max_seq_len: Optional[int] = None, onnx: bool = False) -> Path:
     """Write a Paddle Inference model of ``model_dir`` at ``width`` (see the module docstring).
 
     ``model_dir`` is a distill directory (a model with branches). With
-    ``no_exit`` it may also be a finetune or supernet directory.
+    ``no_exit`` it may also be a finetune or supernet directory. ``onnx`` also
+    writes ``model.onnx`` (:func:`to_onnx`), exit loop included.
     """
     from paddle.static import InputSpec
 
@@ -95,6 +96,8 @@ def export_model(model_dir: str | Path, output_dir: str | Path, width: float = 1
     static = paddle.jit.to_static(layer, input_spec=spec, full_graph=True)
     with artifacts.atomic_dir(output_dir) as tmp:
         paddle.jit.save(static, str(tmp / PROGRAM))
+        if onnx:
+            to_onnx(tmp)
         tokenizer.save_pretrained(str(tmp))
         artifacts.write_json(tmp / EXPORT_FILE, {
             "width": width, "exit_loop": not no_exit, "num_layers": len(backbone.bert.encoder.layers),
@@ -107,6 +110,55 @@ def export_model(model_dir: str | Path, output_dir: str | Path, width: float = 1
                                                    "files": {p.name: sha256(p) for p in files}})
     logger.info("exported %s at width %s (%s) -> %s", model_dir, width, "plain" if no_exit else "exit loop", output_dir)
     return output_dir
+
+
+ONNX_FILE = f"{PROGRAM}.onnx"
+
+
+def to_onnx(directory: str | Path, opset: int = 13) -> Path:
+    """Convert the exported program in ``directory`` to ``model.onnx`` with paddle2onnx.
+
+    Uses paddle2onnx's ``onnxoptimizer`` pass, not its default ``polygraphy``:
+    paddle2onnx 2.1.0 sets ``POLYGRAPHY_AUTOINSTALL_DEPS=1`` for that one, and
+    polygraphy then pip-installs onnx-graphsurgeon at run time, which upgrades
+    NumPy to 2 under the pinned environment.
+    """
+    import paddle2onnx
+
+    directory = Path(directory)
+    save = directory / ONNX_FILE
+    paddle2onnx.export(str(directory / f"{PROGRAM}.json"), str(directory / f"{PROGRAM}.pdiparams"),
+                       save_file=str(save), opset_version=opset, optimize_tool="onnxoptimizer")
+    return save
+
+
+class OnnxRunner:
+    """ONNX Runtime on ``model.onnx`` of an export directory, with the :class:`Predictor`'s ``run_batch``.
+
+    ``intra_op`` threads, no inter-op parallelism, and thread spinning off, so
+    that it does not steal the cores of another runtime measured beside it.
+    """
+
+    def __init__(self, directory: str | Path, threads: int = 2):
+        import onnxruntime
+
+        self.directory = Path(directory)
+        self.info = verify(self.directory)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = onnxruntime.InferenceSession(str(self.directory / ONNX_FILE), options,
+                                                    providers=["CPUExecutionProvider"])
+
+    def run_batch(self, input_ids: np.ndarray, token_type_ids: np.ndarray, speed: float = 0.0):
+        feeds = {"input_ids": input_ids, "token_type_ids": token_type_ids}
+        if self.info["exit_loop"]:
+            feeds["speed"] = np.array([speed], dtype="float32")
+        outputs = self.session.run(None, feeds)
+        if self.info["exit_loop"]:
+            return outputs[0], outputs[1]
+        return outputs[0], np.full(len(input_ids), self.info["num_layers"], dtype="int64")
 
 
 class Probabilities(paddle.nn.Layer):

@@ -14,7 +14,7 @@ from paddle_dynafast.distill import DynaFastModel
 def exported(tmp_path_factory, tiny_dynafast_dir):
     root = tmp_path_factory.mktemp("export")
     return {(w, exit_loop): export.export_model(tiny_dynafast_dir, root / f"w{w}-{exit_loop}", width=w,
-                                                no_exit=not exit_loop)
+                                                no_exit=not exit_loop, onnx=w == 0.5)
             for w in (1.0, 0.5) for exit_loop in (True, False)}
 
 
@@ -130,3 +130,20 @@ def test_bench_command(tmp_path, exported, toy_data, capsys):
     assert adaptive["ratios"]["flops_speedup"] > 1 and adaptive["latency_ms_median"] > 0
     assert "| adaptive |" in capsys.readouterr().out
     assert cli.main(["bench", "--system", "nonsense", "--data-dir", str(toy_data), "--output", str(tmp_path)]) == 2
+
+
+@pytest.mark.parametrize("exit_loop", [True, False])
+def test_onnx_runtime_equals_paddle_inference(exported, toy_data, exit_loop):
+    """paddle2onnx converts the exit loop too (its conditional blocks become ONNX If)."""
+    directory = exported[(0.5, exit_loop)]
+    assert (directory / "model.onnx").is_file() and "model.onnx" in json.loads((directory / "manifest.json").read_text())["files"]
+    predictor, onnx = export.Predictor(directory, threads=1), export.OnnxRunner(directory, threads=1)
+    features, _ = predictor.encode(_texts(toy_data, 32))
+    from paddle_dynafast.bench import batches
+
+    for ids, types, _ in batches(features, 0, 8):
+        for speed in (0.0, 0.3, 1.0) if exit_loop else (0.0,):
+            p_paddle, e_paddle = predictor.run_batch(ids, types, speed)
+            p_onnx, e_onnx = onnx.run_batch(ids, types, speed)
+            np.testing.assert_array_equal(e_onnx, e_paddle)
+            np.testing.assert_allclose(p_onnx, p_paddle, atol=1e-5)
