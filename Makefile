@@ -23,7 +23,7 @@ install: $(VENV)/.installed
 
 # The default suite: tiny random models plus the MiniLM conversion check (about a minute), after pyflakes.
 test: install
-	$(PY) -m pyflakes paddle_dynafast tests examples
+	$(PY) -m pyflakes paddle_dynafast tests examples benchmarks
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Only the tests marked slow: real MiniLM weights on real data (minutes). CI runs them after `make test`.
