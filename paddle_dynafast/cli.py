@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--widths", type=float, nargs="+", default=[1.0, 0.75, 0.5, 0.25])
     p.add_argument("--max-accuracy-drop", type=float, default=0.5, help="calibration budget in dev points")
     p.add_argument("--min-flops-speedup", type=float, default=3.0, help="reverse calibration budget")
-    p.add_argument("--quick", action="store_true", help="2000 examples per split and one epoch per stage (the demo)")
+    p.add_argument("--quick", action="store_true", help="1500 examples per split and one epoch per stage (the demo)")
     p.add_argument("--logdir", default=None, help="VisualDL logs, one subdirectory per stage")
     p.set_defaults(run=_run_pipeline)
     return parser

@@ -189,9 +189,10 @@ def _quick_bench(dirs: Dict[str, Path], speed: float, data: DataConfig, samples:
     return {"split": split, "results": bench.to_json(results), "table": bench.markdown(results, 32)}
 
 
-def quick(config: PipelineConfig, max_examples: int = 2000) -> PipelineConfig:
-    """The demo's quick mode: a subset and one epoch per stage."""
+def quick(config: PipelineConfig, max_examples: int = 1500) -> PipelineConfig:
+    """The demo's quick mode: the first ``max_examples`` of each split, one epoch per stage, 256 examples to
+    score importance."""
     one = {"epochs": 1}
-    return replace(config, data=replace(config.data, max_examples=max_examples),
+    return replace(config, data=replace(config.data, max_examples=max_examples), importance_examples=256,
                    finetune=replace(config.finetune, **one), supernet=replace(config.supernet, **one),
                    distill=replace(config.distill, **one))
