@@ -47,8 +47,8 @@ def exports(run: Path, calibration: dict) -> dict:
     return out
 
 
-def systems(run: Path, dirs: dict, calibration: dict, threads: int):
-    """The systems in table order; the first, (b), is the reference."""
+def systems(run: Path, dirs: dict, calibration: dict, threads: int, onednn: bool, only: int | None = None):
+    """The systems in table order, the first, (b), being the reference; ``only`` builds just that one."""
     import paddle
 
     from paddle_dynafast import bench
@@ -57,36 +57,47 @@ def systems(run: Path, dirs: dict, calibration: dict, threads: int):
     from paddle_dynafast.flops import BertShape, model_flops
 
     paddle.base.core.set_num_threads(threads)
-    teacher = load_classifier(run / "teacher").model
-    shape = BertShape.from_config(teacher.config)
+    from paddlenlp.transformers import BertConfig
+
+    shape = BertShape.from_config(BertConfig.from_pretrained(str(run / "teacher")))  # no weights loaded
 
     def full_flops(tokens, exits):
         return np.array([model_flops(shape, int(t)) for t in tokens], dtype="float64")
 
-    @paddle.no_grad()
-    def dygraph(ids, types):
-        logits = teacher(paddle.to_tensor(ids), token_type_ids=paddle.to_tensor(types))
-        return paddle.nn.functional.softmax(logits, axis=-1).numpy(), np.full(len(ids), shape.num_layers)
+    def dygraph():
+        teacher = load_classifier(run / "teacher").model
 
-    onnx = OnnxRunner(dirs["teacher"], threads=threads)
-    out = [bench.exported_system(dirs["teacher"], threads=threads, name="(b) teacher, Paddle Inference"),
-           bench.System("(a) teacher, PaddleNLP dygraph", dygraph, full_flops, "width 1, no exit"),
-           bench.exported_system(dirs["width-0.5"], threads=threads, name="(c) width 0.5, Paddle Inference")]
+        @paddle.no_grad()
+        def forward(ids, types):
+            logits = teacher(paddle.to_tensor(ids), token_type_ids=paddle.to_tensor(types))
+            return paddle.nn.functional.softmax(logits, axis=-1).numpy(), np.full(len(ids), shape.num_layers)
+
+        return bench.System("(a) teacher, PaddleNLP dygraph", forward, full_flops, "width 1, no exit")
+
+    def exported(key, speed, name):
+        return lambda: bench.exported_system(dirs[key], speed, threads=threads, onednn=onednn, name=name)
+
+    def onnx():
+        runner = OnnxRunner(dirs["teacher"], threads=threads)
+        return bench.System("(e) teacher, ONNX Runtime", runner.run_batch, full_flops, "width 1, no exit")
+
+    builders = [exported("teacher", 0.0, "(b) teacher, Paddle Inference"), dygraph,
+                exported("width-0.5", 0.0, "(c) width 0.5, Paddle Inference")]
     for key, label in (("fewest_flops_within_accuracy_budget", "fewest FLOPs within the accuracy budget"),
                        ("best_accuracy_within_flops_budget", "best accuracy within the FLOPs budget")):
         point = calibration[key]
         if point is not None:
-            out.append(bench.exported_system(dirs[f"adaptive-w{point['width']:g}"], point["speed"], threads=threads,
-                                             name=f"(d) adaptive w{point['width']:g} s{point['speed']:g} ({label})"))
-    out.append(bench.System("(e) teacher, ONNX Runtime", onnx.run_batch, full_flops, "width 1, no exit"))
-    return out
+            builders.append(exported(f"adaptive-w{point['width']:g}", point["speed"],
+                                     f"(d) adaptive w{point['width']:g} s{point['speed']:g} ({label})"))
+    builders.append(onnx)
+    if only is not None:
+        return [builders[only]()]
+    return [build() for build in builders]
 
 
 def peak_memory_mb(run: Path, index: int, data_dir: str, threads: int) -> float:
     """Peak resident memory of system ``index`` alone in a fresh process, through one pass over the test split."""
-    code = ("import sys; sys.argv = sys.argv[:1] + sys.argv[2:]; "
-            "import runpy; runpy.run_path(sys.argv[0], run_name='__memory__')")
-    result = subprocess.run([sys.executable, "-c", code, __file__, "--run", str(run), "--data-dir", data_dir,
+    result = subprocess.run([sys.executable, __file__, "--run", str(run), "--data-dir", data_dir,
                              "--threads", str(threads), "--memory-probe", str(index)],
                             capture_output=True, text=True, timeout=1800)
     if result.returncode != 0:
@@ -124,6 +135,9 @@ def main() -> None:
     parser.add_argument("--memory-probe", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    import os
+    import platform
+
     from paddle_dynafast import artifacts, bench
     from paddle_dynafast.backbone import load_tokenizer
     from paddle_dynafast.data import encode, load_splits
@@ -135,30 +149,35 @@ def main() -> None:
     tokenizer = load_tokenizer(dirs["teacher"])
     features = encode(load_splits(args.data_dir)["test"], tokenizer, info["max_seq_len"], info["labels"])
     gold = [f.label for f in features]
-    measured = systems(run, dirs, calibration, args.threads)
     if args.memory_probe is not None:
-        system = measured[args.memory_probe]
+        (system,) = systems(run, dirs, calibration, args.threads, onednn=False, only=args.memory_probe)
         bench.run_all(system, bench.batches(features, tokenizer.pad_token_id, 32), len(features))
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         return
-    results = bench.measure(measured, features, gold, tokenizer.pad_token_id, samples=args.samples,
-                            rounds=args.rounds)
-    memory = [peak_memory_mb(run, i, args.data_dir, args.threads) for i in range(len(measured))]
     out = run / "benchmark"
-    table = bench.markdown(results, 32)
-    table += "\n| system | peak memory (alone, MB) |\n| --- | --- |\n" + "".join(
-        f"| {r.name} | {m:.0f} |\n" for r, m in zip(results, memory))
-    import os
-    import platform
-
-    artifacts.write_json(out / "bench.json", {
-        "results": bench.to_json(results), "peak_memory_mb": memory, "test_examples": len(features),
-        "threads": args.threads, "machine": {"cpus": os.cpu_count(), "processor": platform.processor(),
-                                             "python": platform.python_version()}})
+    report = {"test_examples": len(features), "threads": args.threads,
+              "machine": {"cpus": os.cpu_count(), "processor": platform.processor(), "python": platform.python_version()},
+              "settings": {}}
+    tables = []
+    # Paddle Inference with and without oneDNN: measured here, oneDNN is faster at batch 32 and slower at batch 1.
+    for onednn in (False, True):
+        measured = systems(run, dirs, calibration, args.threads, onednn)
+        results = bench.measure(measured, features, gold, tokenizer.pad_token_id, samples=args.samples,
+                                rounds=args.rounds)
+        key = "onednn" if onednn else "plain"
+        report["settings"][key] = bench.to_json(results)
+        tables.append(f"Paddle Inference {'with' if onednn else 'without'} oneDNN:\n\n" + bench.markdown(results, 32))
+        if not onednn:
+            plot(results, out / "accuracy_vs_speedup.png")
+            names = [r.name for r in results]
+    memory = [peak_memory_mb(run, i, args.data_dir, args.threads) for i in range(len(names))]
+    report["peak_memory_mb"] = dict(zip(names, memory))
+    table = "\n".join(tables) + "\nPeak memory, each system alone in a fresh process (without oneDNN):\n\n" + \
+        "| system | peak resident memory (MB) |\n| --- | --- |\n" + "".join(f"| {n} | {m:.0f} |\n" for n, m in zip(names, memory))
+    artifacts.write_json(out / "bench.json", report)
     artifacts.write_text(out / "bench.md", table)
-    plot(results, out / "accuracy_vs_speedup.png")
     print(table)
 
 
-if __name__ in ("__main__", "__memory__"):
+if __name__ == "__main__":
     main()

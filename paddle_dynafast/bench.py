@@ -65,8 +65,13 @@ def run_all(system: System, prepared, n: int) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def measure(systems: Sequence[System], features, gold: Sequence[int], pad_id: int, samples: int = 200,
-            batch_size: int = 32, rounds: int = 5, warmup: int = 3) -> List[Result]:
-    """Accuracy, mean FLOPs, latency at batch 1 and throughput at ``batch_size`` of every system, interleaved."""
+            batch_size: int = 32, rounds: int = 5) -> List[Result]:
+    """Accuracy, mean FLOPs, latency at batch 1 and throughput at ``batch_size`` of every system, interleaved.
+
+    Before any timing every system sees every batch once (the accuracy pass, and
+    one untimed pass over the latency texts), so that runtimes that build kernels
+    per input shape (oneDNN) are timed warm.
+    """
     if not systems:
         raise ValueError("no systems to measure")
     n = len(features)
@@ -77,8 +82,8 @@ def measure(systems: Sequence[System], features, gold: Sequence[int], pad_id: in
     for system in systems:
         labels, exits = run_all(system, full, n)
         quality[system.name] = ((labels == np.asarray(gold)).mean(), system.flops(tokens, exits).mean(), exits.mean())
-    for system in systems:  # warm up every system before timing any
-        for ids, types, _ in singles[:warmup] + full[:warmup]:
+    for system in systems:  # warm: every latency shape once, untimed
+        for ids, types, _ in singles:
             system.run(ids, types)
     latency = {s.name: [] for s in systems}
     for ids, types, _ in singles:
