@@ -1,10 +1,12 @@
 """Every experiment behind docs/results.md, from scratch: `make reproduce`.
 
-SST-2 (MiniLM): the pipeline, the branch ablations (per-width sets; trained on
-labels only), the random-initialisation baseline and the side-by-side benchmark.
-TREC-6 (MiniLM, 6 classes) and douban_book_review (random initialisation with a
-character vocabulary): the pipeline. Then benchmarks/report.py writes the report.
-Finished stages are skipped, so an interrupted reproduce picks up where it was.
+In this order: the SST-2 (MiniLM) pipeline; the wall-clock benchmark and the
+one-against-many-processes finetune throughput, while nothing else runs; a first
+report; TREC-6 (MiniLM, 6 classes); the SST-2 branch ablations (trained on labels
+only; one set per width); douban_book_review (random initialisation with a
+character vocabulary); the SST-2 random-initialisation baseline; the report again
+(benchmarks/report.py). Finished stages are skipped, so an interrupted reproduce
+picks up where it was.
 
     .venv/bin/python benchmarks/reproduce.py --data ../shared/data --runs runs
 """
@@ -58,42 +60,69 @@ def main() -> None:
 
     sst2_data = DataConfig(data_dir=str(data / "sst2"), max_seq_len=64)
     sst2 = pdf.PipelineConfig(output_dir=str(runs / "sst2"), data=sst2_data, model_dir=minilm,
-                              finetune=train(3, 5e-5), supernet=train(5, 2e-5), distill=train(3, 5e-4))
+                              finetune=train(3, 5e-5), supernet=train(3, 2e-5), distill=train(3, 5e-4))
     step("sst2", lambda: pdf.run_pipeline(sst2))
+
+    # wall-clock measurements next, while nothing else runs; then a first report
+    step("sst2-benchmark", lambda: subprocess.run(
+        [sys.executable, str(HERE / "compare.py"), "--run", str(runs / "sst2"), "--data-dir", str(data / "sst2")],
+        check=True))
+    step("distributed-throughput", lambda: distributed_throughput(minilm, data / "sst2", runs / "distributed"))
+    report = lambda: subprocess.run(  # noqa: E731
+        [sys.executable, str(HERE / "report.py"), "--runs", str(runs), "--output", "docs"], check=True)
+    step("report", report)
+
+    trec = pdf.PipelineConfig(output_dir=str(runs / "trec6"), data=DataConfig(data_dir=str(data / "trec6"),
+                                                                               max_seq_len=32),
+                              model_dir=minilm, finetune=train(3, 5e-5), supernet=train(3, 2e-5),
+                              distill=train(3, 5e-4))
+    step("trec6", lambda: pdf.run_pipeline(trec))
 
     def ablations():
         base = SelfDistillConfig(output_dir="", model_dir=str(runs / "sst2" / "supernet"), data=sst2_data,
                                  train=sst2.distill, branch=BranchConfig())
-        for name, change in (("dynafast-per-width", {"shared_branches": False}),
-                             ("dynafast-labels", {"objective": "labels"})):
+        for name, change in (("dynafast-labels", {"objective": "labels"}),
+                             ("dynafast-per-width", {"shared_branches": False})):
             pdf.self_distill(replace(base, output_dir=str(runs / "sst2" / name), **change))
             pdf.evaluate(EvaluateConfig(model_dir=str(runs / "sst2" / name),
                                         output_dir=str(runs / "sst2" / f"evaluation-{name}"), data=sst2_data))
 
     step("sst2-ablations", ablations)
-    step("sst2-random", lambda: pdf.finetune(FinetuneConfig(
-        output_dir=str(runs / "sst2-random"), data=sst2_data, train=train(3, 5e-5), model_dir=minilm,
-        random_init=True)))
 
-    trec = pdf.PipelineConfig(output_dir=str(runs / "trec6"), data=DataConfig(data_dir=str(data / "trec6"),
-                                                                               max_seq_len=32),
-                              model_dir=minilm, finetune=train(3, 5e-5), supernet=train(5, 2e-5),
-                              distill=train(3, 5e-4))
-    step("trec6", lambda: pdf.run_pipeline(trec))
-
+    # 8000 examples per split (of 20000 / 10000 / 10000) to keep the whole reproduce within a working morning
     douban = pdf.PipelineConfig(output_dir=str(runs / "douban"),
-                                data=DataConfig(data_dir=str(data / "douban_book_review"), max_seq_len=128),
+                                data=DataConfig(data_dir=str(data / "douban_book_review"), max_seq_len=128,
+                                                max_examples=8000),
                                 random_init=True, size=ModelSize(hidden_size=256, num_layers=6, num_heads=4,
                                                                  intermediate_size=1024),
                                 finetune=train(3, 1e-4), supernet=train(2, 5e-5), distill=train(2, 5e-4))
     step("douban", lambda: pdf.run_pipeline(douban))
-    # last, when nothing else runs: wall-clock measurements
-    step("sst2-benchmark", lambda: subprocess.run(
-        [sys.executable, str(HERE / "compare.py"), "--run", str(runs / "sst2"), "--data-dir", str(data / "sst2")],
-        check=True))
-    step("report", lambda: subprocess.run(
-        [sys.executable, str(HERE / "report.py"), "--runs", str(runs), "--output", "docs"], check=True))
+    step("sst2-random", lambda: pdf.finetune(FinetuneConfig(
+        output_dir=str(runs / "sst2-random"), data=sst2_data, train=train(3, 5e-5), model_dir=minilm,
+        random_init=True)))
+    step("report", report)
 
+
+def distributed_throughput(model: str, data_dir: Path, out: Path, steps: int = 100) -> None:
+    """Samples per second of the finetune stage: one process on every core against one process per core under
+    paddle.distributed.launch (gloo on CPU), same global batch of 32 and the same steps."""
+    cores = os.cpu_count() or 1
+    common = ["finetune", "--model", model, "--data-dir", str(data_dir), "--max-seq-len", "64", "--batch-size", "32",
+              "--max-steps", str(steps), "--restart"]
+    cli = [sys.executable, "-m", "paddle_dynafast"]
+    launch = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", str(cores),
+              "--log_dir", str(out / "launch-logs"),
+              str(Path(sys.executable).with_name("paddle-dynafast"))]
+    result = {}
+    for name, command, threads in (("1 process", cli, cores), (f"{cores} processes", launch, 1)):
+        target = out / name.replace(" ", "-")
+        subprocess.run(command + common + ["--output", str(target), "--threads", str(threads)], check=True)
+        metrics = json.loads((target / "metrics.json").read_text())
+        result[name] = {"threads_per_process": threads, "steps": metrics["train_steps"],
+                        "train_seconds": metrics["train_seconds"],
+                        "samples_per_second": round(32 * metrics["train_steps"] / metrics["train_seconds"], 2)}
+    (out / "throughput.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
 
 if __name__ == "__main__":
     main()
