@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data")
     parser.add_argument("--runs", default="runs")
     parser.add_argument("--only", nargs="+", default=None, help="steps to run (default: all)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="CPU threads (default: all cores; fewer to run two reproduces side by side)")
     args = parser.parse_args()
 
     import paddle
@@ -39,17 +41,17 @@ def main() -> None:
     from paddle_dynafast.config import (BranchConfig, DataConfig, EvaluateConfig, FinetuneConfig, ModelSize,
                                         SelfDistillConfig, TrainConfig)
 
-    paddle.base.core.set_num_threads(os.cpu_count() or 1)
+    paddle.base.core.set_num_threads(args.threads)
     data, runs = Path(args.data), Path(args.runs)
     minilm = str(pdf.minilm_dir())
     log_path = runs / "reproduce.json"
-    log = json.loads(log_path.read_text()) if log_path.is_file() else {}
 
     def step(name, function):
         if args.only and name not in args.only:
             return
         started = time.perf_counter()
         function()
+        log = json.loads(log_path.read_text()) if log_path.is_file() else {}  # another reproduce may have written
         log[name] = {"seconds": round(time.perf_counter() - started, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
         log["machine"] = {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                           "python": platform.python_version(), "paddlepaddle": paddle.__version__}
