@@ -17,7 +17,7 @@ _PUBLIC = {
     "SupernetConfig": "config", "BranchConfig": "config", "SelfDistillConfig": "config",
     "EvaluateConfig": "config", "CalibrateConfig": "config", "PipelineConfig": "pipeline",
     # stages
-    "finetune": "train", "train_supernet": "supernet", "self_distill": "distill", "evaluate": "evaluate",
+    "finetune": "train", "train_supernet": "supernet", "self_distill": "distill", "run_evaluation": "evaluate",
     "run_calibration": "calibrate", "export_model": "export", "run_pipeline": "pipeline",
     # models and inference
     "load_classifier": "backbone", "head_mask_forward": "backbone", "minilm_dir": "backbone",

@@ -305,12 +305,12 @@ def _eval_data(args) -> DataConfig:
 
 
 def _run_evaluate(args) -> int:
-    from .evaluate import evaluate, markdown_table
+    from .evaluate import markdown_table, run_evaluation
 
     kwargs = {"speeds": tuple(args.speeds)} if args.speeds else {}
     config = EvaluateConfig(model_dir=args.model, output_dir=args.output, data=_eval_data(args), split=args.split,
                             widths=tuple(args.widths) if args.widths else None, batch_size=args.batch_size, **kwargs)
-    points = evaluate(config)
+    points = run_evaluation(config)
     print(markdown_table(points), end="")
     print(f"-> {args.output}/evaluation.{{json,md,png}}")
     return 0

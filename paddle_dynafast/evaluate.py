@@ -118,7 +118,7 @@ def load_split(model: DynaFastModel, data_config, split: str, batch_size: int):
     return loader, [f.label for f in features], [len(f.input_ids) for f in features]
 
 
-def evaluate(config) -> List[GridPoint]:
+def run_evaluation(config) -> List[GridPoint]:
     """``paddle-dynafast evaluate``: the grid of ``config`` written as JSON, Markdown and PNG."""
     from .config import to_dict
 

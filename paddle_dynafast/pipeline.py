@@ -81,7 +81,7 @@ def run_pipeline(config: PipelineConfig, logdir: Optional[str] = None) -> Pipeli
 
     from .calibrate import run_calibration
     from .distill import self_distill
-    from .evaluate import evaluate
+    from .evaluate import run_evaluation
     from .export import ArtifactError, export_model, verify
     from .supernet import train_supernet
     from .train import finetune
@@ -134,7 +134,7 @@ def run_pipeline(config: PipelineConfig, logdir: Optional[str] = None) -> Pipeli
         started = stage("evaluate")
         evaluate_config = EvaluateConfig(model_dir=str(dirs["distill"]), output_dir=str(dirs["evaluate"]), data=data)
         if not _same_config(dirs["evaluate"] / "evaluation.json", evaluate_config):
-            evaluate(evaluate_config)
+            run_evaluation(evaluate_config)
         done("evaluate", started)
 
         started = stage("export")

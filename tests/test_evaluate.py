@@ -16,7 +16,7 @@ def test_grid_equals_the_batched_exit_loop(tmp_path, toy_data, tiny_dynafast_dir
     config = EvaluateConfig(model_dir=str(tiny_dynafast_dir), output_dir=str(tmp_path / "eval"),
                             data=DataConfig(data_dir=str(toy_data), max_seq_len=16), split="test",
                             speeds=(0.0, 0.1, 0.3, 0.5, 0.8, 1.0))
-    points = evaluate.evaluate(config)
+    points = evaluate.run_evaluation(config)
     assert len(points) == 4 * 6
     model = distill.DynaFastModel.load(tiny_dynafast_dir)
     loader, gold, tokens = evaluate.load_split(model, config.data, "test", 64)
