@@ -12,6 +12,8 @@ import shutil
 from pathlib import Path
 from typing import List, Optional
 
+import numpy as np
+
 SPEEDS = (0.0, 0.1, 0.3, 0.5, 0.8)
 
 
@@ -98,7 +100,13 @@ def ablation_section(run: Path, widths: List[float]) -> List[str]:
 def dataset_section(title: str, run: Path, figures: Path, random: Optional[Path] = None,
                     reference: str = "") -> List[str]:
     if not (run / "summary.json").is_file():
-        return [f"## {title}", "", f"Not run: `{run}/summary.json` is missing.", ""]
+        out = [f"## {title}", "", f"The pipeline did not finish (`{run}/summary.json` is missing); its finished "
+               "stages:", ""]
+        if (run / "teacher" / "metrics.json").is_file():
+            out += ["### Teacher", "", *teacher_section(run, random, reference), ""]
+        if (run / "supernet" / "metrics.json").is_file():
+            out += ["### Width (DynaBERT supernet)", "", *width_section(run), ""]
+        return out
     evaluation = load(run / "evaluation" / "evaluation.json")
     widths = sorted({p["width"] for p in evaluation["points"]}, reverse=True)
     name = run.name
@@ -167,6 +175,15 @@ def targets(runs: Path) -> List[str]:
                 if a["width"] == b["width"] and a["speed"] == b["speed"] and 0 < a["speed"] < 1]
         row("self-distilled branches beat label-trained ones at the same speed (#4)",
             f"better or equal at {sum(wins)} of {len(wins)} (width, speed) points", sum(wins) > len(wins) / 2)
+        # the same speed exits at different layers for the two, so also compare at equal FLOPs speed-up
+        traded = []
+        for width in {p["width"] for p in labels["points"]}:
+            curve = sorted((p["flops_speedup"], p["accuracy"]) for p in evaluation["points"] if p["width"] == width)
+            xs, ys = [c[0] for c in curve], [c[1] for c in curve]
+            traded += [float(np.interp(b["flops_speedup"], xs, ys)) >= b["accuracy"] for b in labels["points"]
+                       if b["width"] == width and 0 < b["speed"] < 1 and xs[0] <= b["flops_speedup"] <= xs[-1]]
+        row("... and at the same FLOPs speed-up (interpolated along each width's curve) (#4)",
+            f"better or equal at {sum(traded)} of {len(traded)} points", sum(traded) > len(traded) / 2)
     bench = load(run / "benchmark" / "bench.json")
     if bench:
         for setting, results in bench["settings"].items():
@@ -224,7 +241,7 @@ def main() -> None:
     lines += dataset_section("TREC-6 (all-MiniLM-L6-v2, 6 classes, max 32 tokens; dev = 10 % of train)",
                              runs / "trec6", figures)
     lines += dataset_section("douban_book_review (random initialisation, character vocabulary, 6 layers x 256, "
-                             "max 128 tokens)", runs / "douban", figures)
+                             "max 128 tokens, the first 8000 examples of each split)", runs / "douban", figures)
     (out / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"-> {out / 'results.md'}")
 
