@@ -1,13 +1,24 @@
-"""The pipeline: every stage into one run directory, a summary, and a second run that skips them all."""
+"""The pipeline: every stage into one run directory, a summary, and a second run that skips them all; then
+benchmarks/compare.py on that run directory."""
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 import paddle_dynafast as pdf
 from paddle_dynafast.config import BranchConfig, DataConfig, TrainConfig
 
+COMPARE = Path(__file__).resolve().parents[1] / "benchmarks" / "compare.py"
 
-def test_pipeline_runs_every_stage_then_skips_them(tmp_path, toy_data, tiny_hf_dir):
+
+@pytest.fixture(scope="module")
+def pipeline_run(tmp_path_factory, toy_data):
+    from helpers import tiny_hf_weights, write_hf_dir
+
+    tmp_path = tmp_path_factory.mktemp("pipeline")
+    tiny_hf_dir = write_hf_dir(tmp_path / "tiny_hf", tiny_hf_weights(seed=0))
     config = pdf.PipelineConfig(
         output_dir=str(tmp_path / "run"), data=DataConfig(data_dir=str(toy_data), max_seq_len=16),
         model_dir=str(tiny_hf_dir), finetune=TrainConfig(epochs=6, batch_size=16, lr=2e-3, seed=3),
@@ -15,7 +26,12 @@ def test_pipeline_runs_every_stage_then_skips_them(tmp_path, toy_data, tiny_hf_d
         distill=TrainConfig(epochs=1, batch_size=16, lr=3e-3, seed=1),
         branch=BranchConfig(cls_hidden_size=16, cls_num_attention_heads=2), importance_examples=32,
         max_accuracy_drop=2.0, bench_samples=8)
-    result = pdf.run_pipeline(config)
+    return config, pdf.run_pipeline(config)
+
+
+def test_pipeline_runs_every_stage_then_skips_them(pipeline_run):
+    config, result = pipeline_run
+    tmp_path = Path(config.output_dir).parent
     run = tmp_path / "run"
     summary = json.loads((run / "summary.json").read_text())
     assert summary == json.loads(json.dumps(result.summary))
@@ -37,3 +53,27 @@ def test_pipeline_runs_every_stage_then_skips_them(tmp_path, toy_data, tiny_hf_d
 def test_pipeline_rejects_bad_widths(tmp_path):
     with pytest.raises(ValueError, match=r"width 1.5 is not in \(0, 1\]"):
         pdf.PipelineConfig(output_dir=str(tmp_path), data=DataConfig("d"), widths=(1.5, 1.0))
+
+
+def test_compare_benchmarks_every_system_on_the_run(pipeline_run, toy_data):
+    config, result = pipeline_run
+    run = Path(config.output_dir)
+    command = [sys.executable, str(COMPARE), "--run", str(run), "--data-dir", str(toy_data), "--threads", "1",
+               "--samples", "4", "--rounds", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((run / "benchmark" / "bench.json").read_text())
+    plain = report["settings"]["plain"]
+    names = [r["name"] for r in plain]
+    assert names[0].startswith("(b)") and names[1].startswith("(a)") and names[-1].startswith("(e)")
+    assert plain[0]["ratios"]["flops_speedup"] == 1.0 and plain[0]["ratios"]["throughput_speedup"] == 1.0
+    teacher_test = result.summary["teacher"]["test_accuracy"]
+    for system in (plain[0], plain[1], plain[-1]):  # the full model in three runtimes: the same predictions
+        assert system["accuracy"] == pytest.approx(teacher_test)
+    assert set(report["peak_memory_mb"]) == set(names) and min(report["peak_memory_mb"].values()) > 50
+    before = (run / "benchmark" / "bench.md").read_text()
+    again = subprocess.run(command + ["--memory-only"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    after = (run / "benchmark" / "bench.md").read_text()
+    timings = before.split("\nPeak memory")[0]
+    assert after.startswith(timings) and after != timings and "Peak memory" in after
