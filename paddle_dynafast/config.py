@@ -214,7 +214,8 @@ class SelfDistillConfig:
     widths: Optional[Tuple[float, ...]] = None
     """Widths to give branches; None: every width of the supernet."""
     shared_branches: bool = True
-    """One set of branches for all widths (True) or one set per width (False)."""
+    """One set of branches for all widths (True) or one set per width (False). On SST-2 the shared set was as good
+    or better at 53 of 76 (width, speed) points at equal FLOPs, with a quarter of the parameters (docs/results.md)."""
     objective: str = "distill"
     """'distill': KL(branch || final classifier) with no labels (FastBERT); 'labels': cross-entropy to the gold
     labels (the paper's ablation)."""
