@@ -175,31 +175,24 @@ def main() -> None:
     out = run / "benchmark"
     if args.memory_only:
         report = artifacts.read_json(out / "bench.json")
-        names = [r["name"] for r in report["settings"]["plain"]]
-        report["peak_memory_mb"], memory = memory_table(run, names, args.data_dir, args.threads)
-        table = "\n".join(report["tables"]) + memory
-        artifacts.write_json(out / "bench.json", report)
-        artifacts.write_text(out / "bench.md", table)
-        print(table)
-        return
-    report = {"test_examples": len(features), "threads": args.threads,
-              "machine": {"cpus": os.cpu_count(), "processor": platform.processor(), "python": platform.python_version()},
-              "settings": {}}
-    tables = []
-    # Paddle Inference with and without oneDNN: measured here, oneDNN is faster at batch 32 and slower at batch 1.
-    for onednn in (False, True):
-        measured = systems(run, dirs, calibration, args.threads, onednn)
-        results = bench.measure(measured, features, gold, tokenizer.pad_token_id, samples=args.samples,
-                                rounds=args.rounds)
-        key = "onednn" if onednn else "plain"
-        report["settings"][key] = bench.to_json(results)
-        tables.append(f"Paddle Inference {'with' if onednn else 'without'} oneDNN:\n\n" + bench.markdown(results, 32))
-        if not onednn:
-            plot(results, out / "accuracy_vs_speedup.png")
-            names = [r.name for r in results]
-    report["tables"] = tables  # Markdown of the timings, so that --memory-only can rewrite bench.md from here
+    else:
+        report = {"test_examples": len(features), "threads": args.threads,
+                  "machine": {"cpus": os.cpu_count(), "processor": platform.processor(),
+                              "python": platform.python_version()},
+                  "settings": {}, "tables": []}  # tables: the timings' Markdown, reused by --memory-only
+        # Paddle Inference with and without oneDNN: measured here, oneDNN is faster at batch 32, slower at batch 1.
+        for onednn in (False, True):
+            measured = systems(run, dirs, calibration, args.threads, onednn)
+            results = bench.measure(measured, features, gold, tokenizer.pad_token_id, samples=args.samples,
+                                    rounds=args.rounds)
+            report["settings"]["onednn" if onednn else "plain"] = bench.to_json(results)
+            report["tables"].append(f"Paddle Inference {'with' if onednn else 'without'} oneDNN:\n\n"
+                                    + bench.markdown(results, 32))
+            if not onednn:
+                plot(results, out / "accuracy_vs_speedup.png")
+    names = [r["name"] for r in report["settings"]["plain"]]
     report["peak_memory_mb"], memory = memory_table(run, names, args.data_dir, args.threads)
-    table = "\n".join(tables) + memory
+    table = "\n".join(report["tables"]) + memory
     artifacts.write_json(out / "bench.json", report)
     artifacts.write_text(out / "bench.md", table)
     print(table)

@@ -31,8 +31,7 @@ def pipeline_run(tmp_path_factory, toy_data):
 
 def test_pipeline_runs_every_stage_then_skips_them(pipeline_run):
     config, result = pipeline_run
-    tmp_path = Path(config.output_dir).parent
-    run = tmp_path / "run"
+    run = Path(config.output_dir)
     summary = json.loads((run / "summary.json").read_text())
     assert summary == json.loads(json.dumps(result.summary))
     assert summary["teacher"]["dev_accuracy"] >= 0.9
