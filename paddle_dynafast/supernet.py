@@ -333,16 +333,18 @@ def train_supernet(config, logdir: str | None = None, restart: bool = False):
 
 
 def _importance(output_dir, teacher, loader, shape: BertShape):
-    """Scores of heads and neurons: read back on resume; else computed once on rank 0 and broadcast."""
+    """Scores of heads and neurons, on rank 0 (read back on resume, else computed and written), broadcast to
+    the others. Only rank 0 looks for the file: another rank could find it just written and skip the broadcast
+    that rank 0 makes, and the ranks' collectives would no longer pair up."""
     from . import artifacts
     from .importance import Importance, compute_importance
 
     path = output_dir / "importance.json"
-    if path.is_file():
-        raw = artifacts.read_json(path)
-        return Importance(heads=np.asarray(raw["heads"]), neurons=np.asarray(raw["neurons"]))
     importance = None
-    if distributed.is_main():
+    if distributed.is_main() and path.is_file():
+        raw = artifacts.read_json(path)
+        importance = Importance(heads=np.asarray(raw["heads"]), neurons=np.asarray(raw["neurons"]))
+    elif distributed.is_main():
         logger.info("scoring heads and neurons on %d held-out training examples", len(loader.dataset))
         importance = compute_importance(copy.deepcopy(teacher), loader)
         artifacts.write_json(path, {"examples": len(loader.dataset), "heads": importance.heads.tolist(),

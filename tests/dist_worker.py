@@ -17,11 +17,30 @@ def configs(root: Path, data_dir: Path, pretrained: Path):
 
 
 def stage(index: int, root: str, data_dir: str, pretrained: str) -> None:
-    """Run stage ``index`` (0 finetune, 1 supernet, 2 distill) of :func:`configs` under ``root``."""
-    from paddle_dynafast import distill, supernet, train
+    """Run stage ``index`` (0 finetune, 1 supernet, 2 distill) of :func:`configs` under ``root``.
 
+    Under several processes the supernet's other ranks reach the importance scores only once rank 0 has
+    written them to disk: a late rank must still take rank 0's broadcast rather than read the file."""
+    from paddle_dynafast import distill, distributed, supernet, train
+
+    if index == 1 and not distributed.is_main():
+        _arrive_after_rank_zero_scored(supernet)
     run = (train.finetune, supernet.train_supernet, distill.self_distill)[index]
     run(configs(Path(root), Path(data_dir), Path(pretrained))[index])
+
+
+def _arrive_after_rank_zero_scored(supernet) -> None:
+    import time
+
+    score = supernet._importance
+
+    def late(output_dir, *args):
+        deadline = time.time() + 30
+        while not (output_dir / "importance.json").is_file() and time.time() < deadline:
+            time.sleep(0.05)
+        return score(output_dir, *args)
+
+    supernet._importance = late
 
 
 def die_on_rank_one() -> None:
