@@ -39,11 +39,21 @@ def is_main() -> bool:
 
 
 def setup(timeout_seconds: float | None = None) -> None:
-    """``init_parallel_env`` once, when launched with more than one process."""
+    """``init_parallel_env`` once, when launched with more than one process.
+
+    The rendezvous store is Paddle's socket ``TCPStore``, not the libuv one that Paddle 3 uses by default
+    (unless ``FLAGS_tcp_store_using_libuv`` is set in the environment). Rank 0 hosts the store; when another
+    rank disconnects while rank 0 is already running its exit handlers, the libuv daemon's first ``VLOG``
+    takes glog's destroyed lock and aborts: SIGABRT after a finished run, in 2 of 51 runs of the three-launch
+    test in ``tests/test_distributed.py`` here, and once in CI. PaddleNLP's own CI sets
+    ``FLAGS_tcp_store_using_libuv=0``.
+    """
     if world_size() <= 1 or dist.is_initialized():
         return
     if timeout_seconds is not None:
         os.environ.setdefault("PADDLE_PG_TIMEOUT", str(int(timeout_seconds * 1000)))
+    if "FLAGS_tcp_store_using_libuv" not in os.environ:
+        paddle.set_flags({"FLAGS_tcp_store_using_libuv": False})
     dist.init_parallel_env()
 
 

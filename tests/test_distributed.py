@@ -81,3 +81,26 @@ def test_a_dying_rank_stops_the_others(tmp_path):
     with pytest.raises(Exception, match="terminated with exit code 3"):
         dist.spawn(dist_worker.die_on_rank_one, nprocs=2, backend="gloo")
     assert time.time() - started < 30
+
+
+@pytest.mark.parametrize("env, expected", [(None, False), ("1", True)])
+def test_setup_uses_the_socket_store_unless_told(monkeypatch, env, expected):
+    """Paddle's libuv store can abort rank 0 at exit (see ``distributed.setup``): the socket store is the
+    default; a ``FLAGS_tcp_store_using_libuv`` in the environment is left to Paddle."""
+    from paddle_dynafast import distributed
+
+    seen = {}
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_parallel_env",
+                        lambda: seen.update(paddle.get_flags(["FLAGS_tcp_store_using_libuv"])))
+    if env is None:
+        monkeypatch.delenv("FLAGS_tcp_store_using_libuv", raising=False)
+    else:
+        monkeypatch.setenv("FLAGS_tcp_store_using_libuv", env)
+    before = paddle.get_flags(["FLAGS_tcp_store_using_libuv"])
+    try:
+        distributed.setup()
+        assert seen == {"FLAGS_tcp_store_using_libuv": expected}
+    finally:
+        paddle.set_flags(before)
