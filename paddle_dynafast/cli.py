@@ -249,11 +249,27 @@ def _set_threads(threads: int) -> None:
     paddle.base.core.set_num_threads(threads)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted, not the stream it was created with
+    (which a notebook or a test's capture may have replaced and closed since)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _):
+        pass
+
+
 def _setup_logging(level: int) -> None:
     """Log paddle_dynafast's messages to stderr; on its own logger, since ``import paddle`` resets the root level."""
     if any(getattr(h, "_paddle_dynafast", False) for h in logger.handlers):
         return
-    handler = logging.StreamHandler()
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
     handler._paddle_dynafast = True
     logger.addHandler(handler)

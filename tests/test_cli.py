@@ -65,3 +65,18 @@ def test_supernet_command(tmp_path, tiny_hf_dir, capsys):
                      "--widths", "1.0", "0.3", *common])
     assert code == 2 and "width 0.3 keeps 1.2 of 4 heads" in capsys.readouterr().err
     assert not (tmp_path / "s2").exists()
+
+
+def test_log_follows_stderr_after_the_command_returns(tmp_path, monkeypatch):
+    """The handler ``main`` installs writes to the ``sys.stderr`` of the moment: a stream replaced (and closed)
+    since, as a notebook or a test capture does, is not written to."""
+    import io
+    import logging
+
+    cli.main(["finetune", "--model", str(tmp_path), "--data-dir", str(tmp_path), "--output", str(tmp_path / "o"),
+              "--lr", "-1"])  # any command installs the handler; this one stops at its argument check
+    later = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", later)
+    monkeypatch.setattr(logging, "raiseExceptions", True)
+    logging.getLogger("paddle_dynafast.backbone").info("written after the command")
+    assert "written after the command" in later.getvalue()
