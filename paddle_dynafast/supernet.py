@@ -341,15 +341,16 @@ def _importance(output_dir, teacher, loader, shape: BertShape):
 
     path = output_dir / "importance.json"
     importance = None
-    if distributed.is_main() and path.is_file():
-        raw = artifacts.read_json(path)
-        importance = Importance(heads=np.asarray(raw["heads"]), neurons=np.asarray(raw["neurons"]))
-    elif distributed.is_main():
-        logger.info("scoring heads and neurons on %d held-out training examples", len(loader.dataset))
-        importance = compute_importance(copy.deepcopy(teacher), loader)
-        artifacts.write_json(path, {"examples": len(loader.dataset), "heads": importance.heads.tolist(),
-                                    "neurons": importance.neurons.tolist(),
-                                    "head_order": importance.head_order().tolist()})
+    if distributed.is_main():
+        if path.is_file():
+            raw = artifacts.read_json(path)
+            importance = Importance(heads=np.asarray(raw["heads"]), neurons=np.asarray(raw["neurons"]))
+        else:
+            logger.info("scoring heads and neurons on %d held-out training examples", len(loader.dataset))
+            importance = compute_importance(copy.deepcopy(teacher), loader)
+            artifacts.write_json(path, {"examples": len(loader.dataset), "heads": importance.heads.tolist(),
+                                        "neurons": importance.neurons.tolist(),
+                                        "head_order": importance.head_order().tolist()})
     heads = distributed.broadcast_array(None if importance is None else importance.heads,
                                         [shape.num_layers, shape.num_heads])
     neurons = distributed.broadcast_array(None if importance is None else importance.neurons,
