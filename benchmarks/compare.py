@@ -16,17 +16,23 @@ Run, on a finished pipeline directory (`paddle-dynafast pipeline --output runs/s
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
+from paddle_dynafast import artifacts, data
+from paddle_dynafast.model.backbone import load_tokenizer
+from paddle_dynafast.runtime import bench
+from paddle_dynafast.runtime.dygraph import DygraphRuntime
+from paddle_dynafast.runtime.export import export_is_current, export_model
+from paddle_dynafast.runtime.onnx_runtime import OnnxRuntime
+from paddle_dynafast.runtime.paddle_inference import PaddleInferenceRuntime
 
 
 def exports(run: Path, calibration: dict) -> dict:
     """Export directories of every system (made when missing or stale)."""
-    from paddle_dynafast.export import ArtifactError, export_model, verify
-
     wanted = {"teacher": (run / "teacher", 1.0, True, True), "width-0.5": (run / "supernet", 0.5, True, False)}
     for name in ("fewest_flops_within_accuracy_budget", "best_accuracy_within_flops_budget"):
         point = calibration[name]
@@ -35,12 +41,7 @@ def exports(run: Path, calibration: dict) -> dict:
     out = {}
     for name, (source, width, no_exit, onnx) in wanted.items():
         directory = run / "benchmark" / f"export-{name}"
-        try:
-            info = verify(directory)
-            fresh = info["source"] == str(source) and info["width"] == width and (not onnx or (directory / "model.onnx").is_file())
-        except ArtifactError:
-            fresh = False
-        if not fresh:
+        if not export_is_current(directory, source, width, no_exit, onnx):
             export_model(source, directory, width=width, no_exit=no_exit, onnx=onnx)
         out[name] = directory
     return out
@@ -48,47 +49,22 @@ def exports(run: Path, calibration: dict) -> dict:
 
 def systems(run: Path, dirs: dict, calibration: dict, threads: int, onednn: bool, only: int | None = None):
     """The systems in table order, the first, (b), being the reference; ``only`` builds just that one."""
-    import paddle
+    def paddle_inference(key, speed, name):
+        return lambda: bench.runtime_system(PaddleInferenceRuntime(dirs[key], threads=threads, onednn=onednn),
+                                            speed, name)
 
-    from paddle_dynafast import bench
-    from paddle_dynafast.backbone import load_classifier
-    from paddle_dynafast.export import OnnxRunner
-    from paddle_dynafast.flops import BertShape, model_flops
-
-    paddle.base.core.set_num_threads(threads)
-    from paddlenlp.transformers import BertConfig
-
-    shape = BertShape.from_config(BertConfig.from_pretrained(str(run / "teacher")))  # no weights loaded
-
-    def full_flops(tokens, exits):
-        return np.array([model_flops(shape, int(t)) for t in tokens], dtype="float64")
-
-    def dygraph():
-        teacher = load_classifier(run / "teacher").model
-
-        @paddle.no_grad()
-        def forward(ids, types):
-            logits = teacher(paddle.to_tensor(ids), token_type_ids=paddle.to_tensor(types))
-            return paddle.nn.functional.softmax(logits, axis=-1).numpy(), np.full(len(ids), shape.num_layers)
-
-        return bench.System("(a) teacher, PaddleNLP dygraph", forward, full_flops, "width 1, no exit")
-
-    def exported(key, speed, name):
-        return lambda: bench.exported_system(dirs[key], speed, threads=threads, onednn=onednn, name=name)
-
-    def onnx():
-        runner = OnnxRunner(dirs["teacher"], threads=threads)
-        return bench.System("(e) teacher, ONNX Runtime", runner.run_batch, full_flops, "width 1, no exit")
-
-    builders = [exported("teacher", 0.0, "(b) teacher, Paddle Inference"), dygraph,
-                exported("width-0.5", 0.0, "(c) width 0.5, Paddle Inference")]
+    builders = [paddle_inference("teacher", 0.0, "(b) teacher, Paddle Inference"),
+                lambda: bench.runtime_system(DygraphRuntime(run / "teacher", exit_loop=False, threads=threads),
+                                             name="(a) teacher, PaddleNLP dygraph"),
+                paddle_inference("width-0.5", 0.0, "(c) width 0.5, Paddle Inference")]
     for key, label in (("fewest_flops_within_accuracy_budget", "fewest FLOPs within the accuracy budget"),
                        ("best_accuracy_within_flops_budget", "best accuracy within the FLOPs budget")):
         point = calibration[key]
         if point is not None:
-            builders.append(exported(f"adaptive-w{point['width']:g}", point["speed"],
-                                     f"(d) adaptive w{point['width']:g} s{point['speed']:g} ({label})"))
-    builders.append(onnx)
+            builders.append(paddle_inference(f"adaptive-w{point['width']:g}", point["speed"],
+                                             f"(d) adaptive w{point['width']:g} s{point['speed']:g} ({label})"))
+    builders.append(lambda: bench.runtime_system(OnnxRuntime(dirs["teacher"], threads=threads),
+                                                 name="(e) teacher, ONNX Runtime"))
     if only is not None:
         return [builders[only]()]
     return [build() for build in builders]
@@ -153,19 +129,12 @@ def main() -> None:
                         help="measure peak memory again and rewrite it into an existing benchmark, timings kept")
     args = parser.parse_args()
 
-    import os
-    import platform
-
-    from paddle_dynafast import artifacts, bench
-    from paddle_dynafast.backbone import load_tokenizer
-    from paddle_dynafast.data import encode, load_splits
-
     run = Path(args.run)
     calibration = artifacts.read_json(run / "calibration" / "calibration.json")
     dirs = exports(run, calibration)
     info = artifacts.read_json(dirs["teacher"] / "export.json")
     tokenizer = load_tokenizer(dirs["teacher"])
-    features = encode(load_splits(args.data_dir)["test"], tokenizer, info["max_seq_len"], info["labels"])
+    features = data.encode(data.load_splits(args.data_dir)["test"], tokenizer, info["max_seq_len"], info["labels"])
     gold = [f.label for f in features]
     if args.memory_probe is not None:
         (system,) = systems(run, dirs, calibration, args.threads, onednn=False, only=args.memory_probe)

@@ -3,7 +3,7 @@
 The PaddleSlim DynaBERT tutorial's steps (teacher, importance and reordering,
 ``Convert``, ``DistillConfig``, ``OFA``, the width loop) and then FastBERT's
 (branches after every layer, self-distillation), written with paddle_dynafast's
-public functions; the stage commands (``paddle-dynafast supernet`` / ``distill``)
+public API alone (``import paddle_dynafast as pdf``); the stage commands (``paddle-dynafast supernet`` / ``distill``)
 do the same with checkpoints, resume and evaluation on top.
 
 Run (after `make install`; a quick look takes a few minutes on 2 CPU cores):
@@ -19,12 +19,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from paddle_dynafast import backbone, data, losses, minilm_dir
-from paddle_dynafast.branches import Branches
-from paddle_dynafast.config import BranchConfig
-from paddle_dynafast.distill import DynaFastModel
-from paddle_dynafast.importance import compute_importance, reorder
-from paddle_dynafast.supernet import convert_to_supernet, make_ofa, plain_state, supernet_logits, width_config
+import paddle_dynafast as pdf
 
 
 def main() -> None:
@@ -40,19 +35,18 @@ def main() -> None:
     paddle.seed(0)
 
     # 0. data: paddle.io batches of token ids
-    splits = data.load_splits(args.data_dir, args.max_examples)
-    labels = data.label_list(splits["train"])
-    loaded = backbone.load_classifier(args.model or minilm_dir(), num_labels=len(labels))
+    splits = pdf.load_splits(pdf.DataConfig(args.data_dir, max_seq_len=args.max_seq_len,
+                                            max_examples=args.max_examples))
+    labels = pdf.label_list(splits["train"])
+    loaded = pdf.load_classifier(args.model or pdf.minilm_dir(), num_labels=len(labels))
     model, tokenizer = loaded.model, loaded.tokenizer
-    features = {s: data.encode(e, tokenizer, args.max_seq_len, labels) for s, e in splits.items()}
-    train = data.make_loader(features["train"], tokenizer.pad_token_id, 32, shuffle=True)
-    dev = data.make_loader(features["dev"], tokenizer.pad_token_id, 64, shuffle=False)
+    features = {s: pdf.encode(e, tokenizer, args.max_seq_len, labels) for s, e in splits.items()}
+    train = pdf.make_loader(features["train"], tokenizer.pad_token_id, 32, shuffle=True)
+    dev = pdf.make_loader(features["dev"], tokenizer.pad_token_id, 64, shuffle=False)
     gold = np.array([f.label for f in features["dev"]])
 
     def accuracy(forward):
-        from paddle_dynafast.train import predict
-
-        return float((predict(forward, dev).argmax(-1) == gold).mean())
+        return pdf.accuracy(pdf.predict(forward, dev), gold)
 
     def steps():
         while True:
@@ -71,37 +65,37 @@ def main() -> None:
     print(f"teacher dev accuracy {accuracy(lambda b: teacher(b['input_ids'], token_type_ids=b['token_type_ids'])):.4f}")
 
     # 2. importance of heads (head-mask gradient) and FFN neurons, on held-out training data; reorder
-    _, held_out = data.hold_out(splits["train"], 256, seed=0)
-    scoring = data.make_loader(data.encode(held_out, tokenizer, args.max_seq_len, labels), tokenizer.pad_token_id, 32,
-                               shuffle=False)
-    reorder(model, compute_importance(model, scoring))
+    _, held_out = pdf.hold_out(splits["train"], 256, seed=0)
+    scoring = pdf.make_loader(pdf.encode(held_out, tokenizer, args.max_seq_len, labels), tokenizer.pad_token_id, 32,
+                              shuffle=False)
+    pdf.reorder(model, pdf.compute_importance(model, scoring))
 
     # 3. supernet(expand_ratio) + Convert + set_state_dict, then DistillConfig + OFA, set_task("width")
-    converted = convert_to_supernet(model, args.widths)
-    ofa = make_ofa(converted, teacher=teacher, lambda_distill=0.1)
+    converted = pdf.convert_to_supernet(model, args.widths)
+    ofa = pdf.make_ofa(converted, teacher=teacher, lambda_distill=0.1)
 
     # 4. the width loop: every batch, every width, hidden-state MSE + soft cross-entropy to the teacher
     optimizer = paddle.optimizer.AdamW(learning_rate=2e-5, parameters=converted.parameters())
-    with backbone.head_mask_forward(converted):
+    with pdf.head_mask_forward(converted):
         converted.train()
         for _, batch in zip(range(args.steps), steps()):
             for width in args.widths:
-                ofa.set_net_config(width_config(ofa, width))
+                ofa.set_net_config(pdf.width_config(ofa, width))
                 logits, teacher_logits = ofa(batch["input_ids"], token_type_ids=batch["token_type_ids"])
-                (ofa.calc_distill_loss() + losses.soft_cross_entropy(logits, teacher_logits)).backward()
+                (ofa.calc_distill_loss() + pdf.soft_cross_entropy(logits, teacher_logits)).backward()
             optimizer.step()
             optimizer.clear_grad()
         converted.eval()
         for width in args.widths:
-            ofa.set_net_config(width_config(ofa, width))
-            print(f"supernet width {width}: dev accuracy {accuracy(lambda b: supernet_logits(ofa, b)):.4f}")
+            ofa.set_net_config(pdf.width_config(ofa, width))
+            print(f"supernet width {width}: dev accuracy {accuracy(lambda b: pdf.supernet_logits(ofa, b)):.4f}")
 
     # 5. FastBERT branches after every layer, self-distilled from each width's own final classifier
-    full = backbone.build_classifier(model.config)
-    backbone.assign_weights(full, plain_state(converted))
-    branches = Branches(len(full.bert.encoder.layers), full.config.hidden_size, len(labels), BranchConfig(),
-                        widths=args.widths)
-    dynafast = DynaFastModel(full, tokenizer, branches, labels)
+    full = pdf.build_classifier(model.config)
+    pdf.assign_weights(full, pdf.plain_state(converted))
+    branches = pdf.Branches(len(full.bert.encoder.layers), full.config.hidden_size, len(labels), pdf.BranchConfig(),
+                            widths=args.widths)
+    dynafast = pdf.DynaFastModel(full, tokenizer, branches, labels)
     optimizer = paddle.optimizer.AdamW(learning_rate=5e-4, parameters=branches.parameters())
     branches.train()
     for _, batch in zip(range(args.steps), steps()):
@@ -110,7 +104,7 @@ def main() -> None:
             with paddle.no_grad():  # backbone and final classifier frozen
                 states, mask = adaptive.hidden_states(batch["input_ids"], batch["token_type_ids"])
                 final = adaptive.classify(adaptive.num_layers - 1, states[-1], mask)
-            sum(losses.kl_divergence(branch(states[i], mask), final)
+            sum(pdf.kl_divergence(branch(states[i], mask), final)
                 for i, branch in enumerate(branches.at(width))).backward()
         optimizer.step()
         optimizer.clear_grad()
@@ -122,7 +116,7 @@ def main() -> None:
             def forward(b):
                 return dynafast.at(width)(b["input_ids"], b["token_type_ids"], speed=speed)[0]
             print(f"width {width} speed {speed}: dev accuracy {accuracy(forward):.4f}")
-    backbone.save_classifier(full, tokenizer, args.output)
+    pdf.save_classifier(full, tokenizer, args.output)
     dynafast.save_branches(Path(args.output))
     print(f"-> {args.output} (paddle-dynafast evaluate/export read it)")
 

@@ -15,16 +15,30 @@ _PUBLIC = {
     # configurations
     "DataConfig": "config", "TrainConfig": "config", "ModelSize": "config", "FinetuneConfig": "config",
     "SupernetConfig": "config", "BranchConfig": "config", "SelfDistillConfig": "config",
-    "EvaluateConfig": "config", "CalibrateConfig": "config", "PipelineConfig": "pipeline",
-    # stages
-    "finetune": "train", "train_supernet": "supernet", "self_distill": "distill", "run_evaluation": "evaluate",
-    "run_calibration": "calibrate", "export_model": "export", "run_pipeline": "pipeline",
-    # models and inference
-    "load_classifier": "backbone", "head_mask_forward": "backbone", "minilm_dir": "backbone",
-    "DynaFastModel": "distill", "AdaptiveClassifier": "exit", "NarrowBertForSequenceClassification": "supernet",
-    "Predictor": "export",
+    "EvaluateConfig": "config", "CalibrateConfig": "config", "PipelineConfig": "config",
+    # training stages
+    "finetune": "train.finetune", "train_supernet": "train.supernet", "self_distill": "train.distill",
+    "compute_importance": "train.importance", "reorder": "train.importance",
+    "convert_to_supernet": "train.supernet", "make_ofa": "train.supernet", "width_config": "train.supernet",
+    "supernet_logits": "train.supernet",
+    "soft_cross_entropy": "train.losses", "kl_divergence": "train.losses",
+    # analysis and the whole pipeline
+    "run_evaluation": "analysis.evaluate", "run_calibration": "analysis.calibrate", "run_pipeline": "pipeline",
+    # the model side
+    "load_classifier": "model.backbone", "build_classifier": "model.backbone", "save_classifier": "model.backbone",
+    "assign_weights": "model.backbone", "head_mask_forward": "model.backbone", "minilm_dir": "model.backbone",
+    "DynaFastModel": "model.dynafast", "AdaptiveClassifier": "model.exit", "Branches": "model.branches",
+    "NarrowBertForSequenceClassification": "model.narrow", "extract_submodel": "model.narrow",
+    "plain_state": "model.narrow", "StageInfo": "model.stage", "predict": "model.predict",
+    "accuracy": "model.predict",
+    # the runtime side
+    "export_model": "runtime.export", "Predictor": "runtime.predictor", "open_runtime": "runtime.registry",
+    "Runtime": "runtime.base", "ExportInfo": "runtime.base",
+    # data
+    "load_splits": "data", "label_list": "data", "encode": "data", "make_loader": "data", "hold_out": "data",
     # errors
-    "DataError": "data", "CheckpointError": "backbone", "ArtifactError": "export",
+    "UserError": "errors", "ConfigError": "errors", "DataError": "errors", "CheckpointError": "errors",
+    "ArtifactError": "errors",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -39,6 +39,11 @@ def read_json(path: str | Path) -> Any:
         return json.load(f)
 
 
+def written_with(path: str | Path, config: dict) -> bool:
+    """True if the JSON file ``path`` exists and was written with ``config`` (its ``config`` entry)."""
+    return Path(path).is_file() and read_json(path).get("config") == config
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling directory that replaces ``path`` only if the block succeeds.

@@ -1,8 +1,10 @@
-"""Typed, frozen configurations for every stage.
+"""Typed, frozen configurations for every stage, and every default, once.
 
 Each field has a one-line doc; ``__post_init__`` rejects bad values with a
-``ValueError`` that names the value. Configs are written next to the artifacts
-they produced (``config.json``) and read back with :func:`from_dict`.
+:class:`~paddle_dynafast.errors.ConfigError` (a ``ValueError``) that names the
+value. The command line and :class:`PipelineConfig` take their defaults from
+these classes (:func:`default`). Configs are written next to the artifacts they
+produced (``stage.json``) and read back with :func:`from_dict`.
 """
 from __future__ import annotations
 
@@ -11,12 +13,27 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Optional, Tuple, Type, TypeVar
 
+from .errors import ConfigError
+
 T = TypeVar("T")
+
+
+def default(cls: type, name: str) -> Any:
+    """The default of field ``name`` of the dataclass ``cls`` (a fresh one for fields with a factory)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if name not in fields:
+        raise KeyError(f"{cls.__name__} has no field {name!r}")
+    f = fields[name]
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    raise KeyError(f"{cls.__name__}.{name} has no default")
 
 
 def _positive(name: str, value: float) -> None:
     if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
+        raise ConfigError(f"{name} must be > 0, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -30,15 +47,17 @@ class DataConfig:
     max_examples: Optional[int] = None
     """Keep only the first N examples of each split (quick runs); None keeps all."""
     dev_fraction: float = 0.1
-    """When the folder has no dev split, this share of train (seeded) is held out as dev."""
+    """When the folder has no dev split, this share of train is held out as dev."""
+    split_seed: int = 42
+    """Seeds which training examples are held out as dev when the folder has no dev split."""
 
     def __post_init__(self) -> None:
         if self.max_seq_len < 3:
-            raise ValueError(f"max_seq_len {self.max_seq_len} is too short: [CLS] and [SEP] need 2 of them")
+            raise ConfigError(f"max_seq_len {self.max_seq_len} is too short: [CLS] and [SEP] need 2 of them")
         if self.max_examples is not None and self.max_examples < 1:
-            raise ValueError(f"max_examples must be >= 1 or None, got {self.max_examples}")
+            raise ConfigError(f"max_examples must be >= 1 or None, got {self.max_examples}")
         if not 0 < self.dev_fraction < 1:
-            raise ValueError(f"dev_fraction {self.dev_fraction} is not in (0, 1)")
+            raise ConfigError(f"dev_fraction {self.dev_fraction} is not in (0, 1)")
 
 
 @dataclass(frozen=True)
@@ -70,15 +89,15 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_batch_size", "log_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+                raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
         _positive("lr", self.lr)
         if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"warmup_ratio {self.warmup_ratio} is not in [0, 1)")
+            raise ConfigError(f"warmup_ratio {self.warmup_ratio} is not in [0, 1)")
         _positive("max_grad_norm", self.max_grad_norm)
         if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1 or None, got {self.max_steps}")
+            raise ConfigError(f"max_steps must be >= 1 or None, got {self.max_steps}")
 
 
 @dataclass(frozen=True)
@@ -100,9 +119,9 @@ class ModelSize:
         for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_position_embeddings"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+                raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
         if self.hidden_size % self.num_heads:
-            raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}")
+            raise ConfigError(f"hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}")
 
 
 @dataclass(frozen=True)
@@ -126,9 +145,9 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         if self.model_dir is None and not self.random_init:
-            raise ValueError("model_dir is None: pass a pretrained directory, or random_init=True for a character vocabulary")
+            raise ConfigError("model_dir is None: pass a pretrained directory, or random_init=True for a character vocabulary")
         if self.min_char_count < 1:
-            raise ValueError(f"min_char_count must be >= 1, got {self.min_char_count}")
+            raise ConfigError(f"min_char_count must be >= 1, got {self.min_char_count}")
 
 
 @dataclass(frozen=True)
@@ -144,14 +163,14 @@ class BranchConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.cls_hidden_size, int) or self.cls_hidden_size < 1:
-            raise ValueError(f"cls_hidden_size must be a whole number >= 1, got {self.cls_hidden_size!r}")
+            raise ConfigError(f"cls_hidden_size must be a whole number >= 1, got {self.cls_hidden_size!r}")
         if not isinstance(self.cls_num_attention_heads, int) or self.cls_num_attention_heads < 1:
-            raise ValueError(f"cls_num_attention_heads must be a whole number >= 1, got {self.cls_num_attention_heads!r}")
+            raise ConfigError(f"cls_num_attention_heads must be a whole number >= 1, got {self.cls_num_attention_heads!r}")
         if self.cls_hidden_size % self.cls_num_attention_heads:
-            raise ValueError(f"cls_hidden_size {self.cls_hidden_size} does not divide into "
+            raise ConfigError(f"cls_hidden_size {self.cls_hidden_size} does not divide into "
                              f"{self.cls_num_attention_heads} heads")
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout {self.dropout} is not in [0, 1)")
+            raise ConfigError(f"dropout {self.dropout} is not in [0, 1)")
 
 
 def normalize_widths(widths) -> Tuple[float, ...]:
@@ -159,11 +178,11 @@ def normalize_widths(widths) -> Tuple[float, ...]:
     widths = tuple(sorted((float(w) for w in widths), reverse=True))
     for width in widths:
         if not 0 < width <= 1:
-            raise ValueError(f"width {width} is not in (0, 1]")
+            raise ConfigError(f"width {width} is not in (0, 1]")
     if len(set(widths)) != len(widths):
-        raise ValueError(f"widths {list(widths)} repeat a value")
+        raise ConfigError(f"widths {list(widths)} repeat a value")
     if not widths or widths[0] != 1.0:
-        raise ValueError(f"widths {list(widths)} must include 1.0, the teacher's own width")
+        raise ConfigError(f"widths {list(widths)} must include 1.0, the teacher's own width")
     return widths
 
 
@@ -192,9 +211,9 @@ class SupernetConfig:
         object.__setattr__(self, "widths", normalize_widths(self.widths))
         for name in ("lambda_distill", "lambda_logit"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.importance_examples < 1:
-            raise ValueError(f"importance_examples must be >= 1, got {self.importance_examples}")
+            raise ConfigError(f"importance_examples must be >= 1, got {self.importance_examples}")
 
 
 @dataclass(frozen=True)
@@ -226,9 +245,9 @@ class SelfDistillConfig:
         if self.widths is not None:
             object.__setattr__(self, "widths", normalize_widths(self.widths))
         if self.objective not in ("distill", "labels"):
-            raise ValueError(f"objective {self.objective!r} is not 'distill' or 'labels'")
+            raise ConfigError(f"objective {self.objective!r} is not 'distill' or 'labels'")
         if self.objective == "labels" and self.unlabeled_file is not None:
-            raise ValueError("objective 'labels' cannot use an unlabeled_file")
+            raise ConfigError("objective 'labels' cannot use an unlabeled_file")
 
 
 def normalize_speeds(speeds) -> Tuple[float, ...]:
@@ -236,9 +255,9 @@ def normalize_speeds(speeds) -> Tuple[float, ...]:
     speeds = tuple(sorted(float(s) for s in speeds))
     for speed in speeds:
         if not 0 <= speed <= 1:
-            raise ValueError(f"speed {speed} is not in [0, 1]")
+            raise ConfigError(f"speed {speed} is not in [0, 1]")
     if not speeds or len(set(speeds)) != len(speeds):
-        raise ValueError(f"speeds {list(speeds)} are empty or repeat a value")
+        raise ConfigError(f"speeds {list(speeds)} are empty or repeat a value")
     return speeds
 
 
@@ -263,12 +282,12 @@ class EvaluateConfig:
 
     def __post_init__(self) -> None:
         if self.split not in ("train", "dev", "test"):
-            raise ValueError(f"split {self.split!r} is not train, dev or test")
+            raise ConfigError(f"split {self.split!r} is not train, dev or test")
         if self.widths is not None:
             object.__setattr__(self, "widths", tuple(sorted((float(w) for w in self.widths), reverse=True)))
         object.__setattr__(self, "speeds", normalize_speeds(self.speeds))
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
 
 
 @dataclass(frozen=True)
@@ -292,14 +311,63 @@ class CalibrateConfig:
 
     def __post_init__(self) -> None:
         if self.max_accuracy_drop < 0:
-            raise ValueError(f"max_accuracy_drop must be >= 0 points, got {self.max_accuracy_drop}")
+            raise ConfigError(f"max_accuracy_drop must be >= 0 points, got {self.max_accuracy_drop}")
         if self.min_flops_speedup < 1:
-            raise ValueError(f"min_flops_speedup must be >= 1, got {self.min_flops_speedup}")
+            raise ConfigError(f"min_flops_speedup must be >= 1, got {self.min_flops_speedup}")
         object.__setattr__(self, "speeds", normalize_speeds(self.speeds))
         if 0.0 not in self.speeds:
-            raise ValueError("speeds must include 0 (the full model is the reference)")
+            raise ConfigError("speeds must include 0 (the full model is the reference)")
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """All stages of one run (``paddle-dynafast pipeline``); every default is the one of the stage it feeds."""
+
+    output_dir: str
+    """The run directory; every stage writes a subdirectory."""
+    data: DataConfig
+    """Examples and their cutting, for every stage (its split_seed too)."""
+    model_dir: Optional[str] = None
+    """Pretrained model (PaddleNLP or Hugging Face directory); None with random_init: a character vocabulary."""
+    random_init: bool = default(FinetuneConfig, "random_init")
+    """Start the teacher from random weights."""
+    size: ModelSize = field(default_factory=ModelSize)
+    """Teacher size when there is no model_dir."""
+    finetune: TrainConfig = field(default_factory=lambda: default(FinetuneConfig, "train"))
+    """Optimisation of stage 1."""
+    supernet: TrainConfig = field(default_factory=lambda: default(SupernetConfig, "train"))
+    """Optimisation of stage 2."""
+    distill: TrainConfig = field(default_factory=lambda: default(SelfDistillConfig, "train"))
+    """Optimisation of stage 3."""
+    widths: Tuple[float, ...] = default(SupernetConfig, "widths")
+    """Supernet widths."""
+    lambda_distill: float = default(SupernetConfig, "lambda_distill")
+    """Supernet hidden-state MSE weight."""
+    lambda_logit: float = default(SupernetConfig, "lambda_logit")
+    """Supernet soft cross-entropy weight."""
+    branch: BranchConfig = field(default_factory=BranchConfig)
+    """Size of every branch."""
+    shared_branches: bool = default(SelfDistillConfig, "shared_branches")
+    """One set of branches for all widths."""
+    importance_examples: int = default(SupernetConfig, "importance_examples")
+    """Training examples held out to score heads and neurons."""
+    max_accuracy_drop: float = default(CalibrateConfig, "max_accuracy_drop")
+    """Calibration budget in dev accuracy points."""
+    min_flops_speedup: float = default(CalibrateConfig, "min_flops_speedup")
+    """Reverse calibration budget."""
+    bench_samples: int = 100
+    """Texts timed at batch 1 for the summary's latency (0 skips the timing)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", normalize_widths(self.widths))
+        if self.max_accuracy_drop < 0:
+            raise ConfigError(f"max_accuracy_drop must be >= 0 points, got {self.max_accuracy_drop}")
+        if self.min_flops_speedup < 1:
+            raise ConfigError(f"min_flops_speedup must be >= 1, got {self.min_flops_speedup}")
+        if self.bench_samples < 0:
+            raise ConfigError(f"bench_samples must be >= 0, got {self.bench_samples}")
 
 
 def to_dict(config: Any) -> dict:
@@ -312,7 +380,7 @@ def from_dict(cls: Type[T], data: dict) -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ValueError(f"{cls.__name__} has no field(s) {unknown}")
+        raise ConfigError(f"{cls.__name__} has no field(s) {unknown}")
     kwargs = {}
     for name, value in data.items():
         sub = fields[name].type

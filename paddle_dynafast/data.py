@@ -12,6 +12,7 @@ silently: truncation and skipped blank lines are counted and logged.
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import random
 import unicodedata
@@ -22,15 +23,15 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
 import paddle
+from paddlenlp.transformers.bert.tokenizer import BasicTokenizer
+
+from .config import DataConfig
+from .errors import DataError
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "test")
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-
-
-class DataError(ValueError):
-    """Malformed or inconsistent input data; the message names the file and line."""
 
 
 @dataclass(frozen=True)
@@ -146,10 +147,11 @@ def find_split(data_dir: str | Path, split: str) -> Optional[Path]:
     return found[0] if found else None
 
 
-def load_splits(data_dir: str | Path, max_examples: Optional[int] = None, dev_fraction: float = 0.1,
-                seed: int = 42) -> Dict[str, List[Example]]:
-    """Read train, dev and test; a missing dev is a seeded held-out slice of train."""
-    data_dir = Path(data_dir)
+def load_splits(source: DataConfig | str | Path) -> Dict[str, List[Example]]:
+    """Read train, dev and test of a :class:`~paddle_dynafast.config.DataConfig` (or of a folder, with the
+    defaults); a missing dev is a held-out slice of train, chosen by ``split_seed``."""
+    config = source if isinstance(source, DataConfig) else DataConfig(data_dir=str(source))
+    data_dir = Path(config.data_dir)
     if not data_dir.is_dir():
         raise DataError(f"data directory {data_dir} does not exist")
     files = {split: find_split(data_dir, split) for split in SPLITS}
@@ -157,13 +159,18 @@ def load_splits(data_dir: str | Path, max_examples: Optional[int] = None, dev_fr
         raise DataError(f"{data_dir}: no train.txt or train.tsv")
     splits = {split: read_examples(path) for split, path in files.items() if path is not None}
     if "dev" not in splits:
-        n_dev = max(1, int(round(len(splits["train"]) * dev_fraction)))
-        splits["train"], splits["dev"] = hold_out(splits["train"], n_dev, seed)
+        n_dev = max(1, int(round(len(splits["train"]) * config.dev_fraction)))
+        splits["train"], splits["dev"] = hold_out(splits["train"], n_dev, config.split_seed)
         logger.info("%s has no dev split: held out %d of %d train examples as dev (seed %d)",
-                    data_dir, len(splits["dev"]), len(splits["train"]) + len(splits["dev"]), seed)
-    if max_examples is not None:
-        splits = {split: examples[:max_examples] for split, examples in splits.items()}
+                    data_dir, len(splits["dev"]), len(splits["train"]) + len(splits["dev"]), config.split_seed)
+    if config.max_examples is not None:
+        splits = {split: examples[:config.max_examples] for split, examples in splits.items()}
     return splits
+
+
+def fingerprint(examples: Sequence[Example]) -> str:
+    """A short hash of which examples these are (their file and line, in order): equal for the same slice."""
+    return hashlib.sha256("\n".join(e.where for e in examples).encode("utf-8")).hexdigest()[:16]
 
 
 def hold_out(examples: Sequence[Example], count: int, seed: int) -> tuple:
@@ -247,8 +254,6 @@ def build_char_vocab(texts: Iterable[str], min_count: int = 1) -> List[str]:
     first character and ``##``-continuations, exactly as WordPiece looks them up.
     Characters seen fewer than ``min_count`` times map to [UNK].
     """
-    from paddlenlp.transformers.bert.tokenizer import BasicTokenizer
-
     basic = BasicTokenizer(do_lower_case=True)
     counts: Counter = Counter()
     for text in texts:

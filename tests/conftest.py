@@ -24,7 +24,7 @@ def tiny_hf_dir(tmp_path):
 
 @pytest.fixture()
 def tiny_model(tiny_hf_dir):
-    from paddle_dynafast.backbone import load_classifier
+    from paddle_dynafast.model.backbone import load_classifier
 
     loaded = load_classifier(tiny_hf_dir, num_labels=3)
     return loaded.model
@@ -42,12 +42,12 @@ def toy_data(tmp_path_factory):
 def tiny_teacher_dir(tmp_path_factory, toy_data):
     """A tiny BERT fine-tuned on the toy task (stage 1). Do not modify: copy it first."""
     from helpers import tiny_hf_weights, write_hf_dir
-    from paddle_dynafast import train
     from paddle_dynafast.config import DataConfig, FinetuneConfig, TrainConfig
+    from paddle_dynafast.train.finetune import finetune
 
     root = tmp_path_factory.mktemp("teacher")
     pretrained = write_hf_dir(root / "pretrained", tiny_hf_weights(seed=0))
-    train.finetune(FinetuneConfig(output_dir=str(root / "teacher"), model_dir=str(pretrained),
+    finetune(FinetuneConfig(output_dir=str(root / "teacher"), model_dir=str(pretrained),
                                   data=DataConfig(data_dir=str(toy_data), max_seq_len=16),
                                   train=TrainConfig(epochs=3, batch_size=16, lr=2e-3, seed=1)))
     return root / "teacher"
@@ -57,7 +57,7 @@ def tiny_teacher_dir(tmp_path_factory, toy_data):
 def tiny_supernet_dir(tmp_path_factory, toy_data, tiny_teacher_dir):
     """Stage 2 on the tiny teacher, widths 1.0/0.75/0.5/0.25. Do not modify: copy it first."""
     from paddle_dynafast.config import DataConfig, SupernetConfig, TrainConfig
-    from paddle_dynafast.supernet import train_supernet
+    from paddle_dynafast.train.supernet import train_supernet
 
     out = tmp_path_factory.mktemp("supernet") / "supernet"
     train_supernet(SupernetConfig(output_dir=str(out), teacher_dir=str(tiny_teacher_dir),
@@ -69,7 +69,7 @@ def tiny_supernet_dir(tmp_path_factory, toy_data, tiny_teacher_dir):
 @pytest.fixture(scope="session")
 def tiny_dynafast_dir(tmp_path_factory, toy_data, tiny_supernet_dir):
     """Stage 3 on the tiny supernet: shared branches at every width. Do not modify: copy it first."""
-    from paddle_dynafast import distill
+    from paddle_dynafast.train import distill
     from paddle_dynafast.config import BranchConfig, DataConfig, SelfDistillConfig, TrainConfig
 
     out = tmp_path_factory.mktemp("dynafast") / "dynafast"
@@ -78,3 +78,15 @@ def tiny_dynafast_dir(tmp_path_factory, toy_data, tiny_supernet_dir):
         train=TrainConfig(epochs=2, batch_size=16, lr=3e-3, seed=3),
         branch=BranchConfig(cls_hidden_size=16, cls_num_attention_heads=2)))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_exports(tmp_path_factory, tiny_dynafast_dir):
+    """Exports of the tiny distilled model: ``{(width, exit_loop): directory}`` at widths 1.0 and 0.5, width 0.5 also
+    as ONNX. Do not modify: copy them first."""
+    from paddle_dynafast.runtime.export import export_model
+
+    root = tmp_path_factory.mktemp("export")
+    return {(w, exit_loop): export_model(tiny_dynafast_dir, root / f"w{w}-{exit_loop}", width=w, no_exit=not exit_loop,
+                                         onnx=w == 0.5)
+            for w in (1.0, 0.5) for exit_loop in (True, False)}

@@ -21,11 +21,12 @@ def stage(index: int, root: str, data_dir: str, pretrained: str) -> None:
 
     Under several processes the supernet's other ranks reach the importance scores only once rank 0 has
     written them to disk: a late rank must still take rank 0's broadcast rather than read the file."""
-    from paddle_dynafast import distill, distributed, supernet, train
+    from paddle_dynafast import distributed
+    from paddle_dynafast.train import distill, finetune, supernet
 
     if index == 1 and not distributed.is_main():
         _arrive_after_rank_zero_scored(supernet)
-    run = (train.finetune, supernet.train_supernet, distill.self_distill)[index]
+    run = (finetune.finetune, supernet.train_supernet, distill.self_distill)[index]
     run(configs(Path(root), Path(data_dir), Path(pretrained))[index])
 
 

@@ -12,6 +12,7 @@ from scipy.special import erf
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = ["good", "bad"] + [f"w{i}" for i in range(92)]
 VOCAB = SPECIALS + WORDS  # 99 tokens
+WIDTHS = (1.0, 0.75, 0.5, 0.25)
 TINY = dict(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
             intermediate_size=37, max_position_embeddings=64, type_vocab_size=2, hidden_act="gelu",
             layer_norm_eps=1e-12, pad_token_id=0, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
@@ -136,3 +137,21 @@ def write_sentiment_data(path: Path, n_train: int = 240, n_dev: int = 60, n_test
             text = "label\ttext_a\n" + "".join(f"{label}\t{sentence}\n" for label, sentence in rows)
             (path / f"{split}.tsv").write_text(text)
     return path
+
+
+def supernet_at(ofa, width, ids):
+    """The logits ``[batch, num_labels]`` (NumPy) of a PaddleSlim supernet at ``width`` on token ids ``ids``."""
+    import paddle
+
+    from paddle_dynafast.model.backbone import head_mask_forward
+    from paddle_dynafast.train import supernet
+
+    ofa.model.eval()
+    ofa.set_net_config(supernet.width_config(ofa, width))
+    with head_mask_forward(ofa.model):
+        return supernet.supernet_logits(ofa, {"input_ids": ids, "token_type_ids": paddle.zeros_like(ids)}).numpy()
+
+
+def texts_of(data_dir: Path, n: int, split: str = "test"):
+    """The first ``n`` texts of a ``LABEL TEXT`` split file."""
+    return [line.split(" ", 1)[1] for line in (data_dir / f"{split}.txt").read_text().splitlines()][:n]

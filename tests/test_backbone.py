@@ -6,8 +6,8 @@ import paddle
 import pytest
 
 from helpers import TINY, numpy_bert, random_ids, tiny_hf_weights, write_hf_dir
-from paddle_dynafast import backbone
-from paddle_dynafast.backbone import CheckpointError, head_mask_forward, load_classifier
+from paddle_dynafast.model import backbone
+from paddle_dynafast.model.backbone import CheckpointError, head_mask_forward, load_classifier
 
 
 def _logits(model, ids, **kwargs):

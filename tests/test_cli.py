@@ -49,7 +49,7 @@ def test_progress_is_logged_despite_paddle_resetting_the_root_logger(tmp_path, t
                              "--epochs", "1", "--batch-size", "16", "--max-seq-len", "16"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "INFO paddle_dynafast.train: finetune epoch 0 step 4: score" in result.stderr
+    assert "INFO paddle_dynafast.train.loop: finetune epoch 0 step 4: score" in result.stderr
 
 
 def test_supernet_command(tmp_path, tiny_hf_dir, capsys):
@@ -78,5 +78,27 @@ def test_log_follows_stderr_after_the_command_returns(tmp_path, monkeypatch):
     later = io.StringIO()
     monkeypatch.setattr(sys, "stderr", later)
     monkeypatch.setattr(logging, "raiseExceptions", True)
-    logging.getLogger("paddle_dynafast.backbone").info("written after the command")
+    logging.getLogger("paddle_dynafast.model.backbone").info("written after the command")
     assert "written after the command" in later.getvalue()
+
+
+def test_a_user_error_is_one_line_an_internal_error_shows_its_traceback(tmp_path, tiny_hf_dir, capsys, monkeypatch):
+    write_sentiment_data(tmp_path / "data", n_train=32, n_dev=16, n_test=16)
+    args = ["finetune", "--model", str(tiny_hf_dir), "--data-dir", str(tmp_path / "data"), "--output",
+            str(tmp_path / "o"), "--max-seq-len", "16", "--max-steps", "1", "--threads", "1"]
+    assert cli.main(args + ["--lr", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["paddle-dynafast finetune: error: lr must be > 0, got -1.0"]
+    assert cli.main(["-v"] + args + ["--lr", "-1"]) == 2
+    assert "Traceback (most recent call last)" in capsys.readouterr().err  # -v: the traceback of a user error too
+
+    from paddle_dynafast.train import finetune
+
+    def broken(self):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr(finetune.FinetuneStage, "prepare", broken)
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "ValueError: an internal bug" in err
+    assert "internal error" in err

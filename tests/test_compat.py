@@ -3,7 +3,7 @@ import numpy as np
 import paddle
 import pytest
 
-from paddle_dynafast import compat
+from paddle_dynafast.train import compat
 
 
 def test_super_layer_norm_shim():

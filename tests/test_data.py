@@ -6,7 +6,8 @@ import pytest
 
 from helpers import tiny_hf_weights, write_hf_dir, write_sentiment_data
 from paddle_dynafast import data
-from paddle_dynafast.backbone import load_tokenizer
+from paddle_dynafast.model.backbone import load_tokenizer
+from paddle_dynafast.config import DataConfig
 from paddle_dynafast.data import DataError
 
 
@@ -60,8 +61,8 @@ def test_labels_sort_numerically():
 def test_missing_dev_is_a_seeded_slice_of_train(tmp_path):
     write_sentiment_data(tmp_path, n_train=100)
     (tmp_path / "dev.txt").unlink()
-    a = data.load_splits(tmp_path, seed=1)
-    b = data.load_splits(tmp_path, seed=1)
+    a = data.load_splits(DataConfig(str(tmp_path), split_seed=1))
+    b = data.load_splits(DataConfig(str(tmp_path), split_seed=1))
     assert len(a["dev"]) == 10 and len(a["train"]) == 90
     assert a["dev"] == b["dev"]
     assert not {e.where for e in a["dev"]} & {e.where for e in a["train"]}

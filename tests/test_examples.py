@@ -22,9 +22,10 @@ def test_finetune_example(tmp_path, tiny_hf_dir):
 def test_deploy_example_stands_alone(tmp_path, tiny_dynafast_dir):
     import json
 
-    from paddle_dynafast import export
+    from paddle_dynafast.runtime.export import export_model
+    from paddle_dynafast.runtime.predictor import Predictor
 
-    out = export.export_model(tiny_dynafast_dir, tmp_path / "export", width=0.5)
+    out = export_model(tiny_dynafast_dir, tmp_path / "export", width=0.5)
     texts = ["good w1 w2", "w3 bad w4 w5 w6"]
     code = ("import sys, runpy; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__'); "
             "assert not any(m.startswith('paddle_dynafast') for m in sys.modules), 'imported paddle_dynafast'")
@@ -33,7 +34,7 @@ def test_deploy_example_stands_alone(tmp_path, tiny_dynafast_dir):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    expected = export.Predictor(out, threads=1).predict(texts, speed=0.3)
+    expected = Predictor(out, threads=1).predict(texts, speed=0.3)
     assert [line["label"] for line in lines] == expected.labels
     assert [line["exit_layer"] for line in lines] == expected.exit_layer.tolist()
     np.testing.assert_allclose([line["probs"] for line in lines], expected.probs, atol=1e-4)
@@ -45,6 +46,6 @@ def test_tutorial_example(tmp_path, tiny_hf_dir, toy_data):
                              "--steps", "4"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "supernet width 0.25: dev accuracy" in result.stdout and "width 0.5 speed 0.3" in result.stdout
-    from paddle_dynafast.distill import DynaFastModel
+    from paddle_dynafast.model.dynafast import DynaFastModel
 
     assert DynaFastModel.load(tmp_path / "out").widths == (1.0, 0.75, 0.5, 0.25)

@@ -4,8 +4,8 @@ import paddle
 import pytest
 
 from helpers import random_ids
-from paddle_dynafast import importance
-from paddle_dynafast.backbone import head_mask_forward
+from paddle_dynafast.train import importance
+from paddle_dynafast.model.backbone import head_mask_forward
 
 
 def _batches(seed=0, n=3):

@@ -76,3 +76,39 @@ def test_compare_benchmarks_every_system_on_the_run(pipeline_run, toy_data):
     after = (run / "benchmark" / "bench.md").read_text()
     timings = before.split("\nPeak memory")[0]
     assert after.startswith(timings) and after != timings and "Peak memory" in after
+
+
+def test_a_folder_without_dev_gets_the_same_held_out_slice_everywhere(tmp_path, tiny_hf_dir, capsys):
+    """The split seed travels with the data config: with --seed 7 every stage, calibrate and evaluate use the dev
+    slice that seed 7 holds out, not the default seed's (which would overlap the training data)."""
+    from helpers import write_sentiment_data
+    from paddle_dynafast import cli, data
+
+    folder = write_sentiment_data(tmp_path / "data", n_train=120, n_dev=1, n_test=24)
+    (folder / "dev.txt").unlink()
+    quick = TrainConfig(epochs=1, batch_size=16, lr=2e-3, seed=7, max_steps=2)
+    config = pdf.PipelineConfig(
+        output_dir=str(tmp_path / "run"), data=DataConfig(data_dir=str(folder), max_seq_len=16, split_seed=7),
+        model_dir=str(tiny_hf_dir), finetune=quick, supernet=quick, distill=quick, widths=(1.0, 0.5),
+        branch=BranchConfig(cls_hidden_size=16, cls_num_attention_heads=2), importance_examples=16, bench_samples=0)
+    pdf.run_pipeline(config)
+    run = Path(config.output_dir)
+    seven = data.fingerprint(data.load_splits(DataConfig(str(folder), split_seed=7))["dev"])
+    assert seven != data.fingerprint(data.load_splits(DataConfig(str(folder)))["dev"])
+    for stage in ("teacher", "supernet", "dynafast"):
+        assert json.loads((run / stage / "stage.json").read_text())["dev_fingerprint"] == seven, stage
+    assert json.loads((run / "calibration" / "calibration.json").read_text())["dev_fingerprint"] == seven
+    # the command line's calibrate takes the seed from the model when it is not given
+    assert cli.main(["calibrate", "--model", str(run / "dynafast"), "--data-dir", str(folder), "--threads", "1",
+                     "--output", str(tmp_path / "cal")]) == 0
+    assert json.loads((tmp_path / "cal" / "calibration.json").read_text())["dev_fingerprint"] == seven
+
+
+def test_widths_are_checked_before_the_teacher_trains(tmp_path, tiny_hf_dir, toy_data):
+    config = pdf.PipelineConfig(output_dir=str(tmp_path / "run"), data=DataConfig(data_dir=str(toy_data)),
+                                model_dir=str(tiny_hf_dir), widths=(1.0, 0.3))
+    with pytest.raises(ValueError, match="width 0.3 keeps 1.2 of 4 heads"):
+        pdf.run_pipeline(config)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="max_accuracy_drop must be >= 0 points, got -1"):
+        pdf.PipelineConfig(output_dir="o", data=DataConfig("d"), max_accuracy_drop=-1)

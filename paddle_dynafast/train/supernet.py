@@ -19,49 +19,47 @@ Where we differ from the tutorial and PaddleNLP's ``trainer_compress``:
 * ``utils.set_state_dict`` only logs weights it could not fill;
   :func:`convert_to_supernet` checks that every weight arrived;
 * PaddleSlim 2.6.0's ``SuperEmbedding``/``SuperLayerNorm`` constructors and
-  ``SuperLayerNorm.forward`` are fixed by :mod:`paddle_dynafast.compat`.
+  ``SuperLayerNorm.forward`` are fixed by :mod:`paddle_dynafast.train.compat`.
 
-A fixed width becomes a :class:`NarrowBertForSequenceClassification`: PaddleNLP's
-``BertForSequenceClassification`` whose attention projections keep
-``kept_attention_heads * head_dim`` features and whose FFN keeps
-``intermediate_size`` neurons, saved with ``save_pretrained`` and loaded with
-``from_pretrained``. (A plain ``BertForSequenceClassification`` cannot hold it:
-PaddleNLP derives ``head_dim`` from ``hidden_size / num_attention_heads`` and
-builds square attention projections.)
+PaddleSlim itself is imported inside the functions that build a supernet, not at
+the top: the command line builds its parser from every stage, and its
+deployment commands (``predict``, ``bench``, ``serve``) should not load
+PaddleSlim and everything it pulls in (OpenCV, scikit-learn).
+
+Every width is exported as a standalone
+:class:`~paddle_dynafast.model.narrow.NarrowBertForSequenceClassification`.
 """
 from __future__ import annotations
 
+import argparse
 import copy
 import logging
-from typing import Dict, Iterable, List, Sequence, Tuple
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 import paddle
 import paddle.nn as nn
 from paddlenlp.transformers import BertForSequenceClassification
 
-from . import compat, distributed
-from .backbone import CheckpointError, assign_weights
-from .config import normalize_widths
-from .flops import BertShape
+from .. import artifacts, data, distributed
+from ..config import DataConfig, PipelineConfig, SupernetConfig, TrainConfig, default
+from ..errors import CheckpointError
+from ..model.backbone import assign_weights, build_classifier, head_mask_forward, load_classifier, save_classifier
+from ..model.flops import BertShape, model_flops
+from ..model.narrow import (NarrowBertForSequenceClassification, check_widths, count_parameters, extract_submodel,
+                            plain_state)
+from ..model.predict import accuracy, predict, predict_logits
+from . import compat
+from .importance import Importance, compute_importance, reorder
+from .losses import soft_cross_entropy
+from .loop import LoopState
+from .stage import Stage, StageResult, TrainSetup, backward_per_width, teacher_labels
 
 logger = logging.getLogger(__name__)
 
 WIDTH_LAYERS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "linear1")
 """Layers whose output features shrink with the width; every other layer keeps its size."""
-
-
-def check_widths(widths: Sequence[float], shape: BertShape) -> Tuple[float, ...]:
-    """:func:`~paddle_dynafast.config.normalize_widths`, plus a whole head count at every width for ``shape``."""
-    widths = normalize_widths(widths)
-    for width in widths:
-        shape.heads_at(width)
-    return widths
-
-
-def plain_state(model: nn.Layer) -> Dict[str, np.ndarray]:
-    """The weights of a (converted) model under the plain PaddleNLP names (PaddleSlim's ``.fn.`` removed)."""
-    return {name.replace(".fn.", "."): value.numpy() for name, value in model.state_dict().items()}
 
 
 def convert_to_supernet(model: BertForSequenceClassification, widths: Sequence[float]) -> nn.Layer:
@@ -70,9 +68,8 @@ def convert_to_supernet(model: BertForSequenceClassification, widths: Sequence[f
     Every weight of the supernet is checked against ``model``'s; one that
     ``utils.set_state_dict`` did not fill is a :class:`CheckpointError`.
     """
-    from paddleslim.nas.ofa import utils
+    from paddleslim.nas.ofa import utils  # only when a supernet is built (module docstring)
     from paddleslim.nas.ofa.convert_super import Convert, supernet
-
     widths = check_widths(widths, BertShape.from_config(model.config))
     origin = model.state_dict()
     expected = {name: value.numpy() for name, value in origin.items()}
@@ -101,7 +98,6 @@ def make_ofa(converted: nn.Layer, teacher: nn.Layer | None = None, lambda_distil
     The teacher is put in eval mode with its parameters frozen (``stop_gradient``).
     """
     from paddleslim.nas.ofa import OFA, DistillConfig
-
     distill = None
     if teacher is not None:
         teacher.eval()
@@ -117,7 +113,6 @@ def make_ofa(converted: nn.Layer, teacher: nn.Layer | None = None, lambda_distil
 def width_config(ofa, width: float) -> Dict[str, Dict[str, float]]:
     """``utils.dynabert_config(ofa, width)``, checked layer by layer against the layers' real names."""
     from paddleslim.nas.ofa import utils
-
     config = utils.dynabert_config(ofa, width)
     for name, layer_config in config.items():
         if not isinstance(layer_config, dict) or "expand_ratio" not in layer_config:
@@ -135,80 +130,8 @@ def supernet_logits(ofa, batch: Dict[str, paddle.Tensor]) -> paddle.Tensor:
     return out[0] if isinstance(out, tuple) else out
 
 
-# ----------------------------------------------------------------------------- fixed-width sub-models
-
-
-class NarrowBertForSequenceClassification(BertForSequenceClassification):
-    """``BertForSequenceClassification`` keeping ``config.kept_attention_heads`` heads per layer.
-
-    ``config.num_attention_heads`` stays the original count, so ``head_dim`` is
-    the teacher's; ``config.intermediate_size`` is already the narrowed FFN size.
-    PaddleNLP's own ``forward`` runs it unchanged (it reshapes by ``num_heads``
-    and ``head_dim``). Loads with ``from_pretrained``.
-    """
-
-    def __init__(self, config):
-        super().__init__(config)
-        kept = int(config.kept_attention_heads)
-        for layer in self.bert.encoder.layers:
-            attn = layer.self_attn
-            if not 0 < kept <= attn.num_heads:
-                raise ValueError(f"kept_attention_heads {kept} is not in 1..{attn.num_heads}")
-            inner, hidden = kept * attn.head_dim, config.hidden_size
-            attn.q_proj, attn.k_proj, attn.v_proj = (nn.Linear(hidden, inner) for _ in range(3))
-            attn.out_proj = nn.Linear(inner, hidden)
-            attn.num_heads = kept
-            for linear in (attn.q_proj, attn.k_proj, attn.v_proj, attn.out_proj):
-                self._init_weights(linear)
-
-
-def narrow_weights(state: Dict[str, np.ndarray], shape: BertShape, width: float) -> Dict[str, np.ndarray]:
-    """The first heads and neurons of every layer: the sub-network a supernet runs at ``width``.
-
-    ``state`` holds full-width weights under plain PaddleNLP names (Paddle
-    layout ``[in, out]``); heads and neurons are already ordered by importance.
-    """
-    inner = shape.heads_at(width) * shape.head_dim
-    neurons = shape.neurons_at(width)
-    out = {}
-    for name, value in state.items():
-        module, _, param = name.rpartition(".")
-        if module.endswith(("q_proj", "k_proj", "v_proj")):
-            value = value[..., :inner]  # weight [hidden, inner], bias [inner]
-        elif module.endswith("out_proj") and param == "weight":
-            value = value[:inner, :]  # [inner, hidden]
-        elif module.endswith("linear1"):
-            value = value[..., :neurons]  # weight [hidden, neurons], bias [neurons]
-        elif module.endswith("linear2") and param == "weight":
-            value = value[:neurons, :]  # [neurons, hidden]
-        out[name] = np.ascontiguousarray(value)
-    return out
-
-
-def extract_submodel(model: nn.Layer, config, width: float) -> NarrowBertForSequenceClassification:
-    """A standalone model equal to the supernet (or reordered model) ``model`` at ``width``."""
-    shape = BertShape.from_config(config)
-    narrow_config = copy.deepcopy(config)
-    narrow_config.kept_attention_heads = shape.heads_at(width)
-    narrow_config.intermediate_size = shape.neurons_at(width)
-    narrow_config.dynabert_width = float(width)
-    narrow_config.architectures = ["NarrowBertForSequenceClassification"]
-    sub = NarrowBertForSequenceClassification(narrow_config)
-    assign_weights(sub, narrow_weights(plain_state(model), shape, width))
-    sub.eval()
-    return sub
-
-
-def count_parameters(model: nn.Layer, include_embeddings: bool = True) -> int:
-    """Number of parameters, optionally without the embedding tables."""
-    return int(sum(int(np.prod(p.shape)) for name, p in model.named_parameters()
-                   if include_embeddings or ".embeddings." not in f".{name}"))
-
-
 def evaluate_widths(ofa, widths: Iterable[float], loader, labels: Sequence[int]) -> Dict[str, float]:
     """Accuracy of the supernet at every width, keyed ``"1.0"``, ``"0.5"``..."""
-    from .train import accuracy, predict
-
     results = {}
     ofa.model.eval()
     for width in widths:
@@ -238,107 +161,134 @@ class WidthObjective(nn.Layer):
         self.lambda_logit = lambda_logit
 
     def forward(self, input_ids, token_type_ids, width: float):
-        from .losses import soft_cross_entropy
-
         self.ofa.set_net_config(width_config(self.ofa, width))
         student_logits, teacher_logits = self.ofa(input_ids, token_type_ids=token_type_ids)
         return self.ofa.calc_distill_loss() + self.lambda_logit * soft_cross_entropy(student_logits, teacher_logits)
 
 
-def train_supernet(config, logdir: str | None = None, restart: bool = False):
-    """Stage 2: score and reorder the teacher, convert it to a supernet, and distil every width.
+class SupernetStage(Stage):
+    """Score and reorder the teacher, convert it to a supernet, and distil every width.
 
-    Writes to ``config.output_dir``: the supernet's full-width weights as a
-    PaddleNLP directory (heads and neurons reordered; ``from_pretrained`` gives
-    the width-1.0 model), ``importance.json``, one ``width-W/`` sub-model directory
-    per narrower width (:class:`NarrowBertForSequenceClassification`),
-    ``stage.json`` and ``metrics.json`` (dev accuracy per width each epoch; at the
-    end dev and test accuracy, parameters and analytic FLOPs per width, next to
-    the teacher's). Resumes like stage 1.
+    Writes to ``output_dir``: the supernet's full-width weights as a PaddleNLP
+    directory (heads and neurons reordered; ``from_pretrained`` gives the
+    width-1.0 model), ``importance.json``, one ``width-W/`` sub-model directory per
+    narrower width (:class:`NarrowBertForSequenceClassification`), ``stage.json``
+    and ``metrics.json`` (dev accuracy per width each epoch; at the end dev and
+    test accuracy, parameters and analytic FLOPs per width, next to the teacher's).
     """
-    from pathlib import Path
 
-    from . import artifacts, data, train
-    from .backbone import build_classifier, head_mask_forward, load_classifier, save_classifier
-    from .config import to_dict
-    from .importance import reorder
+    name = "supernet"
+    run_dir = "supernet"
+    config_class = SupernetConfig
+    help = "stage 2: DynaBERT width supernet on PaddleSlim OFA"
+    description = ("Score heads and FFN neurons on held-out training examples, reorder them, convert the teacher to "
+                   "a PaddleSlim supernet and distil every width from it.")
+    example = ("paddle-dynafast supernet --model runs/teacher --data-dir ../shared/data/sst2 --output runs/supernet "
+               "--max-seq-len 64")
 
-    done = train.begin_stage("supernet", config, restart)
-    if done is not None:
-        return done
-    output_dir = Path(config.output_dir)
+    def prepare(self) -> Dict[str, Any]:
+        config = self.config
+        loaded = load_classifier(config.teacher_dir)
+        self.teacher, self.tokenizer = loaded.model, loaded.tokenizer
+        self.shape = BertShape.from_config(self.teacher.config)
+        self.widths = check_widths(config.widths, self.shape)
+        splits = data.load_splits(config.data)
+        labels = teacher_labels(config.teacher_dir, splits["train"], self.teacher.config.num_labels)
+        train_examples, scoring_examples = data.hold_out(splits["train"], config.importance_examples,
+                                                         config.train.seed)
+        splits = {**splits, "train": train_examples, "importance": scoring_examples}
+        self.features = {split: data.encode(examples, self.tokenizer, config.data.max_seq_len, labels)
+                         for split, examples in splits.items()}
+        self.gold = {split: [f.label for f in self.features[split]] for split in self.features}
+        return {"labels": labels, "num_examples": {split: len(f) for split, f in self.features.items()},
+                "dev_fingerprint": data.fingerprint(splits["dev"])}
 
-    teacher_loaded = load_classifier(config.teacher_dir)
-    teacher, tokenizer = teacher_loaded.model, teacher_loaded.tokenizer
-    shape = BertShape.from_config(teacher.config)
-    widths = check_widths(config.widths, shape)
-    splits = data.load_splits(config.data.data_dir, config.data.max_examples, config.data.dev_fraction,
-                              seed=config.train.seed)
-    labels = train.teacher_labels(config.teacher_dir, splits["train"], teacher.config.num_labels)
-    train_examples, scoring_examples = data.hold_out(splits["train"], config.importance_examples, config.train.seed)
-    splits = {**splits, "train": train_examples, "importance": scoring_examples}
-    features = {split: data.encode(examples, tokenizer, config.data.max_seq_len, labels)
-                for split, examples in splits.items()}
-    pad = tokenizer.pad_token_id
-    def eval_loaders(shard):
-        return {split: data.make_loader(f, pad, config.train.eval_batch_size, shuffle=False, shard=shard)
-                for split, f in features.items() if split != "train"}
+    def _eval_loaders(self, shard: bool):
+        return {split: data.make_loader(f, self.tokenizer.pad_token_id, self.config.train.eval_batch_size,
+                                        shuffle=False, shard=shard)
+                for split, f in self.features.items() if split != "train"}
 
-    loaders = eval_loaders(shard=True)
-    train_loader = data.make_loader(features["train"], pad, config.train.batch_size, shuffle=True,
-                                    seed=config.train.seed)
-    gold = {split: [f.label for f in features[split]] for split in features}
+    def build(self) -> TrainSetup:
+        config = self.config
+        self.loaders = self._eval_loaders(shard=True)
+        train_loader = data.make_loader(self.features["train"], self.tokenizer.pad_token_id, config.train.batch_size,
+                                        shuffle=True, seed=config.train.seed)
+        importance = _importance(self.output_dir, self.teacher, self._eval_loaders(shard=False)["importance"],
+                                 self.shape)
+        student = copy.deepcopy(self.teacher)
+        reorder(student, importance)
+        self.converted = convert_to_supernet(student, self.widths)
+        self.ofa = make_ofa(self.converted, teacher=self.teacher, lambda_distill=config.lambda_distill)
+        self.objective = distributed.data_parallel(WidthObjective(self.ofa, config.lambda_logit))
+        self.plain = build_classifier(self.teacher.config)  # the full-width twin that is saved
+        return TrainSetup(self.converted, train_loader, context=head_mask_forward(self.converted))
 
-    info = {"stage": "supernet", "complete": False, "config": to_dict(config), "labels": labels,
-            "num_examples": {split: len(f) for split, f in features.items()}, "versions": train.versions()}
-    train.write_stage_info(output_dir, info)
+    def loss(self, batch):
+        return backward_per_width(self.objective, self.widths, batch["input_ids"], batch["token_type_ids"])
 
-    importance = _importance(output_dir, teacher, eval_loaders(shard=False)["importance"], shape)
-    student = copy.deepcopy(teacher)
-    reorder(student, importance)
-    converted = convert_to_supernet(student, widths)
-    ofa = make_ofa(converted, teacher=teacher, lambda_distill=config.lambda_distill)
-    objective = distributed.data_parallel(WidthObjective(ofa, config.lambda_logit))
-    plain = build_classifier(teacher.config)  # the full-width twin that is saved
-
-    def loss_fn(batch):
-        total = 0.0
-        for width in widths:  # largest first; gradients add up over the widths
-            loss = objective(batch["input_ids"], batch["token_type_ids"], width)
-            loss.backward()
-            total += float(loss)
-        return paddle.to_tensor(total)
-
-    def evaluate_fn():
-        accuracy = evaluate_widths(ofa, widths, loaders["dev"], gold["dev"])
+    def evaluate(self) -> Dict[str, Any]:
+        accuracy = evaluate_widths(self.ofa, self.widths, self.loaders["dev"], self.gold["dev"])
         return {"score": float(np.mean(list(accuracy.values()))),
                 **{f"dev_accuracy@{w}": a for w, a in accuracy.items()}}
 
-    def on_best(metrics):
-        assign_weights(plain, plain_state(converted))
-        with artifacts.publish_files(output_dir) as tmp:
-            save_classifier(plain, tokenizer, tmp)
+    def save_best(self, directory: Path) -> None:
+        assign_weights(self.plain, plain_state(self.converted))
+        save_classifier(self.plain, self.tokenizer, directory)
 
-    with head_mask_forward(converted):
-        loop = train.TrainLoop(converted, config.train, train_loader, output_dir / train.CHECKPOINT_DIR, loss_fn,
-                               evaluate_fn, on_best, logdir=logdir, name="supernet")
-        state = loop.run()
-    if not distributed.is_main():
-        return train.finish_stage(output_dir, info, {})
-    metrics = {"best_mean_dev_accuracy": state.best_score, "history": state.history, "train_steps": state.step,
-               "train_seconds": round(state.train_seconds, 1),
-               "widths": _final_report(output_dir, widths, teacher, tokenizer, eval_loaders(shard=False), gold,
-                                       features, shape)}
-    return train.finish_stage(output_dir, info, metrics)
+    def report(self, state: LoopState) -> Dict[str, Any]:
+        return {"best_mean_dev_accuracy": state.best_score,
+                "widths": _final_report(self.output_dir, self.widths, self.teacher, self.tokenizer,
+                                        self._eval_loaders(shard=False), self.gold, self.features, self.shape)}
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--model", required=True, help="the fine-tuned teacher (a finetune output directory)")
+        widths = default(SupernetConfig, "widths")
+        parser.add_argument("--widths", type=float, nargs="+", default=list(widths),
+                            help=f"widths to train, 1.0 included (default {' '.join(map(str, widths))})")
+        for flag, name, what in (("--lambda-distill", "lambda_distill", "hidden-state MSE weight"),
+                                 ("--lambda-logit", "lambda_logit", "soft cross-entropy weight")):
+            value = default(SupernetConfig, name)
+            parser.add_argument(flag, type=float, default=value, help=f"{what} (default {value})")
+        value = default(SupernetConfig, "importance_examples")
+        parser.add_argument("--importance-examples", type=int, default=value,
+                            help=f"training examples held out to score heads and neurons (default {value})")
+
+    @classmethod
+    def config_from_args(cls, args, data: DataConfig, train: TrainConfig) -> SupernetConfig:
+        return SupernetConfig(output_dir=args.output, teacher_dir=args.model, data=data, train=train,
+                              widths=tuple(args.widths), lambda_distill=args.lambda_distill,
+                              lambda_logit=args.lambda_logit, importance_examples=args.importance_examples)
+
+    @classmethod
+    def config_from_pipeline(cls, pipeline: PipelineConfig, model_dir: Optional[str], output_dir: str):
+        return SupernetConfig(output_dir=output_dir, teacher_dir=model_dir, data=pipeline.data,
+                              train=pipeline.supernet, widths=pipeline.widths, lambda_distill=pipeline.lambda_distill,
+                              lambda_logit=pipeline.lambda_logit, importance_examples=pipeline.importance_examples)
+
+    @classmethod
+    def summary(cls, result: StageResult) -> str:
+        report = result.metrics["widths"]
+        splits = [s for s in ("dev", "test") if f"{s}_accuracy" in report["teacher"]]
+        lines = ["width    " + "  ".join(f"{s} acc" for s in splits) + "   parameters   mean FLOPs",
+                 "teacher  " + "  ".join(f"{100 * report['teacher'][f'{s}_accuracy']:6.2f}" for s in splits)
+                 + f"   {report['teacher']['parameters']:>10,}"]
+        for width, row in report.items():
+            if width != "teacher":
+                lines.append(f"{width:<8} " + "  ".join(f"{100 * row[f'{s}_accuracy']:6.2f}" for s in splits)
+                             + f"   {row['parameters']:>10,}   {row['dev_mean_flops'] / 1e6:8.1f} M")
+        return "\n".join(lines + [f"-> {result.output_dir}"])
+
+
+def train_supernet(config: SupernetConfig, logdir: Optional[str] = None, restart: bool = False) -> StageResult:
+    """Stage 2 (:class:`SupernetStage`); resumes like stage 1."""
+    return SupernetStage(config, logdir).run(restart)
 
 
 def _importance(output_dir, teacher, loader, shape: BertShape):
     """Scores of heads and neurons, on rank 0 (read back on resume, else computed and written), broadcast to
     the others. Only rank 0 looks for the file: another rank could find it just written and skip the broadcast
     that rank 0 makes, and the ranks' collectives would no longer pair up."""
-    from . import artifacts
-    from .importance import Importance, compute_importance
-
     path = output_dir / "importance.json"
     importance = None
     if distributed.is_main():
@@ -360,16 +310,11 @@ def _importance(output_dir, teacher, loader, shape: BertShape):
 
 def _final_report(output_dir, widths, teacher, tokenizer, loaders, gold, features, shape) -> Dict[str, Dict]:
     """Reload the best supernet, export every width, and measure it against the teacher."""
-    from . import artifacts, train
-    from .backbone import head_mask_forward, load_classifier
-    from .flops import model_flops
-
     best = load_classifier(output_dir).model
     ofa = make_ofa(convert_to_supernet(best, widths))
     splits = [s for s in ("dev", "test") if s in loaders]
     tokens = {s: [len(f.input_ids) for f in features[s]] for s in splits}
-    report = {"teacher": {f"{s}_accuracy": train.accuracy(train.predict_logits(teacher, loaders[s]), gold[s])
-                          for s in splits}}
+    report = {"teacher": {f"{s}_accuracy": accuracy(predict_logits(teacher, loaders[s]), gold[s]) for s in splits}}
     report["teacher"]["parameters"] = count_parameters(teacher)
     with head_mask_forward(ofa.model):
         for width in widths:
@@ -382,8 +327,7 @@ def _final_report(output_dir, widths, teacher, tokenizer, loaders, gold, feature
                     tokenizer.save_pretrained(str(tmp))
                 reloaded = NarrowBertForSequenceClassification.from_pretrained(str(directory))
                 reloaded.eval()
-                row["submodel_dev_accuracy"] = train.accuracy(train.predict_logits(reloaded, loaders["dev"]),
-                                                              gold["dev"])
+                row["submodel_dev_accuracy"] = accuracy(predict_logits(reloaded, loaders["dev"]), gold["dev"])
                 row["submodel_dir"] = directory.name
             row["heads_per_layer"] = shape.heads_at(width)
             row["neurons_per_layer"] = shape.neurons_at(width)

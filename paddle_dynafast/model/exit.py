@@ -20,9 +20,10 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from ..config import BranchConfig
+from ..errors import ConfigError
 from .backbone import encoder_layer_forward, extended_attention_mask
 from .branches import branch_flops
-from .config import BranchConfig
 from .flops import BertShape, head_flops, layer_flops
 
 
@@ -38,7 +39,7 @@ def normalized_entropy(probs: paddle.Tensor) -> paddle.Tensor:
 
 def check_speed(speed: float) -> float:
     if not 0 <= speed <= 1:
-        raise ValueError(f"speed {speed} is not in [0, 1]")
+        raise ConfigError(f"speed {speed} is not in [0, 1]")
     return float(speed)
 
 

@@ -11,9 +11,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, List, Sequence, Tuple
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from ..data import Collator, FeatureDataset, LengthGroupedBatchSampler
+from ..errors import ConfigError
+from .base import Runtime
+from .registry import open_runtime
 
 Runner = Callable[[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]
 """``(input_ids, token_type_ids) -> (probs [batch, labels], exit_layer [batch])``."""
@@ -44,8 +50,6 @@ class Result:
 
 def batches(features, pad_id: int, batch_size: int) -> List[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """``(input_ids, token_type_ids, rows)`` per batch, grouped by length as a deployment would."""
-    from .data import Collator, FeatureDataset, LengthGroupedBatchSampler
-
     dataset = FeatureDataset(features)
     collate = Collator(pad_id)
     out = []
@@ -73,7 +77,7 @@ def measure(systems: Sequence[System], features, gold: Sequence[int], pad_id: in
     per input shape (oneDNN) are timed warm.
     """
     if not systems:
-        raise ValueError("no systems to measure")
+        raise ConfigError("no systems to measure")
     n = len(features)
     tokens = np.array([len(f.input_ids) for f in features])
     full = batches(features, pad_id, batch_size)
@@ -134,28 +138,16 @@ def to_json(results: Sequence[Result]) -> List[Dict]:
     return [asdict(r) for r in results]
 
 
-def exported_system(directory, speed: float = 0.0, threads: int = 2, onednn: bool = True,
-                    name: str | None = None) -> System:
-    """A :class:`System` for an export directory at ``speed``, with its FLOPs from ``export.json``."""
-    from .config import BranchConfig
-    from .exit import sample_flops
-    from .export import Predictor
-    from .flops import BertShape, model_flops
+def runtime_system(runtime: Runtime, speed: float = 0.0, name: Optional[str] = None) -> System:
+    """A :class:`System` for any runtime at ``speed``, with its FLOPs from the runtime's
+    :class:`~paddle_dynafast.runtime.base.ExportInfo`."""
+    info = runtime.info
+    label = name or f"{info.directory}" + (f" @ speed {speed:g}" if info.exit_loop else "")
+    note = f"width {info.width:g}, {runtime.kind}, " + (f"exit loop, speed {speed:g}" if info.exit_loop else "no exit")
+    return System(label, lambda ids, types: runtime.run_batch(ids, types, speed), info.flops, note)
 
-    predictor = Predictor(directory, threads=threads, onednn=onednn)
-    info = predictor.info
-    shape = BertShape(**info["full_width_shape"])
-    width = info["width"]
-    if info["exit_loop"]:
-        branch = info["branch"]
-        config = BranchConfig(branch["cls_hidden_size"], branch["cls_num_attention_heads"], branch["dropout"])
 
-        def flops(tokens, exits):
-            return sample_flops(shape, config, tokens, exits, width)
-    else:
-        def flops(tokens, exits):
-            return np.array([model_flops(shape, int(t), width) for t in tokens], dtype="float64")
-
-    label = name or f"{directory}" + (f" @ speed {speed:g}" if info["exit_loop"] else "")
-    note = f"width {width:g}, " + (f"exit loop, speed {speed:g}" if info["exit_loop"] else "no exit")
-    return System(label, lambda ids, types: predictor.run_batch(ids, types, speed), flops, note)
+def exported_system(directory: str | Path, speed: float = 0.0, name: Optional[str] = None,
+                    runtime: str = "paddle-inference", threads: int = 2, **options) -> System:
+    """:func:`runtime_system` of the runtime ``runtime`` opened on ``directory``."""
+    return runtime_system(open_runtime(directory, runtime, threads, **options), speed, name)

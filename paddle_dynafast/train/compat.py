@@ -11,7 +11,7 @@ Every shim here:
 Not a shim, but the same family: PaddleNLP's ``BertModel.forward`` reads
 ``self.pooler.dense.weight.dtype``, which no longer exists once PaddleSlim's
 ``Convert`` has wrapped the pooler in a ``Block``; the head-mask forward of
-:mod:`paddle_dynafast.backbone` does not read it, so supernets run through that.
+:mod:`paddle_dynafast.model.backbone` does not read it, so supernets run through that.
 """
 from __future__ import annotations
 
@@ -39,8 +39,7 @@ def paddleslim_constructors() -> Iterator[None]:
     the block only (wrap ``Convert(...).convert(...)`` in it) and restored in
     ``finally``.
     """
-    from paddleslim.nas.ofa.layers import SuperEmbedding, SuperLayerNorm
-
+    from paddleslim.nas.ofa.layers import SuperEmbedding, SuperLayerNorm  # see paddle_dynafast.train.supernet
     def embedding_init(self, num_embeddings, embedding_dim, candidate_config={}, padding_idx=None, sparse=False,
                        weight_attr=None, name=None):
         paddle.nn.Embedding.__init__(self, num_embeddings, embedding_dim, padding_idx=padding_idx, sparse=sparse,
@@ -86,8 +85,7 @@ def fix_super_layer_norms(model: paddle.nn.Layer) -> int:
     entries of weight and bias, record ``cur_config``) through the public
     ``F.layer_norm``, which also works under ``paddle.jit.to_static``.
     """
-    from paddleslim.nas.ofa.layers import SuperLayerNorm
-
+    from paddleslim.nas.ofa.layers import SuperLayerNorm  # see paddle_dynafast.train.supernet
     norms = [layer for layer in model.sublayers(include_self=True) if isinstance(layer, SuperLayerNorm)]
     if not norms:
         raise ValueError(f"fix_super_layer_norms matched no SuperLayerNorm inside {type(model).__name__}")

@@ -1,7 +1,7 @@
 """The accuracy x FLOPs x exit-layer grid over widths and speeds, as JSON, Markdown and a plot.
 
 Every classifier's probabilities are computed once per width (one full pass);
-the exits at each speed then follow in NumPy (:func:`paddle_dynafast.exit.simulate_exits`,
+the exits at each speed then follow in NumPy (:func:`paddle_dynafast.model.exit.simulate_exits`,
 tested equal to the batched exit loop). FLOPs are analytic, per sample, from
 its real token count, its width and its exit layer, branches included; the
 speed-up is against the full model (width 1.0, every layer, no branches).
@@ -11,14 +11,18 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, NamedTuple, Sequence
 
 import numpy as np
+import paddle
 
-from . import artifacts
-from .distill import DynaFastModel, layer_probabilities
-from .exit import check_speed, sample_flops, simulate_exits
-from .flops import BertShape, model_flops
+from .. import artifacts, data
+from ..config import DataConfig, EvaluateConfig, to_dict
+from ..errors import DataError
+from ..model.dynafast import DynaFastModel
+from ..model.exit import check_speed, sample_flops, simulate_exits
+from ..model.flops import BertShape, model_flops
+from ..model.predict import layer_probabilities
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +75,7 @@ def markdown_table(points: Sequence[GridPoint], speeds: Sequence[float] = TABLE_
 
 def plot(points: Sequence[GridPoint], path: str | Path, title: str) -> None:
     """Accuracy against FLOPs speed-up, one curve per width (matplotlib, written atomically as PNG)."""
-    import matplotlib
+    import matplotlib  # optional at import time: only plots need it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -106,28 +110,34 @@ def write_grid(points: Sequence[GridPoint], output_dir: str | Path, name: str, t
     return paths
 
 
-def load_split(model: DynaFastModel, data_config, split: str, batch_size: int):
-    """``(loader, gold, tokens)`` of one labelled split, encoded with the model's tokenizer and labels."""
-    from . import data
+class LabelledSplit(NamedTuple):
+    loader: paddle.io.DataLoader
+    gold: List[int]
+    tokens: List[int]
+    """Token count of every example."""
+    fingerprint: str
+    """Which examples these are (:func:`paddle_dynafast.data.fingerprint`)."""
 
-    splits = data.load_splits(data_config.data_dir, data_config.max_examples, data_config.dev_fraction)
+
+def load_split(model: DynaFastModel, data_config: DataConfig, split: str, batch_size: int) -> LabelledSplit:
+    """One labelled split, encoded with the model's tokenizer and labels."""
+    splits = data.load_splits(data_config)
     if split not in splits:
-        raise data.DataError(f"{data_config.data_dir} has no {split} split")
+        raise DataError(f"{data_config.data_dir} has no {split} split")
     features = data.encode(splits[split], model.tokenizer, data_config.max_seq_len, model.labels)
     loader = data.make_loader(features, model.tokenizer.pad_token_id, batch_size, shuffle=False)
-    return loader, [f.label for f in features], [len(f.input_ids) for f in features]
+    return LabelledSplit(loader, [f.label for f in features], [len(f.input_ids) for f in features],
+                         data.fingerprint(splits[split]))
 
 
-def run_evaluation(config) -> List[GridPoint]:
+def run_evaluation(config: EvaluateConfig) -> List[GridPoint]:
     """``paddle-dynafast evaluate``: the grid of ``config`` written as JSON, Markdown and PNG."""
-    from .config import to_dict
-
     model = DynaFastModel.load(config.model_dir)
     widths = config.widths or model.widths
     for width in widths:
         model.at(width)  # a width without branches is an error before any work
-    loader, gold, tokens = load_split(model, config.data, config.split, config.batch_size)
-    points = speed_grid(model, loader, gold, tokens, widths, config.speeds)
+    split = load_split(model, config.data, config.split, config.batch_size)
+    points = speed_grid(model, split.loader, split.gold, split.tokens, widths, config.speeds)
     write_grid(points, config.output_dir, "evaluation", f"{Path(config.model_dir).name}, {config.split} split",
-               extra={"config": to_dict(config), "examples": len(gold)})
+               extra={"config": to_dict(config), "examples": len(split.gold), "fingerprint": split.fingerprint})
     return points

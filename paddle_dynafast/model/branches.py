@@ -19,8 +19,9 @@ from typing import Dict, Sequence
 import paddle
 import paddle.nn as nn
 
+from ..config import BranchConfig
+from ..errors import ConfigError
 from .backbone import self_attention
-from .config import BranchConfig
 
 
 class FastBERTClassifier(nn.Layer):
@@ -62,7 +63,7 @@ class Branches(nn.Layer):
                  widths: Sequence[float] = (1.0,), shared: bool = True):
         super().__init__()
         if num_layers < 2:
-            raise ValueError(f"a model of {num_layers} layer(s) has no layer to exit early from")
+            raise ConfigError(f"a model of {num_layers} layer(s) has no layer to exit early from")
         self.config, self.shared, self.widths = config, shared, tuple(float(w) for w in widths)
         self.num_layers, self.hidden_size, self.num_labels = num_layers, hidden_size, num_labels
         keys = ["shared"] if shared else [self.key(w) for w in self.widths]

@@ -1,6 +1,6 @@
 """Choosing operating points: the speed per width for an accuracy budget, and the reverse.
 
-On the dev split (:func:`paddle_dynafast.evaluate.speed_grid`):
+On the dev split (:func:`paddle_dynafast.analysis.evaluate.speed_grid`):
 
 * for each width, the largest ``speed`` whose accuracy stays within
   ``max_accuracy_drop`` points of the full model (width 1.0, speed 0);
@@ -14,11 +14,14 @@ tuned on themselves.
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from .evaluate import GridPoint
-
-DEFAULT_SPEEDS = tuple(round(0.01 * i, 2) for i in range(101))
+from .. import artifacts
+from ..config import CalibrateConfig, to_dict
+from ..errors import ConfigError, DataError
+from ..model.dynafast import DynaFastModel
+from .evaluate import GridPoint, load_split, speed_grid
 
 
 def full_model(points: Sequence[GridPoint]) -> GridPoint:
@@ -26,7 +29,7 @@ def full_model(points: Sequence[GridPoint]) -> GridPoint:
     for p in points:
         if p.width == 1.0 and p.speed == 0.0:
             return p
-    raise ValueError("the grid has no point at width 1.0 and speed 0, the full model to compare with")
+    raise ConfigError("the grid has no point at width 1.0 and speed 0, the full model to compare with")
 
 
 def _best(candidates: List[GridPoint], key) -> Optional[GridPoint]:
@@ -36,9 +39,9 @@ def _best(candidates: List[GridPoint], key) -> Optional[GridPoint]:
 def calibrate(points: Sequence[GridPoint], max_accuracy_drop: float, min_flops_speedup: float) -> Dict:
     """Operating points from a dev grid; accuracies in [0, 1], ``max_accuracy_drop`` in points (0.5 = 0.5 %)."""
     if max_accuracy_drop < 0:
-        raise ValueError(f"max_accuracy_drop must be >= 0 points, got {max_accuracy_drop}")
+        raise ConfigError(f"max_accuracy_drop must be >= 0 points, got {max_accuracy_drop}")
     if min_flops_speedup < 1:
-        raise ValueError(f"min_flops_speedup must be >= 1, got {min_flops_speedup}")
+        raise ConfigError(f"min_flops_speedup must be >= 1, got {min_flops_speedup}")
     reference = full_model(points)
     floor = reference.accuracy - max_accuracy_drop / 100 - 1e-12
     within = [p for p in points if p.accuracy >= floor]
@@ -97,28 +100,21 @@ def markdown(calibration: Dict, test_points: Dict[tuple, GridPoint] | None = Non
     return "\n".join(lines) + "\n"
 
 
-def run_calibration(config) -> Dict:
+def run_calibration(config: CalibrateConfig) -> Dict:
     """``paddle-dynafast calibrate``: choose on dev, report on test; writes calibration.json and .md."""
-    from pathlib import Path
-
-    from . import artifacts
-    from .config import to_dict
-    from .data import DataError
-    from .distill import DynaFastModel
-    from .evaluate import load_split, speed_grid
-
     model = DynaFastModel.load(config.model_dir)
-    loader, gold, tokens = load_split(model, config.data, "dev", config.batch_size)
-    dev = speed_grid(model, loader, gold, tokens, model.widths, config.speeds)
+    dev_split = load_split(model, config.data, "dev", config.batch_size)
+    dev = speed_grid(model, dev_split.loader, dev_split.gold, dev_split.tokens, model.widths, config.speeds)
     result = calibrate(dev, config.max_accuracy_drop, config.min_flops_speedup)
+    result["dev_fingerprint"] = dev_split.fingerprint
     test_points = {}
     try:
-        loader, gold, tokens = load_split(model, config.data, "test", config.batch_size)
+        test = load_split(model, config.data, "test", config.batch_size)
     except DataError as error:  # no test split: dev only
         result["test"] = f"not measured: {error}"
     else:
         for point in operating_points(result):
-            (p,) = speed_grid(model, loader, gold, tokens, [point["width"]], [point["speed"]])
+            (p,) = speed_grid(model, test.loader, test.gold, test.tokens, [point["width"]], [point["speed"]])
             test_points[(p.width, p.speed)] = p
         result["test"] = [asdict(p) for p in test_points.values()]
     result["config"] = to_dict(config)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import ConfigError
+
 
 @dataclass(frozen=True)
 class BertShape:
@@ -33,15 +35,15 @@ class BertShape:
         """Heads kept at ``width``; a width whose head count is not whole is an error."""
         heads = width * self.num_heads
         if not 0 < width <= 1:
-            raise ValueError(f"width {width} is not in (0, 1]")
+            raise ConfigError(f"width {width} is not in (0, 1]")
         if abs(heads - round(heads)) > 1e-6:
-            raise ValueError(f"width {width} keeps {heads:g} of {self.num_heads} heads; the head count must be whole")
+            raise ConfigError(f"width {width} keeps {heads:g} of {self.num_heads} heads; the head count must be whole")
         return int(round(heads))
 
     def neurons_at(self, width: float) -> int:
         """FFN neurons kept at ``width`` (PaddleSlim's rule: ``int(width * intermediate_size)``)."""
         if not 0 < width <= 1:
-            raise ValueError(f"width {width} is not in (0, 1]")
+            raise ConfigError(f"width {width} is not in (0, 1]")
         return int(width * self.intermediate_size)
 
 

@@ -1,4 +1,4 @@
-"""Stage 1 (finetune) and the shared training loop: learning, artifacts, resume, refusal to mix runs."""
+"""Stage 1 (finetune) through the shared stage skeleton: learning, artifacts, resume, refusal to mix runs."""
 import json
 import signal
 
@@ -7,9 +7,12 @@ import paddle
 import pytest
 
 from helpers import write_sentiment_data
-from paddle_dynafast import train
-from paddle_dynafast.backbone import load_classifier
+from paddle_dynafast import data
 from paddle_dynafast.config import DataConfig, FinetuneConfig, ModelSize, TrainConfig
+from paddle_dynafast.model.backbone import load_classifier
+from paddle_dynafast.model.predict import accuracy, predict_logits
+from paddle_dynafast.train import loop
+from paddle_dynafast.train.finetune import finetune
 
 
 def _config(tmp_path, model_dir, output="out", **train_kwargs):
@@ -25,7 +28,7 @@ def _weights(directory):
 
 def test_finetune_learns_and_writes_a_complete_stage(tmp_path, tiny_hf_dir):
     write_sentiment_data(tmp_path / "data")
-    result = train.finetune(_config(tmp_path, tiny_hf_dir))
+    result = finetune(_config(tmp_path, tiny_hf_dir))
     out = tmp_path / "out"
     assert result.metrics["dev_accuracy"] >= 0.95 and result.metrics["test_accuracy"] >= 0.95
     assert result.metrics["train_steps"] == 45 and len(result.metrics["history"]) == 3
@@ -38,39 +41,37 @@ def test_finetune_learns_and_writes_a_complete_stage(tmp_path, tiny_hf_dir):
          "stage.json", "metrics.json"])
     # the stage directory is the best model: reloading it reproduces the reported test accuracy
     reloaded = load_classifier(out)
-    from paddle_dynafast import data
-
     splits = data.load_splits(tmp_path / "data")
     features = data.encode(splits["test"], reloaded.tokenizer, 16, stage["labels"])
     loader = data.make_loader(features, 0, 32, shuffle=False)
-    logits = train.predict_logits(reloaded.model, loader)
-    assert train.accuracy(logits, [f.label for f in features]) == result.metrics["test_accuracy"]
+    logits = predict_logits(reloaded.model, loader)
+    assert accuracy(logits, [f.label for f in features]) == result.metrics["test_accuracy"]
     # a second call finds the stage complete and does nothing, also after the directory was moved
-    again = train.finetune(_config(tmp_path, tiny_hf_dir))
+    again = finetune(_config(tmp_path, tiny_hf_dir))
     assert again.metrics == result.metrics
     out.rename(tmp_path / "moved")
-    moved = train.finetune(_config(tmp_path, tiny_hf_dir, output="moved"))
+    moved = finetune(_config(tmp_path, tiny_hf_dir, output="moved"))
     assert moved.metrics == result.metrics
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path, tiny_hf_dir, monkeypatch):
     write_sentiment_data(tmp_path / "data")
-    whole = train.finetune(_config(tmp_path, tiny_hf_dir, output="whole", epochs=2))
+    whole = finetune(_config(tmp_path, tiny_hf_dir, output="whole", epochs=2))
 
-    class CtrlCAtStep7(train.tqdm):
+    class CtrlCAtStep7(loop.tqdm):
         def update(self, n=1):
             super().update(n)
             if self.n == 7:
                 signal.raise_signal(signal.SIGINT)  # as a user's Ctrl-C: finish the step, save, stop
 
-    monkeypatch.setattr(train, "tqdm", CtrlCAtStep7)
+    monkeypatch.setattr(loop, "tqdm", CtrlCAtStep7)
     with pytest.raises(KeyboardInterrupt, match="stopped at step 7"):
-        train.finetune(_config(tmp_path, tiny_hf_dir, output="split", epochs=2))
+        finetune(_config(tmp_path, tiny_hf_dir, output="split", epochs=2))
     state = json.loads((tmp_path / "split" / "checkpoint" / "loop_state.json").read_text())
     assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (7, 0, 7)
     assert json.loads((tmp_path / "split" / "stage.json").read_text())["complete"] is False
-    monkeypatch.setattr(train, "tqdm", CtrlCAtStep7.__bases__[0])
-    resumed = train.finetune(_config(tmp_path, tiny_hf_dir, output="split", epochs=2))
+    monkeypatch.setattr(loop, "tqdm", CtrlCAtStep7.__bases__[0])
+    resumed = finetune(_config(tmp_path, tiny_hf_dir, output="split", epochs=2))
     assert [h["dev_accuracy"] for h in resumed.metrics["history"]] == [h["dev_accuracy"] for h in whole.metrics["history"]]
     a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "split")
     assert a.keys() == b.keys()
@@ -80,12 +81,12 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, tiny_hf_dir, monk
 
 def test_resume_refuses_another_configuration(tmp_path, tiny_hf_dir):
     write_sentiment_data(tmp_path / "data")
-    train.finetune(_config(tmp_path, tiny_hf_dir, max_steps=2))  # writes stage.json, finishes early
+    finetune(_config(tmp_path, tiny_hf_dir, max_steps=2))  # writes stage.json, finishes early
     (tmp_path / "out" / "stage.json").write_text(
         (tmp_path / "out" / "stage.json").read_text().replace('"complete": true', '"complete": false'))
     with pytest.raises(ValueError, match=r"another configuration \(train.lr, train.seed differ\)"):
-        train.finetune(_config(tmp_path, tiny_hf_dir, max_steps=2, lr=1e-3, seed=4))
-    restarted = train.finetune(_config(tmp_path, tiny_hf_dir, max_steps=2, lr=1e-3, seed=4), restart=True)
+        finetune(_config(tmp_path, tiny_hf_dir, max_steps=2, lr=1e-3, seed=4))
+    restarted = finetune(_config(tmp_path, tiny_hf_dir, max_steps=2, lr=1e-3, seed=4), restart=True)
     assert restarted.metrics["train_steps"] == 2
 
 
@@ -99,7 +100,7 @@ def test_random_init_with_character_vocabulary(tmp_path):
                             data=DataConfig(data_dir=str(data_dir), max_seq_len=16),
                             train=TrainConfig(epochs=10, batch_size=8, lr=2e-3, seed=0),
                             size=ModelSize(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=37))
-    result = train.finetune(config)
+    result = finetune(config)
     assert result.metrics["dev_accuracy"] == 1.0
     vocab = (tmp_path / "zh" / "vocab.txt").read_text().split("\n")
     assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] and "书" in vocab
@@ -114,12 +115,3 @@ def test_random_init_keeps_the_pretrained_architecture(tmp_path, tiny_hf_dir):
     word = "bert.embeddings.word_embeddings.weight"
     assert not np.allclose(pretrained[word].numpy(), random_model[word].numpy())
     assert abs(float(random_model[word].numpy().std()) - 0.02) < 0.005  # PaddleNLP's initializer_range
-
-
-def test_linear_schedule():
-    schedule = train._linear_schedule(1.0, total_steps=10, warmup_steps=4)
-    values = []
-    for _ in range(10):
-        values.append(schedule.get_lr())
-        schedule.step()
-    np.testing.assert_allclose(values, [0.2, 0.4, 0.6, 0.8, 1.0, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6])

@@ -1,0 +1,34 @@
+"""The errors a user can cause, apart from the ones the code itself can.
+
+Everything that is wrong with what the user gave (a flag, a data file, a model
+or an exported directory) raises a :class:`UserError`: the command line prints
+its message as one line and exits with 2. Anything else that escapes is a bug
+in paddle_dynafast or below it, and the command line shows its traceback.
+Every class is also a ``ValueError`` (or ``FileNotFoundError``), so callers that
+caught those before still do.
+"""
+from __future__ import annotations
+
+
+class UserError(ValueError):
+    """A problem with what the user gave; the message names it (the value, the file and line, the flag)."""
+
+
+class ConfigError(UserError):
+    """A setting out of range or a bad combination of settings."""
+
+
+class DataError(UserError):
+    """Malformed or inconsistent input data; the message names the file and line."""
+
+
+class CheckpointError(UserError):
+    """A weight file that does not fit the model; the message names the key."""
+
+
+class ArtifactError(UserError):
+    """A stage or export directory that is incomplete, altered or not ours; the message names the file."""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A file or directory the user pointed at does not exist or lacks a file it needs."""

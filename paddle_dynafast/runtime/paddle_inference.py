@@ -1,0 +1,55 @@
+"""Paddle Inference behind the runtime interface: the exported program on CPU (plain kernels or oneDNN) or GPU."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Tuple
+
+import numpy as np
+from paddle import inference
+
+from ..errors import ArtifactError, ConfigError
+from .base import PROGRAM, ExportInfo, Runtime
+
+
+class PaddleInferenceRuntime(Runtime):
+    """``paddle.inference`` on an export directory.
+
+    ``threads`` CPU threads; ``onednn`` uses oneDNN kernels on CPU; on a GPU
+    build of Paddle ``device="gpu"`` runs on GPU 0.
+    """
+
+    kind = "paddle-inference"
+
+    def __init__(self, directory: str | Path, threads: int = 2, onednn: bool = True, device: str = "cpu"):
+        self.info = ExportInfo.read(directory)
+        directory = self.info.directory
+        program = next((directory / f"{PROGRAM}{suffix}" for suffix in (".json", ".pdmodel")
+                        if (directory / f"{PROGRAM}{suffix}").is_file()), None)
+        if program is None:
+            raise ArtifactError(f"{directory} has no {PROGRAM}.json or {PROGRAM}.pdmodel")
+        config = inference.Config(str(program), str(directory / f"{PROGRAM}.pdiparams"))
+        if device == "gpu":
+            config.enable_use_gpu(256, 0)
+        elif device == "cpu":
+            config.disable_gpu()
+            config.set_cpu_math_library_num_threads(threads)
+            if onednn:
+                config.enable_mkldnn()
+            else:
+                config.disable_mkldnn()
+        else:
+            raise ConfigError(f"device {device!r} is not 'cpu' or 'gpu'")
+        config.disable_glog_info()
+        self.predictor = inference.create_predictor(config)
+        self.output_names = self.predictor.get_output_names()
+
+    def run_batch(self, input_ids: np.ndarray, token_type_ids: np.ndarray,
+                  speed: float = 0.0) -> Tuple[np.ndarray, np.ndarray]:
+        feeds = {"input_ids": input_ids, "token_type_ids": token_type_ids}
+        if self.info.exit_loop:
+            feeds["speed"] = np.array([speed], dtype="float32")
+        for name, value in feeds.items():
+            self.predictor.get_input_handle(name).copy_from_cpu(value)
+        self.predictor.run()
+        by_name = {n: self.predictor.get_output_handle(n).copy_to_cpu() for n in self.output_names}
+        return self._outputs(by_name, self.info.outputs, [by_name[n] for n in self.output_names])

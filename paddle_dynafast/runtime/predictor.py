@@ -1,0 +1,76 @@
+"""Predictions for texts on any runtime: tokenise, batch by length, run, return in input order."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..data import Collator, Example, FeatureDataset, LengthGroupedBatchSampler, encode
+from ..errors import ConfigError
+from ..model.backbone import load_tokenizer
+from ..model.exit import check_speed
+from .base import Runtime
+from .registry import open_runtime
+
+
+@dataclass
+class Prediction:
+    """Predictions for a list of texts, in input order."""
+
+    labels: List[str]
+    label_ids: np.ndarray
+    """``[texts]``"""
+    probs: np.ndarray
+    """``[texts, num_labels]``"""
+    exit_layer: np.ndarray
+    """``[texts]``: layers run (all of them without the exit loop)."""
+    truncated: int
+    """How many texts were longer than max_seq_len and cut."""
+
+
+class Predictor:
+    """Texts in, labels out, on ``source``: a :class:`~paddle_dynafast.runtime.base.Runtime`, or a directory
+    opened with :func:`~paddle_dynafast.runtime.registry.open_runtime` (``runtime`` and ``options``; by default
+    Paddle Inference with oneDNN on 2 threads)."""
+
+    def __init__(self, source: Union[str, Path, Runtime], runtime: str = "paddle-inference", threads: int = 2,
+                 **options):
+        self.runtime = source if isinstance(source, Runtime) else open_runtime(source, runtime, threads, **options)
+        self.info = self.runtime.info
+        self.tokenizer = load_tokenizer(self.info.directory)
+        self.labels = list(self.info.labels)
+
+    def run_batch(self, input_ids: np.ndarray, token_type_ids: np.ndarray,
+                  speed: float = 0.0) -> Tuple[np.ndarray, np.ndarray]:
+        """One batch ``[batch, seq]`` through the runtime; returns ``(probs, exit_layer)``."""
+        return self.runtime.run_batch(input_ids, token_type_ids, speed)
+
+    def encode(self, texts: Sequence[str]):
+        """Token ids per text and how many were truncated; empty texts are an error naming their index."""
+        if len(texts) == 0:
+            raise ConfigError("no texts to predict")
+        empty = [i for i, t in enumerate(texts) if not t.strip()]
+        if empty:
+            raise ConfigError(f"text {empty[0]} is empty ({len(empty)} empty text(s) in all)")
+        features = encode([Example(t, None, None, f"text {i}") for i, t in enumerate(texts)], self.tokenizer,
+                          self.info.max_seq_len)
+        return features, sum(f.truncated for f in features)
+
+    def predict(self, texts: Sequence[str], speed: float = 0.0, batch_size: int = 32) -> Prediction:
+        """Labels, probabilities and exit layers of ``texts``; batches are grouped by length."""
+        check_speed(speed)
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        features, truncated = self.encode(texts)
+        dataset = FeatureDataset(features)
+        collate = Collator(self.tokenizer.pad_token_id)
+        probs = np.zeros((len(texts), len(self.labels)), dtype="float32")
+        exit_layer = np.zeros(len(texts), dtype="int64")
+        for rows in LengthGroupedBatchSampler(dataset.lengths, batch_size, shuffle=False):
+            batch = collate([dataset[i] for i in rows])
+            p, e = self.run_batch(batch["input_ids"], batch["token_type_ids"], speed)
+            probs[batch["index"]], exit_layer[batch["index"]] = p, e
+        ids = probs.argmax(-1)
+        return Prediction([self.labels[i] for i in ids], ids, probs, exit_layer, truncated)

@@ -1,0 +1,202 @@
+"""Stage 3: FastBERT self-distillation of the branches, at every width (arXiv 2004.02178, section 3.2).
+
+The backbone and its final classifier are frozen; each branch learns to match
+the final classifier of its own width, ``KL(branch || final)`` summed over
+branches and widths, so no labels are needed (raw text from ``--unlabeled``
+works as well as the training split). The ``labels`` objective trains the same
+branches on the gold labels instead: the paper's ablation.
+
+The stage directory holds a :class:`~paddle_dynafast.model.dynafast.DynaFastModel`.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+from .. import artifacts, data, distributed
+from ..config import BranchConfig, DataConfig, PipelineConfig, SelfDistillConfig, TrainConfig, default
+from ..errors import ConfigError
+from ..model.backbone import load_classifier, save_classifier
+from ..model.branches import Branches
+from ..model.dynafast import DynaFastModel
+from ..model.exit import AdaptiveClassifier
+from ..model.predict import layer_probabilities
+from ..model.stage import StageInfo
+from .losses import kl_divergence
+from .loop import LoopState
+from .stage import Stage, StageResult, TrainSetup, backward_per_width, teacher_labels
+
+logger = logging.getLogger(__name__)
+
+
+def per_layer_report(layer_probs: np.ndarray, gold: Optional[Sequence[int]]) -> Dict[str, List[float]]:
+    """Accuracy of every layer's classifier (if labelled) and each branch's KL to the final classifier."""
+    p = np.clip(layer_probs.astype("float64"), 1e-30, None)
+    final = p[:, -1:, :]
+    kl = (p[:, :-1] * (np.log(p[:, :-1]) - np.log(final))).sum(-1).mean(0)  # [layers - 1]
+    report = {"kl_to_final": kl.round(6).tolist()}
+    if gold is not None and min(gold) >= 0:
+        report["accuracy"] = (layer_probs.argmax(-1) == np.asarray(gold)[:, None]).mean(0).round(6).tolist()
+    return report
+
+
+class BranchObjective(paddle.nn.Layer):
+    """The loss of one batch at one width, summed over the branches (a layer, so ``paddle.DataParallel`` can
+    wrap it; the step runs forward and backward once per width, see :func:`paddle_dynafast.train.stage.backward_per_width`).
+
+    ``distill``: ``KL(branch || final classifier of the same width)``; ``labels``:
+    cross-entropy of every branch to the gold labels. The backbones run without
+    gradients; only the branches learn.
+    """
+
+    def __init__(self, adaptive: Dict[float, AdaptiveClassifier], branches: Branches, objective: str):
+        super().__init__()
+        self.adaptive, self.branches, self.objective = adaptive, branches, objective
+
+    def forward(self, input_ids, token_type_ids, labels, width: float):
+        model = self.adaptive[width]
+        with paddle.no_grad():
+            states, mask = model.hidden_states(input_ids, token_type_ids)
+            final = model.classify(model.num_layers - 1, states[-1], mask)
+        total = 0.0
+        for index, branch in enumerate(self.branches.at(width)):
+            logits = branch(states[index], mask)  # [batch, num_labels]
+            if self.objective == "distill":
+                total = total + kl_divergence(logits, final)
+            else:
+                total = total + F.cross_entropy(logits, labels)
+        return total
+
+
+class DistillStage(Stage):
+    """Train branches after every layer at every width; see the module docstring."""
+
+    name = "distill"
+    run_dir = "dynafast"
+    config_class = SelfDistillConfig
+    help = "stage 3: FastBERT branches self-distilled at every width"
+    description = ("Add a branch classifier after every layer and train the branches to match their width's final "
+                   "classifier (no labels needed); backbone and final classifier frozen.")
+    example = ("paddle-dynafast distill --model runs/supernet --data-dir ../shared/data/sst2 --output runs/dynafast "
+               "--max-seq-len 64")
+
+    def prepare(self) -> Dict[str, Any]:
+        config = self.config
+        loaded = load_classifier(config.model_dir)
+        self.backbone, self.tokenizer = loaded.model, loaded.tokenizer
+        available = StageInfo.read(config.model_dir).widths
+        self.widths = config.widths or available
+        untrained = [w for w in self.widths if w not in available]
+        if untrained:
+            raise ConfigError(f"widths {untrained} were not trained in {config.model_dir} (it has {list(available)})")
+        splits = data.load_splits(config.data)
+        labels = teacher_labels(config.model_dir, splits["train"], self.backbone.config.num_labels)
+        texts = list(splits["train"])
+        if config.unlabeled_file is not None:
+            texts += data.read_texts(config.unlabeled_file)
+        self.features = {"train": data.encode(texts, self.tokenizer, config.data.max_seq_len, labels)}
+        self.features.update({s: data.encode(splits[s], self.tokenizer, config.data.max_seq_len, labels)
+                              for s in ("dev", "test") if s in splits})
+        self.gold = {s: [f.label for f in self.features[s]] for s in self.features if s != "train"}
+        self.labels = labels
+        return {"labels": labels, "widths": list(self.widths),
+                "num_examples": {s: len(f) for s, f in self.features.items()},
+                "dev_fingerprint": data.fingerprint(splits["dev"])}
+
+    def build(self) -> TrainSetup:
+        config, pad = self.config, self.tokenizer.pad_token_id
+        train_loader = data.make_loader(self.features["train"], pad, config.train.batch_size, shuffle=True,
+                                        seed=config.train.seed)
+        self.loaders = {s: data.make_loader(self.features[s], pad, config.train.eval_batch_size, shuffle=False)
+                        for s in self.gold}
+        layers = len(self.backbone.bert.encoder.layers)
+        self.branches = Branches(layers, self.backbone.config.hidden_size, self.backbone.config.num_labels,
+                                 config.branch, widths=self.widths, shared=config.shared_branches)
+        self.model = DynaFastModel(self.backbone, self.tokenizer, self.branches, self.labels)
+        for parameter in self.backbone.parameters():
+            parameter.stop_gradient = True
+        self.adaptive = {w: self.model.at(w) for w in self.widths}
+        for a in self.adaptive.values():
+            for parameter in a.backbone.parameters():
+                parameter.stop_gradient = True
+        if distributed.is_main() and not (self.output_dir / "model_state.pdparams").is_file():
+            with artifacts.publish_files(self.output_dir) as tmp:
+                save_classifier(self.backbone, self.tokenizer, tmp)
+        self.objective = distributed.data_parallel(BranchObjective(self.adaptive, self.branches, config.objective))
+        return TrainSetup(self.branches, train_loader)
+
+    def loss(self, batch):
+        return backward_per_width(self.objective, self.widths, batch["input_ids"], batch["token_type_ids"],
+                                  batch["labels"])
+
+    def evaluate(self) -> Dict[str, Any]:
+        metrics, scores = {}, []
+        for width, a in self.adaptive.items():
+            report = per_layer_report(layer_probabilities(a, self.loaders["dev"]), self.gold["dev"])
+            metrics[f"dev@{width}"] = report
+            scores.append(-float(np.mean(report["kl_to_final"])) if self.config.objective == "distill"
+                          else float(np.mean(report["accuracy"][:-1])))
+        return {"score": float(np.mean(scores)), **metrics}
+
+    def save_best(self, directory: Path) -> None:
+        self.model.save_branches(directory)
+
+    def report(self, state: LoopState) -> Dict[str, Any]:
+        best = DynaFastModel.load(self.output_dir)
+        whole = {s: data.make_loader(self.features[s], self.tokenizer.pad_token_id, self.config.train.eval_batch_size,
+                                     shuffle=False, shard=False) for s in self.loaders}
+        layers = {s: {str(w): per_layer_report(layer_probabilities(best.at(w), whole[s]), self.gold[s])
+                      for w in self.widths} for s in whole}
+        return {"best_score": state.best_score, "layers": layers}
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--model", required=True,
+                            help="a supernet output directory (or a finetune one: width 1.0 only)")
+        parser.add_argument("--widths", type=float, nargs="+", default=None, help="widths to give branches (default: all)")
+        parser.add_argument("--per-width-branches", action="store_true", help="one set of branches per width, not shared")
+        parser.add_argument("--objective", choices=["distill", "labels"], default=default(SelfDistillConfig, "objective"),
+                            help="distill: KL to the final classifier, no labels (default); labels: the paper's ablation")
+        parser.add_argument("--unlabeled", default=None,
+                            help="raw text file, one example a line, added to the training texts")
+        branch = BranchConfig()
+        parser.add_argument("--cls-hidden-size", type=int, default=branch.cls_hidden_size,
+                            help=f"branch width (default {branch.cls_hidden_size})")
+        parser.add_argument("--cls-num-attention-heads", type=int, default=branch.cls_num_attention_heads,
+                            help=f"branch attention heads (default {branch.cls_num_attention_heads})")
+
+    @classmethod
+    def config_from_args(cls, args, data: DataConfig, train: TrainConfig) -> SelfDistillConfig:
+        return SelfDistillConfig(
+            output_dir=args.output, model_dir=args.model, data=data, train=train,
+            branch=BranchConfig(cls_hidden_size=args.cls_hidden_size,
+                                cls_num_attention_heads=args.cls_num_attention_heads),
+            widths=tuple(args.widths) if args.widths else None, shared_branches=not args.per_width_branches,
+            objective=args.objective, unlabeled_file=args.unlabeled)
+
+    @classmethod
+    def config_from_pipeline(cls, pipeline: PipelineConfig, model_dir: Optional[str], output_dir: str):
+        return SelfDistillConfig(output_dir=output_dir, model_dir=model_dir, data=pipeline.data,
+                                 train=pipeline.distill, branch=pipeline.branch,
+                                 shared_branches=pipeline.shared_branches)
+
+    @classmethod
+    def summary(cls, result: StageResult) -> str:
+        lines = []
+        for split, by_width in result.metrics["layers"].items():
+            for width, report in by_width.items():
+                if "accuracy" in report:
+                    lines.append(f"{split} width {width}: accuracy per layer "
+                                 + " ".join(f"{100 * a:.1f}" for a in report["accuracy"]))
+        return "\n".join(lines + [f"-> {result.output_dir}"])
+
+
+def self_distill(config: SelfDistillConfig, logdir: Optional[str] = None, restart: bool = False) -> StageResult:
+    """Stage 3 (:class:`DistillStage`)."""
+    return DistillStage(config, logdir).run(restart)

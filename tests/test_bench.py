@@ -1,0 +1,63 @@
+"""Benchmarks: interleaved timing, accuracy and FLOPs of each system, ratios against the first; the command."""
+import json
+
+import numpy as np
+import pytest
+
+from helpers import texts_of
+from paddle_dynafast import cli
+from paddle_dynafast.data import Features
+from paddle_dynafast.runtime import bench
+from paddle_dynafast.runtime.predictor import Predictor
+
+
+def _system(name, labels_of, flops_per_sample, exit_layer=2):
+    def run(ids, types):
+        probs = np.zeros((len(ids), 2), "float32")
+        probs[np.arange(len(ids)), np.asarray(labels_of(ids), dtype="int64")] = 1
+        return probs, np.full(len(ids), exit_layer)
+
+    return bench.System(name, run, lambda tokens, exits: np.full(len(tokens), flops_per_sample, "float64"))
+
+
+def test_measure_reports_accuracy_flops_and_ratios_against_the_first():
+    features = [Features([2, 5 + i % 3, 3], [0, 0, 0], i % 2, False) for i in range(20)]
+    gold = [f.label for f in features]
+    right = _system("right", lambda ids: ids[:, 1] % 2 == 0, 100.0)  # label 1 iff the token id is even
+    wrong = _system("always 0", lambda ids: np.zeros(len(ids), "int64"), 25.0, exit_layer=1)
+    results = bench.measure([right, wrong], features, gold, 0, samples=4, batch_size=8, rounds=2)
+    expected = np.mean([(f.input_ids[1] % 2 == 0) == g for f, g in zip(features, gold)])
+    assert results[0].accuracy == pytest.approx(expected) and results[1].accuracy == pytest.approx(0.5)
+    assert results[1].ratios["flops_speedup"] == 4.0 and results[1].mean_exit_layer == 1.0
+    assert results[0].ratios["throughput_speedup"] == 1.0 and results[0].latency_ms_median > 0
+    assert results[1].ratios["accuracy_points"] == pytest.approx(100 * (0.5 - expected), abs=0.01)
+    table = bench.markdown(results, 8)
+    assert "| always 0 | 50.00 |" in table and "4.00x" in table
+    with pytest.raises(ValueError, match="no systems to measure"):
+        bench.measure([], features, gold, 0)
+
+
+def test_batches_are_grouped_by_length_and_cover_every_row():
+    features = [Features([2] + [5] * n + [3], [0] * (n + 2), 0, False) for n in (1, 7, 3, 7, 2)]
+    batches = bench.batches(features, 0, 2)
+    rows = np.concatenate([r for _, _, r in batches])
+    assert sorted(rows.tolist()) == [0, 1, 2, 3, 4]
+    assert [ids.shape for ids, _, _ in batches] == [(2, 9), (2, 5), (1, 3)]
+
+
+def test_bench_command(tmp_path, tiny_exports, toy_data, capsys):
+    code = cli.main(["bench", "--system", f"full={tiny_exports[(1.0, False)]}",
+                     "--system", f"adaptive={tiny_exports[(0.5, True)]}@0.3", "--data-dir", str(toy_data),
+                     "--samples", "10", "--rounds", "2", "--batch-size", "16", "--threads", "1",
+                     "--output", str(tmp_path / "bench")])
+    assert code == 0
+    report = json.loads((tmp_path / "bench" / "bench.json").read_text())
+    full, adaptive = report["results"]
+    assert full["ratios"]["flops_speedup"] == 1.0 and full["name"] == "full"
+    expected = Predictor(tiny_exports[(0.5, True)], threads=1).predict(texts_of(toy_data, 48), speed=0.3)
+    gold = [int(line.split(" ", 1)[0]) for line in (toy_data / "test.txt").read_text().splitlines()]
+    assert adaptive["accuracy"] == pytest.approx(np.mean(expected.label_ids == np.array(gold)))
+    assert adaptive["mean_exit_layer"] == pytest.approx(expected.exit_layer.mean())
+    assert adaptive["ratios"]["flops_speedup"] > 1 and adaptive["latency_ms_median"] > 0
+    assert "| adaptive |" in capsys.readouterr().out
+    assert cli.main(["bench", "--system", "nonsense", "--data-dir", str(toy_data), "--output", str(tmp_path)]) == 2

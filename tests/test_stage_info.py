@@ -1,0 +1,42 @@
+"""The typed reader of stage.json: what a directory says about itself, and every fallback in one place."""
+import json
+
+import pytest
+
+from paddle_dynafast.config import DataConfig, FinetuneConfig, TrainConfig, to_dict
+from paddle_dynafast.model.stage import StageInfo, normalize_config
+
+
+def test_a_stage_directory(tiny_teacher_dir, tiny_supernet_dir, tiny_dynafast_dir):
+    teacher = StageInfo.read(tiny_teacher_dir)
+    assert (teacher.stage, teacher.complete, teacher.labels, teacher.max_seq_len, teacher.widths) == (
+        "finetune", True, ("0", "1"), 16, (1.0,))
+    assert teacher.split_seed == 42 and teacher.versions["paddle_dynafast"]
+    assert StageInfo.read(tiny_supernet_dir).widths == (1.0, 0.75, 0.5, 0.25)
+    assert StageInfo.read(tiny_dynafast_dir).widths == (1.0, 0.75, 0.5, 0.25)
+    data = StageInfo.read(tiny_teacher_dir).data_config("elsewhere", max_examples=5)
+    assert data == DataConfig("elsewhere", max_seq_len=16, max_examples=5, split_seed=42)
+
+
+def test_a_directory_that_is_not_ours_gets_the_defaults(tiny_hf_dir):
+    info = StageInfo.read(tiny_hf_dir)
+    assert (info.stage, info.complete, info.labels, info.widths) == (None, False, None, (1.0,))
+    assert info.max_seq_len == DataConfig("d").max_seq_len and info.split_seed == DataConfig("d").split_seed
+    assert info.labels_or_numbers(3) == ("0", "1", "2")
+
+
+def test_a_directory_written_before_the_split_seed_split_with_the_training_seed(tmp_path):
+    config = to_dict(FinetuneConfig(output_dir="o", model_dir="m", data=DataConfig("d"), train=TrainConfig(seed=7)))
+    del config["data"]["split_seed"]
+    (tmp_path / "stage.json").write_text(json.dumps({"stage": "finetune", "complete": True, "config": config,
+                                                      "labels": ["a", "b"]}))
+    info = StageInfo.read(tmp_path)
+    assert info.split_seed == 7
+    assert normalize_config(config, FinetuneConfig)["data"]["split_seed"] == 7
+    now = FinetuneConfig(output_dir="elsewhere", model_dir="m", data=DataConfig("d", split_seed=7),
+                         train=TrainConfig(seed=7))
+    assert info.is_complete_with("finetune", now) and not info.is_complete_with("supernet", now)
+    assert not info.is_complete_with("finetune", FinetuneConfig(output_dir="o", model_dir="m", data=DataConfig("d"),
+                                                                train=TrainConfig(seed=7)))
+    with pytest.raises(ValueError, match=r"FinetuneConfig has no field\(s\) \['nonsense'\]"):
+        normalize_config({**config, "nonsense": 1}, FinetuneConfig)
