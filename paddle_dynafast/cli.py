@@ -145,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=float, default=1.0, help="width to export (default 1.0)")
     p.add_argument("--no-exit", action="store_true", help="export the plain classifier without branches")
     p.add_argument("--onnx", action="store_true", help="also write model.onnx (paddle2onnx), for ONNX Runtime")
+    p.add_argument("--int8", action="store_true",
+                   help="also write model.int8.onnx: the matrix products in int8, calibrated on training texts")
+    p.add_argument("--calibration-data", default=None,
+                   help="data folder whose train split calibrates --int8 (default: the one the model was trained on)")
+    p.add_argument("--calibration-examples", type=int, default=256, help="training texts that calibrate --int8")
     p.add_argument("--max-seq-len", type=int, default=None, help="default: the one the model was trained with")
     _output_args(p)
     p.set_defaults(run=_run_export)
@@ -223,10 +228,16 @@ def _runtime_args(parser: argparse.ArgumentParser, threads: int) -> None:
                         help="what runs the exported model (default paddle-inference)")
     parser.add_argument("--threads", type=int, default=threads, help=f"CPU threads (default {threads})")
     parser.add_argument("--no-onednn", action="store_true", help="Paddle Inference: plain CPU kernels, not oneDNN")
+    parser.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+                        help="ONNX Runtime: model.onnx (fp32) or model.int8.onnx (export --int8)")
 
 
 def _runtime_options(args) -> dict:
-    return {"onednn": not args.no_onednn} if args.runtime == "paddle-inference" else {}
+    if args.runtime == "paddle-inference":
+        return {"onednn": not args.no_onednn}
+    if args.runtime == "onnxruntime":
+        return {"precision": args.precision}
+    return {}
 
 
 def _run_stage(args) -> int:
@@ -257,8 +268,12 @@ def _run_calibrate(args) -> int:
 
 
 def _run_export(args) -> int:
+    calibration = None
+    if args.calibration_data:
+        calibration = StageInfo.read(args.model).data_config(args.calibration_data)
     out = export_model(args.model, args.output, width=args.width, no_exit=args.no_exit, max_seq_len=args.max_seq_len,
-                       onnx=args.onnx)
+                       onnx=args.onnx, int8=args.int8, calibration=calibration,
+                       calibration_examples=args.calibration_examples)
     print(f"-> {out}")
     return 0
 

@@ -83,10 +83,10 @@ def tiny_dynafast_dir(tmp_path_factory, toy_data, tiny_supernet_dir):
 @pytest.fixture(scope="session")
 def tiny_exports(tmp_path_factory, tiny_dynafast_dir):
     """Exports of the tiny distilled model: ``{(width, exit_loop): directory}`` at widths 1.0 and 0.5, width 0.5 also
-    as ONNX. Do not modify: copy them first."""
+    as ONNX in fp32 and int8. Do not modify: copy them first."""
     from paddle_dynafast.runtime.export import export_model
 
     root = tmp_path_factory.mktemp("export")
     return {(w, exit_loop): export_model(tiny_dynafast_dir, root / f"w{w}-{exit_loop}", width=w, no_exit=not exit_loop,
-                                         onnx=w == 0.5)
+                                         onnx=w == 0.5, int8=w == 0.5)
             for w in (1.0, 0.5) for exit_loop in (True, False)}

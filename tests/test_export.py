@@ -87,3 +87,9 @@ def test_an_export_is_current_only_for_the_same_source_width_and_kind(tmp_path, 
     info = ExportInfo.read(directory)
     assert (info.width, info.exit_loop, info.num_layers, info.max_seq_len) == (0.5, True, 2, 16)
     assert info.flops(np.array([10, 10]), np.array([1, 2])).tolist()[0] < info.flops(np.array([10]), np.array([2]))[0]
+
+
+@pytest.mark.parametrize("exit_loop", [True, False])
+def test_exported_programs_hold_no_dropout(tiny_exports, exit_loop):
+    program = (tiny_exports[(1.0, exit_loop)] / "model.json").read_text()
+    assert '"1.dropout"' not in program and '"1.matmul"' in program

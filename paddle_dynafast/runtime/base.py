@@ -32,6 +32,7 @@ PROGRAM = "model"
 EXPORT_FILE = "export.json"
 MANIFEST_FILE = "manifest.json"
 ONNX_FILE = f"{PROGRAM}.onnx"
+INT8_ONNX_FILE = f"{PROGRAM}.int8.onnx"
 OUTPUTS = ("probs", "exit_layer", "uncertainty")
 """The outputs of the exit-loop program, in the order it returns them; the plain classifier returns ``probs``."""
 

@@ -143,7 +143,9 @@ def runtime_system(runtime: Runtime, speed: float = 0.0, name: Optional[str] = N
     :class:`~paddle_dynafast.runtime.base.ExportInfo`."""
     info = runtime.info
     label = name or f"{info.directory}" + (f" @ speed {speed:g}" if info.exit_loop else "")
-    note = f"width {info.width:g}, {runtime.kind}, " + (f"exit loop, speed {speed:g}" if info.exit_loop else "no exit")
+    precision = getattr(runtime, "precision", "fp32")
+    note = f"width {info.width:g}, {runtime.kind} {precision}, " + (f"exit loop, speed {speed:g}" if info.exit_loop
+                                                                     else "no exit")
     return System(label, lambda ids, types: runtime.run_batch(ids, types, speed), info.flops, note)
 
 

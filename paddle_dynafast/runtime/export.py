@@ -26,25 +26,31 @@ import paddle
 from paddle import inference
 from paddle.static import InputSpec
 
-from .. import artifacts
+from .. import artifacts, data
+from ..config import DataConfig
 from ..errors import ArtifactError, ConfigError, MissingFileError
-from ..model.backbone import load_classifier
+from ..model.backbone import Probabilities, load_classifier
 from ..model.dynafast import BRANCH_FILE, DynaFastModel
 from ..model.flops import BertShape
 from ..model.narrow import extract_submodel
 from ..model.stage import StageInfo, versions
-from .base import EXPORT_FILE, MANIFEST_FILE, ONNX_FILE, OUTPUTS, PROGRAM, sha256, verify
+from . import bench, quantize
+from .base import EXPORT_FILE, INT8_ONNX_FILE, MANIFEST_FILE, ONNX_FILE, OUTPUTS, PROGRAM, sha256, verify
 
 logger = logging.getLogger(__name__)
 
 
 def export_model(model_dir: str | Path, output_dir: str | Path, width: float = 1.0, no_exit: bool = False,
-                 max_seq_len: Optional[int] = None, onnx: bool = False) -> Path:
+                 max_seq_len: Optional[int] = None, onnx: bool = False, int8: bool = False,
+                 calibration: Optional[DataConfig] = None, calibration_examples: int = 256) -> Path:
     """Write a Paddle Inference model of ``model_dir`` at ``width`` (see the module docstring).
 
     ``model_dir`` is a distill directory (a model with branches). With
     ``no_exit`` it may also be a finetune or supernet directory. ``onnx`` also
-    writes ``model.onnx`` (:func:`to_onnx`), exit loop included.
+    writes ``model.onnx`` (:func:`to_onnx`), exit loop included; ``int8`` also
+    ``model.int8.onnx`` (:mod:`paddle_dynafast.runtime.quantize`), calibrated on
+    ``calibration_examples`` training texts of ``calibration`` (default: the data
+    the model was trained on, from its ``stage.json``).
     """
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     width = float(width)
@@ -75,6 +81,9 @@ def export_model(model_dir: str | Path, output_dir: str | Path, width: float = 1
     else:
         layer, spec = model.at(width), ids_spec + [InputSpec([1], "float32", "speed")]
     layer.eval()
+    if int8:  # in dygraph, before to_static turns the layer's forward into the static program
+        batches = _calibration_batches(stage, calibration, tokenizer, max_seq_len, calibration_examples)
+        ranges = quantize.activation_ranges(layer, layer if no_exit else layer.layer_logits, batches)
     static = paddle.jit.to_static(layer, input_spec=spec, full_graph=True)
     names = OUTPUTS[:1] if no_exit else OUTPUTS
     with artifacts.atomic_dir(output_dir) as tmp:
@@ -83,8 +92,12 @@ def export_model(model_dir: str | Path, output_dir: str | Path, width: float = 1
                 "labels": list(labels), "max_seq_len": int(max_seq_len), "inputs": [s.name for s in spec],
                 "outputs": dict(zip(names, _program_outputs(tmp))), "source": str(model_dir),
                 "full_width_shape": asdict(shape), "branch": None if no_exit else model.branches.describe()}
-        if onnx:
+        if onnx or int8:
             info["onnx_outputs"] = dict(zip(names, _onnx_outputs(to_onnx(tmp))))
+        if int8:
+            quantized = quantize.quantize_onnx(tmp / ONNX_FILE, tmp / INT8_ONNX_FILE, ranges)
+            info["int8"] = {"file": INT8_ONNX_FILE, "matmuls": quantized, "calibration_examples": calibration_examples,
+                            "scheme": "int8 symmetric; weights per output channel, activations per tensor (max)"}
         tokenizer.save_pretrained(str(tmp))
         artifacts.write_json(tmp / EXPORT_FILE, info)
         files = sorted(p for p in tmp.iterdir() if p.is_file())
@@ -108,29 +121,38 @@ def export_is_current(output_dir: str | Path, model_dir: str | Path, width: floa
 def to_onnx(directory: str | Path, opset: int = 13) -> Path:
     """Convert the exported program in ``directory`` to ``model.onnx`` with paddle2onnx.
 
-    Uses paddle2onnx's ``onnxoptimizer`` pass, not its default ``polygraphy``:
-    paddle2onnx 2.1.0 sets ``POLYGRAPHY_AUTOINSTALL_DEPS=1`` for that one, and
-    polygraphy then pip-installs onnx-graphsurgeon at run time, which upgrades
-    NumPy to 2 under the pinned environment.
+    Without paddle2onnx's post-conversion optimiser (ONNX Runtime optimises the
+    graph itself when it loads it): its default, ``polygraphy``, makes paddle2onnx
+    2.1.0 set ``POLYGRAPHY_AUTOINSTALL_DEPS=1``, and polygraphy then pip-installs
+    onnx-graphsurgeon at run time, which upgrades NumPy to 2 under the pinned
+    environment; its ``onnxoptimizer`` list names a pass ``"eliminate_nop_cast "``
+    (trailing space) that onnxoptimizer does not know, so it always fails and
+    writes the graph unchanged after a warning.
     """
     import paddle2onnx  # optional at import time: only --onnx needs it
 
     directory = Path(directory)
     save = directory / ONNX_FILE
     paddle2onnx.export(str(directory / f"{PROGRAM}.json"), str(directory / f"{PROGRAM}.pdiparams"),
-                       save_file=str(save), opset_version=opset, optimize_tool="onnxoptimizer")
+                       save_file=str(save), opset_version=opset, optimize_tool="none")
     return save
 
 
-class Probabilities(paddle.nn.Layer):
-    """A classifier returning softmax probabilities ``[batch, num_labels]`` (the exported baseline)."""
-
-    def __init__(self, backbone: paddle.nn.Layer):
-        super().__init__()
-        self.backbone = backbone
-
-    def forward(self, input_ids, token_type_ids):
-        return paddle.nn.functional.softmax(self.backbone(input_ids, token_type_ids=token_type_ids), axis=-1)
+def _calibration_batches(stage: StageInfo, calibration: Optional[DataConfig], tokenizer, max_seq_len: int,
+                         examples: int) -> list:
+    """Batches ``(input_ids, token_type_ids, rows)`` of a seeded slice of ``examples`` training texts."""
+    if calibration is None:
+        data_dir = stage.config.get("data", {}).get("data_dir")
+        if not data_dir or not Path(data_dir).is_dir():
+            raise MissingFileError(f"{stage.directory} does not name a training data folder that exists here "
+                                   f"({data_dir!r}); give the calibration data (--calibration-data)")
+        calibration = stage.data_config(data_dir)
+    if examples < 1:
+        raise ConfigError(f"calibration_examples must be >= 1, got {examples}")
+    train = data.load_splits(calibration)["train"]
+    _, chosen = data.hold_out(train, min(examples, len(train) - 1), seed=calibration.split_seed)
+    features = data.encode(chosen, tokenizer, max_seq_len)
+    return bench.batches(features, tokenizer.pad_token_id, 32)
 
 
 def _program_outputs(directory: Path) -> list:

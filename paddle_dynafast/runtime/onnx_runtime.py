@@ -6,8 +6,10 @@ from typing import Tuple
 
 import numpy as np
 
-from ..errors import ArtifactError
-from .base import ONNX_FILE, ExportInfo, Runtime
+from ..errors import ArtifactError, ConfigError
+from .base import INT8_ONNX_FILE, ONNX_FILE, ExportInfo, Runtime
+
+PRECISIONS = {"fp32": ONNX_FILE, "int8": INT8_ONNX_FILE}
 
 
 class OnnxRuntime(Runtime):
@@ -16,13 +18,16 @@ class OnnxRuntime(Runtime):
 
     kind = "onnxruntime"
 
-    def __init__(self, directory: str | Path, threads: int = 2):
+    def __init__(self, directory: str | Path, threads: int = 2, precision: str = "fp32"):
         import onnxruntime  # optional at import time: only this runtime needs it
 
-        self.info = ExportInfo.read(directory)
-        path = self.info.directory / ONNX_FILE
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision {precision!r} is not one of {sorted(PRECISIONS)}")
+        self.info, self.precision = ExportInfo.read(directory), precision
+        path = self.info.directory / PRECISIONS[precision]
         if not path.is_file():
-            raise ArtifactError(f"{self.info.directory} has no {ONNX_FILE}; export it with --onnx")
+            raise ArtifactError(f"{self.info.directory} has no {path.name}; export it with "
+                                + ("--int8" if precision == "int8" else "--onnx"))
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
