@@ -104,9 +104,12 @@ def locked(directory: str | Path) -> Iterator[Path]:
     """Hold the exclusive lock of ``directory`` (see the module docstring); refused at once if another process
     holds it, with its PID. The lock file is removed on release."""
     path = lock_path(Path(directory))
-    path.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as error:  # a read-only or missing location: said before any work
+            raise OSError(error.errno, f"cannot write --output {directory}: {error.strerror} ({path})") from error
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

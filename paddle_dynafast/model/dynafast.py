@@ -22,7 +22,7 @@ from .weights import read_weights, save_weights
 
 BRANCH_WEIGHTS = "branches.safetensors"
 PICKLE_BRANCH_WEIGHTS = "branches.pdparams"
-"""What versions before 0.2 wrote (a pickle)."""
+"""What earlier versions wrote (a pickle)."""
 BRANCH_FILE = "branches.json"
 
 

@@ -4,7 +4,7 @@ Every tensor paddle_dynafast keeps (a stage's weights, the branches, a
 checkpoint's model and optimizer state) is written as safetensors: a JSON
 header and raw arrays, which reading cannot turn into code. Paddle's own
 ``.pdparams``/``.pdopt`` files (``paddle.save``, PaddleNLP's default
-``save_pretrained``, and paddle_dynafast before 0.2) are pickles: unpickling
+``save_pretrained``, and earlier versions of paddle_dynafast) are pickles: unpickling
 runs whatever the file says, so a crafted file runs its commands when it is
 loaded. Those are read only with ``trust_pickle`` (``--trust-pickle``).
 """

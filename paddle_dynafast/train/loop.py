@@ -11,7 +11,7 @@ stops training at that step, before the optimizer applies it.
 
 A checkpoint holds no pickle: tensors in safetensors files (``model``,
 ``optimizer``), everything else in JSON (the scheduler, the RNG states of
-Paddle, NumPy and Python, ``loop_state``). Checkpoints of versions before 0.2
+Paddle, NumPy and Python, ``loop_state``). Checkpoints of earlier versions
 (``model.pdparams``, ``optimizer.pdopt``, ``rng.pkl``: pickles) resume only
 with ``trust_pickle``.
 """
@@ -63,8 +63,8 @@ def rng_state() -> Dict[str, Any]:
 
 
 def set_rng_state(state: Dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` returned (or the pickled states of a version before 0.2)."""
-    if state["paddle"] and not isinstance(state["paddle"][0], dict):  # pickled by a version before 0.2
+    """Restore what :func:`rng_state` returned (or the pickled states of an earlier version)."""
+    if state["paddle"] and not isinstance(state["paddle"][0], dict):  # pickled by an earlier version
         paddle.set_rng_state(state["paddle"])
         np.random.set_state(state["numpy"])
         random.setstate(state["python"])
@@ -125,7 +125,7 @@ class TrainLoop:
     ``max_steps``) with the model in eval mode; its ``"score"`` entry picks the
     best, and ``on_best(metrics)`` is called on rank 0 whenever the score
     improves (to save the best model). Rank 0 alone writes checkpoints and logs.
-    ``trust_pickle`` resumes a checkpoint of a version before 0.2 (pickles).
+    ``trust_pickle`` resumes a checkpoint of an earlier version (pickles).
     """
 
     def __init__(self, model: paddle.nn.Layer, config: TrainConfig, loader: paddle.io.DataLoader,
@@ -188,7 +188,7 @@ class TrainLoop:
                                          for k, v in read_weights(directory / "optimizer.safetensors").items()}
             optimizer.update(artifacts.read_json(directory / "optimizer.json"))
             rng = artifacts.read_json(directory / "rng.json")
-        elif (directory / "model.pdparams").is_file():  # written before 0.2: pickles
+        elif (directory / "model.pdparams").is_file():  # written by an earlier version: pickles
             weights = read_weights(directory / "model.pdparams", self.trust_pickle)
             optimizer = load_pickle(directory / "optimizer.pdopt", self.trust_pickle)
             check_trusted(directory / "rng.pkl", self.trust_pickle)

@@ -210,6 +210,7 @@ class Stage(ABC):
         return StageResult(self.output_dir, metrics)
 
     def _begin(self, restart: bool, earlier: bool) -> Optional[StageResult]:
+        distributed.barrier()  # every rank has checked the directory before rank 0 changes it
         if earlier and distributed.is_main():
             info = StageInfo.read(self.output_dir)
             if restart:
