@@ -108,13 +108,13 @@ def _run(config: PipelineConfig, logdir: Optional[str], trust_pickle: bool) -> P
         calibration_file = dirs["calibrate"] / "calibration.json"
         step("calibrate", lambda: (artifacts.read_json(calibration_file)
                                    if artifacts.written_with(calibration_file, to_dict(calibrate_config))
-                                   else run_calibration(calibrate_config, overwrite=True)))
+                                   else run_calibration(calibrate_config, overwrite=True, trust_pickle=trust_pickle)))
         calibration = results["calibrate"]
 
         evaluate_config = EvaluateConfig(model_dir=str(final), output_dir=str(dirs["evaluate"]), data=config.data)
         step("evaluate", lambda: None if artifacts.written_with(dirs["evaluate"] / "evaluation.json",
                                                                to_dict(evaluate_config))
-             else run_evaluation(evaluate_config, overwrite=True))
+             else run_evaluation(evaluate_config, overwrite=True, trust_pickle=trust_pickle))
 
         chosen = calibration["fewest_flops_within_accuracy_budget"] or calibration["full_model"]
 
@@ -122,7 +122,8 @@ def _run(config: PipelineConfig, logdir: Optional[str], trust_pickle: bool) -> P
             for key, source, width, no_exit in (("export", final, chosen["width"], False),
                                                 ("export_full", teacher, 1.0, True)):
                 if not export_is_current(dirs[key], source, width, no_exit):
-                    export_model(source, dirs[key], width=width, no_exit=no_exit, overwrite=True)
+                    export_model(source, dirs[key], width=width, no_exit=no_exit, overwrite=True,
+                                 trust_pickle=trust_pickle)
 
         step("export", export_both)
     finally:

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from paddle_dynafast.config import (BranchConfig, CalibrateConfig, DataConfig, EvaluateConfig, FinetuneConfig, ModelSize,
-                                    PipelineConfig, SupernetConfig, TrainConfig, from_dict, to_dict)
+from paddle_dynafast.config import (BranchConfig, CalibrateConfig, DataConfig, EvaluateConfig, FinetuneConfig,
+                                    ModelSize, PipelineConfig, SupernetConfig, TrainConfig, from_dict, to_dict)
 
 
 @pytest.mark.parametrize("build, message", [

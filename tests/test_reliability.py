@@ -177,3 +177,12 @@ def test_evaluate_replaces_its_earlier_report_only_with_overwrite(tmp_path, tiny
     assert "holds an earlier evaluate output; pass --overwrite to replace it" in _error(capsys, "evaluate")
     assert (tmp_path / "e" / "evaluation.json").read_text() == first
     assert cli.main(args + ["--overwrite"]) == 0
+
+
+def test_a_damaged_manifest_is_one_line_naming_it(tmp_path, tiny_exports, capsys):
+    for name, text in (("no-files", '{"versions": {}}'), ("truncated", '{"versions": {"paddle')):
+        directory = Path(shutil.copytree(tiny_exports[(1.0, True)], tmp_path / name))
+        (directory / "manifest.json").write_text(text)
+        (tmp_path / "in.txt").write_text("good w1\n")
+        assert cli.main(["predict", "--model", str(directory), "--input", str(tmp_path / "in.txt")]) == 2
+        assert f"{name}/manifest.json " in _error(capsys, "predict")

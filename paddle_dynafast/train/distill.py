@@ -151,7 +151,7 @@ class DistillStage(Stage):
         self.model.save_branches(directory)
 
     def report(self, state: LoopState) -> Dict[str, Any]:
-        best = DynaFastModel.load(self.output_dir)
+        best = DynaFastModel.load(self.output_dir, trust_pickle=self.trust_pickle)  # an earlier version's run resumed
         whole = {s: data.make_loader(self.features[s], self.tokenizer.pad_token_id, self.config.train.eval_batch_size,
                                      shuffle=False, shard=False) for s in self.loaders}
         layers = {s: {str(w): per_layer_report(layer_probabilities(best.at(w), whole[s]), self.gold[s])

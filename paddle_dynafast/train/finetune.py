@@ -72,7 +72,7 @@ class FinetuneStage(Stage):
         save_classifier(self.model, self.tokenizer, directory)
 
     def report(self, state: LoopState) -> Dict[str, Any]:
-        best = load_classifier(self.output_dir)
+        best = load_classifier(self.output_dir, trust_pickle=self.trust_pickle)  # an earlier version's run resumed
         metrics: Dict[str, Any] = {"dev_accuracy": state.best_score, "num_labels": len(self.labels)}
         if "test" in self.features:
             test_loader = data.make_loader(self.features["test"], self.tokenizer.pad_token_id,

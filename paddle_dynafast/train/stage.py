@@ -231,6 +231,8 @@ class Stage(ABC):
         if not self.output_dir.is_dir():
             return
         mine = [p for p in sorted(self.output_dir.iterdir()) if any(fnmatch.fnmatch(p.name, g) for g in self.own_files)]
+        if not mine:
+            return
         for path in mine:
             artifacts.remove(path)
         kept = sorted(p.name for p in self.output_dir.iterdir())

@@ -241,7 +241,7 @@ class SupernetStage(Stage):
 
     def report(self, state: LoopState) -> Dict[str, Any]:
         return {"best_mean_dev_accuracy": state.best_score,
-                "widths": _final_report(self.output_dir, self.widths, self.teacher, self.tokenizer,
+                "widths": _final_report(self.output_dir, self.trust_pickle, self.widths, self.teacher, self.tokenizer,
                                         self._eval_loaders(shard=False), self.gold, self.features, self.shape)}
 
     @classmethod
@@ -313,9 +313,10 @@ def _importance(output_dir, teacher, loader, shape: BertShape):
     return Importance(heads=heads, neurons=neurons)
 
 
-def _final_report(output_dir, widths, teacher, tokenizer, loaders, gold, features, shape) -> Dict[str, Dict]:
+def _final_report(output_dir, trust_pickle, widths, teacher, tokenizer, loaders, gold, features,
+                  shape) -> Dict[str, Dict]:
     """Reload the best supernet, export every width, and measure it against the teacher."""
-    best = load_classifier(output_dir).model
+    best = load_classifier(output_dir, trust_pickle=trust_pickle).model
     ofa = make_ofa(convert_to_supernet(best, widths))
     splits = [s for s in ("dev", "test") if s in loaders]
     tokens = {s: [len(f.input_ids) for f in features[s]] for s in splits}
