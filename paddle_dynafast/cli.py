@@ -85,7 +85,7 @@ def _data_args(parser: argparse.ArgumentParser, trained: bool = False) -> None:
                         help="tokens per example (default: " + ("the one the model was trained with)" if trained
                                                                 else f"{max_seq_len})"))
     parser.add_argument("--max-examples", type=int, default=None, help="use the first N examples of each split")
-    _output_args(parser, overwrite=trained)
+    _output_args(parser)
     _trust_pickle_arg(parser)
     if not trained:
         _labels_arg(parser)
@@ -249,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _eval_args(parser: argparse.ArgumentParser, config_class: type) -> None:
     """The flags of the commands that measure a model with branches."""
     _data_args(parser, trained=True)
+    _overwrite_arg(parser)
     parser.add_argument("--model", required=True, help="a distill output directory (a model with branches)")
     batch = default(config_class, "batch_size")
     parser.add_argument("--batch-size", type=int, default=batch, help=f"examples per forward pass (default {batch})")
