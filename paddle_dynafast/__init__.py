@@ -33,12 +33,12 @@ _PUBLIC = {
     "accuracy": "model.predict",
     # the runtime side
     "export_model": "runtime.export", "Predictor": "runtime.predictor", "open_runtime": "runtime.registry",
-    "Runtime": "runtime.base", "ExportInfo": "runtime.base",
+    "Runtime": "runtime.base", "ExportInfo": "runtime.base", "read_sign_key": "runtime.base",
     # data
     "load_splits": "data", "label_list": "data", "encode": "data", "make_loader": "data", "hold_out": "data",
     # errors
     "UserError": "errors", "ConfigError": "errors", "DataError": "errors", "CheckpointError": "errors",
-    "ArtifactError": "errors",
+    "ArtifactError": "errors", "UntrustedFileError": "errors", "OutputBusyError": "errors", "TrainingError": "errors",
 }
 
 __all__ = sorted(_PUBLIC)

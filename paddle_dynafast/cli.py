@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import platform
 import sys
@@ -24,15 +25,17 @@ from typing import List, Optional
 
 import paddle
 
-from . import artifacts, data, distributed
+from . import artifacts, data, distributed, outputs
 from .analysis.calibrate import run_calibration
 from .analysis.evaluate import markdown_table, run_evaluation
 from .config import CalibrateConfig, DataConfig, EvaluateConfig, PipelineConfig, TrainConfig, default
-from .errors import ConfigError, UserError
+from .errors import ConfigError, DataError, UserError
 from .model.backbone import load_tokenizer
+from .model.exit import check_speed
 from .model.stage import StageInfo
 from .pipeline import quick, run_pipeline
 from .runtime import bench
+from .runtime.base import read_sign_key
 from .runtime.export import export_model
 from .runtime.predictor import Predictor
 from .runtime.registry import RUNTIMES
@@ -42,10 +45,36 @@ from .train.finetune import add_size_arguments, size_from_args
 logger = logging.getLogger("paddle_dynafast")
 
 
-def _output_args(parser: argparse.ArgumentParser) -> None:
+def _output_args(parser: argparse.ArgumentParser, overwrite: bool = False) -> None:
     parser.add_argument("--output", required=True, help="directory to write")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="CPU threads for Paddle's operators (default: all cores; Paddle's own default is 1)")
+    if overwrite:
+        _overwrite_arg(parser)
+
+
+def _overwrite_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace this command's earlier output in --output (a directory it did not write is "
+                             "never replaced)")
+
+
+def _trust_pickle_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="read pickled weights (model_state.pdparams, branches.pdparams, an old checkpoint): "
+                             "loading a pickle runs any code it carries, so only for files you trust")
+
+
+def _sign_key_arg(parser: argparse.ArgumentParser, action: str) -> None:
+    parser.add_argument("--sign-key-file", default=None,
+                        help=f"{action} manifest.json with an HMAC-SHA256 of this file's secret (at least 16 bytes), "
+                             "against deliberate edits of the export")
+
+
+def _labels_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--labels", nargs="+", default=None,
+                        help="the label set in the classifier's order (default: the training split's, refusing a "
+                             "rare label or a non-integer among integers as a likely typo)")
 
 
 def _data_args(parser: argparse.ArgumentParser, trained: bool = False) -> None:
@@ -57,6 +86,9 @@ def _data_args(parser: argparse.ArgumentParser, trained: bool = False) -> None:
                                                                 else f"{max_seq_len})"))
     parser.add_argument("--max-examples", type=int, default=None, help="use the first N examples of each split")
     _output_args(parser)
+    _trust_pickle_arg(parser)
+    if not trained:
+        _labels_arg(parser)
     if trained:
         parser.add_argument("--seed", type=int, default=None,
                             help="seed of the dev slice held out of a folder without dev (default: the model's)")
@@ -79,15 +111,24 @@ def _train_args(parser: argparse.ArgumentParser, train: TrainConfig) -> None:
                         help=f"random seed, also of the dev slice of a folder without dev (default {train.seed})")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after N steps (quick runs)")
     parser.add_argument("--logdir", default=None, help="write VisualDL scalars here")
-    parser.add_argument("--restart", action="store_true", help="delete --output and start over instead of resuming")
-    parser.add_argument("--dist-timeout", type=float, default=None,
+    parser.add_argument("--restart", action="store_true",
+                        help="remove this stage's own files from --output and start over instead of resuming (other "
+                             "files are kept)")
+    parser.add_argument("--dist-timeout", type=_positive_seconds, default=None,
                         help="under paddle.distributed.launch: seconds before a rank that stopped answering is given "
                              "up (sets PADDLE_PG_TIMEOUT; Paddle's default is 1800)")
 
 
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text!r}")
+    return value
+
+
 def _data_config(args) -> DataConfig:
     return DataConfig(data_dir=args.data_dir, max_seq_len=args.max_seq_len, max_examples=args.max_examples,
-                      split_seed=args.seed)
+                      split_seed=args.seed, labels=tuple(args.labels) if args.labels else None)
 
 
 def _train_config(args) -> TrainConfig:
@@ -151,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="data folder whose train split calibrates --int8 (default: the one the model was trained on)")
     p.add_argument("--calibration-examples", type=int, default=256, help="training texts that calibrate --int8")
     p.add_argument("--max-seq-len", type=int, default=None, help="default: the one the model was trained with")
-    _output_args(p)
+    _output_args(p, overwrite=True)
+    _trust_pickle_arg(p)
+    _sign_key_arg(p, "sign")
     p.set_defaults(run=_run_export)
 
     p = sub.add_parser("predict", help="classify texts with an exported model (JSON lines out)",
@@ -179,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=5, help="throughput passes per system (default 5)")
     _runtime_args(p, threads=2)
     p.add_argument("--output", required=True, help="directory for bench.json and bench.md")
+    _overwrite_arg(p)
     p.set_defaults(run=_run_bench)
 
     p = sub.add_parser("pipeline", help="every stage in order into one run directory, then a summary",
@@ -210,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _eval_args(parser: argparse.ArgumentParser, config_class: type) -> None:
     """The flags of the commands that measure a model with branches."""
     _data_args(parser, trained=True)
+    _overwrite_arg(parser)
     parser.add_argument("--model", required=True, help="a distill output directory (a model with branches)")
     batch = default(config_class, "batch_size")
     parser.add_argument("--batch-size", type=int, default=batch, help=f"examples per forward pass (default {batch})")
@@ -230,20 +275,25 @@ def _runtime_args(parser: argparse.ArgumentParser, threads: int) -> None:
     parser.add_argument("--no-onednn", action="store_true", help="Paddle Inference: plain CPU kernels, not oneDNN")
     parser.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
                         help="ONNX Runtime: model.onnx (fp32) or model.int8.onnx (export --int8)")
+    _sign_key_arg(parser, "check the signature of")
+    _trust_pickle_arg(parser)
 
 
 def _runtime_options(args) -> dict:
-    if args.runtime == "paddle-inference":
-        return {"onednn": not args.no_onednn}
+    options = {"onednn": not args.no_onednn} if args.runtime == "paddle-inference" else {}
     if args.runtime == "onnxruntime":
-        return {"precision": args.precision}
-    return {}
+        options["precision"] = args.precision
+    if args.runtime == "dygraph":
+        options["trust_pickle"] = args.trust_pickle
+    if args.sign_key_file:
+        options["sign_key"] = read_sign_key(args.sign_key_file)
+    return options
 
 
 def _run_stage(args) -> int:
     stage = args.stage
     config = stage.config_from_args(args, _data_config(args), _train_config(args))
-    print(stage.summary(stage(config, args.logdir).run(restart=args.restart)))
+    print(stage.summary(stage(config, args.logdir, trust_pickle=args.trust_pickle).run(restart=args.restart)))
     return 0
 
 
@@ -252,7 +302,7 @@ def _run_evaluate(args) -> int:
     config = EvaluateConfig(model_dir=args.model, output_dir=args.output, data=_trained_data_config(args),
                             split=args.split, widths=tuple(args.widths) if args.widths else None,
                             batch_size=args.batch_size, **kwargs)
-    print(markdown_table(run_evaluation(config)), end="")
+    print(markdown_table(run_evaluation(config, overwrite=args.overwrite, trust_pickle=args.trust_pickle)), end="")
     print(f"-> {args.output}/evaluation.{{json,md,png}}")
     return 0
 
@@ -261,7 +311,7 @@ def _run_calibrate(args) -> int:
     config = CalibrateConfig(model_dir=args.model, output_dir=args.output, data=_trained_data_config(args),
                              max_accuracy_drop=args.max_accuracy_drop, min_flops_speedup=args.min_flops_speedup,
                              batch_size=args.batch_size)
-    run_calibration(config)
+    run_calibration(config, overwrite=args.overwrite, trust_pickle=args.trust_pickle)
     print((Path(args.output) / "calibration.md").read_text(encoding="utf-8"), end="")
     print(f"-> {args.output}/calibration.{{json,md}}")
     return 0
@@ -273,20 +323,29 @@ def _run_export(args) -> int:
         calibration = StageInfo.read(args.model).data_config(args.calibration_data)
     out = export_model(args.model, args.output, width=args.width, no_exit=args.no_exit, max_seq_len=args.max_seq_len,
                        onnx=args.onnx, int8=args.int8, calibration=calibration,
-                       calibration_examples=args.calibration_examples)
+                       calibration_examples=args.calibration_examples, overwrite=args.overwrite,
+                       trust_pickle=args.trust_pickle,
+                       sign_key=read_sign_key(args.sign_key_file) if args.sign_key_file else None)
     print(f"-> {out}")
     return 0
 
 
 def _read_inputs(args):
-    """``(texts, labels or None)`` from --input or standard input."""
+    """``(texts, examples or None)`` from --input or standard input, decoded strictly: bytes that are not UTF-8
+    are an error naming the file (or standard input), the line and the byte offset."""
     if args.input and (args.labeled or args.input.endswith(".tsv")):
-        examples = data.read_examples(args.input)
-        return [e.text_a for e in examples], [e.label for e in examples]
-    stream = open(args.input, encoding="utf-8") if args.input else sys.stdin
-    with stream:
-        texts = [line.rstrip("\r\n") for line in stream]
+        examples = data.read_examples(args.input, strict=True)
+        # Issue 15: until predict takes sentence pairs (being added with serve), a text_b column is refused by name
+        # rather than silently dropped.
+        if any(e.text_b is not None for e in examples):
+            raise DataError(f"{args.input} has a text_b column (sentence pairs); predict takes single texts for now")
+        return [e.text_a for e in examples], examples
     where = args.input or "standard input"
+    stdin = getattr(sys.stdin, "buffer", None)
+    if args.input or stdin is not None:
+        texts = data.read_lines(args.input or stdin, where)
+    else:  # a text stream without bytes underneath (a notebook's)
+        texts = [line.rstrip("\r\n") for line in sys.stdin]
     empty = [i + 1 for i, t in enumerate(texts) if not t.strip()]
     if empty:
         raise data.DataError(f"{where}:{empty[0]}: empty line ({len(empty)} in all); give one text per line")
@@ -294,8 +353,20 @@ def _read_inputs(args):
 
 
 def _run_predict(args) -> int:
-    texts, gold = _read_inputs(args)
+    if args.output and args.input:
+        outputs.check_not_input(Path(args.output), [args.input], "predict", whole=False)
+    texts, examples = _read_inputs(args)
     predictor = Predictor(args.model, runtime=args.runtime, threads=args.threads, **_runtime_options(args))
+    gold = None
+    if examples is not None:
+        unknown = next((e for e in examples if e.label not in predictor.labels), None)
+        if unknown is not None:
+            raise DataError(f"{unknown.where}: label {unknown.label!r} is not one of the labels {predictor.labels} of "
+                            f"{args.model}; accuracy against it would be meaningless")
+        gold = [e.label for e in examples]
+    if args.speed and not predictor.info.exit_loop:
+        logger.warning("--speed %g has no effect: %s was exported without the exit loop, every text runs all %d "
+                       "layers", args.speed, args.model, predictor.info.num_layers)
     result = predictor.predict(texts, speed=args.speed, batch_size=args.batch_size)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
@@ -324,7 +395,7 @@ def _run_pipeline(args) -> int:
         widths=tuple(args.widths), max_accuracy_drop=args.max_accuracy_drop, min_flops_speedup=args.min_flops_speedup)
     if args.quick:
         config = quick(config)
-    result = run_pipeline(config, logdir=args.logdir)
+    result = run_pipeline(config, logdir=args.logdir, trust_pickle=args.trust_pickle)
     s = result.summary
     print(f"teacher: dev {100 * s['teacher']['dev_accuracy']:.2f}, test {100 * (s['teacher']['test_accuracy'] or 0):.2f}")
     for width, row in s["widths"].items():
@@ -342,15 +413,26 @@ def _run_pipeline(args) -> int:
 
 
 def _parse_system(text: str):
+    """``(name, directory, speed)`` of a ``--system NAME=DIR[@SPEED]``; a bad part is an error naming the flag."""
     name, sep, rest = text.partition("=")
     if not sep or not name or not rest:
         raise ConfigError(f"--system {text!r} is not NAME=DIR or NAME=DIR@SPEED")
     directory, at, speed = rest.rpartition("@") if "@" in rest else (rest, "", "0")
-    return name, directory, float(speed)
+    try:
+        return name, directory, check_speed(float(speed))
+    except (ValueError, ConfigError):
+        raise ConfigError(f"--system {text!r}: the speed after @ must be a number in [0, 1], got {speed!r}") from None
 
 
 def _run_bench(args) -> int:
+    bench.check_settings(samples=args.samples, batch_size=args.batch_size, rounds=args.rounds)
     parsed = [_parse_system(text) for text in args.system]
+    inputs = [directory for _, directory, _ in parsed] + [args.data_dir]
+    with outputs.claim(args.output, outputs.BENCH, inputs, replace=args.overwrite):
+        return _bench(args, parsed)
+
+
+def _bench(args, parsed) -> int:
     systems = [bench.exported_system(d, speed, name=name, runtime=args.runtime, threads=args.threads,
                                      **_runtime_options(args)) for name, d, speed in parsed]
     first = systems[0]

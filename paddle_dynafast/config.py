@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional, Tuple, Type, TypeVar
 
@@ -36,6 +37,42 @@ def _positive(name: str, value: float) -> None:
         raise ConfigError(f"{name} must be > 0, got {value!r}")
 
 
+def check_finite(config: Any) -> None:
+    """Every float of the dataclass ``config`` (alone or in a tuple) is finite: NaN and infinity are refused with
+    the field named, since they train to NaN weights or write invalid JSON instead of failing."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        several = isinstance(value, (tuple, list))
+        for item in value if several else (value,):
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ConfigError(f"{f.name} must be {'finite numbers' if several else 'a finite number'}, "
+                                  f"got {item!r}")
+
+
+MAX_SEED = 2 ** 32 - 1
+"""The largest seed every generator takes (NumPy's is the narrowest: ``[0, 2**32 - 1]``)."""
+
+
+def check_seed(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"{name} must be a whole number in [0, {MAX_SEED}], got {value!r}")
+
+
+def normalize_labels(labels) -> Optional[Tuple[str, ...]]:
+    """An explicit label set as a tuple of distinct, non-empty strings without spaces (at least 2), or None."""
+    if labels is None:
+        return None
+    if isinstance(labels, str):
+        raise ConfigError(f"labels must be a list of label strings, got the string {labels!r}")
+    labels = tuple(str(label) for label in labels)
+    bad = [label for label in labels if not label or label != label.strip() or any(c.isspace() for c in label)]
+    if bad:
+        raise ConfigError(f"label {bad[0]!r} is empty or holds white space")
+    if len(labels) < 2 or len(set(labels)) != len(labels):
+        raise ConfigError(f"labels {list(labels)} must be at least 2 distinct labels")
+    return labels
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the examples come from and how they are cut."""
@@ -50,8 +87,14 @@ class DataConfig:
     """When the folder has no dev split, this share of train is held out as dev."""
     split_seed: int = 42
     """Seeds which training examples are held out as dev when the folder has no dev split."""
+    labels: Optional[Tuple[str, ...]] = None
+    """The label set in the classifier's order; None takes the training split's labels, refusing a label that is
+    rare (a typo?) or not a whole number among whole numbers (``0.0`` among ``0``/``1``)."""
 
     def __post_init__(self) -> None:
+        check_finite(self)
+        check_seed("split_seed", self.split_seed)
+        object.__setattr__(self, "labels", normalize_labels(self.labels))
         if self.max_seq_len < 3:
             raise ConfigError(f"max_seq_len {self.max_seq_len} is too short: [CLS] and [SEP] need 2 of them")
         if self.max_examples is not None and self.max_examples < 1:
@@ -86,6 +129,8 @@ class TrainConfig:
     """Steps between log lines / VisualDL scalars."""
 
     def __post_init__(self) -> None:
+        check_finite(self)
+        check_seed("seed", self.seed)
         for name in ("epochs", "batch_size", "eval_batch_size", "log_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -144,6 +189,7 @@ class FinetuneConfig:
     """With a character vocabulary, characters seen fewer times in train map to [UNK]."""
 
     def __post_init__(self) -> None:
+        check_finite(self)
         if self.model_dir is None and not self.random_init:
             raise ConfigError("model_dir is None: pass a pretrained directory, or random_init=True for a character vocabulary")
         if self.min_char_count < 1:
@@ -162,6 +208,7 @@ class BranchConfig:
     """Dropout on the branch's attention probabilities while training."""
 
     def __post_init__(self) -> None:
+        check_finite(self)
         if not isinstance(self.cls_hidden_size, int) or self.cls_hidden_size < 1:
             raise ConfigError(f"cls_hidden_size must be a whole number >= 1, got {self.cls_hidden_size!r}")
         if not isinstance(self.cls_num_attention_heads, int) or self.cls_num_attention_heads < 1:
@@ -208,6 +255,7 @@ class SupernetConfig:
     """Training examples held out of supernet training to score heads and neurons."""
 
     def __post_init__(self) -> None:
+        check_finite(self)
         object.__setattr__(self, "widths", normalize_widths(self.widths))
         for name in ("lambda_distill", "lambda_logit"):
             if getattr(self, name) < 0:
@@ -242,6 +290,7 @@ class SelfDistillConfig:
     """Raw text, one example a line, used for distillation besides the training split."""
 
     def __post_init__(self) -> None:
+        check_finite(self)
         if self.widths is not None:
             object.__setattr__(self, "widths", normalize_widths(self.widths))
         if self.objective not in ("distill", "labels"):
@@ -281,6 +330,7 @@ class EvaluateConfig:
     """Examples per forward pass."""
 
     def __post_init__(self) -> None:
+        check_finite(self)
         if self.split not in ("train", "dev", "test"):
             raise ConfigError(f"split {self.split!r} is not train, dev or test")
         if self.widths is not None:
@@ -310,6 +360,7 @@ class CalibrateConfig:
     """Examples per forward pass."""
 
     def __post_init__(self) -> None:
+        check_finite(self)
         if self.max_accuracy_drop < 0:
             raise ConfigError(f"max_accuracy_drop must be >= 0 points, got {self.max_accuracy_drop}")
         if self.min_flops_speedup < 1:
@@ -361,6 +412,7 @@ class PipelineConfig:
     """Texts timed at batch 1 for the summary's latency (0 skips the timing)."""
 
     def __post_init__(self) -> None:
+        check_finite(self)
         object.__setattr__(self, "widths", normalize_widths(self.widths))
         if self.max_accuracy_drop < 0:
             raise ConfigError(f"max_accuracy_drop must be >= 0 points, got {self.max_accuracy_drop}")

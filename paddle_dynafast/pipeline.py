@@ -7,7 +7,9 @@ then ``RUN/calibration`` -> ``RUN/evaluation`` (test split) -> ``RUN/export``
 without exits, the baseline) -> ``RUN/summary.json``. A step whose output is
 complete and made with the same configuration is skipped; an interrupted
 training stage resumes from its checkpoint. Widths and budgets are checked
-before the first stage trains.
+before the first stage trains. The run directory has one pipeline at a time
+(:mod:`paddle_dynafast.outputs`); the steps after training replace their own
+earlier outputs in it when the configuration changed.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from typing import Any, Dict, Optional
 
 from tqdm.auto import tqdm
 
-from . import artifacts, data
+from . import artifacts, data, outputs
 from .analysis.calibrate import run_calibration
 from .analysis.evaluate import run_evaluation
 from .config import CalibrateConfig, EvaluateConfig, PipelineConfig, to_dict
@@ -67,9 +69,15 @@ def check_widths_before_training(config: PipelineConfig) -> None:
                                           intermediate_size=1, num_labels=2))
 
 
-def run_pipeline(config: PipelineConfig, logdir: Optional[str] = None) -> PipelineResult:
-    """Run (or finish) every step of ``config``; returns the summary written to ``summary.json``."""
+def run_pipeline(config: PipelineConfig, logdir: Optional[str] = None, trust_pickle: bool = False) -> PipelineResult:
+    """Run (or finish) every step of ``config``; returns the summary written to ``summary.json``.
+    ``trust_pickle`` reads a pretrained ``model_state.pdparams`` (a pickle)."""
     check_widths_before_training(config)
+    with outputs.claim(config.output_dir, outputs.PIPELINE, [config.model_dir, config.data.data_dir]):
+        return _run(config, logdir, trust_pickle)
+
+
+def _run(config: PipelineConfig, logdir: Optional[str], trust_pickle: bool) -> PipelineResult:
     root = Path(config.output_dir)
     dirs = step_dirs(root)
     steps = [stage.name for stage in STAGES] + list(AFTER_TRAINING)
@@ -89,7 +97,8 @@ def run_pipeline(config: PipelineConfig, logdir: Optional[str] = None) -> Pipeli
         model_dir = config.model_dir
         for stage in STAGES:
             stage_config = stage.config_from_pipeline(config, model_dir, str(dirs[stage.name]))
-            step(stage.name, lambda: stage(stage_config, str(Path(logdir) / stage.name) if logdir else None).run())
+            step(stage.name, lambda: stage(stage_config, str(Path(logdir) / stage.name) if logdir else None,
+                                           trust_pickle).run())
             model_dir = str(dirs[stage.name])
         final, teacher = dirs[STAGES[-1].name], dirs[STAGES[0].name]
 
@@ -99,13 +108,13 @@ def run_pipeline(config: PipelineConfig, logdir: Optional[str] = None) -> Pipeli
         calibration_file = dirs["calibrate"] / "calibration.json"
         step("calibrate", lambda: (artifacts.read_json(calibration_file)
                                    if artifacts.written_with(calibration_file, to_dict(calibrate_config))
-                                   else run_calibration(calibrate_config)))
+                                   else run_calibration(calibrate_config, overwrite=True, trust_pickle=trust_pickle)))
         calibration = results["calibrate"]
 
         evaluate_config = EvaluateConfig(model_dir=str(final), output_dir=str(dirs["evaluate"]), data=config.data)
         step("evaluate", lambda: None if artifacts.written_with(dirs["evaluate"] / "evaluation.json",
                                                                to_dict(evaluate_config))
-             else run_evaluation(evaluate_config))
+             else run_evaluation(evaluate_config, overwrite=True, trust_pickle=trust_pickle))
 
         chosen = calibration["fewest_flops_within_accuracy_budget"] or calibration["full_model"]
 
@@ -113,7 +122,8 @@ def run_pipeline(config: PipelineConfig, logdir: Optional[str] = None) -> Pipeli
             for key, source, width, no_exit in (("export", final, chosen["width"], False),
                                                 ("export_full", teacher, 1.0, True)):
                 if not export_is_current(dirs[key], source, width, no_exit):
-                    export_model(source, dirs[key], width=width, no_exit=no_exit)
+                    export_model(source, dirs[key], width=width, no_exit=no_exit, overwrite=True,
+                                 trust_pickle=trust_pickle)
 
         step("export", export_both)
     finally:

@@ -155,3 +155,35 @@ def supernet_at(ofa, width, ids):
 def texts_of(data_dir: Path, n: int, split: str = "test"):
     """The first ``n`` texts of a ``LABEL TEXT`` split file."""
     return [line.split(" ", 1)[1] for line in (data_dir / f"{split}.txt").read_text().splitlines()][:n]
+
+
+class Payload:
+    """Unpickling this object runs code: it writes ``marker`` (what a crafted ``.pdparams`` would do)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').write('the pickle ran')",)
+
+
+def plant_payload(path: Path, marker: Path) -> Path:
+    """Write a pickle at ``path`` that writes ``marker`` when it is loaded (as ``paddle.load`` would load it)."""
+    import pickle
+
+    with open(path, "wb") as f:
+        pickle.dump({"bert.embeddings.word_embeddings.weight": Payload(marker)}, f, protocol=2)
+    return path
+
+
+def make_legacy(directory: Path) -> Path:
+    """Turn a stage directory of ours into what versions before 0.2 wrote: pickled weights (``paddle.save``)."""
+    import paddle
+    from safetensors.numpy import load_file
+
+    for safe, pickled in (("model.safetensors", "model_state.pdparams"), ("branches.safetensors", "branches.pdparams")):
+        if (directory / safe).is_file():
+            paddle.save({k: paddle.to_tensor(v) for k, v in load_file(str(directory / safe)).items()},
+                        str(directory / pickled))
+            (directory / safe).unlink()
+    return directory

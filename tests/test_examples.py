@@ -16,7 +16,7 @@ def test_finetune_example(tmp_path, tiny_hf_dir):
                              "--data-dir", str(tmp_path / "data"), "--output", str(tmp_path / "out"),
                              "--max-steps", "3"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "dev accuracy" in result.stdout and (tmp_path / "out" / "model_state.pdparams").is_file()
+    assert "dev accuracy" in result.stdout and (tmp_path / "out" / "model.safetensors").is_file()
 
 
 def test_deploy_example_stands_alone(tmp_path, tiny_dynafast_dir):

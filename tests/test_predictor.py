@@ -52,3 +52,53 @@ def test_predict_command(tmp_path, tiny_exports, toy_data, capsys):
     (tmp_path / "in.txt").write_text("good w1\n\nbad w2\n")
     code = cli.main(["predict", "--model", str(tiny_exports[(0.5, True)]), "--input", str(tmp_path / "in.txt")])
     assert code == 2 and "in.txt:2: empty line (1 in all)" in capsys.readouterr().err
+
+
+def _predict(*args):
+    return cli.main(["predict", *map(str, args), "--threads", "1"])
+
+
+def test_predict_refuses_sentence_pairs_by_name(tmp_path, tiny_exports, capsys):
+    (tmp_path / "pairs.tsv").write_text("label\ttext_a\ttext_b\n1\tgood w1\tw2 w3\n")
+    assert _predict("--model", tiny_exports[(1.0, True)], "--input", tmp_path / "pairs.tsv") == 2
+    err = capsys.readouterr().err
+    assert "pairs.tsv has a text_b column (sentence pairs); predict takes single texts for now" in err
+
+
+def test_predict_decodes_strictly_naming_the_line_and_byte(tmp_path, tiny_exports, capsys, monkeypatch):
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"good w1\nbad \xfe\xff w2\n")))
+    assert _predict("--model", tiny_exports[(1.0, True)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["paddle-dynafast predict: error: standard input:2: not valid UTF-8 at byte offset 12 (byte 5 of "
+                   "the line: b'\\xfe')"]
+    (tmp_path / "in.txt").write_bytes(b"good\n\xc3\x28 w1\n")
+    assert _predict("--model", tiny_exports[(1.0, True)], "--input", tmp_path / "in.txt") == 2
+    assert "in.txt:2: not valid UTF-8 at byte offset 5" in capsys.readouterr().err
+    (tmp_path / "in.txt").write_bytes(b"1 good\n0 \xff\n")
+    assert _predict("--model", tiny_exports[(1.0, True)], "--input", tmp_path / "in.txt", "--labeled") == 2
+    assert "in.txt:2: not valid UTF-8" in capsys.readouterr().err
+
+
+def test_predict_refuses_gold_labels_the_model_does_not_know(tmp_path, tiny_exports, capsys):
+    (tmp_path / "gold.txt").write_text("1 good w1\npos bad w2\n")
+    assert _predict("--model", tiny_exports[(1.0, True)], "--input", tmp_path / "gold.txt", "--labeled") == 2
+    assert "gold.txt:2: label 'pos' is not one of the labels ['0', '1'] of" in capsys.readouterr().err
+
+
+def test_predict_warns_that_speed_does_nothing_without_the_exit_loop(tmp_path, tiny_exports, capsys):
+    (tmp_path / "in.txt").write_text("good w1\n")
+    assert _predict("--model", tiny_exports[(1.0, False)], "--input", tmp_path / "in.txt", "--speed", "0.3") == 0
+    assert "--speed 0.3 has no effect:" in capsys.readouterr().err
+    assert _predict("--model", tiny_exports[(1.0, True)], "--input", tmp_path / "in.txt", "--speed", "0.3") == 0
+    assert "no effect" not in capsys.readouterr().err
+
+
+def test_predict_never_writes_over_its_input(tmp_path, tiny_exports, capsys):
+    (tmp_path / "in.txt").write_text("good w1\n")
+    assert _predict("--model", tiny_exports[(1.0, True)], "--input", tmp_path / "in.txt", "--output",
+                    tmp_path / "in.txt") == 2
+    assert "would write over the input" in capsys.readouterr().err
+    assert (tmp_path / "in.txt").read_text() == "good w1\n"

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from .. import artifacts
+from .. import artifacts, outputs
 from ..config import CalibrateConfig, to_dict
 from ..errors import ConfigError, DataError
 from ..model.dynafast import DynaFastModel
@@ -100,9 +100,16 @@ def markdown(calibration: Dict, test_points: Dict[tuple, GridPoint] | None = Non
     return "\n".join(lines) + "\n"
 
 
-def run_calibration(config: CalibrateConfig) -> Dict:
-    """``paddle-dynafast calibrate``: choose on dev, report on test; writes calibration.json and .md."""
-    model = DynaFastModel.load(config.model_dir)
+def run_calibration(config: CalibrateConfig, overwrite: bool = False, trust_pickle: bool = False) -> Dict:
+    """``paddle-dynafast calibrate``: choose on dev, report on test; writes calibration.json and .md. An earlier
+    calibration in the output directory is replaced only with ``overwrite`` (:mod:`paddle_dynafast.outputs`);
+    ``trust_pickle`` reads pickled weights of an older version."""
+    with outputs.claim(config.output_dir, outputs.CALIBRATE, [config.model_dir, config.data.data_dir], overwrite):
+        return _calibrate(config, trust_pickle)
+
+
+def _calibrate(config: CalibrateConfig, trust_pickle: bool) -> Dict:
+    model = DynaFastModel.load(config.model_dir, trust_pickle=trust_pickle)
     dev_split = load_split(model, config.data, "dev", config.batch_size)
     dev = speed_grid(model, dev_split.loader, dev_split.gold, dev_split.tokens, model.widths, config.speeds)
     result = calibrate(dev, config.max_accuracy_drop, config.min_flops_speedup)

@@ -8,6 +8,7 @@ speed-up is against the full model (width 1.0, every layer, no branches).
 """
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,9 +17,10 @@ from typing import Dict, List, NamedTuple, Sequence
 import numpy as np
 import paddle
 
-from .. import artifacts, data
+from .. import artifacts, data, outputs
 from ..config import DataConfig, EvaluateConfig, to_dict
 from ..errors import DataError
+from ..model.backbone import check_max_seq_len
 from ..model.dynafast import DynaFastModel
 from ..model.exit import check_speed, sample_flops, simulate_exits
 from ..model.flops import BertShape, model_flops
@@ -91,11 +93,10 @@ def plot(points: Sequence[GridPoint], path: str | Path, title: str) -> None:
     axes.legend()
     axes.set_title(title)
     figure.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(tmp, dpi=120)
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=120)
     plt.close(figure)
-    tmp.replace(path)
+    artifacts.write_bytes(path, png.getvalue())
 
 
 def write_grid(points: Sequence[GridPoint], output_dir: str | Path, name: str, title: str,
@@ -121,6 +122,7 @@ class LabelledSplit(NamedTuple):
 
 def load_split(model: DynaFastModel, data_config: DataConfig, split: str, batch_size: int) -> LabelledSplit:
     """One labelled split, encoded with the model's tokenizer and labels."""
+    check_max_seq_len(model.backbone.config, data_config.max_seq_len, "the model")
     splits = data.load_splits(data_config)
     if split not in splits:
         raise DataError(f"{data_config.data_dir} has no {split} split")
@@ -130,9 +132,16 @@ def load_split(model: DynaFastModel, data_config: DataConfig, split: str, batch_
                          data.fingerprint(splits[split]))
 
 
-def run_evaluation(config: EvaluateConfig) -> List[GridPoint]:
-    """``paddle-dynafast evaluate``: the grid of ``config`` written as JSON, Markdown and PNG."""
-    model = DynaFastModel.load(config.model_dir)
+def run_evaluation(config: EvaluateConfig, overwrite: bool = False, trust_pickle: bool = False) -> List[GridPoint]:
+    """``paddle-dynafast evaluate``: the grid of ``config`` written as JSON, Markdown and PNG. An earlier
+    evaluation in the output directory is replaced only with ``overwrite`` (:mod:`paddle_dynafast.outputs`);
+    ``trust_pickle`` reads pickled weights of an older version."""
+    with outputs.claim(config.output_dir, outputs.EVALUATE, [config.model_dir, config.data.data_dir], overwrite):
+        return _evaluate(config, trust_pickle)
+
+
+def _evaluate(config: EvaluateConfig, trust_pickle: bool) -> List[GridPoint]:
+    model = DynaFastModel.load(config.model_dir, trust_pickle=trust_pickle)
     widths = config.widths or model.widths
     for width in widths:
         model.at(width)  # a width without branches is an error before any work

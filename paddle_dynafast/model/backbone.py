@@ -22,6 +22,7 @@ added around it, never by editing PaddleNLP's classes:
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import types
@@ -34,10 +35,10 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 from paddlenlp.transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizer
-from safetensors import safe_open
-from safetensors.numpy import load_file
+from safetensors import SafetensorError, safe_open
 
-from ..errors import CheckpointError, MissingFileError
+from ..errors import CheckpointError, ConfigError, MissingFileError
+from .weights import PICKLE_WEIGHTS, SAFE_WEIGHTS, read_weights, save_weights
 
 logger = logging.getLogger(__name__)
 
@@ -208,20 +209,28 @@ def minilm_dir() -> Path:
 
 
 def detect_format(model_dir: str | Path) -> str:
-    """``paddlenlp`` or ``huggingface``, from the files of ``model_dir``."""
+    """``paddlenlp`` or ``huggingface``, from the files of ``model_dir`` and the names of its weights.
+
+    Both formats may hold ``model.safetensors``: Hugging Face names a layer ``encoder.layer.0.attention.self.query``,
+    PaddleNLP (and paddle_dynafast) ``bert.encoder.layers.0.self_attn.q_proj``. A directory with only
+    ``model_state.pdparams`` is PaddleNLP's (a pickle: :func:`load_classifier` reads it only when trusted).
+    """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise MissingFileError(f"model directory {model_dir} does not exist")
     if not (model_dir / "config.json").is_file():
         raise MissingFileError(f"{model_dir} has no config.json")
-    if (model_dir / "model_state.pdparams").is_file():
-        return "paddlenlp"
-    safetensors = model_dir / "model.safetensors"
+    safetensors = model_dir / SAFE_WEIGHTS
     if safetensors.is_file():
-        with safe_open(str(safetensors), framework="np") as f:
-            keys = list(f.keys())
+        try:
+            with safe_open(str(safetensors), framework="np") as f:
+                keys = list(f.keys())
+        except SafetensorError as error:
+            raise CheckpointError(f"{safetensors} is not a readable safetensors file: {error}") from error
         return "huggingface" if any(".layer." in k or k.startswith("encoder.layer.") for k in keys) else "paddlenlp"
-    raise MissingFileError(f"{model_dir} has neither model_state.pdparams nor model.safetensors")
+    if (model_dir / PICKLE_WEIGHTS).is_file():
+        return "paddlenlp"
+    raise MissingFileError(f"{model_dir} has neither {SAFE_WEIGHTS} nor {PICKLE_WEIGHTS}")
 
 
 def load_tokenizer(model_dir: str | Path):
@@ -235,12 +244,6 @@ def load_tokenizer(model_dir: str | Path):
     if config.is_file():
         do_lower_case = bool(json.loads(config.read_text(encoding="utf-8")).get("do_lower_case", True))
     return BertTokenizer(vocab_file=str(vocab), do_lower_case=do_lower_case)
-
-
-def _read_weights(path: Path) -> Dict[str, np.ndarray]:
-    if path.suffix == ".safetensors":
-        return dict(load_file(str(path)))
-    return {k: v.numpy() if hasattr(v, "numpy") else np.asarray(v) for k, v in paddle.load(str(path)).items()}
 
 
 def _target_shapes(model: nn.Layer) -> Dict[str, Tuple[int, ...]]:
@@ -258,11 +261,14 @@ def build_classifier(config) -> nn.Layer:
     return model
 
 
-def load_classifier(model_dir: str | Path, num_labels: Optional[int] = None, random_init: bool = False) -> LoadedModel:
+def load_classifier(model_dir: str | Path, num_labels: Optional[int] = None, random_init: bool = False,
+                    trust_pickle: bool = False) -> LoadedModel:
     """Load a BERT classifier (or a pretrained encoder plus a new classifier) from ``model_dir``.
 
     ``num_labels`` None keeps the directory's own. With ``random_init`` the
     architecture and vocabulary are kept and every weight starts random.
+    ``model.safetensors`` is read when there is one; ``model_state.pdparams``
+    (a pickle) only with ``trust_pickle`` (:mod:`paddle_dynafast.model.weights`).
     """
     model_dir = Path(model_dir)
     fmt = detect_format(model_dir)
@@ -282,8 +288,8 @@ def load_classifier(model_dir: str | Path, num_labels: Optional[int] = None, ran
     if random_init:
         return LoadedModel(model, tokenizer, "random", sorted(model.state_dict()))
 
-    weights_file = model_dir / ("model_state.pdparams" if (model_dir / "model_state.pdparams").is_file() else "model.safetensors")
-    source = _read_weights(weights_file)
+    weights_file = model_dir / (SAFE_WEIGHTS if (model_dir / SAFE_WEIGHTS).is_file() else PICKLE_WEIGHTS)
+    source = read_weights(weights_file, trust_pickle)
     if fmt == "huggingface":
         weights, dropped = convert_hf_state_dict(source, _target_shapes(model))
         if dropped:
@@ -301,9 +307,25 @@ def load_classifier(model_dir: str | Path, num_labels: Optional[int] = None, ran
 
 
 def save_classifier(model: nn.Layer, tokenizer, out_dir: str | Path) -> None:
-    """``save_pretrained`` of model and tokenizer: a directory PaddleNLP's ``from_pretrained`` reads."""
-    model.save_pretrained(str(out_dir))
+    """Model and tokenizer as PaddleNLP's ``save_pretrained(safe_serialization=True)`` writes them (``config.json``,
+    ``model.safetensors``, the tokenizer files), a directory ``from_pretrained`` reads; the weights go through
+    :func:`~paddle_dynafast.model.weights.save_weights`, so a full disk is an ``OSError`` naming the file."""
+    out_dir = Path(out_dir)
+    config = copy.deepcopy(model.config)
+    config.architectures = [type(model).__name__]
+    config.dtype = str(next(iter(model.parameters())).dtype).replace("paddle.", "")
+    config.save_pretrained(str(out_dir))
+    save_weights(out_dir / SAFE_WEIGHTS, model.state_dict())
     tokenizer.save_pretrained(str(out_dir))
+
+
+def check_max_seq_len(config, max_seq_len: int, source: str | Path) -> None:
+    """Refuse a ``max_seq_len`` longer than the position table of the model of ``config`` (from ``source``): Paddle
+    would fail in the middle of training or prediction, at the first text that long."""
+    limit = int(config.max_position_embeddings)
+    if max_seq_len > limit:
+        raise ConfigError(f"max_seq_len {max_seq_len} is longer than the {limit} positions the model of {source} "
+                          f"holds (max_position_embeddings); use --max-seq-len {limit} or less")
 
 
 # ----------------------------------------------------------------------------- head-mask forward

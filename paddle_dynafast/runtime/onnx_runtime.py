@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -18,12 +18,13 @@ class OnnxRuntime(Runtime):
 
     kind = "onnxruntime"
 
-    def __init__(self, directory: str | Path, threads: int = 2, precision: str = "fp32"):
+    def __init__(self, directory: str | Path, threads: int = 2, precision: str = "fp32",
+                 sign_key: Optional[bytes] = None):
         import onnxruntime  # optional at import time: only this runtime needs it
 
         if precision not in PRECISIONS:
             raise ConfigError(f"precision {precision!r} is not one of {sorted(PRECISIONS)}")
-        self.info, self.precision = ExportInfo.read(directory), precision
+        self.info, self.precision = ExportInfo.read(directory, sign_key), precision
         path = self.info.directory / PRECISIONS[precision]
         if not path.is_file():
             raise ArtifactError(f"{self.info.directory} has no {path.name}; export it with "
@@ -34,6 +35,7 @@ class OnnxRuntime(Runtime):
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self.check_program([i.name for i in self.session.get_inputs()], self.output_names, self.info.onnx_outputs)
 
     def run_batch(self, input_ids: np.ndarray, token_type_ids: np.ndarray,
                   speed: float = 0.0) -> Tuple[np.ndarray, np.ndarray]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 from paddle import inference
@@ -15,13 +15,15 @@ class PaddleInferenceRuntime(Runtime):
     """``paddle.inference`` on an export directory.
 
     ``threads`` CPU threads; ``onednn`` uses oneDNN kernels on CPU; on a GPU
-    build of Paddle ``device="gpu"`` runs on GPU 0.
+    build of Paddle ``device="gpu"`` runs on GPU 0. ``sign_key`` checks the
+    manifest's signature (:func:`~paddle_dynafast.runtime.base.verify`).
     """
 
     kind = "paddle-inference"
 
-    def __init__(self, directory: str | Path, threads: int = 2, onednn: bool = True, device: str = "cpu"):
-        self.info = ExportInfo.read(directory)
+    def __init__(self, directory: str | Path, threads: int = 2, onednn: bool = True, device: str = "cpu",
+                 sign_key: Optional[bytes] = None):
+        self.info = ExportInfo.read(directory, sign_key)
         directory = self.info.directory
         program = next((directory / f"{PROGRAM}{suffix}" for suffix in (".json", ".pdmodel")
                         if (directory / f"{PROGRAM}{suffix}").is_file()), None)
@@ -42,6 +44,7 @@ class PaddleInferenceRuntime(Runtime):
         config.disable_glog_info()
         self.predictor = inference.create_predictor(config)
         self.output_names = self.predictor.get_output_names()
+        self.check_program(self.predictor.get_input_names(), self.output_names, self.info.outputs)
 
     def run_batch(self, input_ids: np.ndarray, token_type_ids: np.ndarray,
                   speed: float = 0.0) -> Tuple[np.ndarray, np.ndarray]:
