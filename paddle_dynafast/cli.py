@@ -152,9 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="classify texts with an exported model (JSON lines out)",
                        epilog="example: paddle-dynafast predict --model runs/export-w0.5 --speed 0.3 --input texts.txt")
     p.add_argument("--model", required=True, help="an export directory")
-    p.add_argument("--input", default=None, help="one text per line (default: standard input); .tsv or "
-                                                  "--labeled LABEL TEXT files also work, and report accuracy")
+    p.add_argument("--input", default=None, help="one text per line (default: standard input); a .tsv (text_b for "
+                                                  "sentence pairs), a .jsonl or --labeled LABEL TEXT lines also work "
+                                                  "(with labels, accuracy is reported)")
     p.add_argument("--labeled", action="store_true", help="the input is LABEL TEXT lines")
+    p.add_argument("--jsonl", action="store_true",
+                   help='the input is JSON lines {"text": ..., "text_b": ... (pairs), "label": ... (optional)}')
     p.add_argument("--output", default=None, help="write JSON lines here (default: standard output)")
     p.add_argument("--speed", type=float, default=0.0, help="exit threshold in [0, 1] (default 0: no early exit)")
     p.add_argument("--batch-size", type=int, default=32, help="texts per batch (default 32)")
@@ -263,25 +266,29 @@ def _run_export(args) -> int:
     return 0
 
 
-def _read_inputs(args):
-    """``(texts, labels or None)`` from --input or standard input."""
+def _read_inputs(args) -> List[data.Example]:
+    """The examples to predict, from --input or standard input: plain lines, --labeled LABEL TEXT lines, a .tsv
+    (``text_b`` for pairs) or JSON lines (--jsonl or a .jsonl file: ``text``, optional ``text_b`` and ``label``)."""
     if args.input and (args.labeled or args.input.endswith(".tsv")):
-        examples = data.read_examples(args.input)
-        return [e.text_a for e in examples], [e.label for e in examples]
+        return data.read_examples(args.input)
     stream = open(args.input, encoding="utf-8") if args.input else sys.stdin
-    with stream:
-        texts = [line.rstrip("\r\n") for line in stream]
     where = args.input or "standard input"
-    empty = [i + 1 for i, t in enumerate(texts) if not t.strip()]
+    with stream:
+        lines = [line.rstrip("\r\n") for line in stream]
+    if args.jsonl or (args.input or "").endswith(".jsonl"):
+        return data.read_json_lines(lines, where)
+    empty = [i + 1 for i, t in enumerate(lines) if not t.strip()]
     if empty:
         raise data.DataError(f"{where}:{empty[0]}: empty line ({len(empty)} in all); give one text per line")
-    return texts, None
+    return [data.Example(t, None, None, f"{where}:{i + 1}") for i, t in enumerate(lines)]
 
 
 def _run_predict(args) -> int:
-    texts, gold = _read_inputs(args)
+    examples = _read_inputs(args)
+    texts, gold = [e.text_a for e in examples], [e.label for e in examples]
+    pairs = [e.text_b for e in examples] if examples[0].text_b is not None else None
     predictor = Predictor(args.model, runtime=args.runtime, threads=args.threads, **_runtime_options(args))
-    result = predictor.predict(texts, speed=args.speed, batch_size=args.batch_size)
+    result = predictor.predict(texts, speed=args.speed, batch_size=args.batch_size, text_b=pairs)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         for label, probs, layer in zip(result.labels, result.probs, result.exit_layer):
@@ -290,8 +297,9 @@ def _run_predict(args) -> int:
     finally:
         if args.output:
             out.close()
-    summary = f"{len(texts)} texts, mean exit layer {result.exit_layer.mean():.2f}, {result.truncated} truncated"
-    if gold is not None:
+    summary = (f"{len(texts)} {'pairs' if pairs else 'texts'}, mean exit layer {result.exit_layer.mean():.2f}, "
+               f"{result.truncated} truncated")
+    if all(g is not None for g in gold):
         summary += f", accuracy {100 * sum(p == g for p, g in zip(result.labels, gold)) / len(gold):.2f}"
     logger.info(summary)
     return 0
