@@ -15,7 +15,7 @@ _PUBLIC = {
     # configurations
     "DataConfig": "config", "TrainConfig": "config", "ModelSize": "config", "FinetuneConfig": "config",
     "SupernetConfig": "config", "BranchConfig": "config", "SelfDistillConfig": "config",
-    "EvaluateConfig": "config", "CalibrateConfig": "config", "PipelineConfig": "config",
+    "EvaluateConfig": "config", "CalibrateConfig": "config", "PipelineConfig": "config", "ServeConfig": "config",
     # training stages
     "finetune": "train.finetune", "train_supernet": "train.supernet", "self_distill": "train.distill",
     "compute_importance": "train.importance", "reorder": "train.importance",
@@ -33,7 +33,8 @@ _PUBLIC = {
     "accuracy": "model.predict",
     # the runtime side
     "export_model": "runtime.export", "Predictor": "runtime.predictor", "open_runtime": "runtime.registry",
-    "Runtime": "runtime.base", "ExportInfo": "runtime.base",
+    "Runtime": "runtime.base", "ExportInfo": "runtime.base", "serve": "runtime.serve", "create_app": "runtime.serve",
+    "ServerThread": "runtime.serve",
     # data
     "load_splits": "data", "label_list": "data", "encode": "data", "make_loader": "data", "hold_out": "data",
     # errors

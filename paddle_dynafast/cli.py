@@ -27,7 +27,7 @@ import paddle
 from . import artifacts, data, distributed
 from .analysis.calibrate import run_calibration
 from .analysis.evaluate import markdown_table, run_evaluation
-from .config import CalibrateConfig, DataConfig, EvaluateConfig, PipelineConfig, TrainConfig, default
+from .config import CalibrateConfig, DataConfig, EvaluateConfig, PipelineConfig, ServeConfig, TrainConfig, default
 from .errors import ConfigError, UserError
 from .model.backbone import load_tokenizer
 from .model.stage import StageInfo
@@ -163,6 +163,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, help="texts per batch (default 32)")
     _runtime_args(p, threads=os.cpu_count() or 1)
     p.set_defaults(run=_run_predict)
+
+    p = sub.add_parser("serve", help="serve an exported model over HTTP, with dynamic batching and a speed per request",
+                       description="POST /predict {\"texts\": [...], \"text_b\": [...], \"speed\": 0.3} answers "
+                                   "labels, probabilities and exit layers; GET /health, GET /metrics. Requests that "
+                                   "arrive within --batch-window-ms run as one batch (grouped by speed). Ctrl-C or "
+                                   "SIGTERM answers the requests in flight, then stops.",
+                       epilog="example: paddle-dynafast serve --model runs/sst2/export --port 8189; then "
+                              "curl -s localhost:8189/predict -d '{\"texts\": [\"a gorgeous , witty movie .\"], "
+                              "\"speed\": 0.3}'")
+    p.add_argument("--model", required=True, help="an export directory")
+    p.add_argument("--host", default=default(ServeConfig, "host"),
+                   help=f"interface to listen on (default {default(ServeConfig, 'host')}; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=default(ServeConfig, "port"),
+                   help=f"TCP port (default {default(ServeConfig, 'port')}; 0 for any free port)")
+    p.add_argument("--speed", type=float, default=default(ServeConfig, "speed"),
+                   help="speed of a request that gives none (default 0: no early exit)")
+    p.add_argument("--batch-window-ms", type=float, default=default(ServeConfig, "batch_window_ms"),
+                   help=f"how long a request waits for others to batch with (default "
+                        f"{default(ServeConfig, 'batch_window_ms'):g})")
+    p.add_argument("--max-batch-size", type=int, default=default(ServeConfig, "max_batch_size"),
+                   help=f"texts per batch (default {default(ServeConfig, 'max_batch_size')})")
+    p.add_argument("--no-batching", action="store_true", help="run every request alone, as it arrives")
+    p.add_argument("--max-texts", type=int, default=default(ServeConfig, "max_texts"),
+                   help=f"texts one request may carry (default {default(ServeConfig, 'max_texts')})")
+    p.add_argument("--max-request-bytes", type=int, default=default(ServeConfig, "max_request_bytes"),
+                   help=f"largest request body (default {default(ServeConfig, 'max_request_bytes')})")
+    _runtime_args(p, threads=os.cpu_count() or 1)
+    p.set_defaults(run=_run_serve)
 
     p = sub.add_parser("bench", help="accuracy, FLOPs, latency and throughput of exported models, interleaved",
                        epilog="example: paddle-dynafast bench --system full=runs/export-full "
@@ -302,6 +330,16 @@ def _run_predict(args) -> int:
     if all(g is not None for g in gold):
         summary += f", accuracy {100 * sum(p == g for p, g in zip(result.labels, gold)) / len(gold):.2f}"
     logger.info(summary)
+    return 0
+
+
+def _run_serve(args) -> int:
+    from .runtime.serve import serve  # FastAPI and uvicorn: only this command needs them
+
+    config = ServeConfig(host=args.host, port=args.port, batching=not args.no_batching,
+                         batch_window_ms=args.batch_window_ms, max_batch_size=args.max_batch_size,
+                         max_texts=args.max_texts, max_request_bytes=args.max_request_bytes, speed=args.speed)
+    serve(args.model, config, runtime=args.runtime, threads=args.threads, **_runtime_options(args))
     return 0
 
 

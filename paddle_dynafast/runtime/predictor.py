@@ -7,7 +7,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..data import Collator, Example, FeatureDataset, LengthGroupedBatchSampler, encode
+from ..data import Collator, Example, FeatureDataset, Features, LengthGroupedBatchSampler, encode
 from ..errors import ConfigError
 from ..model.backbone import load_tokenizer
 from ..model.exit import check_speed
@@ -67,17 +67,21 @@ class Predictor:
         check_speed(speed)
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        features, truncated = self.encode(texts, text_b, quiet=quiet)
+        features, _ = self.encode(texts, text_b, quiet=quiet)
+        return self.run_features(features, speed, batch_size)
+
+    def run_features(self, features: Sequence[Features], speed: float = 0.0, batch_size: int = 32) -> Prediction:
+        """:meth:`predict` on texts :meth:`encode` has tokenised."""
         dataset = FeatureDataset(features)
         collate = Collator(self.tokenizer.pad_token_id)
-        probs = np.zeros((len(texts), len(self.labels)), dtype="float32")
-        exit_layer = np.zeros(len(texts), dtype="int64")
+        probs = np.zeros((len(features), len(self.labels)), dtype="float32")
+        exit_layer = np.zeros(len(features), dtype="int64")
         for rows in LengthGroupedBatchSampler(dataset.lengths, batch_size, shuffle=False):
             batch = collate([dataset[i] for i in rows])  # input_ids, token_type_ids [batch, seq]
             p, e = self.run_batch(batch["input_ids"], batch["token_type_ids"], speed)
             probs[batch["index"]], exit_layer[batch["index"]] = p, e
         ids = probs.argmax(-1)
-        return Prediction([self.labels[i] for i in ids], ids, probs, exit_layer, truncated)
+        return Prediction([self.labels[i] for i in ids], ids, probs, exit_layer, sum(f.truncated for f in features))
 
 
 def check_texts(texts: Sequence[str], name: str = "text") -> None:
