@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import paddle
+from tqdm.auto import tqdm
 
 from . import artifacts, data, distributed
 from .analysis.calibrate import run_calibration
@@ -31,7 +32,7 @@ from .config import CalibrateConfig, DataConfig, EvaluateConfig, PipelineConfig,
 from .errors import ConfigError, UserError
 from .model.backbone import load_tokenizer
 from .model.stage import StageInfo
-from .pipeline import quick, run_pipeline
+from .pipeline import quick, run_pipeline, summary_table
 from .runtime import bench
 from .runtime.export import export_model
 from .runtime.predictor import Predictor
@@ -356,18 +357,7 @@ def _run_pipeline(args) -> int:
     if args.quick:
         config = quick(config)
     result = run_pipeline(config, logdir=args.logdir)
-    s = result.summary
-    print(f"teacher: dev {100 * s['teacher']['dev_accuracy']:.2f}, test {100 * (s['teacher']['test_accuracy'] or 0):.2f}")
-    for width, row in s["widths"].items():
-        if width != "teacher":
-            print(f"supernet width {width}: dev {100 * row['dev_accuracy']:.2f}, test {100 * row.get('test_accuracy', 0):.2f}, "
-                  f"{row['parameters']:,} parameters")
-    point = s["operating_point"]
-    print(f"calibrated: width {point['width']:g}, speed {point['speed']:g}: dev {100 * point['dev_accuracy']:.2f} "
-          f"at {point['dev_flops_speedup']:.2f}x fewer FLOPs")
-    if s["latency"]:
-        print(s["latency"]["table"], end="")
-    print(f"stages (s): {s['stage_seconds']}; sizes (MB): {s['sizes_mb']}")
+    print(summary_table(result.summary), end="")
     print(f"-> {result.output_dir}/summary.json")
     return 0
 
@@ -416,33 +406,39 @@ def _set_threads(threads: int) -> None:
     paddle.base.core.set_num_threads(threads)
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is when a record is emitted, not the stream it was created with
-    (which a notebook or a test's capture may have replaced and closed since)."""
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted, not the stream it was created with (which a
+    notebook or a test's capture may have replaced and closed since), through ``tqdm.write``: a line logged while a
+    progress bar is shown goes above the bar instead of into it."""
 
-    def __init__(self):
-        super().__init__(sys.stderr)
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:
+            self.handleError(record)
 
-    @property
-    def stream(self):
-        return sys.stderr
 
-    @stream.setter
-    def stream(self, _):
-        pass
+FOREIGN_LOGGERS = ("PaddleNLP", "uvicorn")
+"""Libraries' loggers shown in our format, at WARNING (INFO with -v): PaddleNLP's coloured logger says "Loading
+configuration file" and "Model weights saved" at every save and load; uvicorn says "Started server process"."""
 
 
 def _setup_logging(level: int) -> None:
-    """Log paddle_dynafast's messages to stderr; on its own logger, since ``import paddle`` resets the root level."""
-    if any(getattr(h, "_paddle_dynafast", False) for h in logger.handlers):
-        logger.setLevel(level)
-        return
-    handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
-    handler._paddle_dynafast = True
-    logger.addHandler(handler)
+    """Log paddle_dynafast's messages to stderr, on its own logger (``import paddle`` resets the root level), and
+    the :data:`FOREIGN_LOGGERS` through the same handler."""
+    handler = next((h for h in logger.handlers if getattr(h, "_paddle_dynafast", False)), None)
+    if handler is None:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+        handler._paddle_dynafast = True
+        logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
+    for name in FOREIGN_LOGGERS:
+        foreign = logging.getLogger(name)
+        foreign.handlers = [handler]  # PaddleNLP's own is a colorlog handler on the stderr of its import
+        foreign.setLevel(logging.INFO if level <= logging.DEBUG else logging.WARNING)
+        foreign.propagate = False
 
 
 def main(argv: Optional[List[str]] = None) -> int:
