@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import platform
 import socket
@@ -167,6 +168,7 @@ def main() -> None:
     parser.add_argument("--runtime", default="paddle-inference", help="runtime of both servers")
     parser.add_argument("--output", required=True, help="directory for serve_load.json and serve_load.md")
     args = parser.parse_args()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise (import paddle sets up root)
 
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
