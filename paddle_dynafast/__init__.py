@@ -34,7 +34,7 @@ _PUBLIC = {
     # the runtime side
     "export_model": "runtime.export", "Predictor": "runtime.predictor", "open_runtime": "runtime.registry",
     "Runtime": "runtime.base", "ExportInfo": "runtime.base", "serve": "runtime.serve", "create_app": "runtime.serve",
-    "ServerThread": "runtime.serve",
+    "ModelServer": "runtime.serve",
     # data
     "load_splits": "data", "label_list": "data", "encode": "data", "make_loader": "data", "hold_out": "data",
     # errors
