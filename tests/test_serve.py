@@ -32,18 +32,23 @@ LIMITS = dict(max_texts=8, max_request_bytes=4096)
 
 
 class Recording(Runtime):
-    """A runtime that records every call (speed, batch size), can be slowed down, and fails when told to."""
+    """A runtime that records every call (speed, batch size), can hold its first call until ``release`` is set, and
+    fails when told to."""
 
-    def __init__(self, inner: Runtime, delay: float = 0.0):
+    def __init__(self, inner: Runtime, hold_first: bool = False):
         self.inner, self.info, self.kind = inner, inner.info, inner.kind
-        self.delay, self.calls, self.fail = delay, [], False
+        self.calls, self.fail = [], False
+        self.entered, self.release = threading.Event(), threading.Event()
+        if not hold_first:
+            self.release.set()
 
     def run_batch(self, input_ids, token_type_ids, speed=0.0):
         self.calls.append((float(speed), len(input_ids)))
+        self.entered.set()
+        self.release.wait(30)
         if self.fail:
             self.fail = False
             raise RuntimeError("the runtime broke")
-        time.sleep(self.delay)
         return self.inner.run_batch(input_ids, token_type_ids, speed)
 
 
@@ -158,19 +163,19 @@ def test_health_and_metrics(server, tiny_exports):
 
 
 def test_batches_group_by_speed_keep_order_and_stay_within_the_size(tiny_exports):
-    """The worker is held up by a slow first batch while ten requests of two speeds queue up; then each batch takes
-    the oldest request and the following ones of its speed, up to max_batch_size texts, in arrival order."""
-    runtime = Recording(Predictor(tiny_exports[(1.0, True)], threads=1).runtime, delay=0.3)
+    """The worker is held in a first batch while ten requests of two speeds queue up; then each batch takes the
+    oldest request and the following ones of its speed, up to max_batch_size texts, in arrival order."""
+    runtime = Recording(Predictor(tiny_exports[(1.0, True)], threads=1).runtime, hold_first=True)
     predictor = Predictor(runtime)
     batcher = Batcher(predictor, ServeConfig(max_batch_size=8, batch_window_ms=1))
     batcher.start()
     try:
         first = batcher.submit(PredictRequest(["good"], None, 0.0))
-        time.sleep(0.1)  # the worker is in the first batch's 0.3 s
-        runtime.delay = 0.0
+        assert runtime.entered.wait(30)  # the worker is in the first batch
         requests = [PredictRequest([f"w{i} good", f"w{i} bad", f"w{i}"], None, 0.5 if i % 2 else 0.0)
                     for i in range(10)]
         futures = [batcher.submit(r) for r in requests]
+        runtime.release.set()
         answers = [f.result(timeout=30) for f in futures]
         first.result(timeout=30)
     finally:
@@ -184,11 +189,14 @@ def test_batches_group_by_speed_keep_order_and_stay_within_the_size(tiny_exports
 
 
 def test_without_batching_every_request_runs_alone(tiny_exports):
-    runtime = Recording(Predictor(tiny_exports[(1.0, True)], threads=1).runtime, delay=0.2)
+    runtime = Recording(Predictor(tiny_exports[(1.0, True)], threads=1).runtime, hold_first=True)
     batcher = Batcher(Predictor(runtime), ServeConfig(batching=False))
     batcher.start()
     try:
-        futures = [batcher.submit(PredictRequest(["good", "bad"], None, 0.0)) for _ in range(4)]
+        futures = [batcher.submit(PredictRequest(["good", "bad"], None, 0.0))]
+        assert runtime.entered.wait(30)
+        futures += [batcher.submit(PredictRequest(["good", "bad"], None, 0.0)) for _ in range(3)]  # all waiting
+        runtime.release.set()
         [f.result(timeout=30) for f in futures]
     finally:
         batcher.close()
@@ -223,14 +231,14 @@ def test_load_loses_nothing_and_batching_gains(tiny_exports, toy_data, capsys):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_drains_the_requests_in_flight_then_exits(tiny_exports, sig):
-    """Three requests wait in a 2-second batch window when the signal comes: all three are answered, then the process
+    """Three requests wait in a 3-second batch window when the signal comes: all three are answered, then the process
     exits (uvicorn re-raises the signal after the drain: SIGTERM's default action, KeyboardInterrupt for Ctrl-C).
     With -v (the Ctrl-C run) the server logs one line per batch."""
     port = _free_port()
     verbose = ["-v"] if sig == signal.SIGINT else []
     process = subprocess.Popen([sys.executable, "-m", "paddle_dynafast", *verbose, "serve", "--model",
                                 str(tiny_exports[(1.0, True)]), "--port", str(port), "--threads", "1",
-                                "--batch-window-ms", "2000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                "--batch-window-ms", "3000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -246,8 +254,9 @@ def test_a_signal_drains_the_requests_in_flight_then_exits(tiny_exports, sig):
         with ThreadPoolExecutor(3) as pool:
             futures = [pool.submit(httpx.post, url + "/predict", json={"texts": [t]}, timeout=30)
                        for t in ("good w1", "bad w2", "w3 good")]
-            time.sleep(0.5)
-            assert not any(f.done() for f in futures)  # still in the window
+            while httpx.get(url + "/metrics", timeout=5).json()["queued_requests"] < 3:  # all three in the window
+                assert not any(f.done() for f in futures) and time.monotonic() < deadline + 60
+                time.sleep(0.05)
             process.send_signal(sig)
             responses = [f.result() for f in futures]
         _, err = process.communicate(timeout=60)
