@@ -87,7 +87,7 @@ def test_pair_errors_name_the_problem(tiny_pair_export):
         predictor.predict(["good"], text_b=[" "])
     with pytest.raises(ValueError, match="texts must be a list of strings, not one string"):
         predictor.predict("good w1")
-    with pytest.raises(ValueError, match="text 1 is a int, not a string"):
+    with pytest.raises(ValueError, match="text 1 is not a string but int"):
         predictor.predict(["good", 3])
 
 

@@ -63,7 +63,7 @@ class Predictor:
     def predict(self, texts: Sequence[str], speed: float = 0.0, batch_size: int = 32,
                 text_b: Optional[Sequence[str]] = None, quiet: bool = False) -> Prediction:
         """Labels, probabilities and exit layers of ``texts`` (sentence pairs with ``text_b``, one second text per
-        text); batches are grouped by length."""
+        text); batches are grouped by length. ``quiet``: do not log how many were truncated."""
         check_speed(speed)
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -92,7 +92,7 @@ def check_texts(texts: Sequence[str], name: str = "text") -> None:
         raise ConfigError("no texts to predict")
     wrong = [i for i, t in enumerate(texts) if not isinstance(t, str)]
     if wrong:
-        raise ConfigError(f"{name} {wrong[0]} is a {type(texts[wrong[0]]).__name__}, not a string")
+        raise ConfigError(f"{name} {wrong[0]} is not a string but {type(texts[wrong[0]]).__name__}")
     empty = [i for i, t in enumerate(texts) if not t.strip()]
     if empty:
         raise ConfigError(f"{name} {empty[0]} is empty ({len(empty)} empty {name}(s) in all)")
