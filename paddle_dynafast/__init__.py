@@ -15,7 +15,7 @@ _PUBLIC = {
     # configurations
     "DataConfig": "config", "TrainConfig": "config", "ModelSize": "config", "FinetuneConfig": "config",
     "SupernetConfig": "config", "BranchConfig": "config", "SelfDistillConfig": "config",
-    "EvaluateConfig": "config", "CalibrateConfig": "config", "PipelineConfig": "config",
+    "EvaluateConfig": "config", "CalibrateConfig": "config", "PipelineConfig": "config", "ServeConfig": "config",
     # training stages
     "finetune": "train.finetune", "train_supernet": "train.supernet", "self_distill": "train.distill",
     "compute_importance": "train.importance", "reorder": "train.importance",
@@ -34,6 +34,7 @@ _PUBLIC = {
     # the runtime side
     "export_model": "runtime.export", "Predictor": "runtime.predictor", "open_runtime": "runtime.registry",
     "Runtime": "runtime.base", "ExportInfo": "runtime.base", "read_sign_key": "runtime.base",
+    "serve": "runtime.serve", "create_app": "runtime.serve", "ModelServer": "runtime.serve",
     # data
     "load_splits": "data", "label_list": "data", "encode": "data", "make_loader": "data", "hold_out": "data",
     # errors

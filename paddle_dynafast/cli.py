@@ -24,16 +24,17 @@ from pathlib import Path
 from typing import List, Optional
 
 import paddle
+from tqdm.auto import tqdm
 
 from . import artifacts, data, distributed, outputs
 from .analysis.calibrate import run_calibration
 from .analysis.evaluate import markdown_table, run_evaluation
-from .config import CalibrateConfig, DataConfig, EvaluateConfig, PipelineConfig, TrainConfig, default
+from .config import CalibrateConfig, DataConfig, EvaluateConfig, PipelineConfig, ServeConfig, TrainConfig, default
 from .errors import ConfigError, DataError, UserError
 from .model.backbone import load_tokenizer
 from .model.exit import check_speed
 from .model.stage import StageInfo
-from .pipeline import quick, run_pipeline
+from .pipeline import quick, run_pipeline, summary_table
 from .runtime import bench
 from .runtime.base import read_sign_key
 from .runtime.export import export_model
@@ -200,14 +201,45 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="classify texts with an exported model (JSON lines out)",
                        epilog="example: paddle-dynafast predict --model runs/export-w0.5 --speed 0.3 --input texts.txt")
     p.add_argument("--model", required=True, help="an export directory")
-    p.add_argument("--input", default=None, help="one text per line (default: standard input); .tsv or "
-                                                  "--labeled LABEL TEXT files also work, and report accuracy")
+    p.add_argument("--input", default=None, help="one text per line (default: standard input); a .tsv (text_b for "
+                                                  "sentence pairs), a .jsonl or --labeled LABEL TEXT lines also work "
+                                                  "(with labels, accuracy is reported)")
     p.add_argument("--labeled", action="store_true", help="the input is LABEL TEXT lines")
+    p.add_argument("--jsonl", action="store_true",
+                   help='the input is JSON lines {"text": ..., "text_b": ... (pairs), "label": ... (optional)}')
     p.add_argument("--output", default=None, help="write JSON lines here (default: standard output)")
     p.add_argument("--speed", type=float, default=0.0, help="exit threshold in [0, 1] (default 0: no early exit)")
     p.add_argument("--batch-size", type=int, default=32, help="texts per batch (default 32)")
     _runtime_args(p, threads=os.cpu_count() or 1)
     p.set_defaults(run=_run_predict)
+
+    p = sub.add_parser("serve", help="serve an exported model over HTTP, with dynamic batching and a speed per request",
+                       description="POST /predict {\"texts\": [...], \"text_b\": [...], \"speed\": 0.3} answers "
+                                   "labels, probabilities and exit layers; GET /health, GET /metrics. Requests that "
+                                   "arrive within --batch-window-ms run as one batch (grouped by speed). Ctrl-C or "
+                                   "SIGTERM answers the requests in flight, then stops.",
+                       epilog="example: paddle-dynafast serve --model runs/sst2/export --port 8189; then "
+                              "curl -s localhost:8189/predict -d '{\"texts\": [\"a gorgeous , witty movie .\"], "
+                              "\"speed\": 0.3}'")
+    p.add_argument("--model", required=True, help="an export directory")
+    p.add_argument("--host", default=default(ServeConfig, "host"),
+                   help=f"interface to listen on (default {default(ServeConfig, 'host')}; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=default(ServeConfig, "port"),
+                   help=f"TCP port (default {default(ServeConfig, 'port')}; 0 for any free port)")
+    p.add_argument("--speed", type=float, default=default(ServeConfig, "speed"),
+                   help="speed of a request that gives none (default 0: no early exit)")
+    p.add_argument("--batch-window-ms", type=float, default=default(ServeConfig, "batch_window_ms"),
+                   help=f"how long a request waits for others to batch with (default "
+                        f"{default(ServeConfig, 'batch_window_ms'):g})")
+    p.add_argument("--max-batch-size", type=int, default=default(ServeConfig, "max_batch_size"),
+                   help=f"texts per batch (default {default(ServeConfig, 'max_batch_size')})")
+    p.add_argument("--no-batching", action="store_true", help="run every request alone, as it arrives")
+    p.add_argument("--max-texts", type=int, default=default(ServeConfig, "max_texts"),
+                   help=f"texts one request may carry (default {default(ServeConfig, 'max_texts')})")
+    p.add_argument("--max-request-bytes", type=int, default=default(ServeConfig, "max_request_bytes"),
+                   help=f"largest request body (default {default(ServeConfig, 'max_request_bytes')})")
+    _runtime_args(p, threads=os.cpu_count() or 1)
+    p.set_defaults(run=_run_serve)
 
     p = sub.add_parser("bench", help="accuracy, FLOPs, latency and throughput of exported models, interleaved",
                        epilog="example: paddle-dynafast bench --system full=runs/export-full "
@@ -330,44 +362,43 @@ def _run_export(args) -> int:
     return 0
 
 
-def _read_inputs(args):
-    """``(texts, examples or None)`` from --input or standard input, decoded strictly: bytes that are not UTF-8
-    are an error naming the file (or standard input), the line and the byte offset."""
+def _read_inputs(args) -> List[data.Example]:
+    """The examples to predict, from --input or standard input: plain lines, --labeled LABEL TEXT lines, a .tsv
+    (``text_b`` for pairs) or JSON lines (--jsonl or a .jsonl file: ``text``, optional ``text_b`` and ``label``);
+    decoded strictly: bytes that are not UTF-8 are an error naming the file (or standard input), the line and the
+    byte offset."""
     if args.input and (args.labeled or args.input.endswith(".tsv")):
-        examples = data.read_examples(args.input, strict=True)
-        # Issue 15: until predict takes sentence pairs (being added with serve), a text_b column is refused by name
-        # rather than silently dropped.
-        if any(e.text_b is not None for e in examples):
-            raise DataError(f"{args.input} has a text_b column (sentence pairs); predict takes single texts for now")
-        return [e.text_a for e in examples], examples
+        return data.read_examples(args.input, strict=True)
     where = args.input or "standard input"
     stdin = getattr(sys.stdin, "buffer", None)
     if args.input or stdin is not None:
-        texts = data.read_lines(args.input or stdin, where)
+        lines = data.read_lines(args.input or stdin, where)
     else:  # a text stream without bytes underneath (a notebook's)
-        texts = [line.rstrip("\r\n") for line in sys.stdin]
-    empty = [i + 1 for i, t in enumerate(texts) if not t.strip()]
+        lines = [line.rstrip("\r\n") for line in sys.stdin]
+    if args.jsonl or (args.input or "").endswith(".jsonl"):
+        return data.read_json_lines(lines, where)
+    empty = [i + 1 for i, t in enumerate(lines) if not t.strip()]
     if empty:
         raise data.DataError(f"{where}:{empty[0]}: empty line ({len(empty)} in all); give one text per line")
-    return texts, None
+    return [data.Example(t, None, None, f"{where}:{i + 1}") for i, t in enumerate(lines)]
 
 
 def _run_predict(args) -> int:
     if args.output and args.input:
         outputs.check_not_input(Path(args.output), [args.input], "predict", whole=False)
-    texts, examples = _read_inputs(args)
+    examples = _read_inputs(args)
+    texts, gold = [e.text_a for e in examples], [e.label for e in examples]
+    pairs = [e.text_b for e in examples] if examples[0].text_b is not None else None
     predictor = Predictor(args.model, runtime=args.runtime, threads=args.threads, **_runtime_options(args))
-    gold = None
-    if examples is not None:
+    if all(g is not None for g in gold):
         unknown = next((e for e in examples if e.label not in predictor.labels), None)
         if unknown is not None:
             raise DataError(f"{unknown.where}: label {unknown.label!r} is not one of the labels {predictor.labels} of "
                             f"{args.model}; accuracy against it would be meaningless")
-        gold = [e.label for e in examples]
     if args.speed and not predictor.info.exit_loop:
         logger.warning("--speed %g has no effect: %s was exported without the exit loop, every text runs all %d "
                        "layers", args.speed, args.model, predictor.info.num_layers)
-    result = predictor.predict(texts, speed=args.speed, batch_size=args.batch_size)
+    result = predictor.predict(texts, speed=args.speed, batch_size=args.batch_size, text_b=pairs)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         for label, probs, layer in zip(result.labels, result.probs, result.exit_layer):
@@ -376,10 +407,21 @@ def _run_predict(args) -> int:
     finally:
         if args.output:
             out.close()
-    summary = f"{len(texts)} texts, mean exit layer {result.exit_layer.mean():.2f}, {result.truncated} truncated"
-    if gold is not None:
+    summary = (f"{len(texts)} {'pairs' if pairs else 'texts'}, mean exit layer {result.exit_layer.mean():.2f}, "
+               f"{result.truncated} truncated")
+    if all(g is not None for g in gold):
         summary += f", accuracy {100 * sum(p == g for p, g in zip(result.labels, gold)) / len(gold):.2f}"
     logger.info(summary)
+    return 0
+
+
+def _run_serve(args) -> int:
+    from .runtime.serve import serve  # FastAPI and uvicorn: only this command needs them
+
+    config = ServeConfig(host=args.host, port=args.port, batching=not args.no_batching,
+                         batch_window_ms=args.batch_window_ms, max_batch_size=args.max_batch_size,
+                         max_texts=args.max_texts, max_request_bytes=args.max_request_bytes, speed=args.speed)
+    serve(args.model, config, runtime=args.runtime, threads=args.threads, **_runtime_options(args))
     return 0
 
 
@@ -396,18 +438,7 @@ def _run_pipeline(args) -> int:
     if args.quick:
         config = quick(config)
     result = run_pipeline(config, logdir=args.logdir, trust_pickle=args.trust_pickle)
-    s = result.summary
-    print(f"teacher: dev {100 * s['teacher']['dev_accuracy']:.2f}, test {100 * (s['teacher']['test_accuracy'] or 0):.2f}")
-    for width, row in s["widths"].items():
-        if width != "teacher":
-            print(f"supernet width {width}: dev {100 * row['dev_accuracy']:.2f}, test {100 * row.get('test_accuracy', 0):.2f}, "
-                  f"{row['parameters']:,} parameters")
-    point = s["operating_point"]
-    print(f"calibrated: width {point['width']:g}, speed {point['speed']:g}: dev {100 * point['dev_accuracy']:.2f} "
-          f"at {point['dev_flops_speedup']:.2f}x fewer FLOPs")
-    if s["latency"]:
-        print(s["latency"]["table"], end="")
-    print(f"stages (s): {s['stage_seconds']}; sizes (MB): {s['sizes_mb']}")
+    print(summary_table(result.summary), end="")
     print(f"-> {result.output_dir}/summary.json")
     return 0
 
@@ -467,33 +498,39 @@ def _set_threads(threads: int) -> None:
     paddle.base.core.set_num_threads(threads)
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is when a record is emitted, not the stream it was created with
-    (which a notebook or a test's capture may have replaced and closed since)."""
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted, not the stream it was created with (which a
+    notebook or a test's capture may have replaced and closed since), through ``tqdm.write``: a line logged while a
+    progress bar is shown goes above the bar instead of into it."""
 
-    def __init__(self):
-        super().__init__(sys.stderr)
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:
+            self.handleError(record)
 
-    @property
-    def stream(self):
-        return sys.stderr
 
-    @stream.setter
-    def stream(self, _):
-        pass
+FOREIGN_LOGGERS = ("PaddleNLP", "uvicorn")
+"""Libraries' loggers shown in our format, at WARNING (INFO with -v): PaddleNLP's coloured logger says "Loading
+configuration file" and "Model weights saved" at every save and load; uvicorn says "Started server process"."""
 
 
 def _setup_logging(level: int) -> None:
-    """Log paddle_dynafast's messages to stderr; on its own logger, since ``import paddle`` resets the root level."""
-    if any(getattr(h, "_paddle_dynafast", False) for h in logger.handlers):
-        logger.setLevel(level)
-        return
-    handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
-    handler._paddle_dynafast = True
-    logger.addHandler(handler)
+    """Log paddle_dynafast's messages to stderr, on its own logger (``import paddle`` resets the root level), and
+    the :data:`FOREIGN_LOGGERS` through the same handler."""
+    handler = next((h for h in logger.handlers if getattr(h, "_paddle_dynafast", False)), None)
+    if handler is None:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+        handler._paddle_dynafast = True
+        logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
+    for name in FOREIGN_LOGGERS:
+        foreign = logging.getLogger(name)
+        foreign.handlers = [handler]  # PaddleNLP's own is a colorlog handler on the stderr of its import
+        foreign.setLevel(logging.INFO if level <= logging.DEBUG else logging.WARNING)
+        foreign.propagate = False
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import json
 import logging
 import random
 import unicodedata
@@ -184,6 +185,38 @@ def read_texts(path: str | Path) -> List[Example]:
     return examples
 
 
+def read_json_lines(lines: Iterable[str], where: str) -> List[Example]:
+    """Examples from JSON lines ``{"text": ..., "text_b": ..., "label": ...}`` (``text_b`` and ``label`` optional, other
+    keys ignored); ``where`` names the source in errors. Every line must be a pair, or none."""
+    examples = []
+    for number, line in enumerate(lines, start=1):
+        here = f"{where}:{number}"
+        if not line.strip():
+            raise DataError(f"{here}: empty line; expected one JSON object a line")
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{here}: not valid JSON ({error})") from None
+        if not isinstance(row, dict) or "text" not in row:
+            keys = sorted(row) if isinstance(row, dict) else type(row).__name__
+            raise DataError(f"{here}: expected an object with a \"text\" field, got {keys}")
+        for key in ("text", "text_b", "label"):
+            if key in row and not isinstance(row[key], str) and not (key == "label" and isinstance(row[key], int)):
+                raise DataError(f"{here}: \"{key}\" must be a string, got {type(row[key]).__name__}")
+            if key in row and not str(row[key]).strip():
+                raise DataError(f"{here}: \"{key}\" is empty")
+        example = Example(row["text"].strip(), row["text_b"].strip() if "text_b" in row else None,
+                          str(row["label"]) if "label" in row else None, here)
+        pair = example.text_b is not None
+        if examples and pair != (examples[0].text_b is not None):
+            kinds = ("a pair", "a single text") if pair else ("a single text", "a pair")
+            raise DataError(f"{here}: {kinds[0]}, but line 1 is {kinds[1]}; give \"text_b\" on every line or on none")
+        examples.append(example)
+    if not examples:
+        raise DataError(f"{where}: no lines")
+    return examples
+
+
 def find_split(data_dir: str | Path, split: str) -> Optional[Path]:
     """The file of ``split`` in ``data_dir`` (``split.tsv`` or ``split.txt``), or None."""
     found = [p for p in (Path(data_dir) / f"{split}.tsv", Path(data_dir) / f"{split}.txt") if p.is_file()]
@@ -304,8 +337,10 @@ def label_ids(examples: Sequence[Example], labels: Sequence[str]) -> List[int]:
 
 
 def encode(examples: Sequence[Example], tokenizer, max_seq_len: int,
-           labels: Optional[Sequence[str]] = None) -> List[Features]:
-    """Tokenise with [CLS] a [SEP] (b [SEP]); pairs are truncated longest-first. Truncation is counted."""
+           labels: Optional[Sequence[str]] = None, quiet: bool = False) -> List[Features]:
+    """Tokenise with [CLS] a [SEP] (b [SEP]); pairs are truncated longest-first, a tie from b, as the tokenizer's
+    ``truncation="longest_first"`` does (so a deployment that calls the tokenizer gets the same ids). Truncation is
+    counted, and logged unless ``quiet``."""
     ids = label_ids(examples, labels) if labels is not None else [-1] * len(examples)
     features, truncated = [], 0
     for example, label in zip(examples, ids):
@@ -314,7 +349,7 @@ def encode(examples: Sequence[Example], tokenizer, max_seq_len: int,
         budget = max_seq_len - tokenizer.num_special_tokens_to_add(pair=b is not None)
         cut = len(a) + (len(b) if b else 0) > budget
         while len(a) + (len(b) if b else 0) > budget:
-            if b and len(b) > len(a):
+            if b and len(b) >= len(a):
                 b.pop()
             else:
                 a.pop()
@@ -325,7 +360,7 @@ def encode(examples: Sequence[Example], tokenizer, max_seq_len: int,
             label=label,
             truncated=cut,
         ))
-    if truncated:
+    if truncated and not quiet:
         logger.info("truncated %d of %d examples to max_seq_len %d", truncated, len(features), max_seq_len)
     return features
 

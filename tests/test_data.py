@@ -248,3 +248,15 @@ def test_strict_decoding_names_the_line_and_byte_offset(tmp_path):
     with pytest.raises(DataError, match=r"standard input:1: not valid UTF-8 at byte offset 3"):
         data.read_lines(io.BytesIO(b"ab \x80\n"))
     assert data.read_lines(io.BytesIO(b"\xef\xbb\xbfgood\r\nbad\n")) == ["good", "bad"]
+
+
+def test_pairs_are_cut_as_the_tokenizer_cuts_them(tokenizer):
+    """Longest first, a tie from text_b: a deployment that calls ``tokenizer(a, text_pair=b, truncation=True)`` (the
+    deployment example) feeds the ids and token types we trained on."""
+    for n_a, n_b in ((5, 5), (6, 2), (2, 6), (3, 4), (1, 9)):
+        a, b = " ".join(f"w{i}" for i in range(n_a)), " ".join(f"w{i}" for i in range(10, 10 + n_b))
+        for max_seq_len in range(5, 14):
+            got = data.encode([data.Example(a, b, None, "f:1")], tokenizer, max_seq_len)[0]
+            expected = tokenizer(a, text_pair=b, max_length=max_seq_len, truncation=True)
+            assert (got.input_ids, got.token_type_ids) == (expected["input_ids"], expected["token_type_ids"]), (
+                n_a, n_b, max_seq_len)

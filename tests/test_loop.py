@@ -115,3 +115,34 @@ def test_an_old_pickled_checkpoint_resumes_only_when_trusted(tmp_path):
     with pytest.raises(UntrustedFileError, match=r"ckpt/model.pdparams is a pickle"):
         train.run()
     assert not (tmp_path / "ran").exists()
+
+
+def test_the_progress_bar_shows_the_loss_of_every_step(tmp_path, monkeypatch):
+    """Not only every ``log_every`` steps: a short run (the demo's) would show its first loss throughout."""
+    shown = []
+
+    class Bar:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def set_postfix(self, refresh=True, **values):
+            shown.append(values["loss"])
+
+        def update(self, n):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(loop, "tqdm", Bar)
+    model = paddle.nn.Linear(2, 1)
+    losses = iter([3.0, 2.0, 1.0, 0.5])
+
+    class Loader(list):
+        batch_sampler = type("S", (), {"set_epoch": lambda self, epoch: None})()
+
+    train = loop.TrainLoop(model, TrainConfig(epochs=1, batch_size=4, log_every=50), Loader([{}] * 4), tmp_path / "c",
+                           lambda batch: model(paddle.ones([1, 2])).mean() * 0 + next(losses), lambda: {"score": 0.0},
+                           lambda metrics: None)
+    train.run()
+    assert shown == ["3.0000", "2.0000", "1.0000", "0.5000"]

@@ -270,9 +270,9 @@ class TrainLoop:
             self.scheduler.step()
             state.step += 1
             state.batch_in_epoch = index + 1
-            bar.update(1)
+            bar.set_postfix(loss=f"{value:.4f}", lr=f"{self.scheduler.get_lr():.2e}", refresh=False)
+            bar.update(1)  # redraws (postfix included) at most every mininterval
             if state.step % self.config.log_every == 0 or state.step == 1:
-                bar.set_postfix(loss=f"{value:.4f}", lr=f"{self.scheduler.get_lr():.2e}")
                 self.log.add(f"{self.name}/loss", value, state.step)
                 self.log.add(f"{self.name}/lr", self.scheduler.get_lr(), state.step)
             if state.step >= self.total_steps:

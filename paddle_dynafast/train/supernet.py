@@ -340,5 +340,7 @@ def _final_report(output_dir, trust_pickle, widths, teacher, tokenizer, loaders,
             row["parameters_without_embeddings"] = count_parameters(sub, include_embeddings=False)
             row["dev_mean_flops"] = float(np.mean([model_flops(shape, t, width) for t in tokens["dev"]]))
             report[str(width)] = row
-            logger.info("width %s: %s", width, row)
+            logger.info("width %g: %s, %d heads and %d neurons per layer, %s parameters", width,
+                        ", ".join(f"{s} {100 * row[f'{s}_accuracy']:.2f}" for s in splits), row["heads_per_layer"],
+                        row["neurons_per_layer"], f"{row['parameters']:,}")
     return report
