@@ -305,16 +305,16 @@ def _runtime_args(parser: argparse.ArgumentParser, threads: int) -> None:
                         help="what runs the exported model (default paddle-inference)")
     parser.add_argument("--threads", type=int, default=threads, help=f"CPU threads (default {threads})")
     parser.add_argument("--no-onednn", action="store_true", help="Paddle Inference: plain CPU kernels, not oneDNN")
-    parser.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
-                        help="ONNX Runtime: model.onnx (fp32) or model.int8.onnx (export --int8)")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",
+                        help="fp32; bf16: Paddle Inference with oneDNN's bfloat16 kernels; int8: ONNX Runtime on "
+                             "model.int8.onnx (export --int8)")
     _sign_key_arg(parser, "check the signature of")
     _trust_pickle_arg(parser)
 
 
 def _runtime_options(args) -> dict:
-    options = {"onednn": not args.no_onednn} if args.runtime == "paddle-inference" else {}
-    if args.runtime == "onnxruntime":
-        options["precision"] = args.precision
+    options = {"onednn": not args.no_onednn, "precision": args.precision} if args.runtime == "paddle-inference" \
+        else {"precision": args.precision}
     if args.runtime == "dygraph":
         options["trust_pickle"] = args.trust_pickle
     if args.sign_key_file:

@@ -213,6 +213,9 @@ class Runtime(ABC):
 
     kind: ClassVar[str]
     """The name ``--runtime`` takes."""
+    precisions: ClassVar[Tuple[str, ...]] = ("fp32",)
+    """The arithmetic it can run the model in (``precision=`` of its constructor)."""
+    precision: str = "fp32"
     info: ExportInfo
 
     @abstractmethod

@@ -17,6 +17,7 @@ class OnnxRuntime(Runtime):
     of another runtime measured beside it (with spinning on, Paddle Inference timed beside it was 3x too slow)."""
 
     kind = "onnxruntime"
+    precisions = tuple(PRECISIONS)
 
     def __init__(self, directory: str | Path, threads: int = 2, precision: str = "fp32",
                  sign_key: Optional[bytes] = None):

@@ -14,11 +14,17 @@ RUNTIMES: Dict[str, Type[Runtime]] = {cls.kind: cls for cls in (PaddleInferenceR
 
 
 def open_runtime(directory: str | Path, kind: str = PaddleInferenceRuntime.kind, threads: int = 2,
-                 **options) -> Runtime:
-    """The runtime ``kind`` on ``directory`` (an export directory; for ``dygraph`` also a stage directory).
+                 precision: str = "fp32", **options) -> Runtime:
+    """The runtime ``kind`` on ``directory`` (an export directory; for ``dygraph`` also a stage directory) in
+    ``precision`` (``fp32``; ``bf16`` on Paddle Inference with oneDNN; ``int8`` on ONNX Runtime).
 
-    ``options`` go to the runtime's constructor (``onednn``, ``device`` for Paddle Inference; ``width``,
-    ``exit_loop`` for dygraph)."""
+    ``options`` go to the runtime's constructor (``onednn``, ``device``, ``cache_capacity`` for Paddle Inference;
+    ``width``, ``exit_loop`` for dygraph)."""
     if kind not in RUNTIMES:
         raise ConfigError(f"runtime {kind!r} is not one of {sorted(RUNTIMES)}")
-    return RUNTIMES[kind](directory, threads=threads, **options)
+    runtime = RUNTIMES[kind]
+    if precision not in runtime.precisions:
+        raise ConfigError(f"runtime {kind} runs {' or '.join(runtime.precisions)}, not {precision}")
+    if precision != "fp32":
+        options["precision"] = precision
+    return runtime(directory, threads=threads, **options)
