@@ -35,11 +35,11 @@ from .model.backbone import load_tokenizer
 from .model.exit import check_speed
 from .model.stage import StageInfo
 from .pipeline import quick, run_pipeline, summary_table
-from .runtime import bench
+from .runtime import bench, choose
 from .runtime.base import read_sign_key
 from .runtime.export import export_model
 from .runtime.predictor import Predictor
-from .runtime.registry import RUNTIMES
+from .runtime.registry import AUTO, RUNTIMES
 from .train import STAGES
 from .train.finetune import add_size_arguments, size_from_args
 
@@ -244,16 +244,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="accuracy, FLOPs, latency and throughput of exported models, interleaved",
                        epilog="example: paddle-dynafast bench --system full=runs/export-full "
                               "--system adaptive=runs/export-w0.5@0.3 --data-dir ../shared/data/sst2 --output runs/bench")
-    p.add_argument("--system", action="append", required=True, metavar="NAME=DIR[@SPEED]",
+    p.add_argument("--system", action="append", metavar="NAME=DIR[@SPEED]",
                    help="an export directory (and a speed for one with the exit loop); the first is the reference")
-    p.add_argument("--data-dir", required=True, help="folder with the split to measure")
+    p.add_argument("--choose", metavar="DIR", default=None,
+                   help="instead: time every runtime that can run the export DIR in --precision, for throughput "
+                        "and for latency, and remember the fastest for --runtime auto")
+    p.add_argument("--data-dir", default=None, help="folder with the split to measure (needed with --system)")
     p.add_argument("--split", choices=["train", "dev", "test"], default="test", help="split (default test)")
     p.add_argument("--max-examples", type=int, default=None, help="use the first N examples")
     p.add_argument("--samples", type=int, default=200, help="texts timed one by one for latency (default 200)")
     p.add_argument("--batch-size", type=int, default=32, help="batch size of the throughput pass (default 32)")
     p.add_argument("--rounds", type=int, default=5, help="throughput passes per system (default 5)")
     _runtime_args(p, threads=2)
-    p.add_argument("--output", required=True, help="directory for bench.json and bench.md")
+    p.add_argument("--output", default=None, help="directory for bench.json and bench.md (needed with --system)")
     _overwrite_arg(p)
     p.set_defaults(run=_run_bench)
 
@@ -301,8 +304,9 @@ def _budget_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _runtime_args(parser: argparse.ArgumentParser, threads: int) -> None:
-    parser.add_argument("--runtime", choices=sorted(RUNTIMES), default="paddle-inference",
-                        help="what runs the exported model (default paddle-inference)")
+    parser.add_argument("--runtime", choices=sorted(RUNTIMES) + [AUTO], default="paddle-inference",
+                        help="what runs the exported model (default paddle-inference); auto: the fastest here for "
+                             "this export and precision, measured once and remembered (README, Performance)")
     parser.add_argument("--threads", type=int, default=threads, help=f"CPU threads (default {threads})")
     parser.add_argument("--no-onednn", action="store_true", help="Paddle Inference: plain CPU kernels, not oneDNN")
     parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",
@@ -313,8 +317,9 @@ def _runtime_args(parser: argparse.ArgumentParser, threads: int) -> None:
 
 
 def _runtime_options(args) -> dict:
-    options = {"onednn": not args.no_onednn, "precision": args.precision} if args.runtime == "paddle-inference" \
-        else {"precision": args.precision}
+    options = {"precision": args.precision}
+    if args.runtime == "paddle-inference":
+        options["onednn"] = not args.no_onednn
     if args.runtime == "dygraph":
         options["trust_pickle"] = args.trust_pickle
     if args.sign_key_file:
@@ -456,6 +461,11 @@ def _parse_system(text: str):
 
 
 def _run_bench(args) -> int:
+    if args.choose:
+        return _run_choose(args)
+    if not args.system or not args.data_dir or not args.output:
+        raise ConfigError("bench needs --system NAME=DIR[@SPEED] (one or more), --data-dir and --output; "
+                          "or --choose DIR")
     bench.check_settings(samples=args.samples, batch_size=args.batch_size, rounds=args.rounds)
     parsed = [_parse_system(text) for text in args.system]
     inputs = [directory for _, directory, _ in parsed] + [args.data_dir]
@@ -484,6 +494,18 @@ def _bench(args, parsed) -> int:
     artifacts.write_text(out / "bench.md", table)
     print(table, end="")
     print(f"({first.name} is the reference) -> {out}/bench.{{json,md}}")
+    return 0
+
+
+def _run_choose(args) -> int:
+    for objective in choose.OBJECTIVES:
+        best, timings = choose.choose(args.choose, args.precision, args.threads, objective, refresh=True)
+        print(f"{objective} ({'batches of 32' if objective == 'throughput' else 'one text at a time'}, "
+              f"{args.threads} threads):")
+        for timing in sorted(timings, key=lambda t: t.seconds_per_batch):
+            cost = f"{1000 * timing.seconds_per_batch:8.2f} ms per batch" if timing.error is None else timing.error
+            print(f"  {'*' if timing.candidate == best else ' '} {timing.candidate.name:<36} {cost}")
+    print(f"(* chosen, remembered in {choose.cache_file()} for --runtime auto)")
     return 0
 
 

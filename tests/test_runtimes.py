@@ -59,7 +59,7 @@ def test_outputs_are_read_by_the_names_export_json_records(tiny_exports):
 def test_unknown_runtime_and_missing_onnx_are_named(tiny_exports):
     assert set(RUNTIMES) == {"paddle-inference", "onnxruntime", "dygraph"}
     with pytest.raises(ConfigError, match=r"runtime 'tensorrt' is not one of \['dygraph', 'onnxruntime', "
-                                          r"'paddle-inference'\]"):
+                                          r"'paddle-inference', 'auto'\]"):
         open_runtime(tiny_exports[(1.0, True)], "tensorrt")
     with pytest.raises(ArtifactError, match="has no model.onnx; export it with --onnx"):
         OnnxRuntime(tiny_exports[(1.0, True)])

@@ -10,6 +10,9 @@ from .dygraph import DygraphRuntime
 from .onnx_runtime import OnnxRuntime
 from .paddle_inference import PaddleInferenceRuntime
 
+AUTO = "auto"
+"""The runtime name that means: the fastest here, measured (:mod:`paddle_dynafast.runtime.choose`)."""
+
 RUNTIMES: Dict[str, Type[Runtime]] = {cls.kind: cls for cls in (PaddleInferenceRuntime, OnnxRuntime, DygraphRuntime)}
 
 
@@ -19,9 +22,16 @@ def open_runtime(directory: str | Path, kind: str = PaddleInferenceRuntime.kind,
     ``precision`` (``fp32``; ``bf16`` on Paddle Inference with oneDNN; ``int8`` on ONNX Runtime).
 
     ``options`` go to the runtime's constructor (``onednn``, ``device``, ``cache_capacity`` for Paddle Inference;
-    ``width``, ``exit_loop`` for dygraph)."""
+    ``width``, ``exit_loop`` for dygraph). ``kind="auto"`` measures which runtime is fastest here for this export
+    and precision (:func:`paddle_dynafast.runtime.choose.choose`, remembered per machine) and opens that one."""
+    if kind == AUTO:
+        from .choose import choose  # choose opens runtimes through this module
+
+        candidate, _ = choose(directory, precision, threads)
+        return open_runtime(directory, candidate.runtime, threads, candidate.precision,
+                            **{**options, **dict(candidate.options)})
     if kind not in RUNTIMES:
-        raise ConfigError(f"runtime {kind!r} is not one of {sorted(RUNTIMES)}")
+        raise ConfigError(f"runtime {kind!r} is not one of {sorted(RUNTIMES) + [AUTO]}")
     runtime = RUNTIMES[kind]
     if precision not in runtime.precisions:
         raise ConfigError(f"runtime {kind} runs {' or '.join(runtime.precisions)}, not {precision}")
