@@ -120,7 +120,7 @@ def _export(model_dir: Path, output_dir: Path, width: float, no_exit: bool, max_
         if int8:
             quantized = quantize.quantize_onnx(tmp / ONNX_FILE, tmp / INT8_ONNX_FILE, ranges)
             info["int8"] = {"file": INT8_ONNX_FILE, "matmuls": quantized, "calibration_examples": int8[1],
-                            "scheme": "int8 symmetric; weights per output channel, activations per tensor (max)"}
+                            "scheme": "weights int8 symmetric per output channel; activations uint8 per tensor (min, max)"}
         tokenizer.save_pretrained(str(tmp))
         artifacts.write_json(tmp / EXPORT_FILE, info)
         write_manifest(tmp, sign_key)
