@@ -196,10 +196,16 @@ class FinetuneConfig:
             raise ConfigError(f"min_char_count must be >= 1, got {self.min_char_count}")
 
 
+BRANCH_KINDS = ("attention", "cls")
+
+
 @dataclass(frozen=True)
 class BranchConfig:
-    """Size of every branch classifier."""
+    """Kind and size of every branch classifier."""
 
+    kind: str = "attention"
+    """``attention``: FastBERT's branch (narrowing, self-attention over every token, the [CLS] row); ``cls``: the
+    [CLS] hidden state alone through a dense layer (tanh) and the logits, as DeeBERT and PABEE branch."""
     cls_hidden_size: int = 128
     """Width the branch narrows the hidden states to."""
     cls_num_attention_heads: int = 2
@@ -209,6 +215,8 @@ class BranchConfig:
 
     def __post_init__(self) -> None:
         check_finite(self)
+        if self.kind not in BRANCH_KINDS:
+            raise ConfigError(f"branch kind {self.kind!r} is not one of {list(BRANCH_KINDS)}")
         if not isinstance(self.cls_hidden_size, int) or self.cls_hidden_size < 1:
             raise ConfigError(f"cls_hidden_size must be a whole number >= 1, got {self.cls_hidden_size!r}")
         if not isinstance(self.cls_num_attention_heads, int) or self.cls_num_attention_heads < 1:

@@ -1,5 +1,7 @@
 """FastBERT branches: the one-query attention equals full self-attention at [CLS]; shared and per-width sets;
 FLOPs by hand."""
+from pathlib import Path
+
 import numpy as np
 import paddle
 import pytest
@@ -41,3 +43,48 @@ def test_branch_flops_by_hand():
     config = BranchConfig(cls_hidden_size=2, cls_num_attention_heads=1)
     # narrow 2*3*4*2=48, keys/values 2*2*3*2*2=48, query+out 2*2*2*2=16, attention 2*2*3*2=24, head 2*4+2*4=16
     assert branch_flops(4, 2, config, 3) == 48 + 48 + 16 + 24 + 16
+
+
+def test_cls_branch_against_numpy():
+    paddle.seed(1)
+    config = BranchConfig(kind="cls", cls_hidden_size=8, dropout=0.0)
+    branch = Branches(2, 12, 3, config).at(1.0)[0]
+    branch.eval()
+    hidden = np.random.default_rng(0).standard_normal((2, 5, 12)).astype("float32")
+    expected = np.tanh(hidden[:, 0] @ branch.dense.weight.numpy() + branch.dense.bias.numpy()) \
+        @ branch.logits.weight.numpy() + branch.logits.bias.numpy()
+    np.testing.assert_allclose(branch(paddle.to_tensor(hidden), None).numpy(), expected, atol=1e-5)
+    assert branch_flops(12, 3, config, tokens=5) == branch_flops(12, 3, config, tokens=50) == 2 * 12 * 8 + 2 * 8 * 3
+    again = Branches.from_description(Branches(2, 12, 3, config).describe())
+    assert again.config == config and type(again.at(1.0)[0]).__name__ == "CLSClassifier"
+    with pytest.raises(ValueError, match=r"branch kind 'lstm' is not one of \['attention', 'cls'\]"):
+        BranchConfig(kind="lstm")
+
+
+def test_cls_branches_export_equal_to_dygraph(tmp_path, tiny_dynafast_dir, toy_data):
+    import shutil
+
+    from helpers import texts_of
+    from paddle_dynafast.model.dynafast import DynaFastModel
+    from paddle_dynafast.runtime.export import export_model
+    from paddle_dynafast.runtime.predictor import Predictor
+
+    directory = Path(shutil.copytree(tiny_dynafast_dir, tmp_path / "cls"))
+    model = DynaFastModel.load(directory)
+    paddle.seed(2)
+    branches = Branches(2, 32, 2, BranchConfig(kind="cls", cls_hidden_size=16), widths=model.widths)
+    for branch in branches.at(1.0):  # confident, so some samples leave early
+        branch.logits.weight.set_value(branch.logits.weight.numpy() * 4)
+    for name in ("branches.safetensors", "branches.json"):
+        (directory / name).unlink()
+    DynaFastModel(model.backbone, model.tokenizer, branches, model.labels).save_branches(directory)
+    exported = export_model(directory, tmp_path / "export", width=0.5)
+    texts = texts_of(toy_data, 24)
+    seen = set()
+    for speed in (0.0, 0.02, 0.1, 0.3, 0.5):
+        got = Predictor(exported, "onnxruntime", threads=1).predict(texts, speed=speed)
+        expected = Predictor(exported, "dygraph").predict(texts, speed=speed)
+        np.testing.assert_allclose(got.probs, expected.probs, atol=1e-5)
+        assert got.exit_layer.tolist() == expected.exit_layer.tolist()
+        seen.add(tuple(sorted(set(got.exit_layer.tolist()))))
+    assert (1, 2) in seen, seen  # some speed splits the batch

@@ -1,9 +1,15 @@
-"""FastBERT branch classifiers (arXiv 2004.02178, section 3.1, "student classifiers").
+"""Branch classifiers after every layer: FastBERT's (arXiv 2004.02178, section 3.1, "student classifiers") and a
+[CLS]-only one.
 
-A branch reads the hidden states ``[batch, seq, hidden]`` after one Transformer
-layer: a narrowing dense layer to ``cls_hidden_size`` (tanh), self-attention with
-``cls_num_attention_heads`` heads, the [CLS] position, a pre-logits dense layer
-(tanh) and a logits layer, as in the paper's ``FastBERTClassifier``.
+A FastBERT branch (``kind="attention"``) reads the hidden states ``[batch, seq,
+hidden]`` after one Transformer layer: a narrowing dense layer to
+``cls_hidden_size`` (tanh), self-attention with ``cls_num_attention_heads`` heads,
+the [CLS] position, a pre-logits dense layer (tanh) and a logits layer, as in the
+paper's ``FastBERTClassifier``. A [CLS] branch (``kind="cls"``) reads the [CLS]
+hidden state alone: a dense layer to ``cls_hidden_size`` (tanh) and the logits, as
+the branches of DeeBERT (arXiv 2004.12993) and PABEE (arXiv 2006.04152) do (they
+reuse BERT's pooler shape); it costs a few operators and no per-token work, which
+at batch 1 is most of a FastBERT branch's time (README, "Performance").
 
 Where we differ: only the [CLS] position of the branch's self-attention is ever
 used, so we compute that one query (keys and values still cover every token).
@@ -21,7 +27,7 @@ import paddle.nn as nn
 
 from ..config import BranchConfig
 from ..errors import ConfigError
-from .backbone import self_attention
+from .backbone import dropout, self_attention
 
 
 class FastBERTClassifier(nn.Layer):
@@ -41,9 +47,31 @@ class FastBERTClassifier(nn.Layer):
         return self.logits(paddle.tanh(self.prelogits(cls[:, 0])))  # [batch, num_labels]
 
 
+class CLSClassifier(nn.Layer):
+    """One [CLS] branch: hidden states ``[batch, seq, hidden]`` (the mask is not needed) -> logits."""
+
+    def __init__(self, hidden_size: int, num_labels: int, config: BranchConfig = BranchConfig(kind="cls")):
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, config.cls_hidden_size)
+        self.dropout = nn.Dropout(config.dropout)
+        self.logits = nn.Linear(config.cls_hidden_size, num_labels)
+
+    def forward(self, hidden: paddle.Tensor, mask: paddle.Tensor) -> paddle.Tensor:
+        pooled = paddle.tanh(self.dense(hidden[:, 0]))  # [batch, c]
+        return self.logits(dropout(self.dropout, pooled))  # [batch, num_labels]
+
+
+def make_branch(hidden_size: int, num_labels: int, config: BranchConfig) -> nn.Layer:
+    """A branch of ``config.kind``."""
+    kind = {"attention": FastBERTClassifier, "cls": CLSClassifier}[config.kind]
+    return kind(hidden_size, num_labels, config)
+
+
 def branch_flops(hidden_size: int, num_labels: int, config: BranchConfig, tokens: int) -> int:
     """FLOPs (2 x multiply-accumulates) of one branch on one sample of ``tokens`` tokens."""
     c, t = config.cls_hidden_size, tokens
+    if config.kind == "cls":
+        return 2 * hidden_size * c + 2 * c * num_labels
     narrow = 2 * t * hidden_size * c
     keys_values = 2 * (2 * t * c * c)
     query_and_out = 2 * (2 * c * c)
@@ -67,7 +95,7 @@ class Branches(nn.Layer):
         self.config, self.shared, self.widths = config, shared, tuple(float(w) for w in widths)
         self.num_layers, self.hidden_size, self.num_labels = num_layers, hidden_size, num_labels
         keys = ["shared"] if shared else [self.key(w) for w in self.widths]
-        self.sets = nn.LayerDict({key: nn.LayerList([FastBERTClassifier(hidden_size, num_labels, config)
+        self.sets = nn.LayerDict({key: nn.LayerList([make_branch(hidden_size, num_labels, config)
                                                      for _ in range(num_layers - 1)]) for key in keys})
 
     @staticmethod
@@ -86,14 +114,20 @@ class Branches(nn.Layer):
     def describe(self) -> Dict[str, object]:
         """What is needed to build the same branches again (written to the stage directory)."""
         return {"num_layers": self.num_layers, "hidden_size": self.hidden_size, "num_labels": self.num_labels,
-                "widths": list(self.widths), "shared": self.shared,
+                "widths": list(self.widths), "shared": self.shared, "kind": self.config.kind,
                 "cls_hidden_size": self.config.cls_hidden_size,
                 "cls_num_attention_heads": self.config.cls_num_attention_heads, "dropout": self.config.dropout}
 
     @classmethod
     def from_description(cls, description: Dict[str, object]) -> "Branches":
-        config = BranchConfig(cls_hidden_size=description["cls_hidden_size"],
-                              cls_num_attention_heads=description["cls_num_attention_heads"],
-                              dropout=description["dropout"])
+        config = branch_config(description)
         return cls(description["num_layers"], description["hidden_size"], description["num_labels"], config,
                    widths=description["widths"], shared=description["shared"])
+
+
+def branch_config(description: Dict[str, object]) -> BranchConfig:
+    """The :class:`BranchConfig` of a branches description (``branches.json``, ``export.json``'s ``branch``)."""
+    return BranchConfig(kind=description.get("kind", "attention"),  # written before branch kinds: FastBERT's
+                        cls_hidden_size=description["cls_hidden_size"],
+                        cls_num_attention_heads=description["cls_num_attention_heads"],
+                        dropout=description["dropout"])

@@ -39,6 +39,7 @@ import numpy as np
 from .. import artifacts
 from ..config import BranchConfig
 from ..errors import ArtifactError, ConfigError, MissingFileError, summary
+from ..model.branches import branch_config
 from ..model.exit import sample_flops
 from ..model.flops import BertShape, model_flops
 from ..model.stage import versions
@@ -174,9 +175,7 @@ class ExportInfo:
             info = cls(directory=directory, width=float(raw["width"]), exit_loop=bool(raw["exit_loop"]),
                        num_layers=int(raw["num_layers"]), labels=tuple(str(x) for x in raw["labels"]),
                        max_seq_len=int(raw["max_seq_len"]), shape=BertShape(**raw["full_width_shape"]),
-                       branch=None if branch is None else BranchConfig(branch["cls_hidden_size"],
-                                                                       branch["cls_num_attention_heads"],
-                                                                       branch["dropout"]),
+                       branch=None if branch is None else branch_config(branch),
                        outputs=_program_names(raw, "outputs"), onnx_outputs=_program_names(raw, "onnx_outputs"),
                        inputs=tuple(raw.get("inputs", INPUTS[:3 if raw["exit_loop"] else 2])),
                        source=str(raw.get("source", "")))

@@ -20,7 +20,7 @@ import paddle
 import paddle.nn.functional as F
 
 from .. import artifacts, data, distributed
-from ..config import BranchConfig, DataConfig, PipelineConfig, SelfDistillConfig, TrainConfig, default
+from ..config import BRANCH_KINDS, BranchConfig, DataConfig, PipelineConfig, SelfDistillConfig, TrainConfig, default
 from ..errors import ConfigError
 from ..model.backbone import check_max_seq_len, load_classifier, save_classifier
 from ..model.branches import Branches
@@ -169,6 +169,9 @@ class DistillStage(Stage):
         parser.add_argument("--unlabeled", default=None,
                             help="raw text file, one example a line, added to the training texts")
         branch = BranchConfig()
+        parser.add_argument("--branch-kind", choices=list(BRANCH_KINDS), default=branch.kind,
+                            help="attention: FastBERT's branch; cls: the [CLS] state through a dense layer, cheaper "
+                                 f"(default {branch.kind})")
         parser.add_argument("--cls-hidden-size", type=int, default=branch.cls_hidden_size,
                             help=f"branch width (default {branch.cls_hidden_size})")
         parser.add_argument("--cls-num-attention-heads", type=int, default=branch.cls_num_attention_heads,
@@ -178,7 +181,7 @@ class DistillStage(Stage):
     def config_from_args(cls, args, data: DataConfig, train: TrainConfig) -> SelfDistillConfig:
         return SelfDistillConfig(
             output_dir=args.output, model_dir=args.model, data=data, train=train,
-            branch=BranchConfig(cls_hidden_size=args.cls_hidden_size,
+            branch=BranchConfig(kind=args.branch_kind, cls_hidden_size=args.cls_hidden_size,
                                 cls_num_attention_heads=args.cls_num_attention_heads),
             widths=tuple(args.widths) if args.widths else None, shared_branches=not args.per_width_branches,
             objective=args.objective, unlabeled_file=args.unlabeled)
