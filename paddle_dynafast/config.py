@@ -261,6 +261,36 @@ def normalize_speeds(speeds) -> Tuple[float, ...]:
     return speeds
 
 
+def normalize_patience(patience) -> Tuple[int, ...]:
+    """PABEE patiences sorted ascending, each a whole number >= 1, no repeats (may be empty)."""
+    values = tuple(sorted(patience))
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"patience {value!r} is not a whole number >= 1")
+    if len(set(values)) != len(values):
+        raise ConfigError(f"patience {list(values)} repeats a value")
+    return values
+
+
+@dataclass(frozen=True)
+class BootstrapConfig:
+    """The paired bootstrap behind every accuracy interval and the calibration's confidence
+    (:mod:`paddle_dynafast.analysis.stats`)."""
+
+    samples: int = 10000
+    """Resamples of the examples."""
+    seed: int = 0
+    """Seeds the resamples; every system compared on one split is scored on the same resamples."""
+    level: float = 0.95
+    """Coverage of the reported intervals (0.95: from the 2.5th to the 97.5th percentile)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.samples, int) or self.samples < 100:
+            raise ConfigError(f"bootstrap samples must be a whole number >= 100, got {self.samples!r}")
+        if not 0 < self.level < 1:
+            raise ConfigError(f"bootstrap level {self.level} is not in (0, 1)")
+
+
 @dataclass(frozen=True)
 class EvaluateConfig:
     """The accuracy x FLOPs x exit-layer grid of a model with branches, on one split."""
@@ -277,8 +307,13 @@ class EvaluateConfig:
     """Widths to measure; None: every width the model has branches for."""
     speeds: Tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(21))
     """Speeds to measure (the tables show 0, 0.1, 0.3, 0.5, 0.8 when present)."""
+    patience: Tuple[int, ...] = (1, 2, 3, 4)
+    """PABEE patiences measured beside the entropy grid (NumPy only) and compared with it at equal FLOPs;
+    () skips them. Patience t exits at the first layer whose prediction equals the t layers' before it."""
     batch_size: int = 64
     """Examples per forward pass."""
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    """The intervals of every accuracy difference against the full model."""
 
     def __post_init__(self) -> None:
         if self.split not in ("train", "dev", "test"):
@@ -286,8 +321,14 @@ class EvaluateConfig:
         if self.widths is not None:
             object.__setattr__(self, "widths", tuple(sorted((float(w) for w in self.widths), reverse=True)))
         object.__setattr__(self, "speeds", normalize_speeds(self.speeds))
+        object.__setattr__(self, "patience", normalize_patience(self.patience))
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+def check_confidence(confidence: Optional[float]) -> None:
+    if confidence is not None and not 0.5 <= confidence < 1:
+        raise ConfigError(f"confidence {confidence} is not in [0.5, 1) (or None for the raw dev drop)")
 
 
 @dataclass(frozen=True)
@@ -304,14 +345,21 @@ class CalibrateConfig:
     """Points of dev accuracy the adaptive model may lose against the full model (width 1.0, speed 0)."""
     min_flops_speedup: float = 3.0
     """The reverse budget: the best accuracy with at least this many times fewer FLOPs."""
+    confidence: Optional[float] = 0.9
+    """A point is within the accuracy budget when its dev drop stays within it with this probability under the
+    paired bootstrap (the drop's ``confidence``-quantile is at most ``max_accuracy_drop``); None: when its raw dev
+    drop is (the rule before issue #13)."""
     speeds: Tuple[float, ...] = tuple(round(0.01 * i, 2) for i in range(101))
     """Speeds to search."""
     batch_size: int = 64
     """Examples per forward pass."""
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    """The resamples behind ``confidence`` and the reported intervals."""
 
     def __post_init__(self) -> None:
         if self.max_accuracy_drop < 0:
             raise ConfigError(f"max_accuracy_drop must be >= 0 points, got {self.max_accuracy_drop}")
+        check_confidence(self.confidence)
         if self.min_flops_speedup < 1:
             raise ConfigError(f"min_flops_speedup must be >= 1, got {self.min_flops_speedup}")
         object.__setattr__(self, "speeds", normalize_speeds(self.speeds))
@@ -357,6 +405,8 @@ class PipelineConfig:
     """Calibration budget in dev accuracy points."""
     min_flops_speedup: float = default(CalibrateConfig, "min_flops_speedup")
     """Reverse calibration budget."""
+    confidence: Optional[float] = default(CalibrateConfig, "confidence")
+    """Probability with which the calibrated point's dev drop stays within the budget (None: the raw drop)."""
     bench_samples: int = 100
     """Texts timed at batch 1 for the summary's latency (0 skips the timing)."""
 
@@ -366,6 +416,7 @@ class PipelineConfig:
             raise ConfigError(f"max_accuracy_drop must be >= 0 points, got {self.max_accuracy_drop}")
         if self.min_flops_speedup < 1:
             raise ConfigError(f"min_flops_speedup must be >= 1, got {self.min_flops_speedup}")
+        check_confidence(self.confidence)
         if self.bench_samples < 0:
             raise ConfigError(f"bench_samples must be >= 0, got {self.bench_samples}")
 
@@ -389,4 +440,5 @@ def from_dict(cls: Type[T], data: dict) -> T:
     return cls(**kwargs)
 
 
-_NESTED = {"DataConfig": DataConfig, "TrainConfig": TrainConfig, "ModelSize": ModelSize, "BranchConfig": BranchConfig}
+_NESTED = {"DataConfig": DataConfig, "TrainConfig": TrainConfig, "ModelSize": ModelSize, "BranchConfig": BranchConfig,
+           "BootstrapConfig": BootstrapConfig}

@@ -64,27 +64,41 @@ def resample_indices(examples: int, samples: int, seed: int) -> Iterator[np.ndar
         yield rng.integers(0, examples, size=(min(CHUNK, samples - start), examples))
 
 
-def bootstrap_differences(correct, reference, samples: int = 10000, seed: int = 0) -> np.ndarray:
-    """``accuracy(system) - accuracy(reference)`` on each bootstrap resample of the examples.
+def bootstrap_accuracies(correct, samples: int = 10000, seed: int = 0) -> np.ndarray:
+    """The accuracy of every system on each bootstrap resample of the examples.
 
     ``correct`` is ``[examples]`` or ``[examples, systems]`` (1 where a system is
-    right), ``reference`` ``[examples]``. Returns ``[samples]`` or ``[samples, systems]``
-    (fractions, not points), every system scored on the same resamples.
+    right). Returns ``[samples]`` or ``[samples, systems]`` (fractions), every
+    system scored on the same resamples, so that the difference of any two
+    columns is their paired bootstrap difference.
     """
     correct = _correct(correct, "correct")
-    reference = _correct(reference, "reference")
-    if reference.ndim != 1 or len(reference) != len(correct):
-        raise ValueError(f"correct has {len(correct)} examples, reference {reference.shape}: they must match")
     _check(samples, 0.5)
     single = correct.ndim == 1
-    d = correct.reshape(len(correct), -1) - reference[:, None]  # [examples, systems], each -1, 0 or 1
-    n = len(d)
+    c = correct.reshape(len(correct), -1)  # [examples, systems]
+    n = len(c)
     out = []
     for idx in resample_indices(n, samples, seed):
         rows = len(idx)
         counts = np.bincount((idx + n * np.arange(rows)[:, None]).ravel(), minlength=rows * n).reshape(rows, n)
-        out.append(counts @ d / n)  # [rows, systems]: the mean of d over each resample
-    diffs = np.concatenate(out)
+        out.append(counts @ c / n)  # [rows, systems]: each system's accuracy on each resample
+    accuracies = np.concatenate(out)
+    return accuracies[:, 0] if single else accuracies
+
+
+def bootstrap_differences(correct, reference, samples: int = 10000, seed: int = 0) -> np.ndarray:
+    """``accuracy(system) - accuracy(reference)`` on each bootstrap resample of the examples.
+
+    ``correct`` is ``[examples]`` or ``[examples, systems]``, ``reference``
+    ``[examples]``. Returns ``[samples]`` or ``[samples, systems]`` (fractions, not
+    points), every system scored on the same resamples as the reference.
+    """
+    correct, reference = _correct(correct, "correct"), _correct(reference, "reference")
+    if reference.ndim != 1 or len(reference) != len(correct):
+        raise ValueError(f"correct has {len(correct)} examples, reference {reference.shape}: they must match")
+    single = correct.ndim == 1
+    both = bootstrap_accuracies(np.column_stack([reference, correct.reshape(len(correct), -1)]), samples, seed)
+    diffs = both[:, 1:] - both[:, :1]
     return diffs[:, 0] if single else diffs
 
 
