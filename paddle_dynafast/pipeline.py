@@ -95,7 +95,7 @@ def run_pipeline(config: PipelineConfig, logdir: Optional[str] = None) -> Pipeli
 
         calibrate_config = CalibrateConfig(model_dir=str(final), output_dir=str(dirs["calibrate"]), data=config.data,
                                            max_accuracy_drop=config.max_accuracy_drop,
-                                           min_flops_speedup=config.min_flops_speedup)
+                                           min_flops_speedup=config.min_flops_speedup, confidence=config.confidence)
         calibration_file = dirs["calibrate"] / "calibration.json"
         step("calibrate", lambda: (artifacts.read_json(calibration_file)
                                    if artifacts.written_with(calibration_file, to_dict(calibrate_config))
