@@ -173,6 +173,27 @@ class BranchConfig:
             raise ConfigError(f"dropout {self.dropout} is not in [0, 1)")
 
 
+@dataclass(frozen=True)
+class AugmentConfig:
+    """More distillation data, as TinyBERT and DynaBERT make it: word substitution from the teacher's own
+    word-embedding neighbours (:mod:`paddle_dynafast.train.augment`). Augmented copies carry no label."""
+
+    copies: int = 0
+    """Augmented copies of every training text, added to the originals; 0 turns augmentation off."""
+    probability: float = 0.4
+    """Chance that each replaceable word is replaced (TinyBERT's p_t)."""
+    neighbours: int = 15
+    """A replaced word becomes one of its this many nearest wordpieces by cosine (TinyBERT's K)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.copies, bool) or not isinstance(self.copies, int) or self.copies < 0:
+            raise ConfigError(f"augment copies must be a whole number >= 0, got {self.copies!r}")
+        if not 0 < self.probability <= 1:
+            raise ConfigError(f"augment probability {self.probability} is not in (0, 1]")
+        if isinstance(self.neighbours, bool) or not isinstance(self.neighbours, int) or self.neighbours < 1:
+            raise ConfigError(f"augment neighbours must be a whole number >= 1, got {self.neighbours!r}")
+
+
 def normalize_widths(widths) -> Tuple[float, ...]:
     """Widths sorted largest first; each in (0, 1], no repeats, 1.0 (the teacher's width) included."""
     widths = tuple(sorted((float(w) for w in widths), reverse=True))
@@ -206,6 +227,10 @@ class SupernetConfig:
     """Weight of the soft cross-entropy against the teacher's logits."""
     importance_examples: int = 512
     """Training examples held out of supernet training to score heads and neurons."""
+    unlabeled_file: Optional[str] = None
+    """Raw text, one example a line, distilled from the teacher besides the training split (no labels needed)."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Augmented copies of the training texts (off by default)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", normalize_widths(self.widths))
@@ -237,17 +262,32 @@ class SelfDistillConfig:
     or better at 53 of 76 (width, speed) points at equal FLOPs, with a quarter of the parameters (docs/results.md)."""
     objective: str = "distill"
     """'distill': KL(branch || final classifier) with no labels (FastBERT); 'labels': cross-entropy to the gold
-    labels (the paper's ablation)."""
+    labels (the paper's ablation); 'mix': mix_alpha x KL + (1 - mix_alpha) x cross-entropy to the labels (on the
+    labelled rows)."""
+    mix_alpha: float = 0.5
+    """Weight of the KL term of 'mix'."""
+    temperature: float = 1.0
+    """Temperature of the KL term ('distill' and 'mix'), T^2 KL(softmax(b / T) || softmax(f / T)); FastBERT uses 1."""
     unlabeled_file: Optional[str] = None
     """Raw text, one example a line, used for distillation besides the training split."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Augmented copies of the training texts (off by default; not with 'labels')."""
 
     def __post_init__(self) -> None:
         if self.widths is not None:
             object.__setattr__(self, "widths", normalize_widths(self.widths))
-        if self.objective not in ("distill", "labels"):
-            raise ConfigError(f"objective {self.objective!r} is not 'distill' or 'labels'")
+        if self.objective not in ("distill", "labels", "mix"):
+            raise ConfigError(f"objective {self.objective!r} is not 'distill', 'labels' or 'mix'")
         if self.objective == "labels" and self.unlabeled_file is not None:
             raise ConfigError("objective 'labels' cannot use an unlabeled_file")
+        if self.objective == "labels" and self.augment.copies:
+            raise ConfigError("objective 'labels' cannot use augmented copies: they carry no label")
+        if not 0 <= self.mix_alpha <= 1:
+            raise ConfigError(f"mix_alpha {self.mix_alpha} is not in [0, 1]")
+        if not self.temperature > 0:
+            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if self.objective == "labels" and self.temperature != 1.0:
+            raise ConfigError(f"temperature {self.temperature} has no effect with objective 'labels' (no KL term)")
 
 
 def normalize_speeds(speeds) -> Tuple[float, ...]:
@@ -441,4 +481,4 @@ def from_dict(cls: Type[T], data: dict) -> T:
 
 
 _NESTED = {"DataConfig": DataConfig, "TrainConfig": TrainConfig, "ModelSize": ModelSize, "BranchConfig": BranchConfig,
-           "BootstrapConfig": BootstrapConfig}
+           "BootstrapConfig": BootstrapConfig, "AugmentConfig": AugmentConfig}

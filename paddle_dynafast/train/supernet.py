@@ -19,7 +19,16 @@ Where we differ from the tutorial and PaddleNLP's ``trainer_compress``:
 * ``utils.set_state_dict`` only logs weights it could not fill;
   :func:`convert_to_supernet` checks that every weight arrived;
 * PaddleSlim 2.6.0's ``SuperEmbedding``/``SuperLayerNorm`` constructors and
-  ``SuperLayerNorm.forward`` are fixed by :mod:`paddle_dynafast.train.compat`.
+  ``SuperLayerNorm.forward`` are fixed by :mod:`paddle_dynafast.train.compat`;
+* the tutorial calls ``ofa.set_epoch(epoch)`` every epoch; we do not, because in
+  PaddleSlim 2.6.0 it only sets ``OFA.epoch``, which ``OFA`` reads in
+  ``_progressive_shrinking`` alone, and that runs only when no ``net_config`` is
+  set and ``set_task`` was not called; we call ``set_task("width")`` and set
+  every width's ``net_config`` before each forward, as the tutorial does, so
+  the epoch never matters (tested: the training step never consults it);
+* the supernet's loss needs no labels, so raw text (``unlabeled_file``) and
+  augmented copies of the training texts (:mod:`paddle_dynafast.train.augment`)
+  can be added to its training data, as TinyBERT's augmented data is in DynaBERT.
 
 PaddleSlim itself is imported inside the functions that build a supernet, not at
 the top: the command line builds its parser from every stage, and its
@@ -51,6 +60,7 @@ from ..model.narrow import (NarrowBertForSequenceClassification, check_widths, c
                             plain_state)
 from ..model.predict import accuracy, predict, predict_logits
 from . import compat
+from .augment import add_augment_arguments, augment_features, augment_from_args
 from .importance import Importance, compute_importance, reorder
 from .losses import soft_cross_entropy
 from .loop import LoopState
@@ -196,9 +206,13 @@ class SupernetStage(Stage):
         labels = teacher_labels(config.teacher_dir, splits["train"], self.teacher.config.num_labels)
         train_examples, scoring_examples = data.hold_out(splits["train"], config.importance_examples,
                                                          config.train.seed)
+        if config.unlabeled_file is not None:  # distillation needs no labels
+            train_examples = train_examples + data.read_texts(config.unlabeled_file)
         splits = {**splits, "train": train_examples, "importance": scoring_examples}
         self.features = {split: data.encode(examples, self.tokenizer, config.data.max_seq_len, labels)
                          for split, examples in splits.items()}
+        self.features["train"] += augment_features(self.features["train"], self.teacher, self.tokenizer,
+                                                   config.augment, config.train.seed)
         self.gold = {split: [f.label for f in self.features[split]] for split in self.features}
         return {"labels": labels, "num_examples": {split: len(f) for split, f in self.features.items()},
                 "dev_fingerprint": data.fingerprint(splits["dev"])}
@@ -253,12 +267,17 @@ class SupernetStage(Stage):
         value = default(SupernetConfig, "importance_examples")
         parser.add_argument("--importance-examples", type=int, default=value,
                             help=f"training examples held out to score heads and neurons (default {value})")
+        parser.add_argument("--unlabeled", default=None,
+                            help="raw text file, one example a line, distilled from the teacher besides the "
+                                 "training texts (no labels needed)")
+        add_augment_arguments(parser)
 
     @classmethod
     def config_from_args(cls, args, data: DataConfig, train: TrainConfig) -> SupernetConfig:
         return SupernetConfig(output_dir=args.output, teacher_dir=args.model, data=data, train=train,
                               widths=tuple(args.widths), lambda_distill=args.lambda_distill,
-                              lambda_logit=args.lambda_logit, importance_examples=args.importance_examples)
+                              lambda_logit=args.lambda_logit, importance_examples=args.importance_examples,
+                              unlabeled_file=args.unlabeled, augment=augment_from_args(args))
 
     @classmethod
     def config_from_pipeline(cls, pipeline: PipelineConfig, model_dir: Optional[str], output_dir: str):
