@@ -98,6 +98,10 @@ def test_supernet_stage(tmp_path, tiny_teacher):
     assert report["0.5"]["heads_per_layer"] == 2 and report["0.25"]["neurons_per_layer"] == 9
     assert report["1.0"]["dev_mean_flops"] > report["0.5"]["dev_mean_flops"] > report["0.25"]["dev_mean_flops"]
     assert report["1.0"]["parameters"] == report["teacher"]["parameters"]
+    for width in ("1.0", "0.25"):
+        paired = report[width]["test_vs_teacher"]
+        assert paired["delta"] == pytest.approx(report[width]["test_accuracy"] - report["teacher"]["test_accuracy"])
+        assert paired["low"] <= paired["delta"] <= paired["high"] and 0 < paired["mcnemar_p"] <= 1
     assert result.metrics["train_steps"] == 11  # (200 - 32 held out) / 16
     stage = json.loads((out / "stage.json").read_text())
     assert stage["complete"] and stage["num_examples"]["importance"] == 32 and stage["config"]["widths"] == list(WIDTHS)

@@ -52,13 +52,14 @@ import paddle.nn as nn
 from paddlenlp.transformers import BertForSequenceClassification
 
 from .. import artifacts, data, distributed
-from ..config import DataConfig, PipelineConfig, SupernetConfig, TrainConfig, default
+from ..config import BootstrapConfig, DataConfig, PipelineConfig, SupernetConfig, TrainConfig, default
 from ..errors import CheckpointError
 from ..model.backbone import assign_weights, build_classifier, head_mask_forward, load_classifier, save_classifier
 from ..model.flops import BertShape, model_flops
 from ..model.narrow import (NarrowBertForSequenceClassification, check_widths, count_parameters, extract_submodel,
                             plain_state)
 from ..model.predict import accuracy, predict, predict_logits
+from ..analysis import stats
 from . import compat
 from .augment import add_augment_arguments, augment_features, augment_from_args
 from .importance import Importance, compute_importance, reorder
@@ -142,12 +143,22 @@ def supernet_logits(ofa, batch: Dict[str, paddle.Tensor]) -> paddle.Tensor:
 
 def evaluate_widths(ofa, widths: Iterable[float], loader, labels: Sequence[int]) -> Dict[str, float]:
     """Accuracy of the supernet at every width, keyed ``"1.0"``, ``"0.5"``..."""
-    results = {}
+    return {str(width): accuracy(width_logits(ofa, width, loader), labels) for width in widths}
+
+
+def width_logits(ofa, width: float, loader) -> np.ndarray:
+    """The supernet's logits ``[examples, num_labels]`` at ``width`` over ``loader``, in dataset order."""
     ofa.model.eval()
-    for width in widths:
-        ofa.set_net_config(width_config(ofa, width))
-        results[str(width)] = accuracy(predict(lambda batch: supernet_logits(ofa, batch), loader), labels)
-    return results
+    ofa.set_net_config(width_config(ofa, width))
+    return predict(lambda batch: supernet_logits(ofa, batch), loader)
+
+
+def paired_against(correct: np.ndarray, reference: np.ndarray, bootstrap: BootstrapConfig = BootstrapConfig()) -> Dict:
+    """``accuracy(correct) - accuracy(reference)`` on the same examples, its paired-bootstrap interval and McNemar's
+    p (:mod:`paddle_dynafast.analysis.stats`, pure NumPy)."""
+    interval = stats.paired_bootstrap(correct, reference, bootstrap.samples, bootstrap.seed, bootstrap.level)
+    return {"delta": interval.difference, "low": interval.low, "high": interval.high,
+            "mcnemar_p": stats.mcnemar(correct, reference).p_value}
 
 
 # ----------------------------------------------------------------------------- stage 2
@@ -184,7 +195,9 @@ class SupernetStage(Stage):
     width-1.0 model), ``importance.json``, one ``width-W/`` sub-model directory per
     narrower width (:class:`NarrowBertForSequenceClassification`), ``stage.json``
     and ``metrics.json`` (dev accuracy per width each epoch; at the end dev and
-    test accuracy, parameters and analytic FLOPs per width, next to the teacher's).
+    test accuracy, parameters and analytic FLOPs per width, next to the teacher's,
+    and each width's difference to the teacher with its paired-bootstrap 95 %
+    interval and McNemar's p, ``dev_vs_teacher`` / ``test_vs_teacher``).
     """
 
     name = "supernet"
@@ -333,11 +346,16 @@ def _final_report(output_dir, widths, teacher, tokenizer, loaders, gold, feature
     ofa = make_ofa(convert_to_supernet(best, widths))
     splits = [s for s in ("dev", "test") if s in loaders]
     tokens = {s: [len(f.input_ids) for f in features[s]] for s in splits}
-    report = {"teacher": {f"{s}_accuracy": accuracy(predict_logits(teacher, loaders[s]), gold[s]) for s in splits}}
+    teacher_correct = {s: predict_logits(teacher, loaders[s]).argmax(-1) == np.asarray(gold[s]) for s in splits}
+    report = {"teacher": {f"{s}_accuracy": float(teacher_correct[s].mean()) for s in splits}}
     report["teacher"]["parameters"] = count_parameters(teacher)
     with head_mask_forward(ofa.model):
         for width in widths:
-            row = {f"{s}_accuracy": evaluate_widths(ofa, [width], loaders[s], gold[s])[str(width)] for s in splits}
+            row = {}
+            for s in splits:
+                correct = width_logits(ofa, width, loaders[s]).argmax(-1) == np.asarray(gold[s])
+                row[f"{s}_accuracy"] = float(correct.mean())
+                row[f"{s}_vs_teacher"] = paired_against(correct, teacher_correct[s])
             sub = best if width == 1.0 else extract_submodel(best, best.config, width)
             if width != 1.0:
                 directory = output_dir / f"width-{width}"
