@@ -130,12 +130,17 @@ def operating_points(calibration: Dict) -> List[Dict]:
     return out
 
 
+def _points(fraction: float) -> str:
+    """A fraction in points with two decimals, never ``-0.00``."""
+    return f"{round(100 * fraction, 2) + 0.0:.2f}"
+
+
 def _drop(point) -> str:
     """``0.34 [-0.11, 0.80]``: the drop (full model minus this point) and its interval, in points."""
     get = point.get if isinstance(point, dict) else lambda k: getattr(point, k)
     if get("delta") is None:
         return ""
-    return f"{-100 * get('delta'):.2f} [{-100 * get('delta_high'):.2f}, {-100 * get('delta_low'):.2f}]"
+    return f"{_points(-get('delta'))} [{_points(-get('delta_high'))}, {_points(-get('delta_low'))}]"
 
 
 def markdown(calibration: Dict, test_points: Dict[tuple, GridPoint] | None = None) -> str:
@@ -160,7 +165,7 @@ def markdown(calibration: Dict, test_points: Dict[tuple, GridPoint] | None = Non
         if p is None:
             lines.append(f"| {name} | none | | | | | | | | | | |")
             continue
-        promised = "" if p.get("promised_drop") is None else f"{100 * p['promised_drop']:.2f}"
+        promised = "" if p.get("promised_drop") is None else _points(p["promised_drop"])
         test = (test_points or {}).get((p["width"], p["speed"]))
         if test is None:
             test_cells = " | | | | "
