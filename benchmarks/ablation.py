@@ -11,7 +11,7 @@ are skipped, so an interrupted ablation continues where it stopped; `--plan` pri
 their time without training anything.
 
     .venv/bin/python benchmarks/ablation.py --teacher runs/sst2/teacher --data ../shared/data/sst2 \\
-        --output runs/sst2-ablation --seeds 42 43 44 --plan
+        --output runs/sst2-ablation --seeds 42 43 44 --adopt-baseline runs/sst2 --plan
     .venv/bin/python benchmarks/ablation.py --teacher runs/sst2/teacher --data ../shared/data/sst2 \\
         --output runs/sst2-ablation --seeds 42 43 44 --levers baseline logit-0.1 supernet-augment branches-mix
     .venv/bin/python benchmarks/ablation.py --teacher runs/sst2/teacher --data ../shared/data/sst2 \\
@@ -239,6 +239,46 @@ def operating_points(setup: Setup, distill_dir: str, out: Path, speeds=None) -> 
     return result
 
 
+def teacher_correct(setup: Setup, split: str) -> np.ndarray:
+    """The teacher's per-example correctness on ``split`` (one pass, kept in OUTPUT/teacher-SPLIT.npy)."""
+    from paddle_dynafast import data
+    from paddle_dynafast.model.backbone import load_classifier
+    from paddle_dynafast.model.predict import predict_logits
+    from paddle_dynafast.model.stage import StageInfo
+
+    path = setup.output / f"teacher-{split}.npy"
+    if not path.is_file():
+        loaded = load_classifier(setup.teacher)
+        labels = StageInfo.read(setup.teacher).labels_or_numbers(loaded.model.config.num_labels)
+        features = data.encode(data.load_splits(setup.data)[split], loaded.tokenizer, setup.data.max_seq_len, labels)
+        loader = data.make_loader(features, loaded.tokenizer.pad_token_id, 64, shuffle=False)
+        correct = predict_logits(loaded.model, loader).argmax(-1) == np.array([f.label for f in features])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, correct)
+    return np.load(path)
+
+
+def widths_against_teacher(setup: Setup, out: Path) -> Dict[str, Dict]:
+    """Every width's final classifier (the supernet at that width) against the teacher on dev and test, from the
+    evaluation's saved probabilities: accuracy, paired interval, McNemar."""
+    from paddle_dynafast.analysis.evaluate import PROBS_FILE, SplitProbabilities
+
+    result: Dict[str, Dict] = {}
+    for split in ("dev", "test"):
+        probs = SplitProbabilities.load(out / split / PROBS_FILE)
+        teacher = teacher_correct(setup, split)
+        if len(teacher) != len(probs.gold):
+            raise SystemExit(f"the teacher was measured on {len(teacher)} {split} examples, the model on "
+                             f"{len(probs.gold)}: remove {setup.output}/teacher-{split}.npy")
+        result.setdefault("teacher", {})[f"{split}_accuracy"] = float(teacher.mean())
+        for width, p in probs.probs.items():
+            correct = p[:, -1].argmax(-1) == probs.gold
+            row = result.setdefault(str(width), {})
+            row[f"{split}_accuracy"] = float(correct.mean())
+            row[f"{split}_vs_teacher"] = _paired(correct, teacher, setup.bootstrap)
+    return result
+
+
 def correct_at(out: Path, split: str, width: float, speed: float) -> np.ndarray:
     """Per-example correctness of one (width, speed) point, re-simulated from the saved probabilities."""
     from paddle_dynafast.analysis.evaluate import PROBS_FILE, SplitProbabilities
@@ -247,6 +287,51 @@ def correct_at(out: Path, split: str, width: float, speed: float) -> np.ndarray:
     probs = SplitProbabilities.load(out / split / PROBS_FILE)
     p, _, _ = simulate_exits(probs.probs[width], speed)
     return p.argmax(-1) == probs.gold
+
+
+def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for key, value in d.items():
+        out.update(_flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+ADOPT_IGNORED = ("output_dir", "teacher_dir", "model_dir", "data.data_dir")
+"""Paths that may differ between an adopted run and the ablation's baseline (the examples are checked instead)."""
+
+
+def adopt_baseline(setup: Setup, run: Path, seeds: Sequence[int], table: Dict[str, Lever]) -> List[str]:
+    """Copy a finished pipeline run's supernet and branches (``RUN/supernet``, ``RUN/dynafast``) as the baseline of
+    the seed whose configuration they were made with, paths aside, so the baseline is not trained twice; the
+    copies' stage.json point at their new places. ``RUN`` is only read. Returns what was adopted."""
+    import shutil
+
+    from paddle_dynafast import artifacts, data
+    from paddle_dynafast.config import to_dict
+    from paddle_dynafast.model.stage import STAGE_FILE, StageInfo, normalize_config
+
+    dev = data.fingerprint(data.load_splits(setup.data)["dev"])
+    adopted = []
+    for seed in seeds:
+        for source, config in zip((run / "supernet", run / "dynafast"), configs(setup, "baseline", table["baseline"],
+                                                                              seed, table)):
+            info = StageInfo.read(source)
+            target = Path(config.output_dir)
+            if not info.complete or StageInfo.read(target).complete:
+                continue
+            theirs = _flatten(normalize_config(info.config, type(config)))
+            mine = _flatten(to_dict(config))
+            differ = sorted(k for k in set(theirs) | set(mine) if theirs.get(k) != mine.get(k) and k not in ADOPT_IGNORED)
+            fingerprint = artifacts.read_json(source / STAGE_FILE).get("dev_fingerprint")
+            if differ or fingerprint != dev:
+                continue
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("checkpoint"), dirs_exist_ok=True)
+            stage = artifacts.read_json(target / STAGE_FILE)
+            stage["config"] = {**stage["config"], **{k: v for k, v in to_dict(config).items()
+                                                     if k in ("output_dir", "teacher_dir", "model_dir", "data")}}
+            artifacts.write_json(target / STAGE_FILE, stage)
+            adopted.append(f"{source} -> {target}")
+    return adopted
 
 
 def measure(setup: Setup, name: str, seed: int, table: Dict[str, Lever], speeds=None, calibrate_speeds=None) -> Dict:
@@ -263,10 +348,10 @@ def measure(setup: Setup, name: str, seed: int, table: Dict[str, Lever], speeds=
     out = setup.output / f"seed-{seed}" / f"evaluation-{name}"
     grids = evaluate(setup, distill_config.output_dir, out, speeds)
     points = operating_points(setup, distill_config.output_dir, out, calibrate_speeds)
-    widths = {w: {k: row.get(k) for k in ("dev_accuracy", "test_accuracy", "dev_vs_teacher", "test_vs_teacher")}
-              for w, row in supernet["widths"].items() if w != "teacher"}
+    widths = widths_against_teacher(setup, out)
+    teacher = widths.pop("teacher")
     patience = grids["test"].get("patience_vs_entropy", {})
-    row = {"lever": name, "seed": seed, "what": lever.what, "teacher": supernet["widths"]["teacher"],
+    row = {"lever": name, "seed": seed, "what": lever.what, "teacher": teacher,
            "widths": widths, "points": points, "patience_vs_entropy_test": patience,
            "full_model": {s: next(p for p in grids[s]["points"] if p["width"] == 1.0 and p["speed"] == 0.0)
                           for s in grids},
@@ -416,6 +501,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         help=f"levers to run, 'a+b' combines (default: {' '.join(DEFAULT_LEVERS)})")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42], help="training seeds (default 42)")
     parser.add_argument("--unlabeled", default=None, help="raw text for the supernet-unlabeled lever")
+    parser.add_argument("--adopt-baseline", default=None, metavar="RUN",
+                        help="a finished pipeline run (RUN/supernet, RUN/dynafast) made with the defaults: copied as "
+                             "the baseline of the seed it was trained with instead of training it again")
     parser.add_argument("--max-seq-len", type=int, default=None, help="default: the teacher's")
     parser.add_argument("--max-examples", type=int, default=None, help="the first N examples of each split")
     parser.add_argument("--bootstrap-samples", type=int, default=None, help="default 10000 (1000 with --quick)")
@@ -442,6 +530,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     samples = args.bootstrap_samples or (1000 if args.quick else 10000)
     setup = Setup(teacher=args.teacher, data=data, output=Path(args.output), quick=args.quick,
                   bootstrap=BootstrapConfig(samples=samples))
+    if args.adopt_baseline:
+        adopted = adopt_baseline(setup, Path(args.adopt_baseline), args.seeds, table)
+        print("adopted: " + ("; ".join(adopted) if adopted else f"nothing ({args.adopt_baseline} does not match the "
+                                                                  "baseline of any seed, or it is already there)"))
     if args.plan:
         print("\n".join(plan(setup, names, args.seeds, table)))
         return

@@ -57,3 +57,16 @@ def test_quick_ablation_on_the_tiny_teacher(tmp_path, toy_data, tiny_teacher_dir
     ablation.main(common + ["--plan"])  # everything is trained now
     planned = capsys.readouterr().out
     assert planned.count(" done") == 5 and "training still to do: ~0.0 h" in planned
+    # a finished run made with the baseline's configuration elsewhere is adopted as a seed's baseline, not retrained
+    import shutil
+
+    run = tmp_path / "pipeline-run"
+    shutil.copytree(Path(rows["baseline"]["paths"]["supernet"]), run / "supernet")
+    shutil.copytree(Path(rows["baseline"]["paths"]["distill"]), run / "dynafast")
+    other = [a if a != str(out) else str(tmp_path / "other") for a in common]
+    ablation.main(other + ["--plan", "--seeds", "3", "4", "--adopt-baseline", str(run)])
+    planned = capsys.readouterr().out
+    assert planned.count("adopted: ") == 1 and planned.count(" -> ") == 2
+    assert "seed 3 supernet supernet-baseline" in planned and planned.count(" done") == 2  # seed 3's baseline only
+    stage = json.loads((tmp_path / "other" / "seed-3" / "dynafast-baseline" / "stage.json").read_text())
+    assert stage["config"]["model_dir"] == str(tmp_path / "other" / "seed-3" / "supernet-baseline")
