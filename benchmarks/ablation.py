@@ -34,10 +34,10 @@ DEFAULT_LEVERS = ("baseline", "logit-0.1", "supernet-6-epochs", "supernet-augmen
                   "branches-mix", "branches-t2", "branches-augment", "branches-256")
 """What `--levers` defaults to (supernet-unlabeled needs --unlabeled; supernet-augment-3-epochs is long)."""
 
-SECONDS_PER_STEP = {"supernet": 5.5, "distill": 1.28}
+SECONDS_PER_STEP = {"supernet": 5.54, "distill": 1.19}
 """Training seconds per step on SST-2 (MiniLM, batch 32, max 64 tokens, 2 cores), from docs/results.md: the supernet
 3340 s for 603 steps (four widths a step; partly shared with other jobs, so an upper bound), the branches 774 s for
-603 steps. --plan uses the baseline's own measurement instead once it exists."""
+651 steps. --plan uses the baseline's own measurement instead once it exists."""
 
 
 @dataclass(frozen=True)
