@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "--max-accuracy-drop 0.5 --output runs/calibration")
     _eval_args(p, CalibrateConfig)
     _budget_args(p)
+    p.add_argument("--resplits", type=int, default=default(CalibrateConfig, "resplits"),
+                   help="also re-split dev+test at random N times and report how often the budget held on the part "
+                        "not chosen on (NumPy only; default 0: skipped)")
     p.set_defaults(run=_run_calibrate)
 
     p = sub.add_parser("export", help="write a Paddle Inference model, exit loop inside",
@@ -273,7 +276,7 @@ def _run_calibrate(args) -> int:
     config = CalibrateConfig(model_dir=args.model, output_dir=args.output, data=_trained_data_config(args),
                              max_accuracy_drop=args.max_accuracy_drop, min_flops_speedup=args.min_flops_speedup,
                              confidence=args.confidence, batch_size=args.batch_size,
-                             bootstrap=BootstrapConfig(samples=args.bootstrap_samples))
+                             bootstrap=BootstrapConfig(samples=args.bootstrap_samples), resplits=args.resplits)
     run_calibration(config)
     print((Path(args.output) / "calibration.md").read_text(encoding="utf-8"), end="")
     print(f"-> {args.output}/calibration.{{json,md}}")

@@ -44,13 +44,14 @@ def test_quick_ablation_on_the_tiny_teacher(tmp_path, toy_data, tiny_teacher_dir
     assert stage["num_examples"]["train"] == 3 * (160 - 32)  # two augmented copies of each text
     for row in rows.values():
         assert row["widths"]["0.5"]["dev_vs_teacher"]["low"] <= row["widths"]["0.5"]["dev_vs_teacher"]["delta"]
-        assert set(row["points"]) == {"budget", "3x", "5x"}
+        assert set(row["points"]) == {"budget", "3x", "5x"} and row["resplits"]["repeats"] == 3
     mix = rows["branches-mix"]["vs_baseline_test"]
     # the same supernet: at speed 0 (no early exit) the lever and the baseline are the same model
     assert mix["paired"]["0.5@0"] == {"delta": 0.0, "low": 0.0, "high": 0.0, "mcnemar_p": 1.0}
     text = (out / "ablation.md").read_text()
     for heading in ("Width: the supernet against the teacher", "Operating points chosen on dev",
-                    "Against the baseline of the same seed", "PABEE patience against entropy", "Training time"):
+                    "Against the baseline of the same seed", "PABEE patience against entropy", "Training time",
+                    "The budget's promise on re-split examples"):
         assert heading in text
     assert "| branches-mix | 3 |" in text
     capsys.readouterr()
