@@ -8,5 +8,5 @@ setup(
     packages=find_packages(include=["paddle_dynafast", "paddle_dynafast.*"]),
     python_requires=">=3.10",
     install_requires=["paddlepaddle>=3.0", "paddlenlp==2.8.1", "paddleslim==2.6.0", "safetensors", "numpy<2", "tqdm"],
-    entry_points={"console_scripts": ["paddle-dynafast=paddle_dynafast.cli:main"]},
+    entry_points={"console_scripts": ["paddle-dynafast=paddle_dynafast.console:main"]},
 )

@@ -119,6 +119,8 @@ class Setup:
     output: Path
     quick: bool
     bootstrap: Any  # BootstrapConfig
+    trust_pickle: bool = False
+    """Read pickled weights (``.pdparams``) of runs made by an earlier version (the teacher, an adopted baseline)."""
 
 
 def configs(setup: Setup, name: str, lever: Lever, seed: int, table: Dict[str, Lever]):
@@ -203,7 +205,7 @@ def evaluate(setup: Setup, distill_dir: str, out: Path, speeds=None) -> Dict[str
                                 bootstrap=setup.bootstrap, **kwargs)
         path = out / split / "evaluation.json"
         if not artifacts.written_with(path, to_dict(config)):
-            run_evaluation(config)
+            run_evaluation(config, overwrite=True, trust_pickle=setup.trust_pickle)
         grids[split] = artifacts.read_json(path)
     return grids
 
@@ -219,7 +221,7 @@ def resplits(setup: Setup, distill_dir: str, out: Path, repeats: int, speeds=Non
 
     if not repeats:
         return None
-    model = DynaFastModel.load(distill_dir)
+    model = DynaFastModel.load(distill_dir, trust_pickle=setup.trust_pickle)
     config = CalibrateConfig(model_dir=distill_dir, output_dir=str(out), data=setup.data, max_accuracy_drop=0.5,
                              confidence=0.9, bootstrap=BootstrapConfig(samples=2000),
                              speeds=speeds or tuple(round(0.02 * i, 2) for i in range(51)))
@@ -236,7 +238,7 @@ def operating_points(setup: Setup, distill_dir: str, out: Path, speeds=None) -> 
     from paddle_dynafast.model.dynafast import DynaFastModel
     from paddle_dynafast.model.flops import BertShape
 
-    model = DynaFastModel.load(distill_dir)
+    model = DynaFastModel.load(distill_dir, trust_pickle=setup.trust_pickle)
     shape, branch = BertShape.from_config(model.backbone.config), model.branches.config
     dev = SplitProbabilities.load(out / "dev" / PROBS_FILE)
     test = SplitProbabilities.load(out / "test" / PROBS_FILE)
@@ -268,7 +270,7 @@ def teacher_correct(setup: Setup, split: str) -> np.ndarray:
 
     path = setup.output / f"teacher-{split}.npy"
     if not path.is_file():
-        loaded = load_classifier(setup.teacher)
+        loaded = load_classifier(setup.teacher, trust_pickle=setup.trust_pickle)
         labels = StageInfo.read(setup.teacher).labels_or_numbers(loaded.model.config.num_labels)
         features = data.encode(data.load_splits(setup.data)[split], loaded.tokenizer, setup.data.max_seq_len, labels)
         loader = data.make_loader(features, loaded.tokenizer.pad_token_id, 64, shuffle=False)
@@ -364,8 +366,8 @@ def measure(setup: Setup, name: str, seed: int, table: Dict[str, Lever], speeds=
     lever = combine(name, table)
     supernet_config, distill_config = configs(setup, name, lever, seed, table)
     started = time.perf_counter()
-    supernet = train_supernet(supernet_config).metrics
-    distill = self_distill(distill_config).metrics
+    supernet = train_supernet(supernet_config, trust_pickle=setup.trust_pickle).metrics
+    distill = self_distill(distill_config, trust_pickle=setup.trust_pickle).metrics
     out = setup.output / f"seed-{seed}" / f"evaluation-{name}"
     grids = evaluate(setup, distill_config.output_dir, out, speeds)
     points = operating_points(setup, distill_config.output_dir, out, calibrate_speeds)
@@ -546,6 +548,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         help="random dev/test re-splits behind the promise check (default 50, 3 with --quick; 0: none)")
     parser.add_argument("--quick", action="store_true", help="160 examples per split, 3 steps per stage, coarse grids")
     parser.add_argument("--plan", action="store_true", help="print the runs and their estimated time, train nothing")
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="read pickled .pdparams weights of runs made by an earlier version (the teacher, an "
+                             "adopted baseline); only for files you made yourself")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
 
@@ -566,7 +571,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     data = StageInfo.read(args.teacher).data_config(args.data, **changes)
     samples = args.bootstrap_samples or (1000 if args.quick else 10000)
     setup = Setup(teacher=args.teacher, data=data, output=Path(args.output), quick=args.quick,
-                  bootstrap=BootstrapConfig(samples=samples))
+                  bootstrap=BootstrapConfig(samples=samples), trust_pickle=args.trust_pickle)
     if args.adopt_baseline:
         adopted = adopt_baseline(setup, Path(args.adopt_baseline), args.seeds, table)
         print("adopted: " + ("; ".join(adopted) if adopted else f"nothing ({args.adopt_baseline} does not match the "

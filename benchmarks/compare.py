@@ -42,7 +42,7 @@ def exports(run: Path, calibration: dict) -> dict:
     for name, (source, width, no_exit, onnx) in wanted.items():
         directory = run / "benchmark" / f"export-{name}"
         if not export_is_current(directory, source, width, no_exit, onnx):
-            export_model(source, directory, width=width, no_exit=no_exit, onnx=onnx)
+            export_model(source, directory, width=width, no_exit=no_exit, onnx=onnx, overwrite=True)  # stale: ours
         out[name] = directory
     return out
 

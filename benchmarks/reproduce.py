@@ -85,7 +85,8 @@ def main() -> None:
                              ("dynafast-per-width", {"shared_branches": False})):
             pdf.self_distill(replace(base, output_dir=str(runs / "sst2" / name), **change))
             pdf.run_evaluation(EvaluateConfig(model_dir=str(runs / "sst2" / name),
-                                              output_dir=str(runs / "sst2" / f"evaluation-{name}"), data=sst2_data))
+                                              output_dir=str(runs / "sst2" / f"evaluation-{name}"), data=sst2_data),
+                               overwrite=True)  # a step that is run again replaces its own evaluation
 
     step("sst2-ablations", ablations)
 

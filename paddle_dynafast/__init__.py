@@ -15,8 +15,8 @@ _PUBLIC = {
     # configurations
     "DataConfig": "config", "TrainConfig": "config", "ModelSize": "config", "FinetuneConfig": "config",
     "SupernetConfig": "config", "BranchConfig": "config", "SelfDistillConfig": "config",
-    "EvaluateConfig": "config", "CalibrateConfig": "config", "PipelineConfig": "config", "AugmentConfig": "config",
-    "BootstrapConfig": "config",
+    "EvaluateConfig": "config", "CalibrateConfig": "config", "PipelineConfig": "config", "ServeConfig": "config",
+    "AugmentConfig": "config", "BootstrapConfig": "config",
     # training stages
     "finetune": "train.finetune", "train_supernet": "train.supernet", "self_distill": "train.distill",
     "compute_importance": "train.importance", "reorder": "train.importance",
@@ -35,12 +35,13 @@ _PUBLIC = {
     "accuracy": "model.predict",
     # the runtime side
     "export_model": "runtime.export", "Predictor": "runtime.predictor", "open_runtime": "runtime.registry",
-    "Runtime": "runtime.base", "ExportInfo": "runtime.base",
+    "Runtime": "runtime.base", "ExportInfo": "runtime.base", "read_sign_key": "runtime.base",
+    "serve": "runtime.serve", "create_app": "runtime.serve", "ModelServer": "runtime.serve",
     # data
     "load_splits": "data", "label_list": "data", "encode": "data", "make_loader": "data", "hold_out": "data",
     # errors
     "UserError": "errors", "ConfigError": "errors", "DataError": "errors", "CheckpointError": "errors",
-    "ArtifactError": "errors",
+    "ArtifactError": "errors", "UntrustedFileError": "errors", "OutputBusyError": "errors", "TrainingError": "errors",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -1,4 +1,4 @@
 """``python -m paddle_dynafast``: the same as the ``paddle-dynafast`` command."""
-from .cli import main
+from .console import main
 
 raise SystemExit(main())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import platform
 import sys
@@ -23,29 +24,59 @@ from pathlib import Path
 from typing import List, Optional
 
 import paddle
+from tqdm.auto import tqdm
 
-from . import artifacts, data, distributed
+from . import artifacts, data, distributed, outputs
 from .analysis.calibrate import run_calibration
 from .analysis.evaluate import markdown_table, run_evaluation
-from .config import BootstrapConfig, CalibrateConfig, DataConfig, EvaluateConfig, PipelineConfig, TrainConfig, default
-from .errors import ConfigError, UserError
+from .config import (BootstrapConfig, CalibrateConfig, DataConfig, EvaluateConfig, PipelineConfig, ServeConfig,
+                     TrainConfig, default)
+from .errors import ConfigError, DataError, UserError
 from .model.backbone import load_tokenizer
+from .model.exit import check_speed
 from .model.stage import StageInfo
-from .pipeline import quick, run_pipeline
-from .runtime import bench
+from .pipeline import quick, run_pipeline, summary_table
+from .runtime import bench, choose
+from .runtime.base import read_sign_key
 from .runtime.export import export_model
 from .runtime.predictor import Predictor
-from .runtime.registry import RUNTIMES
+from .runtime.registry import AUTO, RUNTIMES
 from .train import STAGES
 from .train.finetune import add_size_arguments, size_from_args
 
 logger = logging.getLogger("paddle_dynafast")
 
 
-def _output_args(parser: argparse.ArgumentParser) -> None:
+def _output_args(parser: argparse.ArgumentParser, overwrite: bool = False) -> None:
     parser.add_argument("--output", required=True, help="directory to write")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="CPU threads for Paddle's operators (default: all cores; Paddle's own default is 1)")
+    if overwrite:
+        _overwrite_arg(parser)
+
+
+def _overwrite_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace this command's earlier output in --output (a directory it did not write is "
+                             "never replaced)")
+
+
+def _trust_pickle_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="read pickled weights (model_state.pdparams, branches.pdparams, an old checkpoint): "
+                             "loading a pickle runs any code it carries, so only for files you trust")
+
+
+def _sign_key_arg(parser: argparse.ArgumentParser, action: str) -> None:
+    parser.add_argument("--sign-key-file", default=None,
+                        help=f"{action} manifest.json with an HMAC-SHA256 of this file's secret (at least 16 bytes), "
+                             "against deliberate edits of the export")
+
+
+def _labels_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--labels", nargs="+", default=None,
+                        help="the label set in the classifier's order (default: the training split's, refusing a "
+                             "rare label or a non-integer among integers as a likely typo)")
 
 
 def _data_args(parser: argparse.ArgumentParser, trained: bool = False) -> None:
@@ -57,6 +88,9 @@ def _data_args(parser: argparse.ArgumentParser, trained: bool = False) -> None:
                                                                 else f"{max_seq_len})"))
     parser.add_argument("--max-examples", type=int, default=None, help="use the first N examples of each split")
     _output_args(parser)
+    _trust_pickle_arg(parser)
+    if not trained:
+        _labels_arg(parser)
     if trained:
         parser.add_argument("--seed", type=int, default=None,
                             help="seed of the dev slice held out of a folder without dev (default: the model's)")
@@ -79,15 +113,24 @@ def _train_args(parser: argparse.ArgumentParser, train: TrainConfig) -> None:
                         help=f"random seed, also of the dev slice of a folder without dev (default {train.seed})")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after N steps (quick runs)")
     parser.add_argument("--logdir", default=None, help="write VisualDL scalars here")
-    parser.add_argument("--restart", action="store_true", help="delete --output and start over instead of resuming")
-    parser.add_argument("--dist-timeout", type=float, default=None,
+    parser.add_argument("--restart", action="store_true",
+                        help="remove this stage's own files from --output and start over instead of resuming (other "
+                             "files are kept)")
+    parser.add_argument("--dist-timeout", type=_positive_seconds, default=None,
                         help="under paddle.distributed.launch: seconds before a rank that stopped answering is given "
                              "up (sets PADDLE_PG_TIMEOUT; Paddle's default is 1800)")
 
 
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text!r}")
+    return value
+
+
 def _data_config(args) -> DataConfig:
     return DataConfig(data_dir=args.data_dir, max_seq_len=args.max_seq_len, max_examples=args.max_examples,
-                      split_seed=args.seed)
+                      split_seed=args.seed, labels=tuple(args.labels) if args.labels else None)
 
 
 def _train_config(args) -> TrainConfig:
@@ -152,35 +195,77 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=float, default=1.0, help="width to export (default 1.0)")
     p.add_argument("--no-exit", action="store_true", help="export the plain classifier without branches")
     p.add_argument("--onnx", action="store_true", help="also write model.onnx (paddle2onnx), for ONNX Runtime")
+    p.add_argument("--int8", action="store_true",
+                   help="also write model.int8.onnx: the matrix products in int8, calibrated on training texts")
+    p.add_argument("--calibration-data", default=None,
+                   help="data folder whose train split calibrates --int8 (default: the one the model was trained on)")
+    p.add_argument("--calibration-examples", type=int, default=256, help="training texts that calibrate --int8")
     p.add_argument("--max-seq-len", type=int, default=None, help="default: the one the model was trained with")
-    _output_args(p)
+    _output_args(p, overwrite=True)
+    _trust_pickle_arg(p)
+    _sign_key_arg(p, "sign")
     p.set_defaults(run=_run_export)
 
     p = sub.add_parser("predict", help="classify texts with an exported model (JSON lines out)",
                        epilog="example: paddle-dynafast predict --model runs/export-w0.5 --speed 0.3 --input texts.txt")
     p.add_argument("--model", required=True, help="an export directory")
-    p.add_argument("--input", default=None, help="one text per line (default: standard input); .tsv or "
-                                                  "--labeled LABEL TEXT files also work, and report accuracy")
+    p.add_argument("--input", default=None, help="one text per line (default: standard input); a .tsv (text_b for "
+                                                  "sentence pairs), a .jsonl or --labeled LABEL TEXT lines also work "
+                                                  "(with labels, accuracy is reported)")
     p.add_argument("--labeled", action="store_true", help="the input is LABEL TEXT lines")
+    p.add_argument("--jsonl", action="store_true",
+                   help='the input is JSON lines {"text": ..., "text_b": ... (pairs), "label": ... (optional)}')
     p.add_argument("--output", default=None, help="write JSON lines here (default: standard output)")
     p.add_argument("--speed", type=float, default=0.0, help="exit threshold in [0, 1] (default 0: no early exit)")
     p.add_argument("--batch-size", type=int, default=32, help="texts per batch (default 32)")
     _runtime_args(p, threads=os.cpu_count() or 1)
     p.set_defaults(run=_run_predict)
 
+    p = sub.add_parser("serve", help="serve an exported model over HTTP, with dynamic batching and a speed per request",
+                       description="POST /predict {\"texts\": [...], \"text_b\": [...], \"speed\": 0.3} answers "
+                                   "labels, probabilities and exit layers; GET /health, GET /metrics. Requests that "
+                                   "arrive within --batch-window-ms run as one batch (grouped by speed). Ctrl-C or "
+                                   "SIGTERM answers the requests in flight, then stops.",
+                       epilog="example: paddle-dynafast serve --model runs/sst2/export --port 8189; then "
+                              "curl -s localhost:8189/predict -d '{\"texts\": [\"a gorgeous , witty movie .\"], "
+                              "\"speed\": 0.3}'")
+    p.add_argument("--model", required=True, help="an export directory")
+    p.add_argument("--host", default=default(ServeConfig, "host"),
+                   help=f"interface to listen on (default {default(ServeConfig, 'host')}; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=default(ServeConfig, "port"),
+                   help=f"TCP port (default {default(ServeConfig, 'port')}; 0 for any free port)")
+    p.add_argument("--speed", type=float, default=default(ServeConfig, "speed"),
+                   help="speed of a request that gives none (default 0: no early exit)")
+    p.add_argument("--batch-window-ms", type=float, default=default(ServeConfig, "batch_window_ms"),
+                   help=f"how long a request waits for others to batch with (default "
+                        f"{default(ServeConfig, 'batch_window_ms'):g})")
+    p.add_argument("--max-batch-size", type=int, default=default(ServeConfig, "max_batch_size"),
+                   help=f"texts per batch (default {default(ServeConfig, 'max_batch_size')})")
+    p.add_argument("--no-batching", action="store_true", help="run every request alone, as it arrives")
+    p.add_argument("--max-texts", type=int, default=default(ServeConfig, "max_texts"),
+                   help=f"texts one request may carry (default {default(ServeConfig, 'max_texts')})")
+    p.add_argument("--max-request-bytes", type=int, default=default(ServeConfig, "max_request_bytes"),
+                   help=f"largest request body (default {default(ServeConfig, 'max_request_bytes')})")
+    _runtime_args(p, threads=os.cpu_count() or 1)
+    p.set_defaults(run=_run_serve)
+
     p = sub.add_parser("bench", help="accuracy, FLOPs, latency and throughput of exported models, interleaved",
                        epilog="example: paddle-dynafast bench --system full=runs/export-full "
                               "--system adaptive=runs/export-w0.5@0.3 --data-dir ../shared/data/sst2 --output runs/bench")
-    p.add_argument("--system", action="append", required=True, metavar="NAME=DIR[@SPEED]",
+    p.add_argument("--system", action="append", metavar="NAME=DIR[@SPEED]",
                    help="an export directory (and a speed for one with the exit loop); the first is the reference")
-    p.add_argument("--data-dir", required=True, help="folder with the split to measure")
+    p.add_argument("--choose", metavar="DIR", default=None,
+                   help="instead: time every runtime that can run the export DIR in --precision, for throughput "
+                        "and for latency, and remember the fastest for --runtime auto")
+    p.add_argument("--data-dir", default=None, help="folder with the split to measure (needed with --system)")
     p.add_argument("--split", choices=["train", "dev", "test"], default="test", help="split (default test)")
     p.add_argument("--max-examples", type=int, default=None, help="use the first N examples")
     p.add_argument("--samples", type=int, default=200, help="texts timed one by one for latency (default 200)")
     p.add_argument("--batch-size", type=int, default=32, help="batch size of the throughput pass (default 32)")
     p.add_argument("--rounds", type=int, default=5, help="throughput passes per system (default 5)")
     _runtime_args(p, threads=2)
-    p.add_argument("--output", required=True, help="directory for bench.json and bench.md")
+    p.add_argument("--output", default=None, help="directory for bench.json and bench.md (needed with --system)")
+    _overwrite_arg(p)
     p.set_defaults(run=_run_bench)
 
     p = sub.add_parser("pipeline", help="every stage in order into one run directory, then a summary",
@@ -212,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _eval_args(parser: argparse.ArgumentParser, config_class: type) -> None:
     """The flags of the commands that measure a model with branches."""
     _data_args(parser, trained=True)
+    _overwrite_arg(parser)
     parser.add_argument("--model", required=True, help="a distill output directory (a model with branches)")
     batch = default(config_class, "batch_size")
     parser.add_argument("--batch-size", type=int, default=batch, help=f"examples per forward pass (default {batch})")
@@ -244,20 +330,33 @@ def _budget_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _runtime_args(parser: argparse.ArgumentParser, threads: int) -> None:
-    parser.add_argument("--runtime", choices=sorted(RUNTIMES), default="paddle-inference",
-                        help="what runs the exported model (default paddle-inference)")
+    parser.add_argument("--runtime", choices=sorted(RUNTIMES) + [AUTO], default="paddle-inference",
+                        help="what runs the exported model (default paddle-inference); auto: the fastest here for "
+                             "this export and precision, measured once and remembered (README, Performance)")
     parser.add_argument("--threads", type=int, default=threads, help=f"CPU threads (default {threads})")
     parser.add_argument("--no-onednn", action="store_true", help="Paddle Inference: plain CPU kernels, not oneDNN")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",
+                        help="fp32; bf16: Paddle Inference with oneDNN's bfloat16 kernels; int8: ONNX Runtime on "
+                             "model.int8.onnx (export --int8)")
+    _sign_key_arg(parser, "check the signature of")
+    _trust_pickle_arg(parser)
 
 
 def _runtime_options(args) -> dict:
-    return {"onednn": not args.no_onednn} if args.runtime == "paddle-inference" else {}
+    options = {"precision": args.precision}
+    if args.runtime == "paddle-inference":
+        options["onednn"] = not args.no_onednn
+    if args.runtime == "dygraph":
+        options["trust_pickle"] = args.trust_pickle
+    if args.sign_key_file:
+        options["sign_key"] = read_sign_key(args.sign_key_file)
+    return options
 
 
 def _run_stage(args) -> int:
     stage = args.stage
     config = stage.config_from_args(args, _data_config(args), _train_config(args))
-    print(stage.summary(stage(config, args.logdir).run(restart=args.restart)))
+    print(stage.summary(stage(config, args.logdir, trust_pickle=args.trust_pickle).run(restart=args.restart)))
     return 0
 
 
@@ -267,7 +366,7 @@ def _run_evaluate(args) -> int:
                             split=args.split, widths=tuple(args.widths) if args.widths else None,
                             patience=tuple(args.patience), batch_size=args.batch_size,
                             bootstrap=BootstrapConfig(samples=args.bootstrap_samples), **kwargs)
-    print(markdown_table(run_evaluation(config)), end="")
+    print(markdown_table(run_evaluation(config, overwrite=args.overwrite, trust_pickle=args.trust_pickle)), end="")
     print(f"-> {args.output}/evaluation.{{json,md,png}}")
     return 0
 
@@ -277,38 +376,62 @@ def _run_calibrate(args) -> int:
                              max_accuracy_drop=args.max_accuracy_drop, min_flops_speedup=args.min_flops_speedup,
                              confidence=args.confidence, batch_size=args.batch_size,
                              bootstrap=BootstrapConfig(samples=args.bootstrap_samples), resplits=args.resplits)
-    run_calibration(config)
+    run_calibration(config, overwrite=args.overwrite, trust_pickle=args.trust_pickle)
     print((Path(args.output) / "calibration.md").read_text(encoding="utf-8"), end="")
     print(f"-> {args.output}/calibration.{{json,md}}")
     return 0
 
 
 def _run_export(args) -> int:
+    calibration = None
+    if args.calibration_data:
+        calibration = StageInfo.read(args.model).data_config(args.calibration_data)
     out = export_model(args.model, args.output, width=args.width, no_exit=args.no_exit, max_seq_len=args.max_seq_len,
-                       onnx=args.onnx)
+                       onnx=args.onnx, int8=args.int8, calibration=calibration,
+                       calibration_examples=args.calibration_examples, overwrite=args.overwrite,
+                       trust_pickle=args.trust_pickle,
+                       sign_key=read_sign_key(args.sign_key_file) if args.sign_key_file else None)
     print(f"-> {out}")
     return 0
 
 
-def _read_inputs(args):
-    """``(texts, labels or None)`` from --input or standard input."""
+def _read_inputs(args) -> List[data.Example]:
+    """The examples to predict, from --input or standard input: plain lines, --labeled LABEL TEXT lines, a .tsv
+    (``text_b`` for pairs) or JSON lines (--jsonl or a .jsonl file: ``text``, optional ``text_b`` and ``label``);
+    decoded strictly: bytes that are not UTF-8 are an error naming the file (or standard input), the line and the
+    byte offset."""
     if args.input and (args.labeled or args.input.endswith(".tsv")):
-        examples = data.read_examples(args.input)
-        return [e.text_a for e in examples], [e.label for e in examples]
-    stream = open(args.input, encoding="utf-8") if args.input else sys.stdin
-    with stream:
-        texts = [line.rstrip("\r\n") for line in stream]
+        return data.read_examples(args.input, strict=True)
     where = args.input or "standard input"
-    empty = [i + 1 for i, t in enumerate(texts) if not t.strip()]
+    stdin = getattr(sys.stdin, "buffer", None)
+    if args.input or stdin is not None:
+        lines = data.read_lines(args.input or stdin, where)
+    else:  # a text stream without bytes underneath (a notebook's)
+        lines = [line.rstrip("\r\n") for line in sys.stdin]
+    if args.jsonl or (args.input or "").endswith(".jsonl"):
+        return data.read_json_lines(lines, where)
+    empty = [i + 1 for i, t in enumerate(lines) if not t.strip()]
     if empty:
         raise data.DataError(f"{where}:{empty[0]}: empty line ({len(empty)} in all); give one text per line")
-    return texts, None
+    return [data.Example(t, None, None, f"{where}:{i + 1}") for i, t in enumerate(lines)]
 
 
 def _run_predict(args) -> int:
-    texts, gold = _read_inputs(args)
+    if args.output and args.input:
+        outputs.check_not_input(Path(args.output), [args.input], "predict", whole=False)
+    examples = _read_inputs(args)
+    texts, gold = [e.text_a for e in examples], [e.label for e in examples]
+    pairs = [e.text_b for e in examples] if examples[0].text_b is not None else None
     predictor = Predictor(args.model, runtime=args.runtime, threads=args.threads, **_runtime_options(args))
-    result = predictor.predict(texts, speed=args.speed, batch_size=args.batch_size)
+    if all(g is not None for g in gold):
+        unknown = next((e for e in examples if e.label not in predictor.labels), None)
+        if unknown is not None:
+            raise DataError(f"{unknown.where}: label {unknown.label!r} is not one of the labels {predictor.labels} of "
+                            f"{args.model}; accuracy against it would be meaningless")
+    if args.speed and not predictor.info.exit_loop:
+        logger.warning("--speed %g has no effect: %s was exported without the exit loop, every text runs all %d "
+                       "layers", args.speed, args.model, predictor.info.num_layers)
+    result = predictor.predict(texts, speed=args.speed, batch_size=args.batch_size, text_b=pairs)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         for label, probs, layer in zip(result.labels, result.probs, result.exit_layer):
@@ -317,10 +440,21 @@ def _run_predict(args) -> int:
     finally:
         if args.output:
             out.close()
-    summary = f"{len(texts)} texts, mean exit layer {result.exit_layer.mean():.2f}, {result.truncated} truncated"
-    if gold is not None:
+    summary = (f"{len(texts)} {'pairs' if pairs else 'texts'}, mean exit layer {result.exit_layer.mean():.2f}, "
+               f"{result.truncated} truncated")
+    if all(g is not None for g in gold):
         summary += f", accuracy {100 * sum(p == g for p, g in zip(result.labels, gold)) / len(gold):.2f}"
     logger.info(summary)
+    return 0
+
+
+def _run_serve(args) -> int:
+    from .runtime.serve import serve  # FastAPI and uvicorn: only this command needs them
+
+    config = ServeConfig(host=args.host, port=args.port, batching=not args.no_batching,
+                         batch_window_ms=args.batch_window_ms, max_batch_size=args.max_batch_size,
+                         max_texts=args.max_texts, max_request_bytes=args.max_request_bytes, speed=args.speed)
+    serve(args.model, config, runtime=args.runtime, threads=args.threads, **_runtime_options(args))
     return 0
 
 
@@ -337,33 +471,38 @@ def _run_pipeline(args) -> int:
         confidence=args.confidence)
     if args.quick:
         config = quick(config)
-    result = run_pipeline(config, logdir=args.logdir)
-    s = result.summary
-    print(f"teacher: dev {100 * s['teacher']['dev_accuracy']:.2f}, test {100 * (s['teacher']['test_accuracy'] or 0):.2f}")
-    for width, row in s["widths"].items():
-        if width != "teacher":
-            print(f"supernet width {width}: dev {100 * row['dev_accuracy']:.2f}, test {100 * row.get('test_accuracy', 0):.2f}, "
-                  f"{row['parameters']:,} parameters")
-    point = s["operating_point"]
-    print(f"calibrated: width {point['width']:g}, speed {point['speed']:g}: dev {100 * point['dev_accuracy']:.2f} "
-          f"at {point['dev_flops_speedup']:.2f}x fewer FLOPs")
-    if s["latency"]:
-        print(s["latency"]["table"], end="")
-    print(f"stages (s): {s['stage_seconds']}; sizes (MB): {s['sizes_mb']}")
+    result = run_pipeline(config, logdir=args.logdir, trust_pickle=args.trust_pickle)
+    print(summary_table(result.summary), end="")
     print(f"-> {result.output_dir}/summary.json")
     return 0
 
 
 def _parse_system(text: str):
+    """``(name, directory, speed)`` of a ``--system NAME=DIR[@SPEED]``; a bad part is an error naming the flag."""
     name, sep, rest = text.partition("=")
     if not sep or not name or not rest:
         raise ConfigError(f"--system {text!r} is not NAME=DIR or NAME=DIR@SPEED")
     directory, at, speed = rest.rpartition("@") if "@" in rest else (rest, "", "0")
-    return name, directory, float(speed)
+    try:
+        return name, directory, check_speed(float(speed))
+    except (ValueError, ConfigError):
+        raise ConfigError(f"--system {text!r}: the speed after @ must be a number in [0, 1], got {speed!r}") from None
 
 
 def _run_bench(args) -> int:
+    if args.choose:
+        return _run_choose(args)
+    if not args.system or not args.data_dir or not args.output:
+        raise ConfigError("bench needs --system NAME=DIR[@SPEED] (one or more), --data-dir and --output; "
+                          "or --choose DIR")
+    bench.check_settings(samples=args.samples, batch_size=args.batch_size, rounds=args.rounds)
     parsed = [_parse_system(text) for text in args.system]
+    inputs = [directory for _, directory, _ in parsed] + [args.data_dir]
+    with outputs.claim(args.output, outputs.BENCH, inputs, replace=args.overwrite):
+        return _bench(args, parsed)
+
+
+def _bench(args, parsed) -> int:
     systems = [bench.exported_system(d, speed, name=name, runtime=args.runtime, threads=args.threads,
                                      **_runtime_options(args)) for name, d, speed in parsed]
     first = systems[0]
@@ -387,6 +526,18 @@ def _run_bench(args) -> int:
     return 0
 
 
+def _run_choose(args) -> int:
+    for objective in choose.OBJECTIVES:
+        best, timings = choose.choose(args.choose, args.precision, args.threads, objective, refresh=True)
+        print(f"{objective} ({'batches of 32' if objective == 'throughput' else 'one text at a time'}, "
+              f"{args.threads} threads):")
+        for timing in sorted(timings, key=lambda t: t.seconds_per_batch):
+            cost = f"{1000 * timing.seconds_per_batch:8.2f} ms per batch" if timing.error is None else timing.error
+            print(f"  {'*' if timing.candidate == best else ' '} {timing.candidate.name:<36} {cost}")
+    print(f"(* chosen, remembered in {choose.cache_file()} for --runtime auto)")
+    return 0
+
+
 def _machine() -> dict:
     return {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
             "python": platform.python_version()}
@@ -398,33 +549,39 @@ def _set_threads(threads: int) -> None:
     paddle.base.core.set_num_threads(threads)
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is when a record is emitted, not the stream it was created with
-    (which a notebook or a test's capture may have replaced and closed since)."""
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted, not the stream it was created with (which a
+    notebook or a test's capture may have replaced and closed since), through ``tqdm.write``: a line logged while a
+    progress bar is shown goes above the bar instead of into it."""
 
-    def __init__(self):
-        super().__init__(sys.stderr)
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:
+            self.handleError(record)
 
-    @property
-    def stream(self):
-        return sys.stderr
 
-    @stream.setter
-    def stream(self, _):
-        pass
+FOREIGN_LOGGERS = ("PaddleNLP", "uvicorn")
+"""Libraries' loggers shown in our format, at WARNING (INFO with -v): PaddleNLP's coloured logger says "Loading
+configuration file" and "Model weights saved" at every save and load; uvicorn says "Started server process"."""
 
 
 def _setup_logging(level: int) -> None:
-    """Log paddle_dynafast's messages to stderr; on its own logger, since ``import paddle`` resets the root level."""
-    if any(getattr(h, "_paddle_dynafast", False) for h in logger.handlers):
-        logger.setLevel(level)
-        return
-    handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
-    handler._paddle_dynafast = True
-    logger.addHandler(handler)
+    """Log paddle_dynafast's messages to stderr, on its own logger (``import paddle`` resets the root level), and
+    the :data:`FOREIGN_LOGGERS` through the same handler."""
+    handler = next((h for h in logger.handlers if getattr(h, "_paddle_dynafast", False)), None)
+    if handler is None:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+        handler._paddle_dynafast = True
+        logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
+    for name in FOREIGN_LOGGERS:
+        foreign = logging.getLogger(name)
+        foreign.handlers = [handler]  # PaddleNLP's own is a colorlog handler on the stderr of its import
+        foreign.setLevel(logging.INFO if level <= logging.DEBUG else logging.WARNING)
+        foreign.propagate = False
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional, Tuple, Type, TypeVar
 
@@ -36,6 +37,42 @@ def _positive(name: str, value: float) -> None:
         raise ConfigError(f"{name} must be > 0, got {value!r}")
 
 
+def check_finite(config: Any) -> None:
+    """Every float of the dataclass ``config`` (alone or in a tuple) is finite: NaN and infinity are refused with
+    the field named, since they train to NaN weights or write invalid JSON instead of failing."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        several = isinstance(value, (tuple, list))
+        for item in value if several else (value,):
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ConfigError(f"{f.name} must be {'finite numbers' if several else 'a finite number'}, "
+                                  f"got {item!r}")
+
+
+MAX_SEED = 2 ** 32 - 1
+"""The largest seed every generator takes (NumPy's is the narrowest: ``[0, 2**32 - 1]``)."""
+
+
+def check_seed(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"{name} must be a whole number in [0, {MAX_SEED}], got {value!r}")
+
+
+def normalize_labels(labels) -> Optional[Tuple[str, ...]]:
+    """An explicit label set as a tuple of distinct, non-empty strings without spaces (at least 2), or None."""
+    if labels is None:
+        return None
+    if isinstance(labels, str):
+        raise ConfigError(f"labels must be a list of label strings, got the string {labels!r}")
+    labels = tuple(str(label) for label in labels)
+    bad = [label for label in labels if not label or label != label.strip() or any(c.isspace() for c in label)]
+    if bad:
+        raise ConfigError(f"label {bad[0]!r} is empty or holds white space")
+    if len(labels) < 2 or len(set(labels)) != len(labels):
+        raise ConfigError(f"labels {list(labels)} must be at least 2 distinct labels")
+    return labels
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the examples come from and how they are cut."""
@@ -50,8 +87,14 @@ class DataConfig:
     """When the folder has no dev split, this share of train is held out as dev."""
     split_seed: int = 42
     """Seeds which training examples are held out as dev when the folder has no dev split."""
+    labels: Optional[Tuple[str, ...]] = None
+    """The label set in the classifier's order; None takes the training split's labels, refusing a label that is
+    rare (a typo?) or not a whole number among whole numbers (``0.0`` among ``0``/``1``)."""
 
     def __post_init__(self) -> None:
+        check_finite(self)
+        check_seed("split_seed", self.split_seed)
+        object.__setattr__(self, "labels", normalize_labels(self.labels))
         if self.max_seq_len < 3:
             raise ConfigError(f"max_seq_len {self.max_seq_len} is too short: [CLS] and [SEP] need 2 of them")
         if self.max_examples is not None and self.max_examples < 1:
@@ -86,6 +129,8 @@ class TrainConfig:
     """Steps between log lines / VisualDL scalars."""
 
     def __post_init__(self) -> None:
+        check_finite(self)
+        check_seed("seed", self.seed)
         for name in ("epochs", "batch_size", "eval_batch_size", "log_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -144,6 +189,7 @@ class FinetuneConfig:
     """With a character vocabulary, characters seen fewer times in train map to [UNK]."""
 
     def __post_init__(self) -> None:
+        check_finite(self)
         if self.model_dir is None and not self.random_init:
             raise ConfigError("model_dir is None: pass a pretrained directory, or random_init=True for a character vocabulary")
         if self.min_char_count < 1:
@@ -162,6 +208,7 @@ class BranchConfig:
     """Dropout on the branch's attention probabilities while training."""
 
     def __post_init__(self) -> None:
+        check_finite(self)
         if not isinstance(self.cls_hidden_size, int) or self.cls_hidden_size < 1:
             raise ConfigError(f"cls_hidden_size must be a whole number >= 1, got {self.cls_hidden_size!r}")
         if not isinstance(self.cls_num_attention_heads, int) or self.cls_num_attention_heads < 1:
@@ -233,6 +280,7 @@ class SupernetConfig:
     """Augmented copies of the training texts (off by default)."""
 
     def __post_init__(self) -> None:
+        check_finite(self)
         object.__setattr__(self, "widths", normalize_widths(self.widths))
         for name in ("lambda_distill", "lambda_logit"):
             if getattr(self, name) < 0:
@@ -274,6 +322,7 @@ class SelfDistillConfig:
     """Augmented copies of the training texts (off by default; not with 'labels')."""
 
     def __post_init__(self) -> None:
+        check_finite(self)
         if self.widths is not None:
             object.__setattr__(self, "widths", normalize_widths(self.widths))
         if self.objective not in ("distill", "labels", "mix"):
@@ -356,6 +405,7 @@ class EvaluateConfig:
     """The intervals of every accuracy difference against the full model."""
 
     def __post_init__(self) -> None:
+        check_finite(self)
         if self.split not in ("train", "dev", "test"):
             raise ConfigError(f"split {self.split!r} is not train, dev or test")
         if self.widths is not None:
@@ -400,6 +450,7 @@ class CalibrateConfig:
     the part not chosen on (NumPy only, about a second each on SST-2); 0 skips it."""
 
     def __post_init__(self) -> None:
+        check_finite(self)
         if self.max_accuracy_drop < 0:
             raise ConfigError(f"max_accuracy_drop must be >= 0 points, got {self.max_accuracy_drop}")
         check_confidence(self.confidence)
@@ -456,6 +507,7 @@ class PipelineConfig:
     """Texts timed at batch 1 for the summary's latency (0 skips the timing)."""
 
     def __post_init__(self) -> None:
+        check_finite(self)
         object.__setattr__(self, "widths", normalize_widths(self.widths))
         if self.max_accuracy_drop < 0:
             raise ConfigError(f"max_accuracy_drop must be >= 0 points, got {self.max_accuracy_drop}")
@@ -464,6 +516,46 @@ class PipelineConfig:
         check_confidence(self.confidence)
         if self.bench_samples < 0:
             raise ConfigError(f"bench_samples must be >= 0, got {self.bench_samples}")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """The HTTP server of an exported model (``paddle-dynafast serve``): where it listens, how it batches, what it
+    accepts."""
+
+    host: str = "127.0.0.1"
+    """Interface to listen on (0.0.0.0 for every interface)."""
+    port: int = 8189
+    """TCP port (0: any free port)."""
+    batching: bool = True
+    """Dynamic batching: requests that arrive within ``batch_window_ms`` run as one batch. False runs every request
+    alone, as it arrives."""
+    batch_window_ms: float = 5.0
+    """How long the oldest waiting request waits for others of the same speed before its batch runs."""
+    max_batch_size: int = 32
+    """Texts per batch; a batch closes early when it is full (one request with more texts runs alone, cut into
+    batches of this size)."""
+    max_texts: int = 64
+    """Texts (or pairs) one request may carry; more is refused with 413."""
+    max_request_bytes: int = 1 << 20
+    """Largest request body; a larger one is refused with 413."""
+    speed: float = 0.0
+    """The speed of a request that gives none (0: no early exit)."""
+    drain_seconds: float = 30.0
+    """On Ctrl-C or SIGTERM, how long requests in flight may take to finish before they are cancelled."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise ConfigError(f"port {self.port!r} is not in [0, 65535]")
+        if not self.batch_window_ms >= 0:
+            raise ConfigError(f"batch_window_ms must be >= 0, got {self.batch_window_ms!r}")
+        for name in ("max_batch_size", "max_texts", "max_request_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+        if not 0 <= self.speed <= 1:
+            raise ConfigError(f"speed {self.speed} is not in [0, 1]")
+        _positive("drain_seconds", self.drain_seconds)
 
 
 def to_dict(config: Any) -> dict:

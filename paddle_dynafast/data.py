@@ -6,20 +6,29 @@ Two file formats (``../shared/data/README.md``):
 * ``.tsv``: a header with ``label`` and ``text_a`` (and optionally ``text_b`` for
   sentence pairs), read with quoting disabled.
 
+A ``.txt`` file whose first label is followed by a tab is read as
+``LABEL<TAB>TEXT`` lines, and logged as tab-separated. A UTF-8 byte-order mark
+(BOM) at the start of a file is removed and logged.
+
 Bad input is a :class:`DataError` naming the file and line. Nothing is dropped
-silently: truncation and skipped blank lines are counted and logged.
+silently: truncation and skipped blank lines are counted and logged. The label
+set of a training split is refused when a label looks like a typo (rare, or not
+a whole number among whole numbers) unless it is given explicitly
+(:func:`training_labels`).
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
+import json
 import logging
 import random
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import BinaryIO, Dict, Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
 import paddle
@@ -31,6 +40,8 @@ from .errors import DataError
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "test")
+MIN_LABEL_COUNT = 5
+"""A training label seen fewer times than this, and ten times less often than the commonest, looks like a typo."""
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
@@ -55,15 +66,16 @@ class Features:
 # ----------------------------------------------------------------------------- reading
 
 
-def read_examples(path: str | Path) -> List[Example]:
-    """Read one split file in either format (chosen by the file's ending)."""
+def read_examples(path: str | Path, strict: bool = False) -> List[Example]:
+    """Read one split file in either format (chosen by the file's ending). ``strict``: bytes that are not UTF-8
+    are an error naming the line (else they are replaced and logged)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     if path.suffix == ".tsv":
-        examples = _read_tsv(path)
+        examples = _read_tsv(path, strict)
     elif path.suffix == ".txt":
-        examples = _read_label_text(path)
+        examples = _read_label_text(path, strict)
     else:
         raise DataError(f"{path}: unknown format {path.suffix!r}; expected .txt (LABEL TEXT) or .tsv")
     if not examples:
@@ -71,37 +83,71 @@ def read_examples(path: str | Path) -> List[Example]:
     return examples
 
 
-def _lines(path: Path) -> Iterator[str]:
-    """The lines of ``path`` decoded as UTF-8; undecodable bytes become U+FFFD, counted and logged by line."""
-    bad = []
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                line = raw.decode("utf-8", errors="replace")
-                bad.append(number)
-            yield line.rstrip("\r\n")
+def decode_lines(raw_lines: Iterable[bytes], where: str, strict: bool = False) -> Iterator[str]:
+    """The lines of a byte stream decoded as UTF-8, without their line ends; a BOM at the start is removed and
+    logged. A line that is not UTF-8 is a :class:`DataError` naming ``where``, the line and the byte offset
+    (``strict``), or has its bad bytes replaced by U+FFFD, counted and logged by line."""
+    bad, offset = [], 0
+    for number, raw in enumerate(raw_lines, start=1):
+        start = offset
+        offset += len(raw)
+        if number == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8):]
+            start += len(codecs.BOM_UTF8)
+            logger.warning("%s starts with a UTF-8 byte-order mark (BOM); it was removed", where)
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            if strict:
+                raise DataError(f"{where}:{number}: not valid UTF-8 at byte offset {start + error.start} (byte "
+                                f"{error.start + 1} of the line: {raw[error.start:error.start + 1]!r})") from None
+            line = raw.decode("utf-8", errors="replace")
+            bad.append(number)
+        yield line.rstrip("\r\n")
     if bad:
         logger.warning("%s: %d line(s) are not valid UTF-8 (lines %s); their bad bytes were replaced by U+FFFD",
-                       path, len(bad), ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else ""))
+                       where, len(bad), ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else ""))
 
 
-def _read_label_text(path: Path) -> List[Example]:
-    examples = []
-    for number, line in enumerate(_lines(path), start=1):
+def read_lines(source: str | Path | BinaryIO, where: Optional[str] = None, strict: bool = True) -> List[str]:
+    """Every line of a file (a path) or a binary stream (standard input's ``buffer``), as :func:`decode_lines`
+    gives them; strict by default."""
+    if isinstance(source, (str, Path)):
+        with open(source, "rb") as f:
+            return list(decode_lines(f, where or str(source), strict))
+    return list(decode_lines(source, where or "standard input", strict))
+
+
+def _lines(path: Path, strict: bool = False) -> Iterator[str]:
+    with open(path, "rb") as f:
+        yield from decode_lines(f, str(path), strict)
+
+
+def _read_label_text(path: Path, strict: bool = False) -> List[Example]:
+    examples, separator = [], " "
+    for number, line in enumerate(_lines(path, strict), start=1):
         if not line.strip():
             raise DataError(f"{path}:{number}: empty line; expected 'LABEL TEXT'")
-        label, _, text = line.partition(" ")
+        if number == 1 and "\t" in line.partition(" ")[0]:
+            if line.partition("\t")[0].strip() == "label":
+                raise DataError(f"{path}:1: a tab-separated header {line.split(chr(9))}: this is a .tsv file; "
+                                f"name it {path.stem}.tsv")
+            separator = "\t"
+            logger.info("%s: tab-separated LABEL<TAB>TEXT lines, read with the tab as the separator", path)
+        label, found, text = line.partition(separator)
+        if separator == "\t" and not found:
+            raise DataError(f"{path}:{number}: no tab; line 1 is tab-separated, so every line must be LABEL<TAB>TEXT")
+        if "\t" in label:
+            raise DataError(f"{path}:{number}: the label {label!r} holds a tab; expected 'LABEL TEXT' (one space)")
         if not text.strip():
             raise DataError(f"{path}:{number}: empty text after label {label!r}")
         examples.append(Example(text.strip(), None, label, f"{path}:{number}"))
     return examples
 
 
-def _read_tsv(path: Path) -> List[Example]:
+def _read_tsv(path: Path, strict: bool = False) -> List[Example]:
     examples = []
-    reader = csv.reader(_lines(path), delimiter="\t", quoting=csv.QUOTE_NONE)
+    reader = csv.reader(_lines(path, strict), delimiter="\t", quoting=csv.QUOTE_NONE)
     header = next(reader, None)
     if header is None:
         raise DataError(f"{path}: empty file, no header")
@@ -136,6 +182,38 @@ def read_texts(path: str | Path) -> List[Example]:
         logger.warning("%s: skipped %d blank line(s)", path, blank)
     if not examples:
         raise DataError(f"{path}: no text lines")
+    return examples
+
+
+def read_json_lines(lines: Iterable[str], where: str) -> List[Example]:
+    """Examples from JSON lines ``{"text": ..., "text_b": ..., "label": ...}`` (``text_b`` and ``label`` optional, other
+    keys ignored); ``where`` names the source in errors. Every line must be a pair, or none."""
+    examples = []
+    for number, line in enumerate(lines, start=1):
+        here = f"{where}:{number}"
+        if not line.strip():
+            raise DataError(f"{here}: empty line; expected one JSON object a line")
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{here}: not valid JSON ({error})") from None
+        if not isinstance(row, dict) or "text" not in row:
+            keys = sorted(row) if isinstance(row, dict) else type(row).__name__
+            raise DataError(f"{here}: expected an object with a \"text\" field, got {keys}")
+        for key in ("text", "text_b", "label"):
+            if key in row and not isinstance(row[key], str) and not (key == "label" and isinstance(row[key], int)):
+                raise DataError(f"{here}: \"{key}\" must be a string, got {type(row[key]).__name__}")
+            if key in row and not str(row[key]).strip():
+                raise DataError(f"{here}: \"{key}\" is empty")
+        example = Example(row["text"].strip(), row["text_b"].strip() if "text_b" in row else None,
+                          str(row["label"]) if "label" in row else None, here)
+        pair = example.text_b is not None
+        if examples and pair != (examples[0].text_b is not None):
+            kinds = ("a pair", "a single text") if pair else ("a single text", "a pair")
+            raise DataError(f"{here}: {kinds[0]}, but line 1 is {kinds[1]}; give \"text_b\" on every line or on none")
+        examples.append(example)
+    if not examples:
+        raise DataError(f"{where}: no lines")
     return examples
 
 
@@ -187,14 +265,58 @@ def hold_out(examples: Sequence[Example], count: int, seed: int) -> tuple:
 # ----------------------------------------------------------------------------- labels
 
 
+def _whole(label: str) -> bool:
+    return label.lstrip("-").isdigit()
+
+
 def label_list(examples: Sequence[Example]) -> List[str]:
     """The labels seen in ``examples``, sorted (numerically when they are all whole numbers)."""
     labels = {e.label for e in examples if e.label is not None}
     if not labels:
         raise DataError("no labelled examples")
-    if all(label.lstrip("-").isdigit() for label in labels):
+    if all(_whole(label) for label in labels):
         return sorted(labels, key=int)
     return sorted(labels)
+
+
+def training_labels(examples: Sequence[Example], explicit: Optional[Sequence[str]] = None) -> List[str]:
+    """The label set to train on, in the classifier's order.
+
+    ``explicit`` (``--labels``) is taken as it is; a training label outside it is an
+    error naming its line. Without it, the training split's labels
+    (:func:`label_list`), refusing, with the line of the first example, a label
+    that is not a whole number among whole numbers (``0.0`` or ``pos`` among
+    ``0``/``1``, or the other way round), or one seen fewer than
+    :data:`MIN_LABEL_COUNT` times and ten times less often than the commonest:
+    each silently makes a class of its own otherwise.
+    """
+    if explicit is not None:
+        explicit = list(explicit)
+        outside = next((e for e in examples if e.label is not None and e.label not in explicit), None)
+        if outside is not None:
+            raise DataError(f"{outside.where}: label {outside.label!r} is not one of --labels {explicit}")
+        unseen = [label for label in explicit if label not in {e.label for e in examples}]
+        if unseen:
+            logger.warning("labels %s of %s never occur in the training split", unseen, explicit)
+        return explicit
+    labels = label_list(examples)
+    counts = Counter(e.label for e in examples if e.label is not None)
+    whole = [label for label in labels if _whole(label)]
+    if whole and len(whole) < len(labels):
+        odd_whole = sum(counts[label] for label in whole) * 2 < sum(counts.values())
+        odd = next(e for e in examples if e.label is not None and _whole(e.label) == odd_whole)
+        usual = [label for label in labels if _whole(label) != odd_whole]
+        raise DataError(f"{odd.where}: label {odd.label!r} is {'' if odd_whole else 'not '}a whole number, unlike the "
+                        f"training labels {usual}; a typo? Pass --labels with the whole label set to train on it as "
+                        "it is")
+    commonest = max(counts.values())
+    rare = [label for label in labels if counts[label] < MIN_LABEL_COUNT and counts[label] * 10 < commonest]
+    if rare:
+        odd = next(e for e in examples if e.label == rare[0])
+        raise DataError(f"{odd.where}: label {odd.label!r} occurs {counts[odd.label]} time(s) in "
+                        f"{sum(counts.values())} training examples, the label {counts.most_common(1)[0][0]!r} "
+                        f"{commonest} times; a typo? Pass --labels with the whole label set to train on it as it is")
+    return labels
 
 
 def label_ids(examples: Sequence[Example], labels: Sequence[str]) -> List[int]:
@@ -215,8 +337,10 @@ def label_ids(examples: Sequence[Example], labels: Sequence[str]) -> List[int]:
 
 
 def encode(examples: Sequence[Example], tokenizer, max_seq_len: int,
-           labels: Optional[Sequence[str]] = None) -> List[Features]:
-    """Tokenise with [CLS] a [SEP] (b [SEP]); pairs are truncated longest-first. Truncation is counted."""
+           labels: Optional[Sequence[str]] = None, quiet: bool = False) -> List[Features]:
+    """Tokenise with [CLS] a [SEP] (b [SEP]); pairs are truncated longest-first, a tie from b, as the tokenizer's
+    ``truncation="longest_first"`` does (so a deployment that calls the tokenizer gets the same ids). Truncation is
+    counted, and logged unless ``quiet``."""
     ids = label_ids(examples, labels) if labels is not None else [-1] * len(examples)
     features, truncated = [], 0
     for example, label in zip(examples, ids):
@@ -225,7 +349,7 @@ def encode(examples: Sequence[Example], tokenizer, max_seq_len: int,
         budget = max_seq_len - tokenizer.num_special_tokens_to_add(pair=b is not None)
         cut = len(a) + (len(b) if b else 0) > budget
         while len(a) + (len(b) if b else 0) > budget:
-            if b and len(b) > len(a):
+            if b and len(b) >= len(a):
                 b.pop()
             else:
                 a.pop()
@@ -236,7 +360,7 @@ def encode(examples: Sequence[Example], tokenizer, max_seq_len: int,
             label=label,
             truncated=cut,
         ))
-    if truncated:
+    if truncated and not quiet:
         logger.info("truncated %d of %d examples to max_seq_len %d", truncated, len(features), max_seq_len)
     return features
 

@@ -32,3 +32,23 @@ class ArtifactError(UserError):
 
 class MissingFileError(UserError, FileNotFoundError):
     """A file or directory the user pointed at does not exist or lacks a file it needs."""
+
+
+class UntrustedFileError(CheckpointError):
+    """A pickle file (``.pdparams``, ``.pdopt``, ``.pkl``) that would be loaded without ``trust_pickle``: unpickling
+    runs whatever code the file carries, so it is only read when the user says they trust it."""
+
+
+class OutputBusyError(UserError):
+    """Another process holds the output directory's lock; the message names its PID."""
+
+
+class TrainingError(UserError):
+    """Training cannot go on (a non-finite loss); the message names the step."""
+
+
+def summary(error: BaseException) -> str:
+    """The line of a (third-party) error's message that says what went wrong: the first that names an error
+    (Paddle puts ``In user code:`` and a stack first), else the first non-empty one."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return next((line for line in lines if "Error" in line), lines[0] if lines else type(error).__name__)

@@ -7,7 +7,9 @@ then ``RUN/calibration`` -> ``RUN/evaluation`` (test split) -> ``RUN/export``
 without exits, the baseline) -> ``RUN/summary.json``. A step whose output is
 complete and made with the same configuration is skipped; an interrupted
 training stage resumes from its checkpoint. Widths and budgets are checked
-before the first stage trains.
+before the first stage trains. The run directory has one pipeline at a time
+(:mod:`paddle_dynafast.outputs`); the steps after training replace their own
+earlier outputs in it when the configuration changed.
 """
 from __future__ import annotations
 
@@ -18,9 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from tqdm.auto import tqdm
-
-from . import artifacts, data
+from . import artifacts, data, outputs
 from .analysis.calibrate import run_calibration
 from .analysis.evaluate import run_evaluation
 from .config import CalibrateConfig, EvaluateConfig, PipelineConfig, to_dict
@@ -67,57 +67,59 @@ def check_widths_before_training(config: PipelineConfig) -> None:
                                           intermediate_size=1, num_labels=2))
 
 
-def run_pipeline(config: PipelineConfig, logdir: Optional[str] = None) -> PipelineResult:
-    """Run (or finish) every step of ``config``; returns the summary written to ``summary.json``."""
+def run_pipeline(config: PipelineConfig, logdir: Optional[str] = None, trust_pickle: bool = False) -> PipelineResult:
+    """Run (or finish) every step of ``config``; returns the summary written to ``summary.json``.
+    ``trust_pickle`` reads a pretrained ``model_state.pdparams`` (a pickle)."""
     check_widths_before_training(config)
+    with outputs.claim(config.output_dir, outputs.PIPELINE, [config.model_dir, config.data.data_dir]):
+        return _run(config, logdir, trust_pickle)
+
+
+def _run(config: PipelineConfig, logdir: Optional[str], trust_pickle: bool) -> PipelineResult:
     root = Path(config.output_dir)
     dirs = step_dirs(root)
     steps = [stage.name for stage in STAGES] + list(AFTER_TRAINING)
     seconds: Dict[str, float] = {}
     results: Dict[str, Any] = {}
-    progress = tqdm(total=len(steps), desc="pipeline", unit="stage", position=0, dynamic_ncols=True)
 
-    def step(name: str, run):
-        progress.set_postfix_str(name)
+    def step(name: str, run):  # a log line each; the training stages show a progress bar (one bar at a time)
         logger.info("pipeline stage %d/%d: %s", steps.index(name) + 1, len(steps), name)
         started = time.perf_counter()
         results[name] = run()
         seconds[name] = round(time.perf_counter() - started, 1)
-        progress.update(1)
 
-    try:
-        model_dir = config.model_dir
-        for stage in STAGES:
-            stage_config = stage.config_from_pipeline(config, model_dir, str(dirs[stage.name]))
-            step(stage.name, lambda: stage(stage_config, str(Path(logdir) / stage.name) if logdir else None).run())
-            model_dir = str(dirs[stage.name])
-        final, teacher = dirs[STAGES[-1].name], dirs[STAGES[0].name]
+    model_dir = config.model_dir
+    for stage in STAGES:
+        stage_config = stage.config_from_pipeline(config, model_dir, str(dirs[stage.name]))
+        step(stage.name, lambda: stage(stage_config, str(Path(logdir) / stage.name) if logdir else None,
+                                       trust_pickle).run())
+        model_dir = str(dirs[stage.name])
+    final, teacher = dirs[STAGES[-1].name], dirs[STAGES[0].name]
 
-        calibrate_config = CalibrateConfig(model_dir=str(final), output_dir=str(dirs["calibrate"]), data=config.data,
-                                           max_accuracy_drop=config.max_accuracy_drop,
-                                           min_flops_speedup=config.min_flops_speedup, confidence=config.confidence)
-        calibration_file = dirs["calibrate"] / "calibration.json"
-        step("calibrate", lambda: (artifacts.read_json(calibration_file)
-                                   if artifacts.written_with(calibration_file, to_dict(calibrate_config))
-                                   else run_calibration(calibrate_config)))
-        calibration = results["calibrate"]
+    calibrate_config = CalibrateConfig(model_dir=str(final), output_dir=str(dirs["calibrate"]), data=config.data,
+                                       max_accuracy_drop=config.max_accuracy_drop,
+                                       min_flops_speedup=config.min_flops_speedup, confidence=config.confidence)
+    calibration_file = dirs["calibrate"] / "calibration.json"
+    step("calibrate", lambda: (artifacts.read_json(calibration_file)
+                               if artifacts.written_with(calibration_file, to_dict(calibrate_config))
+                               else run_calibration(calibrate_config, overwrite=True, trust_pickle=trust_pickle)))
+    calibration = results["calibrate"]
 
-        evaluate_config = EvaluateConfig(model_dir=str(final), output_dir=str(dirs["evaluate"]), data=config.data)
-        step("evaluate", lambda: None if artifacts.written_with(dirs["evaluate"] / "evaluation.json",
-                                                               to_dict(evaluate_config))
-             else run_evaluation(evaluate_config))
+    evaluate_config = EvaluateConfig(model_dir=str(final), output_dir=str(dirs["evaluate"]), data=config.data)
+    step("evaluate", lambda: None if artifacts.written_with(dirs["evaluate"] / "evaluation.json",
+                                                           to_dict(evaluate_config))
+         else run_evaluation(evaluate_config, overwrite=True, trust_pickle=trust_pickle))
 
-        chosen = calibration["fewest_flops_within_accuracy_budget"] or calibration["full_model"]
+    chosen = calibration["fewest_flops_within_accuracy_budget"] or calibration["full_model"]
 
-        def export_both():
-            for key, source, width, no_exit in (("export", final, chosen["width"], False),
-                                                ("export_full", teacher, 1.0, True)):
-                if not export_is_current(dirs[key], source, width, no_exit):
-                    export_model(source, dirs[key], width=width, no_exit=no_exit)
+    def export_both():
+        for key, source, width, no_exit in (("export", final, chosen["width"], False),
+                                            ("export_full", teacher, 1.0, True)):
+            if not export_is_current(dirs[key], source, width, no_exit):
+                export_model(source, dirs[key], width=width, no_exit=no_exit, overwrite=True,
+                             trust_pickle=trust_pickle)
 
-        step("export", export_both)
-    finally:
-        progress.close()
+    step("export", export_both)
     latency = _quick_bench(dirs, chosen["speed"], config) if config.bench_samples else None
     first, supernet = results[STAGES[0].name], results["supernet"]
     summary = {
@@ -137,6 +139,47 @@ def run_pipeline(config: PipelineConfig, logdir: Optional[str] = None) -> Pipeli
     }
     artifacts.write_json(root / "summary.json", summary)
     return PipelineResult(root, summary)
+
+
+def summary_table(summary: Dict[str, Any]) -> str:
+    """The end of ``paddle-dynafast pipeline``: accuracy, FLOPs speed-up and, for the two exported models, latency
+    and throughput, one row per model, as Markdown; the stage times below it."""
+    teacher, widths, point = summary["teacher"], summary["widths"], summary["operating_point"]
+    full_flops = widths.get("1.0", {}).get("dev_mean_flops")
+    timed = (summary.get("latency") or {}).get("results", [])  # the exported teacher first, then the adaptive model
+    reference, adaptive = (timed + [None, None])[:2]
+
+    def pct(value):
+        return "" if value is None else f"{100 * value:.2f}"
+
+    def timing(result, ratios: bool):
+        if result is None:
+            return " | "
+        q = result["ratios"]
+        return (f"{result['latency_ms_median']:.2f} ms" + (f" ({q['latency_speedup']:.2f}x)" if ratios else "")
+                + f" | {result['throughput']:.0f}/s" + (f" ({q['throughput_speedup']:.2f}x)" if ratios else ""))
+
+    lines = ["| model | dev acc | test acc | FLOPs speed-up (dev) | latency b=1 | throughput b=32 |",
+             "| --- | --- | --- | --- | --- | --- |",
+             f"| teacher (exported, no exit) | {pct(teacher['dev_accuracy'])} | {pct(teacher['test_accuracy'])} "
+             f"| 1.00x | {timing(reference, False)} |"]
+    for width, row in widths.items():
+        if width != "teacher":
+            speedup = f"{full_flops / row['dev_mean_flops']:.2f}x" if full_flops and row.get("dev_mean_flops") else ""
+            lines.append(f"| supernet width {float(width):g} | {pct(row['dev_accuracy'])} "
+                         f"| {pct(row.get('test_accuracy'))} | {speedup} |  |  |")
+    test = summary.get("test_at_operating_point") or {}
+    cost = ""
+    if test.get("accuracy") is not None and teacher.get("test_accuracy") is not None:
+        cost = f" ({100 * (test['accuracy'] - teacher['test_accuracy']):+.2f})"
+    lines.append(f"| **width {point['width']:g}, speed {point['speed']:g}** (calibrated, exported) "
+                 f"| {pct(point['dev_accuracy'])} | {pct(test.get('accuracy'))}{cost} "
+                 f"| {point['dev_flops_speedup']:.2f}x | {timing(adaptive, True)} |")
+    seconds = summary["stage_seconds"]
+    lines.append("")
+    lines.append("stages: " + ", ".join(f"{name} {s:.1f} s" for name, s in seconds.items())
+                 + f" (total {sum(seconds.values()):.1f} s)")
+    return "\n".join(lines) + "\n"
 
 
 def _quick_bench(dirs: Dict[str, Path], speed: float, config: PipelineConfig) -> Dict[str, Any]:

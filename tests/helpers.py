@@ -155,3 +155,61 @@ def supernet_at(ofa, width, ids):
 def texts_of(data_dir: Path, n: int, split: str = "test"):
     """The first ``n`` texts of a ``LABEL TEXT`` split file."""
     return [line.split(" ", 1)[1] for line in (data_dir / f"{split}.txt").read_text().splitlines()][:n]
+
+
+class Payload:
+    """Unpickling this object runs code: it writes ``marker`` (what a crafted ``.pdparams`` would do)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').write('the pickle ran')",)
+
+
+def plant_payload(path: Path, marker: Path) -> Path:
+    """Write a pickle at ``path`` that writes ``marker`` when it is loaded (as ``paddle.load`` would load it)."""
+    import pickle
+
+    with open(path, "wb") as f:
+        pickle.dump({"bert.embeddings.word_embeddings.weight": Payload(marker)}, f, protocol=2)
+    return path
+
+
+def make_legacy(directory: Path) -> Path:
+    """Turn a stage directory of ours into what versions before 0.2 wrote: pickled weights (``paddle.save``)."""
+    import paddle
+    from safetensors.numpy import load_file
+
+    for safe, pickled in (("model.safetensors", "model_state.pdparams"), ("branches.safetensors", "branches.pdparams")):
+        if (directory / safe).is_file():
+            paddle.save({k: paddle.to_tensor(v) for k, v in load_file(str(directory / safe)).items()},
+                        str(directory / pickled))
+            (directory / safe).unlink()
+    return directory
+
+
+def write_pair_data(path: Path, n_train: int = 200, n_dev: int = 48, n_test: int = 48, seed: int = 0) -> Path:
+    """A toy sentence-pair task as ``.tsv`` with ``text_b``: label 1 iff the *second* text contains 'good'. Both
+    texts hold 'good' or 'bad' at random, so only the segment (``token_type_ids``) tells which one counts."""
+    rng = random.Random(seed)
+    path.mkdir(parents=True, exist_ok=True)
+
+    def sentence(word):
+        filler = [rng.choice(WORDS[2:]) for _ in range(rng.randint(1, 5))]
+        filler.insert(rng.randint(0, len(filler)), word)
+        return " ".join(filler)
+
+    for split, n in (("train", n_train), ("dev", n_dev), ("test", n_test)):
+        rows = []
+        for _ in range(n):
+            label = rng.randint(0, 1)
+            rows.append(f"{label}\t{sentence(rng.choice(['good', 'bad']))}\t{sentence('good' if label else 'bad')}\n")
+        (path / f"{split}.tsv").write_text("label\ttext_a\ttext_b\n" + "".join(rows))
+    return path
+
+
+def pairs_of(data_dir: Path, n: int, split: str = "test"):
+    """``(text_a, text_b, label)`` lists of the first ``n`` rows of a pair ``.tsv`` split."""
+    rows = [line.split("\t") for line in (data_dir / f"{split}.tsv").read_text().splitlines()[1:n + 1]]
+    return [r[1] for r in rows], [r[2] for r in rows], [r[0] for r in rows]

@@ -61,3 +61,37 @@ def test_bench_command(tmp_path, tiny_exports, toy_data, capsys):
     assert adaptive["ratios"]["flops_speedup"] > 1 and adaptive["latency_ms_median"] > 0
     assert "| adaptive |" in capsys.readouterr().out
     assert cli.main(["bench", "--system", "nonsense", "--data-dir", str(toy_data), "--output", str(tmp_path)]) == 2
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--samples", "0"], "samples must be a whole number >= 1, got 0"),
+    (["--rounds", "0"], "rounds must be a whole number >= 1, got 0"),
+    (["--batch-size", "-1"], "batch_size must be a whole number >= 1, got -1"),
+])
+def test_bench_counts_are_checked_before_any_work(tmp_path, tiny_exports, toy_data, capsys, flags, message):
+    code = cli.main(["bench", "--system", f"a={tiny_exports[(1.0, True)]}", "--data-dir", str(toy_data),
+                     "--output", str(tmp_path / "b"), *flags])
+    assert code == 2 and capsys.readouterr().err.strip().splitlines() == [f"paddle-dynafast bench: error: {message}"]
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("speed", ["abc", "nan", "inf", "1.5", ""])
+def test_a_bad_speed_names_the_flag(tmp_path, tiny_exports, toy_data, capsys, speed):
+    system = f"x={tiny_exports[(1.0, True)]}@{speed}"
+    code = cli.main(["bench", "--system", system, "--data-dir", str(toy_data), "--output", str(tmp_path / "b")])
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"paddle-dynafast bench: error: --system {system!r}: the speed after @ must be a number in [0, 1], "
+        f"got {speed!r}"]
+
+
+def test_bench_replaces_its_report_only_with_overwrite(tmp_path, tiny_exports, toy_data, capsys):
+    args = ["bench", "--system", f"a={tiny_exports[(1.0, False)]}", "--data-dir", str(toy_data), "--samples", "2",
+            "--rounds", "1", "--threads", "1", "--output", str(tmp_path / "b")]
+    assert cli.main(args) == 0
+    assert cli.main(args) == 2
+    assert "holds an earlier bench output; pass --overwrite to replace it" in capsys.readouterr().err
+    assert cli.main(args + ["--overwrite"]) == 0
+    with pytest.raises(ValueError, match="samples must be a whole number >= 1, got 0"):
+        bench.measure([_system("a", lambda ids: np.zeros(len(ids)), 1.0)], [Features([2, 3], [0, 0], 0, False)],
+                      [0], 0, samples=0)

@@ -1,4 +1,6 @@
-"""The command line: arguments reach the config, errors are one clear line and exit code 2."""
+"""The command line: arguments reach the config, errors are one clear line and exit code 2, the console is one log
+style with one line per progress bar."""
+import re
 import subprocess
 import sys
 
@@ -123,3 +125,33 @@ def test_accuracy_levers_reach_the_stage_configs():
     args = cli.build_parser().parse_args(["calibrate", "--model", "m", "--confidence", "none", *common])
     assert args.confidence is None
     assert cli.build_parser().parse_args(["calibrate", "--model", "m", *common]).confidence == 0.9
+
+
+def test_console_is_one_log_style_with_one_line_per_progress_bar(tmp_path, tiny_hf_dir):
+    """What a terminal shows of stderr (per line, what follows its last carriage return): our log lines and the
+    finished bar, once, with the loss it ended at; no PaddleNLP coloured lines, no library warnings."""
+    write_sentiment_data(tmp_path / "data", n_train=64, n_dev=16, n_test=16)
+    result = subprocess.run([sys.executable, "-m", "paddle_dynafast", "finetune", "--model", str(tiny_hf_dir),
+                             "--data-dir", str(tmp_path / "data"), "--output", str(tmp_path / "out"),
+                             "--epochs", "2", "--batch-size", "16", "--max-seq-len", "16", "--threads", "1"],
+                            capture_output=True, timeout=120)  # bytes: text mode would turn \r into \n
+    err = result.stderr.decode("utf-8")
+    assert result.returncode == 0, err
+    shown = [line.rsplit("\r", 1)[-1] for line in err.split("\n") if line.rsplit("\r", 1)[-1].strip()]
+    bars = [line for line in shown if line.startswith("finetune:")]
+    assert len(bars) == 1 and "8/8" in bars[0], shown
+    assert all(re.match(r"\d\d:\d\d:\d\d (INFO|WARNING) paddle_dynafast", line) for line in shown if line not in bars), shown
+    losses = re.findall(r"loss=(\d\.\d+)", err)
+    assert len(set(losses)) > 1 and bars[0].endswith(f"loss={losses[-1]}, lr=0.00e+00]")  # the loss of every step
+    assert "Warning" not in err and "[    INFO]" not in err and "Configuration saved" not in err
+
+
+def test_verbose_shows_paddlenlp_in_our_format(tmp_path, tiny_hf_dir, capsys):
+    write_sentiment_data(tmp_path / "data", n_train=32, n_dev=16, n_test=16)
+    args = ["finetune", "--model", str(tiny_hf_dir), "--data-dir", str(tmp_path / "data"), "--max-seq-len", "16",
+            "--max-steps", "1", "--threads", "1"]
+    assert cli.main(["-v", *args, "--output", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"\d\d:\d\d:\d\d INFO PaddleNLP: Configuration saved in ", err) and "[    INFO]" not in err
+    assert cli.main([*args, "--output", str(tmp_path / "b")]) == 0
+    assert "PaddleNLP" not in capsys.readouterr().err

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from paddle_dynafast.config import DataConfig, FinetuneConfig, ModelSize, TrainConfig, from_dict, to_dict
+from paddle_dynafast.config import (BranchConfig, CalibrateConfig, DataConfig, EvaluateConfig, FinetuneConfig,
+                                    ModelSize, PipelineConfig, SupernetConfig, TrainConfig, from_dict, to_dict)
 
 
 @pytest.mark.parametrize("build, message", [
@@ -43,3 +44,40 @@ def test_round_trip_through_json():
 def test_unknown_field_is_named():
     with pytest.raises(ValueError, match=r"TrainConfig has no field\(s\) \['learning_rate'\]"):
         from_dict(TrainConfig, {"learning_rate": 1.0})
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: TrainConfig(lr=float("inf")), "lr must be a finite number, got inf"),
+    (lambda: TrainConfig(weight_decay=float("nan")), "weight_decay must be a finite number, got nan"),
+    (lambda: TrainConfig(max_grad_norm=float("inf")), "max_grad_norm must be a finite number, got inf"),
+    (lambda: DataConfig("d", dev_fraction=float("nan")), "dev_fraction must be a finite number, got nan"),
+    (lambda: CalibrateConfig("m", "o", DataConfig("d"), max_accuracy_drop=float("nan")),
+     "max_accuracy_drop must be a finite number, got nan"),
+    (lambda: CalibrateConfig("m", "o", DataConfig("d"), min_flops_speedup=float("inf")),
+     "min_flops_speedup must be a finite number, got inf"),
+    (lambda: SupernetConfig("o", "t", DataConfig("d"), lambda_logit=float("inf")),
+     "lambda_logit must be a finite number, got inf"),
+    (lambda: BranchConfig(dropout=float("nan")), "dropout must be a finite number, got nan"),
+    (lambda: EvaluateConfig("m", "o", DataConfig("d"), speeds=(0.0, float("nan"))),
+     "speeds must be finite numbers, got nan"),
+    (lambda: PipelineConfig("o", DataConfig("d"), max_accuracy_drop=float("inf")),
+     "max_accuracy_drop must be a finite number, got inf"),
+    (lambda: TrainConfig(seed=-1), "seed must be a whole number in [0, 4294967295], got -1"),
+    (lambda: TrainConfig(seed=2 ** 32), "seed must be a whole number in [0, 4294967295], got 4294967296"),
+    (lambda: DataConfig("d", split_seed=-1), "split_seed must be a whole number in [0, 4294967295], got -1"),
+    (lambda: DataConfig("d", labels=("0",)), "labels ['0'] must be at least 2 distinct labels"),
+    (lambda: DataConfig("d", labels=("0", "1", "0")), "must be at least 2 distinct labels"),
+    (lambda: DataConfig("d", labels=("0", "a b")), "label 'a b' is empty or holds white space"),
+    (lambda: DataConfig("d", labels="01"), "labels must be a list of label strings"),
+])
+def test_every_float_is_finite_and_every_seed_in_range(build, message):
+    with pytest.raises(ValueError) as error:
+        build()
+    assert message in str(error.value)
+
+
+def test_an_explicit_label_set_round_trips():
+    config = DataConfig("d", labels=["neg", "pos"])
+    assert config.labels == ("neg", "pos")
+    assert from_dict(DataConfig, json.loads(json.dumps(to_dict(config)))) == config
+    assert from_dict(DataConfig, {"data_dir": "d"}).labels is None  # a stage.json written before labels existed

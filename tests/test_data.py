@@ -170,3 +170,93 @@ def test_undecodable_bytes_are_replaced_and_logged_by_line(tmp_path, caplog):
         examples = data.read_examples(tmp_path / "train.txt")
     assert examples[1].text_a == "a sister\ufffdcity"
     assert "1 line(s) are not valid UTF-8 (lines 2)" in caplog.text
+
+
+def test_a_bom_is_removed_and_said(tmp_path, caplog):
+    """A UTF-8 byte-order mark made a label of its own (``\\ufeff0``); in a .tsv it hid the ``label`` column."""
+    (tmp_path / "train.txt").write_bytes(b"\xef\xbb\xbf0 bad w1\n1 good w2\n")
+    (tmp_path / "dev.tsv").write_bytes(b"\xef\xbb\xbflabel\ttext_a\n1\tgood\n")
+    with caplog.at_level("WARNING"):
+        train = data.read_examples(tmp_path / "train.txt")
+        (dev,) = data.read_examples(tmp_path / "dev.tsv")
+    assert [e.label for e in train] == ["0", "1"] and (dev.label, dev.text_a) == ("1", "good")
+    assert caplog.text.count("starts with a UTF-8 byte-order mark (BOM); it was removed") == 2
+
+
+def test_a_bom_in_every_split_still_gives_two_labels(tmp_path, caplog):
+    write_sentiment_data(tmp_path, n_train=40, n_dev=10, n_test=10)
+    for split in ("train", "dev", "test"):
+        path = tmp_path / f"{split}.txt"
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    with caplog.at_level("WARNING"):
+        splits = data.load_splits(tmp_path)
+    assert data.training_labels(splits["train"]) == ["0", "1"]
+    assert data.label_ids(splits["dev"], ["0", "1"])  # no unknown label
+    assert caplog.text.count("BOM") == 3
+
+
+@pytest.mark.parametrize("odd, message", [
+    ("pos", "train.txt:7: label 'pos' is not a whole number, unlike the training labels ['0', '1']; a typo?"),
+    ("0.0", "train.txt:7: label '0.0' is not a whole number, unlike the training labels ['0', '1']; a typo?"),
+    ("7", "train.txt:7: label '7' occurs 1 time(s) in 41 training examples, the label '0' 20 times; a typo?"),
+])
+def test_a_label_that_looks_like_a_typo_is_refused_with_its_line(tmp_path, odd, message):
+    lines = [f"{i % 2} w{i}" for i in range(40)]
+    lines.insert(6, f"{odd} w99")
+    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
+    examples = data.read_examples(tmp_path / "train.txt")
+    with pytest.raises(DataError, match=re.escape(message)):
+        data.training_labels(examples)
+    explicit = ["0", "1", odd]
+    assert data.training_labels(examples, explicit) == explicit  # given explicitly, it is a class as asked
+    with pytest.raises(DataError, match=r"train.txt:7: label '.*' is not one of --labels \['0', '1'\]"):
+        data.training_labels(examples, ["0", "1"])
+
+
+def test_labels_that_are_all_words_or_rare_in_a_small_split_are_fine(tmp_path):
+    words = [data.Example("t", None, label, f"f:{i}") for i, label in enumerate(["neg", "pos", "pos", "neutral"])]
+    assert data.training_labels(words) == ["neg", "neutral", "pos"]
+    few = [data.Example("t", None, label, f"f:{i}") for i, label in enumerate(["0", "1", "1", "2"])]
+    assert data.training_labels(few) == ["0", "1", "2"]  # one '0' in four examples is not rare
+
+
+def test_a_tab_separated_txt_is_recognised(tmp_path, caplog):
+    (tmp_path / "train.txt").write_text("0\tbad w1 w2\n1\tgood w3\n")
+    with caplog.at_level("INFO"):
+        examples = data.read_examples(tmp_path / "train.txt")
+    assert [(e.label, e.text_a) for e in examples] == [("0", "bad w1 w2"), ("1", "good w3")]
+    assert "tab-separated LABEL<TAB>TEXT lines" in caplog.text
+    (tmp_path / "h.txt").write_text("label\ttext_a\n1\tgood\n")
+    with pytest.raises(DataError, match=r"h.txt:1: a tab-separated header \['label', 'text_a'\]: this is a .tsv "
+                                        r"file; name it h.tsv"):
+        data.read_examples(tmp_path / "h.txt")
+    (tmp_path / "m.txt").write_text("0\tbad\n1 good\n")
+    with pytest.raises(DataError, match=r"m.txt:2: no tab; line 1 is tab-separated"):
+        data.read_examples(tmp_path / "m.txt")
+    (tmp_path / "s.txt").write_text("0 bad\n1\tgood w1\n")
+    with pytest.raises(DataError, match=r"s.txt:2: the label '1\\tgood' holds a tab"):
+        data.read_examples(tmp_path / "s.txt")
+
+
+def test_strict_decoding_names_the_line_and_byte_offset(tmp_path):
+    (tmp_path / "in.txt").write_bytes(b"good w1\nbad \xff w2\n")
+    with pytest.raises(DataError, match=r"in.txt:2: not valid UTF-8 at byte offset 12 \(byte 5 of the line: "
+                                        r"b'\\xff'\)"):
+        data.read_lines(tmp_path / "in.txt")
+    import io
+
+    with pytest.raises(DataError, match=r"standard input:1: not valid UTF-8 at byte offset 3"):
+        data.read_lines(io.BytesIO(b"ab \x80\n"))
+    assert data.read_lines(io.BytesIO(b"\xef\xbb\xbfgood\r\nbad\n")) == ["good", "bad"]
+
+
+def test_pairs_are_cut_as_the_tokenizer_cuts_them(tokenizer):
+    """Longest first, a tie from text_b: a deployment that calls ``tokenizer(a, text_pair=b, truncation=True)`` (the
+    deployment example) feeds the ids and token types we trained on."""
+    for n_a, n_b in ((5, 5), (6, 2), (2, 6), (3, 4), (1, 9)):
+        a, b = " ".join(f"w{i}" for i in range(n_a)), " ".join(f"w{i}" for i in range(10, 10 + n_b))
+        for max_seq_len in range(5, 14):
+            got = data.encode([data.Example(a, b, None, "f:1")], tokenizer, max_seq_len)[0]
+            expected = tokenizer(a, text_pair=b, max_length=max_seq_len, truncation=True)
+            assert (got.input_ids, got.token_type_ids) == (expected["input_ids"], expected["token_type_ids"]), (
+                n_a, n_b, max_seq_len)

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import paddle
 import pytest
+from safetensors.numpy import load_file
 
 from paddle_dynafast import data
 from paddle_dynafast.config import AugmentConfig, BranchConfig, DataConfig, SelfDistillConfig, TrainConfig
@@ -21,15 +22,15 @@ def _config(tmp_path, model_dir, data_dir, output="distill", **kwargs):
 
 
 def _weights(path):
-    return {k: v.numpy() for k, v in paddle.load(str(path)).items()}
+    return load_file(str(path))
 
 
 @pytest.mark.parametrize("shared", [True, False])
 def test_branches_learn_and_the_backbone_stays_bit_identical(tmp_path, toy_data, tiny_supernet_dir, shared):
-    before = _weights(tiny_supernet_dir / "model_state.pdparams")
+    before = _weights(tiny_supernet_dir / "model.safetensors")
     result = distill.self_distill(_config(tmp_path, tiny_supernet_dir, toy_data, shared_branches=shared))
     out = tmp_path / "distill"
-    after = _weights(out / "model_state.pdparams")
+    after = _weights(out / "model.safetensors")
     assert before.keys() == after.keys()
     for key in before:
         np.testing.assert_array_equal(before[key], after[key], err_msg=key)
@@ -126,6 +127,6 @@ def test_interrupted_distillation_resumes(tmp_path, toy_data, tiny_supernet_dir,
         distill.self_distill(_config(tmp_path, tiny_supernet_dir, toy_data, output="split"))
     monkeypatch.setattr(loop, "tqdm", CtrlC.__bases__[0])
     distill.self_distill(_config(tmp_path, tiny_supernet_dir, toy_data, output="split"))
-    a, b = _weights(tmp_path / "whole" / "branches.pdparams"), _weights(tmp_path / "split" / "branches.pdparams")
+    a, b = _weights(tmp_path / "whole" / "branches.safetensors"), _weights(tmp_path / "split" / "branches.safetensors")
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)

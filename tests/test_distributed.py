@@ -7,6 +7,7 @@ import numpy as np
 import paddle
 import paddle.distributed as dist
 import pytest
+from safetensors.numpy import load_file
 
 import dist_worker
 from helpers import TINY, tiny_hf_weights, write_hf_dir, write_sentiment_data
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 
 
 def _weights(path):
-    return {k: v.numpy() for k, v in paddle.load(str(path)).items()}
+    return load_file(str(path))
 
 
 def test_two_processes_equal_one(tmp_path):
@@ -31,8 +32,8 @@ def test_two_processes_equal_one(tmp_path):
     pretrained = write_hf_dir(tmp_path / "pretrained", tiny_hf_weights(seed=0),
                               config={**TINY, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0})
     started = time.time()
-    checks = (("teacher", "model_state.pdparams"), ("supernet", "model_state.pdparams"),
-              ("supernet", "width-0.5/model_state.pdparams"), ("dynafast", "branches.pdparams"))
+    checks = (("teacher", "model.safetensors"), ("supernet", "model.safetensors"),
+              ("supernet", "width-0.5/model.safetensors"), ("dynafast", "branches.safetensors"))
     for index, stage in enumerate(("teacher", "supernet", "dynafast")):
         if index:  # the next stage starts from the same input in both runs
             previous = ("teacher", "supernet")[index - 1]

@@ -29,7 +29,7 @@ def test_saved_branches_load_back_equal(tmp_path, tiny_dynafast_dir):
     import shutil
 
     copy = shutil.copytree(tiny_dynafast_dir, tmp_path / "copy")
-    (copy / "branches.pdparams").unlink()
+    (copy / "branches.safetensors").unlink()
     model.save_branches(copy)
     again = DynaFastModel.load(copy)
     for (name, a), (_, b) in zip(model.branches.state_dict().items(), again.branches.state_dict().items()):

@@ -1,11 +1,12 @@
 """Every example runs (on a tiny model and toy data) through the public API."""
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from helpers import write_sentiment_data
+from helpers import pairs_of, write_sentiment_data
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -16,12 +17,10 @@ def test_finetune_example(tmp_path, tiny_hf_dir):
                              "--data-dir", str(tmp_path / "data"), "--output", str(tmp_path / "out"),
                              "--max-steps", "3"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "dev accuracy" in result.stdout and (tmp_path / "out" / "model_state.pdparams").is_file()
+    assert "dev accuracy" in result.stdout and (tmp_path / "out" / "model.safetensors").is_file()
 
 
 def test_deploy_example_stands_alone(tmp_path, tiny_dynafast_dir):
-    import json
-
     from paddle_dynafast.runtime.export import export_model
     from paddle_dynafast.runtime.predictor import Predictor
 
@@ -38,6 +37,25 @@ def test_deploy_example_stands_alone(tmp_path, tiny_dynafast_dir):
     assert [line["label"] for line in lines] == expected.labels
     assert [line["exit_layer"] for line in lines] == expected.exit_layer.tolist()
     np.testing.assert_allclose([line["probs"] for line in lines], expected.probs, atol=1e-4)
+
+
+def test_deploy_example_feeds_pairs_with_their_token_types(tiny_pair_export, pair_data):
+    from paddle_dynafast.runtime.predictor import Predictor
+
+    a, b, _ = pairs_of(pair_data, 6)
+    a[0] = " ".join(["w1"] * 30) + " good"  # cut longest first, as in training
+    pairs = [arg for x, y in zip(a, b) for arg in ("--pair", x, y)]
+    result = subprocess.run([sys.executable, str(EXAMPLES / "deploy_paddle_inference.py"), "--model",
+                             str(tiny_pair_export), "--speed", "0.3", "--threads", "1", "good w1", *pairs],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line.get("text_b") for line in lines] == [None] + b
+    predictor = Predictor(tiny_pair_export, threads=1)
+    expected = predictor.predict(a, speed=0.3, text_b=b)
+    np.testing.assert_allclose([line["probs"] for line in lines[1:]], expected.probs, atol=1e-4)
+    assert [line["exit_layer"] for line in lines[1:]] == expected.exit_layer.tolist()
+    np.testing.assert_allclose(lines[0]["probs"], predictor.predict(["good w1"], speed=0.3).probs[0], atol=1e-4)
 
 
 def test_tutorial_example(tmp_path, tiny_hf_dir, toy_data):

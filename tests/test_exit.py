@@ -121,3 +121,15 @@ def test_sample_flops_by_hand():
     assert layer_flops(shape, 3) == 816
     flops = exits.sample_flops(shape, config, np.array([3, 3]), np.array([1, 2]), 1.0)
     assert flops.tolist() == [816 + 152, 2 * 816 + 152 + 48]
+
+
+def test_no_compaction_on_a_layer_where_nobody_leaves(tiny_model, monkeypatch):
+    adaptive = _adaptive(tiny_model)
+    calls = []
+    for name in ("gather", "nonzero"):
+        original = getattr(paddle, name)
+        monkeypatch.setattr(paddle, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
+    adaptive(_batch(4, batch=5), speed=0.0)  # nobody can leave early
+    assert calls == []
+    adaptive(_batch(4, batch=5), speed=1.0)  # everyone leaves after layer 1
+    assert "nonzero" in calls

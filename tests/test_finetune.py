@@ -5,6 +5,7 @@ import signal
 import numpy as np
 import paddle
 import pytest
+from safetensors.numpy import load_file
 
 from helpers import write_sentiment_data
 from paddle_dynafast import data
@@ -23,7 +24,7 @@ def _config(tmp_path, model_dir, output="out", **train_kwargs):
 
 
 def _weights(directory):
-    return {k: v.numpy() for k, v in paddle.load(str(directory / "model_state.pdparams")).items()}
+    return load_file(str(directory / "model.safetensors"))
 
 
 def test_finetune_learns_and_writes_a_complete_stage(tmp_path, tiny_hf_dir):
@@ -37,7 +38,7 @@ def test_finetune_learns_and_writes_a_complete_stage(tmp_path, tiny_hf_dir):
     assert stage["versions"]["paddlepaddle"] == paddle.__version__
     assert not (out / "checkpoint").exists()
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["config.json", "model_state.pdparams", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
+        ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
          "stage.json", "metrics.json"])
     # the stage directory is the best model: reloading it reproduces the reported test accuracy
     reloaded = load_classifier(out)
@@ -81,10 +82,8 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, tiny_hf_dir, monk
 
 def test_resume_refuses_another_configuration(tmp_path, tiny_hf_dir):
     write_sentiment_data(tmp_path / "data")
-    finetune(_config(tmp_path, tiny_hf_dir, max_steps=2))  # writes stage.json, finishes early
-    (tmp_path / "out" / "stage.json").write_text(
-        (tmp_path / "out" / "stage.json").read_text().replace('"complete": true', '"complete": false'))
-    with pytest.raises(ValueError, match=r"another configuration \(train.lr, train.seed differ\)"):
+    finetune(_config(tmp_path, tiny_hf_dir, max_steps=2))  # a finished stage
+    with pytest.raises(ValueError, match=r"another configuration \(train.lr, train.seed differ\); pass --restart"):
         finetune(_config(tmp_path, tiny_hf_dir, max_steps=2, lr=1e-3, seed=4))
     restarted = finetune(_config(tmp_path, tiny_hf_dir, max_steps=2, lr=1e-3, seed=4), restart=True)
     assert restarted.metrics["train_steps"] == 2

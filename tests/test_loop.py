@@ -1,6 +1,8 @@
 """The shared training loop: its learning-rate schedule, optimizer-state names and Ctrl-C handling.
 
 Resume to identical weights is tested through every stage (test_finetune, test_supernet, test_distill)."""
+import json
+import random
 import signal
 
 import numpy as np
@@ -55,3 +57,92 @@ def test_seed_everything_repeats_every_generator():
         loop.seed_everything(7)
         draws.append((paddle.rand([2]).numpy().tolist(), np.random.rand(), __import__("random").random()))
     assert draws[0] == draws[1]
+
+
+class _Loader(list):
+    batch_sampler = type("S", (), {"set_epoch": lambda self, epoch: None})()
+
+
+def _tiny_loop(tmp_path, loss_of_step, steps=6, **kwargs):
+    paddle.seed(0)
+    model = paddle.nn.Linear(2, 1)
+    calls = []
+
+    def loss(batch):
+        calls.append(1)
+        return (model(batch["x"]).mean() * 0 + loss_of_step(len(calls))).mean()
+
+    data = _Loader([{"x": paddle.ones([4, 2])}] * steps)
+    return model, loop.TrainLoop(model, TrainConfig(epochs=1, batch_size=4), data, tmp_path / "ckpt", loss,
+                                 lambda: {"score": 0.0}, lambda metrics: None, save_every=2, **kwargs)
+
+
+def test_a_non_finite_loss_stops_training_at_its_step(tmp_path):
+    from paddle_dynafast.errors import TrainingError
+
+    def loss(step):
+        return paddle.to_tensor(float("nan") if step == 5 else 1.0, stop_gradient=False)
+
+    model, train = _tiny_loop(tmp_path, loss)
+    message = (r"train: the loss is nan at step 5 \(epoch 0, batch 5\): training diverged; lower --lr or check the "
+               r"data \(the checkpoint of step 4 is kept\)")
+    with pytest.raises(TrainingError, match=message):
+        train.run()
+    assert train.state.step == 4  # the bad step was not applied
+    assert json.loads((tmp_path / "ckpt" / "loop_state.json").read_text())["step"] == 4
+
+
+def test_a_checkpoint_holds_no_pickle_and_restores_every_generator(tmp_path):
+    model, train = _tiny_loop(tmp_path, lambda step: paddle.to_tensor(1.0, stop_gradient=False))
+    loop.seed_everything(5)
+    train.save_checkpoint()
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
+        "loop_state.json", "model.safetensors", "optimizer.json", "optimizer.safetensors", "rng.json"]
+    expected = (paddle.rand([3]).numpy().tolist(), np.random.rand(), random.random())
+    paddle.rand([7]), np.random.rand(9), random.random()  # move every generator on
+    train.load_checkpoint()
+    assert (paddle.rand([3]).numpy().tolist(), np.random.rand(), random.random()) == expected
+
+
+def test_an_old_pickled_checkpoint_resumes_only_when_trusted(tmp_path):
+    from helpers import plant_payload
+    from paddle_dynafast.errors import UntrustedFileError
+
+    model, train = _tiny_loop(tmp_path, lambda step: paddle.to_tensor(1.0, stop_gradient=False))
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "loop_state.json").write_text(json.dumps({"step": 2}))
+    plant_payload(tmp_path / "ckpt" / "model.pdparams", tmp_path / "ran")
+    with pytest.raises(UntrustedFileError, match=r"ckpt/model.pdparams is a pickle"):
+        train.run()
+    assert not (tmp_path / "ran").exists()
+
+
+def test_the_progress_bar_shows_the_loss_of_every_step(tmp_path, monkeypatch):
+    """Not only every ``log_every`` steps: a short run (the demo's) would show its first loss throughout."""
+    shown = []
+
+    class Bar:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def set_postfix(self, refresh=True, **values):
+            shown.append(values["loss"])
+
+        def update(self, n):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(loop, "tqdm", Bar)
+    model = paddle.nn.Linear(2, 1)
+    losses = iter([3.0, 2.0, 1.0, 0.5])
+
+    class Loader(list):
+        batch_sampler = type("S", (), {"set_epoch": lambda self, epoch: None})()
+
+    train = loop.TrainLoop(model, TrainConfig(epochs=1, batch_size=4, log_every=50), Loader([{}] * 4), tmp_path / "c",
+                           lambda batch: model(paddle.ones([1, 2])).mean() * 0 + next(losses), lambda: {"score": 0.0},
+                           lambda metrics: None)
+    train.run()
+    assert shown == ["3.0000", "2.0000", "1.0000", "0.5000"]

@@ -130,3 +130,25 @@ def test_report_shows_the_intervals_and_promises_of_the_run(pipeline_run, tmp_pa
     targets = "\n".join(report.targets(tmp_path / "runs"))
     assert "width 0.25 within 2.5 dev points of the teacher (#13)" in targets
     assert "test drop within the budget (#13)" in targets and "the point chosen on dev (#13)" in targets
+
+
+def test_summary_table_puts_the_exported_models_side_by_side(pipeline_run):
+    _, result = pipeline_run
+    s = result.summary
+    table = pdf.pipeline.summary_table(s)
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert len(rows) == 2 + 1 + 4 + 1  # header, rule, teacher, four supernet widths, the calibrated point
+    teacher, adaptive = s["latency"]["results"]
+    assert rows[2].startswith(f"| teacher (exported, no exit) | {100 * s['teacher']['dev_accuracy']:.2f} | "
+                              f"{100 * s['teacher']['test_accuracy']:.2f} | 1.00x | "
+                              f"{teacher['latency_ms_median']:.2f} ms | {teacher['throughput']:.0f}/s |")
+    point, test = s["operating_point"], s["test_at_operating_point"]
+    assert rows[-1] == (f"| **width {point['width']:g}, speed {point['speed']:g}** (calibrated, exported) "
+                        f"| {100 * point['dev_accuracy']:.2f} | {100 * test['accuracy']:.2f} "
+                        f"({100 * (test['accuracy'] - s['teacher']['test_accuracy']):+.2f}) "
+                        f"| {point['dev_flops_speedup']:.2f}x | {adaptive['latency_ms_median']:.2f} ms "
+                        f"({adaptive['ratios']['latency_speedup']:.2f}x) | {adaptive['throughput']:.0f}/s "
+                        f"({adaptive['ratios']['throughput_speedup']:.2f}x) |")
+    assert table.splitlines()[-1].startswith("stages: finetune ")
+    untimed = pdf.pipeline.summary_table({**s, "latency": None}).splitlines()  # bench_samples=0
+    assert untimed[2].endswith("| 1.00x |  |  |") and untimed[-3].endswith("x |  |  |")

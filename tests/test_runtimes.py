@@ -59,7 +59,7 @@ def test_outputs_are_read_by_the_names_export_json_records(tiny_exports):
 def test_unknown_runtime_and_missing_onnx_are_named(tiny_exports):
     assert set(RUNTIMES) == {"paddle-inference", "onnxruntime", "dygraph"}
     with pytest.raises(ConfigError, match=r"runtime 'tensorrt' is not one of \['dygraph', 'onnxruntime', "
-                                          r"'paddle-inference'\]"):
+                                          r"'paddle-inference', 'auto'\]"):
         open_runtime(tiny_exports[(1.0, True)], "tensorrt")
     with pytest.raises(ArtifactError, match="has no model.onnx; export it with --onnx"):
         OnnxRuntime(tiny_exports[(1.0, True)])
@@ -72,3 +72,19 @@ def test_dygraph_runs_a_stage_directory(tiny_dynafast_dir, tiny_supernet_dir):
     assert not plain.info.exit_loop
     with pytest.raises(ValueError, match="width 0.3 was not trained"):
         DygraphRuntime(tiny_supernet_dir, width=0.3)
+
+
+def test_bf16_on_onednn_stays_close_to_float32(tiny_exports, toy_data):
+    directory, texts = tiny_exports[(1.0, True)], texts_of(toy_data, 32)
+    fp32 = Predictor(directory, threads=1).predict(texts, speed=0.3)
+    bf16 = Predictor(directory, threads=1, precision="bf16").predict(texts, speed=0.3)
+    assert np.mean(bf16.label_ids == fp32.label_ids) >= 0.9 and np.abs(bf16.probs - fp32.probs).mean() < 0.05
+
+
+def test_a_precision_a_runtime_does_not_run_is_named(tiny_exports):
+    with pytest.raises(ConfigError, match="runtime dygraph runs fp32, not int8"):
+        open_runtime(tiny_exports[(1.0, True)], "dygraph", precision="int8")
+    with pytest.raises(ConfigError, match="runtime paddle-inference runs fp32 or bf16, not int8"):
+        open_runtime(tiny_exports[(1.0, True)], "paddle-inference", precision="int8")
+    with pytest.raises(ConfigError, match="precision 'bf16' needs oneDNN on the CPU"):
+        open_runtime(tiny_exports[(1.0, True)], "paddle-inference", precision="bf16", onednn=False)

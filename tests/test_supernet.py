@@ -5,6 +5,7 @@ import json
 import numpy as np
 import paddle
 import pytest
+from safetensors.numpy import load_file
 
 from helpers import WIDTHS, random_ids, supernet_at
 from paddle_dynafast.config import DataConfig, SupernetConfig, TrainConfig
@@ -94,7 +95,7 @@ def test_supernet_stage(tmp_path, tiny_teacher):
     assert set(report) == {"teacher", "1.0", "0.75", "0.5", "0.25"}
     for width in ("0.75", "0.5", "0.25"):
         assert report[width]["submodel_dev_accuracy"] == report[width]["dev_accuracy"]
-        assert (out / f"width-{width}" / "model_state.pdparams").is_file()
+        assert (out / f"width-{width}" / "model.safetensors").is_file()
     assert report["0.5"]["heads_per_layer"] == 2 and report["0.25"]["neurons_per_layer"] == 9
     assert report["1.0"]["dev_mean_flops"] > report["0.5"]["dev_mean_flops"] > report["0.25"]["dev_mean_flops"]
     assert report["1.0"]["parameters"] == report["teacher"]["parameters"]
@@ -145,11 +146,11 @@ def test_interrupted_supernet_resumes_to_the_same_weights(tmp_path, tiny_teacher
         supernet.train_supernet(config("split"))
     monkeypatch.setattr(loop, "tqdm", CtrlCAtStep4.__bases__[0])
     supernet.train_supernet(config("split"))
-    for name in ("model_state.pdparams", "width-0.5/model_state.pdparams"):
-        a = paddle.load(str(tmp_path / "whole" / name))
-        b = paddle.load(str(tmp_path / "split" / name))
+    for name in ("model.safetensors", "width-0.5/model.safetensors"):
+        a = load_file(str(tmp_path / "whole" / name))
+        b = load_file(str(tmp_path / "split" / name))
         for key in a:
-            np.testing.assert_array_equal(a[key].numpy(), b[key].numpy(), err_msg=f"{name}: {key}")
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}: {key}")
 
 
 def test_unlabeled_text_and_augmented_copies_join_the_supernet_training(tmp_path, tiny_teacher):

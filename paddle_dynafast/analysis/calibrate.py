@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .. import artifacts
+from .. import artifacts, outputs
 from ..config import BootstrapConfig, BranchConfig, CalibrateConfig, check_confidence, to_dict
 from ..errors import ConfigError, DataError
 from ..model.dynafast import DynaFastModel
@@ -260,10 +260,17 @@ def measured_on_test(calibration: Dict) -> Dict[tuple, GridPoint]:
     return {(p["width"], p["speed"]): GridPoint(**p) for p in calibration["test"]}
 
 
-def run_calibration(config: CalibrateConfig) -> Dict:
+def run_calibration(config: CalibrateConfig, overwrite: bool = False, trust_pickle: bool = False) -> Dict:
     """``paddle-dynafast calibrate``: choose on dev, report on test; writes calibration.json and .md, and every
-    classifier's probabilities on dev and test (``*_layer_probs.npz``) to re-calibrate from without the model."""
-    model = DynaFastModel.load(config.model_dir)
+    classifier's probabilities on dev and test (``*_layer_probs.npz``) to re-calibrate from without the model. An
+    earlier calibration in the output directory is replaced only with ``overwrite``
+    (:mod:`paddle_dynafast.outputs`); ``trust_pickle`` reads pickled weights of an older version."""
+    with outputs.claim(config.output_dir, outputs.CALIBRATE, [config.model_dir, config.data.data_dir], overwrite):
+        return _calibrate(config, trust_pickle)
+
+
+def _calibrate(config: CalibrateConfig, trust_pickle: bool) -> Dict:
+    model = DynaFastModel.load(config.model_dir, trust_pickle=trust_pickle)
     out = Path(config.output_dir)
     dev_split = load_split(model, config.data, "dev", config.batch_size)
     dev = split_probabilities(model, dev_split.loader, dev_split.gold, dev_split.tokens, model.widths,

@@ -16,9 +16,8 @@ with its paired-bootstrap 95 % interval and McNemar's p-value
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -26,9 +25,10 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 import paddle
 
-from .. import artifacts, data
+from .. import artifacts, data, outputs
 from ..config import BootstrapConfig, BranchConfig, DataConfig, EvaluateConfig, to_dict
 from ..errors import DataError
+from ..model.backbone import check_max_seq_len
 from ..model.dynafast import DynaFastModel
 from ..model.exit import check_speed, sample_flops, simulate_exits
 from ..model.flops import BertShape, model_flops
@@ -110,20 +110,12 @@ class SplitProbabilities:
 
     def save(self, path: str | Path) -> None:
         """Write an ``.npz`` atomically (a few hundred kB for SST-2 test at four widths)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         widths = sorted(self.probs, reverse=True)
         arrays = {f"width_{w}": self.probs[w].astype("float32") for w in widths}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(f, widths=np.asarray(widths), gold=self.gold, tokens=self.tokens,
-                                    fingerprint=np.asarray(self.fingerprint), **arrays)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, widths=np.asarray(widths), gold=self.gold, tokens=self.tokens,
+                            fingerprint=np.asarray(self.fingerprint), **arrays)
+        artifacts.write_bytes(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: str | Path) -> "SplitProbabilities":
@@ -310,11 +302,10 @@ def plot(points: Sequence[GridPoint], path: str | Path, title: str) -> None:
     axes.legend()
     axes.set_title(title)
     figure.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(tmp, dpi=120)
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=120)
     plt.close(figure)
-    tmp.replace(path)
+    artifacts.write_bytes(path, png.getvalue())
 
 
 def write_grid(points: Sequence[GridPoint], output_dir: str | Path, name: str, title: str,
@@ -348,6 +339,7 @@ class LabelledSplit(NamedTuple):
 
 def load_split(model: DynaFastModel, data_config: DataConfig, split: str, batch_size: int) -> LabelledSplit:
     """One labelled split, encoded with the model's tokenizer and labels."""
+    check_max_seq_len(model.backbone.config, data_config.max_seq_len, "the model")
     splits = data.load_splits(data_config)
     if split not in splits:
         raise DataError(f"{data_config.data_dir} has no {split} split")
@@ -372,10 +364,17 @@ def evaluate_probabilities(split: SplitProbabilities, shape: BertShape, branch_c
     return points, patience_against_entropy(waiting, waiting_correct, points, correct, bootstrap)
 
 
-def run_evaluation(config: EvaluateConfig) -> List[GridPoint]:
+def run_evaluation(config: EvaluateConfig, overwrite: bool = False, trust_pickle: bool = False) -> List[GridPoint]:
     """``paddle-dynafast evaluate``: the grid of ``config`` written as JSON, Markdown and PNG, the patience points
-    beside it, and every classifier's probabilities (``layer_probs.npz``) to re-simulate any exit from."""
-    model = DynaFastModel.load(config.model_dir)
+    beside it, and every classifier's probabilities (``layer_probs.npz``) to re-simulate any exit from. An earlier
+    evaluation in the output directory is replaced only with ``overwrite`` (:mod:`paddle_dynafast.outputs`);
+    ``trust_pickle`` reads pickled weights of an older version."""
+    with outputs.claim(config.output_dir, outputs.EVALUATE, [config.model_dir, config.data.data_dir], overwrite):
+        return _evaluate(config, trust_pickle)
+
+
+def _evaluate(config: EvaluateConfig, trust_pickle: bool) -> List[GridPoint]:
+    model = DynaFastModel.load(config.model_dir, trust_pickle=trust_pickle)
     widths = config.widths or model.widths
     for width in widths:
         model.at(width)  # a width without branches is an error before any work

@@ -22,6 +22,7 @@ added around it, never by editing PaddleNLP's classes:
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import types
@@ -34,10 +35,10 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 from paddlenlp.transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizer
-from safetensors import safe_open
-from safetensors.numpy import load_file
+from safetensors import SafetensorError, safe_open
 
-from ..errors import CheckpointError, MissingFileError
+from ..errors import CheckpointError, ConfigError, MissingFileError
+from .weights import PICKLE_WEIGHTS, SAFE_WEIGHTS, read_weights, save_weights
 
 logger = logging.getLogger(__name__)
 
@@ -208,20 +209,28 @@ def minilm_dir() -> Path:
 
 
 def detect_format(model_dir: str | Path) -> str:
-    """``paddlenlp`` or ``huggingface``, from the files of ``model_dir``."""
+    """``paddlenlp`` or ``huggingface``, from the files of ``model_dir`` and the names of its weights.
+
+    Both formats may hold ``model.safetensors``: Hugging Face names a layer ``encoder.layer.0.attention.self.query``,
+    PaddleNLP (and paddle_dynafast) ``bert.encoder.layers.0.self_attn.q_proj``. A directory with only
+    ``model_state.pdparams`` is PaddleNLP's (a pickle: :func:`load_classifier` reads it only when trusted).
+    """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise MissingFileError(f"model directory {model_dir} does not exist")
     if not (model_dir / "config.json").is_file():
         raise MissingFileError(f"{model_dir} has no config.json")
-    if (model_dir / "model_state.pdparams").is_file():
-        return "paddlenlp"
-    safetensors = model_dir / "model.safetensors"
+    safetensors = model_dir / SAFE_WEIGHTS
     if safetensors.is_file():
-        with safe_open(str(safetensors), framework="np") as f:
-            keys = list(f.keys())
+        try:
+            with safe_open(str(safetensors), framework="np") as f:
+                keys = list(f.keys())
+        except SafetensorError as error:
+            raise CheckpointError(f"{safetensors} is not a readable safetensors file: {error}") from error
         return "huggingface" if any(".layer." in k or k.startswith("encoder.layer.") for k in keys) else "paddlenlp"
-    raise MissingFileError(f"{model_dir} has neither model_state.pdparams nor model.safetensors")
+    if (model_dir / PICKLE_WEIGHTS).is_file():
+        return "paddlenlp"
+    raise MissingFileError(f"{model_dir} has neither {SAFE_WEIGHTS} nor {PICKLE_WEIGHTS}")
 
 
 def load_tokenizer(model_dir: str | Path):
@@ -235,12 +244,6 @@ def load_tokenizer(model_dir: str | Path):
     if config.is_file():
         do_lower_case = bool(json.loads(config.read_text(encoding="utf-8")).get("do_lower_case", True))
     return BertTokenizer(vocab_file=str(vocab), do_lower_case=do_lower_case)
-
-
-def _read_weights(path: Path) -> Dict[str, np.ndarray]:
-    if path.suffix == ".safetensors":
-        return dict(load_file(str(path)))
-    return {k: v.numpy() if hasattr(v, "numpy") else np.asarray(v) for k, v in paddle.load(str(path)).items()}
 
 
 def _target_shapes(model: nn.Layer) -> Dict[str, Tuple[int, ...]]:
@@ -258,11 +261,14 @@ def build_classifier(config) -> nn.Layer:
     return model
 
 
-def load_classifier(model_dir: str | Path, num_labels: Optional[int] = None, random_init: bool = False) -> LoadedModel:
+def load_classifier(model_dir: str | Path, num_labels: Optional[int] = None, random_init: bool = False,
+                    trust_pickle: bool = False) -> LoadedModel:
     """Load a BERT classifier (or a pretrained encoder plus a new classifier) from ``model_dir``.
 
     ``num_labels`` None keeps the directory's own. With ``random_init`` the
     architecture and vocabulary are kept and every weight starts random.
+    ``model.safetensors`` is read when there is one; ``model_state.pdparams``
+    (a pickle) only with ``trust_pickle`` (:mod:`paddle_dynafast.model.weights`).
     """
     model_dir = Path(model_dir)
     fmt = detect_format(model_dir)
@@ -282,8 +288,8 @@ def load_classifier(model_dir: str | Path, num_labels: Optional[int] = None, ran
     if random_init:
         return LoadedModel(model, tokenizer, "random", sorted(model.state_dict()))
 
-    weights_file = model_dir / ("model_state.pdparams" if (model_dir / "model_state.pdparams").is_file() else "model.safetensors")
-    source = _read_weights(weights_file)
+    weights_file = model_dir / (SAFE_WEIGHTS if (model_dir / SAFE_WEIGHTS).is_file() else PICKLE_WEIGHTS)
+    source = read_weights(weights_file, trust_pickle)
     if fmt == "huggingface":
         weights, dropped = convert_hf_state_dict(source, _target_shapes(model))
         if dropped:
@@ -301,9 +307,25 @@ def load_classifier(model_dir: str | Path, num_labels: Optional[int] = None, ran
 
 
 def save_classifier(model: nn.Layer, tokenizer, out_dir: str | Path) -> None:
-    """``save_pretrained`` of model and tokenizer: a directory PaddleNLP's ``from_pretrained`` reads."""
-    model.save_pretrained(str(out_dir))
+    """Model and tokenizer as PaddleNLP's ``save_pretrained(safe_serialization=True)`` writes them (``config.json``,
+    ``model.safetensors``, the tokenizer files), a directory ``from_pretrained`` reads; the weights go through
+    :func:`~paddle_dynafast.model.weights.save_weights`, so a full disk is an ``OSError`` naming the file."""
+    out_dir = Path(out_dir)
+    config = copy.deepcopy(model.config)
+    config.architectures = [type(model).__name__]
+    config.dtype = str(next(iter(model.parameters())).dtype).replace("paddle.", "")
+    config.save_pretrained(str(out_dir))
+    save_weights(out_dir / SAFE_WEIGHTS, model.state_dict())
     tokenizer.save_pretrained(str(out_dir))
+
+
+def check_max_seq_len(config, max_seq_len: int, source: str | Path) -> None:
+    """Refuse a ``max_seq_len`` longer than the position table of the model of ``config`` (from ``source``): Paddle
+    would fail in the middle of training or prediction, at the first text that long."""
+    limit = int(config.max_position_embeddings)
+    if max_seq_len > limit:
+        raise ConfigError(f"max_seq_len {max_seq_len} is longer than the {limit} positions the model of {source} "
+                          f"holds (max_position_embeddings); use --max-seq-len {limit} or less")
 
 
 # ----------------------------------------------------------------------------- head-mask forward
@@ -338,20 +360,19 @@ def self_attention(attn: nn.MultiHeadAttention, x: paddle.Tensor, mask: paddle.T
     q, k, v = attn.q_proj(query), attn.k_proj(x), attn.v_proj(x)  # [batch, seq, heads * head_dim]
     head_dim = attn.head_dim
     heads = q.shape[-1] // head_dim
-    # explicit sizes, not reshape's 0 ("copy this dimension"), which mis-infers on an empty batch
-    batch, seq, queries = paddle.shape(x)[0], paddle.shape(x)[1], paddle.shape(query)[1]
-    q = q.reshape([batch, queries, heads, head_dim]).transpose([0, 2, 1, 3])  # [batch, heads, queries, head_dim]
-    k = k.reshape([batch, seq, heads, head_dim]).transpose([0, 2, 1, 3])
-    v = v.reshape([batch, seq, heads, head_dim]).transpose([0, 2, 1, 3])
+    # reshape's 0 copies a dimension: no shape operators in an exported program (no batch here is ever empty)
+    q = q.reshape([0, 0, heads, head_dim]).transpose([0, 2, 1, 3])  # [batch, heads, queries, head_dim]
+    k = k.reshape([0, 0, heads, head_dim]).transpose([0, 2, 1, 3])  # [batch, heads, seq, head_dim]
+    v = v.reshape([0, 0, heads, head_dim]).transpose([0, 2, 1, 3])
     scores = paddle.matmul(q * head_dim ** -0.5, k, transpose_y=True) + mask  # [batch, heads, queries, seq]
     probs = F.softmax(scores, axis=-1)
-    if attn.dropout:
-        probs = F.dropout(probs, attn.dropout, training=attn.training, mode="upscale_in_train")
+    if attn.dropout and attn.training:  # in eval no dropout op at all: it would still run in an exported program
+        probs = F.dropout(probs, attn.dropout, training=True, mode="upscale_in_train")
     if head_mask is not None:
         if head_mask.shape[0] < heads:
             raise ValueError(f"head_mask has {head_mask.shape[0]} entries for a layer with {heads} heads")
         probs = probs * head_mask[:heads].reshape([1, heads, 1, 1])
-    context = paddle.matmul(probs, v).transpose([0, 2, 1, 3]).reshape([batch, queries, heads * head_dim])
+    context = paddle.matmul(probs, v).transpose([0, 2, 1, 3]).reshape([0, 0, heads * head_dim])
     return attn.out_proj(context)
 
 
@@ -361,16 +382,34 @@ def encoder_layer_forward(self: nn.TransformerEncoderLayer, src: paddle.Tensor, 
     residual = src
     if self.normalize_before:
         src = self.norm1(src)
-    src = residual + self.dropout1(self_attention(self.self_attn, src, src_mask, head_mask))
+    src = residual + dropout(self.dropout1, self_attention(self.self_attn, src, src_mask, head_mask))
     if not self.normalize_before:
         src = self.norm1(src)
     residual = src
     if self.normalize_before:
         src = self.norm2(src)
-    src = residual + self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(src)))))
+    src = residual + dropout(self.dropout2, self.linear2(dropout(self.dropout, self.activation(self.linear1(src)))))
     if not self.normalize_before:
         src = self.norm2(src)
     return src
+
+
+def dropout(layer: nn.Dropout, x: paddle.Tensor) -> paddle.Tensor:
+    """``layer(x)`` while training; ``x`` itself in eval, so that an exported program holds no dropout op (Paddle
+    Inference runs an eval-mode dropout as a copy: about 8 % of an exit loop's time at batch 1 here)."""
+    return layer(x) if layer.training else x
+
+
+def embeddings_forward(embeddings: nn.Layer, input_ids: paddle.Tensor,
+                       token_type_ids: Optional[paddle.Tensor] = None) -> paddle.Tensor:
+    """PaddleNLP's ``BertEmbeddings.forward`` ``[batch, seq] -> [batch, seq, hidden]`` for inputs without padding on
+    the left (as ours are), with fewer operators: positions ``0..seq-1`` from one ``arange``, no dropout op in eval."""
+    positions = paddle.arange(paddle.shape(input_ids)[1], dtype="int64").unsqueeze(0)  # [1, seq]
+    hidden = embeddings.word_embeddings(input_ids) + embeddings.position_embeddings(positions)
+    if token_type_ids is None:
+        token_type_ids = paddle.zeros_like(input_ids)
+    hidden = hidden + embeddings.token_type_embeddings(token_type_ids)
+    return dropout(embeddings.dropout, embeddings.layer_norm(hidden))
 
 
 def per_layer_head_mask(head_mask: Optional[paddle.Tensor], num_layers: int, num_heads: int) -> Optional[paddle.Tensor]:
@@ -443,3 +482,25 @@ def head_mask_forward(model: nn.Layer) -> Iterator[nn.Layer]:
                 object.__delattr__(layer, "forward")
             else:
                 object.__setattr__(layer, "forward", previous)
+
+
+class Probabilities(nn.Layer):
+    """A ``BertForSequenceClassification`` (or narrow sub-model) returning softmax probabilities
+    ``[batch, num_labels]``: PaddleNLP's forward, through the functions above (no dropout operator in eval), the
+    exported baseline without exits."""
+
+    def __init__(self, classifier: nn.Layer):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, input_ids: paddle.Tensor, token_type_ids: Optional[paddle.Tensor] = None) -> paddle.Tensor:
+        model = self.classifier
+        bert = model.bert
+        mask = extended_attention_mask(input_ids, bert.pad_token_id)  # [batch, 1, 1, seq]
+        hidden = embeddings_forward(bert.embeddings, input_ids, token_type_ids)  # [batch, seq, hidden]
+        for layer in bert.encoder.layers:
+            hidden = encoder_layer_forward(layer, hidden, mask)
+        if bert.encoder.norm is not None:
+            hidden = bert.encoder.norm(hidden)
+        logits = model.classifier(dropout(model.dropout, bert.pooler(hidden)))  # [batch, num_labels]
+        return F.softmax(logits, axis=-1)

@@ -2,7 +2,8 @@
 
 A distill directory holds the full-width backbone as a PaddleNLP directory
 (heads and neurons in importance order when it comes from a supernet),
-``branches.pdparams`` and ``branches.json``. A narrower width's backbone is cut
+``branches.safetensors`` and ``branches.json`` (older versions wrote
+``branches.pdparams``, a pickle, read only with ``trust_pickle``). A narrower width's backbone is cut
 from it on load (:func:`paddle_dynafast.model.narrow.extract_submodel`), which
 equals the supernet at that width.
 """
@@ -11,16 +12,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Sequence, Tuple
 
-import paddle
-
 from .. import artifacts
 from ..errors import ConfigError, MissingFileError
 from .backbone import assign_weights, load_classifier
 from .branches import Branches
 from .exit import AdaptiveClassifier
 from .narrow import extract_submodel
+from .weights import read_weights, save_weights
 
-BRANCH_WEIGHTS = "branches.pdparams"
+BRANCH_WEIGHTS = "branches.safetensors"
+PICKLE_BRANCH_WEIGHTS = "branches.pdparams"
+"""What earlier versions wrote (a pickle)."""
 BRANCH_FILE = "branches.json"
 
 
@@ -47,7 +49,7 @@ class DynaFastModel:
         return self._at[width]
 
     def save_branches(self, directory: Path) -> None:
-        paddle.save(self.branches.state_dict(), str(directory / BRANCH_WEIGHTS))
+        save_weights(directory / BRANCH_WEIGHTS, self.branches.state_dict())
         artifacts.write_json(directory / BRANCH_FILE, {**self.branches.describe(), "labels": self.labels})
 
     @staticmethod
@@ -55,16 +57,21 @@ class DynaFastModel:
         return (Path(directory) / BRANCH_FILE).is_file()
 
     @classmethod
-    def load(cls, directory: str | Path) -> "DynaFastModel":
-        """Read a distill directory; a directory without branches is an error that says so."""
+    def load(cls, directory: str | Path, trust_pickle: bool = False) -> "DynaFastModel":
+        """Read a distill directory; a directory without branches is an error that says so. Pickled weights (an
+        older version's) are read only with ``trust_pickle``."""
         directory = Path(directory)
         if not cls.has_branches(directory):
             raise MissingFileError(f"{directory} has no {BRANCH_FILE}: it is not a model with branches "
                                    "(run `paddle-dynafast distill` on it first)")
         description = artifacts.read_json(directory / BRANCH_FILE)
-        loaded = load_classifier(directory)
+        loaded = load_classifier(directory, trust_pickle=trust_pickle)
         branches = Branches.from_description(description)
-        state = paddle.load(str(directory / BRANCH_WEIGHTS))
-        assign_weights(branches, {k: v.numpy() for k, v in state.items()})
+        weights = directory / BRANCH_WEIGHTS
+        if not weights.is_file() and (directory / PICKLE_BRANCH_WEIGHTS).is_file():
+            weights = directory / PICKLE_BRANCH_WEIGHTS
+        if not weights.is_file():
+            raise MissingFileError(f"{directory} has {BRANCH_FILE} but no {BRANCH_WEIGHTS}")
+        assign_weights(branches, read_weights(weights, trust_pickle))
         branches.eval()
         return cls(loaded.model, loaded.tokenizer, branches, description["labels"])

@@ -8,6 +8,12 @@ batched: samples that exit are removed from the batch (a gather on the rows
 still undecided), later layers run on the rest only, and the results are
 scattered back in input order. Speed 0 never exits early (entropy is never
 negative): the output is exactly the final classifier's.
+
+Written for the exported program as much as for dygraph: no dropout operator in
+eval, the embeddings and the head with the fewest operators, and on a layer
+where nobody leaves no compaction work at all (one ``any`` and an empty
+conditional block), so that a batch in which few samples leave early costs
+little more than the plain classifier (README, "Performance").
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ import paddle.nn.functional as F
 
 from ..config import BranchConfig
 from ..errors import ConfigError
-from .backbone import encoder_layer_forward, extended_attention_mask
+from .backbone import dropout, embeddings_forward, encoder_layer_forward, extended_attention_mask
 from .branches import branch_flops
 from .flops import BertShape, head_flops, layer_flops
 
@@ -68,14 +74,14 @@ class AdaptiveClassifier(nn.Layer):
         if index < self.num_layers - 1:
             return self.branches[index](hidden, mask)
         backbone = self.backbone
-        return backbone.classifier(backbone.dropout(backbone.bert.pooler(hidden)))
+        return backbone.classifier(dropout(backbone.dropout, backbone.bert.pooler(hidden)))
 
     def hidden_states(self, input_ids: paddle.Tensor,
                       token_type_ids: Optional[paddle.Tensor] = None) -> Tuple[List[paddle.Tensor], paddle.Tensor]:
         """Hidden states after every layer (each ``[batch, seq, hidden]``) and the mask ``[batch, 1, 1, seq]``."""
         bert = self.backbone.bert
         mask = extended_attention_mask(input_ids, bert.pad_token_id)
-        hidden = bert.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+        hidden = embeddings_forward(bert.embeddings, input_ids, token_type_ids)
         states = []
         for layer in bert.encoder.layers:
             hidden = encoder_layer_forward(layer, hidden, mask)
@@ -99,24 +105,25 @@ class AdaptiveClassifier(nn.Layer):
 
         Written so that ``paddle.jit.to_static`` keeps it whole: the layer loop is
         unrolled, each layer sits under ``if alive`` (a conditional block in the
-        static program, so layers after everyone has left do not run), and no
+        static program, so layers after everyone has left do not run), the
+        bookkeeping of leaving samples sits under ``if anyone leaves``, and no
         tensor that crosses such a block is ever empty.
         """
-        bert = self.backbone.bert
+        bert, layers = self.backbone.bert, self.num_layers
         batch = paddle.shape(input_ids)[0]
         mask = extended_attention_mask(input_ids, bert.pad_token_id)  # [batch, 1, 1, seq]
-        hidden = bert.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)  # [batch, seq, hidden]
+        hidden = embeddings_forward(bert.embeddings, input_ids, token_type_ids)  # [batch, seq, hidden]
         rows = paddle.arange(batch, dtype="int64")  # input row of each sample still in the batch
         probs = paddle.zeros([batch, self.backbone.num_labels], dtype="float32")
-        exit_layer = paddle.zeros([batch], dtype="int64")
-        uncertainty = paddle.full([batch * self.num_layers], NOT_RUN, dtype="float32")  # [batch * layers]
-        state = (hidden, mask, rows, probs, exit_layer, uncertainty)
-        hidden, mask, rows, probs, exit_layer, uncertainty, alive = self._step(0, *state, speed)
-        for index in range(1, self.num_layers):
+        exit_layer = paddle.full([batch], layers, dtype="int64")  # overwritten for those who leave early
+        uncertainty = paddle.full([batch * layers], NOT_RUN, dtype="float32")  # [batch * layers]
+        hidden, mask, rows, probs, exit_layer, uncertainty, alive = self._step(
+            0, hidden, mask, rows, probs, exit_layer, uncertainty, speed)
+        for index in range(1, layers):
             if alive:  # [1] bool: someone is still in the batch
                 hidden, mask, rows, probs, exit_layer, uncertainty, alive = self._step(
                     index, hidden, mask, rows, probs, exit_layer, uncertainty, speed)
-        return probs, exit_layer, uncertainty.reshape([batch, self.num_layers])
+        return probs, exit_layer, uncertainty.reshape([batch, layers])
 
     def _step(self, index, hidden, mask, rows, probs, exit_layer, uncertainty, speed):
         """Layer ``index`` on the samples still in the batch; those sure enough leave."""
@@ -124,10 +131,18 @@ class AdaptiveClassifier(nn.Layer):
         p = F.softmax(self.classify(index, hidden, mask), axis=-1)  # [active, num_labels]
         u = normalized_entropy(p)  # [active]
         uncertainty = paddle.scatter(uncertainty, rows * self.num_layers + index, u)
-        if index < self.num_layers - 1:
-            done = u < speed
-        else:
-            done = paddle.full_like(u, True, dtype="bool")
+        if index == self.num_layers - 1:  # everyone still here leaves with the final classifier
+            return hidden, mask, rows, paddle.scatter(probs, rows, p), exit_layer, uncertainty, paddle.zeros([1], "bool")
+        done = u < speed  # [active]
+        alive = paddle.ones([1], dtype="bool")
+        if paddle.any(done):  # nothing to do on a layer where nobody leaves
+            hidden, mask, rows, probs, exit_layer, alive = self._leave(index, done, p, hidden, mask, rows, probs,
+                                                                       exit_layer)
+        return hidden, mask, rows, probs, exit_layer, uncertainty, alive
+
+    @staticmethod
+    def _leave(index, done, p, hidden, mask, rows, probs, exit_layer):
+        """Record the samples that are ``done`` after layer ``index`` and keep the others in the batch."""
         leaving = paddle.nonzero(done).flatten()
         out_rows = paddle.gather(rows, leaving)
         probs = paddle.scatter(probs, out_rows, paddle.gather(p, leaving))
@@ -136,7 +151,7 @@ class AdaptiveClassifier(nn.Layer):
         alive = paddle.shape(staying)[0:1] > 0
         if alive:  # keep the old (non-empty) tensors when nobody stays: they are not used again
             hidden, mask, rows = paddle.gather(hidden, staying), paddle.gather(mask, staying), paddle.gather(rows, staying)
-        return hidden, mask, rows, probs, exit_layer, uncertainty, alive
+        return hidden, mask, rows, probs, exit_layer, alive
 
 
 # ----------------------------------------------------------------------------- results in NumPy

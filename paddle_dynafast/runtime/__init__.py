@@ -1,4 +1,4 @@
 """The runtime side: one interface, ``run_batch(input_ids, token_type_ids, speed) -> probs, exit_layer``, with
 Paddle Inference, ONNX Runtime and dygraph behind it (:mod:`.base`, :mod:`.registry`); export writes what the
-runtimes read, and predict and bench use only the interface. Imports no training module and no PaddleSlim.
+runtimes read, and predict, bench and serve use only the interface. Imports no training module and no PaddleSlim.
 """

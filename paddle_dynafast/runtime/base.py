@@ -10,11 +10,25 @@ Every runtime answers one call, ``run_batch(input_ids, token_type_ids, speed)
 An export directory holds ``model.json``/``model.pdiparams`` (Paddle 3's PIR
 format), optionally ``model.onnx``, the tokenizer, ``export.json`` and
 ``manifest.json`` (library versions and the sha256 of every file, checked by
-:func:`verify` before anything is read).
+:func:`verify` before anything is read: a file missing, altered or not listed
+is an error naming it). The manifest catches accidental damage; whoever can
+edit the directory can also rewrite its hashes. Against deliberate edits, an
+export can be signed with a secret key (``--sign-key-file``): the manifest then
+carries an HMAC-SHA256 of its contents, and a load given the same key refuses a
+manifest whose signature does not match, or that has none.
+
+When a runtime opens an export it checks ``export.json`` against the program
+itself (:meth:`Runtime.check_program`): the input and output names, and one
+text of ``max_seq_len`` tokens at speed 0, which must give one probability per
+label and, with the exit loop, run ``num_layers`` layers.
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
+import logging
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,16 +38,25 @@ import numpy as np
 
 from .. import artifacts
 from ..config import BranchConfig
-from ..errors import ArtifactError
+from ..errors import ArtifactError, ConfigError, MissingFileError, summary
 from ..model.exit import sample_flops
 from ..model.flops import BertShape, model_flops
+from ..model.stage import versions
+
+logger = logging.getLogger(__name__)
 
 PROGRAM = "model"
 EXPORT_FILE = "export.json"
 MANIFEST_FILE = "manifest.json"
 ONNX_FILE = f"{PROGRAM}.onnx"
+INT8_ONNX_FILE = f"{PROGRAM}.int8.onnx"
 OUTPUTS = ("probs", "exit_layer", "uncertainty")
 """The outputs of the exit-loop program, in the order it returns them; the plain classifier returns ``probs``."""
+INPUTS = ("input_ids", "token_type_ids", "speed")
+"""The inputs of the exit-loop program; the plain classifier takes the first two."""
+SIGNATURE = "hmac-sha256"
+MIN_KEY_BYTES = 16
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def sha256(path: Path) -> str:
@@ -44,18 +67,75 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify(directory: str | Path) -> Dict[str, Any]:
-    """Check every file against ``manifest.json``; returns the raw ``export.json``."""
+def read_sign_key(path: str | Path) -> bytes:
+    """The secret of ``--sign-key-file``: the file's bytes (a final line end is ignored), at least 16 of them."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"sign key file {path} does not exist")
+    key = path.read_bytes().rstrip(b"\r\n")
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigError(f"sign key file {path} holds {len(key)} bytes; use at least {MIN_KEY_BYTES} random ones "
+                          "(for example: head -c 32 /dev/urandom > KEYFILE)")
+    return key
+
+
+def _signature(manifest: Dict[str, Any], key: bytes) -> str:
+    body = json.dumps({"versions": manifest.get("versions"), "files": manifest["files"]}, sort_keys=True,
+                      separators=(",", ":"))
+    return hmac.new(key, body.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def write_manifest(directory: str | Path, sign_key: Optional[bytes] = None) -> None:
+    """``manifest.json`` of ``directory``: library versions and the sha256 of every file (and an HMAC with
+    ``sign_key``). An export holds files only."""
     directory = Path(directory)
-    if not (directory / MANIFEST_FILE).is_file():
+    entries = sorted(p for p in directory.iterdir() if p.name != MANIFEST_FILE)
+    nested = [p.name for p in entries if not p.is_file()]
+    if nested:
+        raise ArtifactError(f"{directory} holds {nested}: an export directory holds files only")
+    manifest: Dict[str, Any] = {"versions": versions(), "files": {p.name: sha256(p) for p in entries}}
+    if sign_key is not None:
+        manifest["signature"] = {"algorithm": SIGNATURE, "hmac": _signature(manifest, sign_key)}
+    artifacts.write_json(directory / MANIFEST_FILE, manifest)
+
+
+def verify(directory: str | Path, sign_key: Optional[bytes] = None) -> Dict[str, Any]:
+    """Check every file against ``manifest.json`` (and its signature with ``sign_key``); returns the raw
+    ``export.json``. The manifest must list every file of the directory, and only files that are there."""
+    directory = Path(directory)
+    path = directory / MANIFEST_FILE
+    if not path.is_file():
         raise ArtifactError(f"{directory} has no {MANIFEST_FILE}: not an exported model")
-    manifest = artifacts.read_json(directory / MANIFEST_FILE)
-    for name, digest in manifest["files"].items():
-        path = directory / name
-        if not path.is_file():
-            raise ArtifactError(f"{path} is missing (listed in {MANIFEST_FILE})")
-        if sha256(path) != digest:
-            raise ArtifactError(f"{path} was altered: its sha256 differs from {MANIFEST_FILE}")
+    manifest = artifacts.read_json(path)
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not files:
+        raise ArtifactError(f"{path} lists no files: it must list every file of the export with its sha256")
+    for name, digest in files.items():
+        if not isinstance(name, str) or Path(name).name != name or name in (".", "..", MANIFEST_FILE):
+            raise ArtifactError(f"{path} lists {name!r}, which is not a file name of the directory")
+        if not isinstance(digest, str) or not _SHA256.match(digest):
+            raise ArtifactError(f"{path} gives {name} the sha256 {digest!r}, which is not 64 hexadecimal digits")
+    if sign_key is not None:
+        signature = manifest.get("signature")
+        if not isinstance(signature, dict) or signature.get("algorithm") != SIGNATURE:
+            raise ArtifactError(f"{path} is not signed, and a sign key was given: refusing an unsigned export")
+        if not hmac.compare_digest(str(signature.get("hmac", "")), _signature(manifest, sign_key)):
+            raise ArtifactError(f"{path}: the signature does not match: the export was edited after it was signed, "
+                                "or signed with another key")
+    elif "signature" in manifest:
+        logger.info("%s is signed; pass its key (--sign-key-file) to check the signature", path)
+    unlisted = sorted(p.name for p in directory.iterdir() if p.name != MANIFEST_FILE and p.name not in files)
+    if unlisted:
+        raise ArtifactError(f"{directory / unlisted[0]} is not listed in {MANIFEST_FILE}: an export holds only the "
+                            "files its manifest lists")
+    for name, digest in files.items():
+        file = directory / name
+        if not file.is_file():
+            raise ArtifactError(f"{file} is missing (listed in {MANIFEST_FILE})")
+        if sha256(file) != digest:
+            raise ArtifactError(f"{file} was altered: its sha256 differs from {MANIFEST_FILE}")
+    if EXPORT_FILE not in files:
+        raise ArtifactError(f"{path} does not list {EXPORT_FILE}: not an exported model")
     return artifacts.read_json(directory / EXPORT_FILE)
 
 
@@ -76,25 +156,36 @@ class ExportInfo:
     """The branches' size, with the exit loop."""
     outputs: Tuple[str, ...] = ()
     """The program's own output names, in the order of :data:`OUTPUTS` (``probs`` alone without the exit loop)."""
+    inputs: Tuple[str, ...] = ()
+    """The program's input names (:data:`INPUTS`; the first two without the exit loop)."""
     onnx_outputs: Tuple[str, ...] = ()
     """The same for ``model.onnx``, when there is one."""
     source: str = ""
     """The directory it was exported from."""
 
     @classmethod
-    def read(cls, directory: str | Path) -> "ExportInfo":
-        """Verify the manifest, then read ``export.json``."""
+    def read(cls, directory: str | Path, sign_key: Optional[bytes] = None) -> "ExportInfo":
+        """Verify the manifest (and its signature with ``sign_key``), then read ``export.json``; a missing or
+        malformed entry is an error naming it."""
         directory = Path(directory)
-        raw = verify(directory)
-        branch = raw.get("branch")
-        return cls(directory=directory, width=float(raw["width"]), exit_loop=bool(raw["exit_loop"]),
-                   num_layers=int(raw["num_layers"]), labels=tuple(raw["labels"]), max_seq_len=int(raw["max_seq_len"]),
-                   shape=BertShape(**raw["full_width_shape"]),
-                   branch=None if branch is None else BranchConfig(branch["cls_hidden_size"],
-                                                                   branch["cls_num_attention_heads"],
-                                                                   branch["dropout"]),
-                   outputs=_program_names(raw, "outputs"), onnx_outputs=_program_names(raw, "onnx_outputs"),
-                   source=str(raw.get("source", "")))
+        raw = verify(directory, sign_key)
+        try:
+            branch = raw.get("branch")
+            info = cls(directory=directory, width=float(raw["width"]), exit_loop=bool(raw["exit_loop"]),
+                       num_layers=int(raw["num_layers"]), labels=tuple(str(x) for x in raw["labels"]),
+                       max_seq_len=int(raw["max_seq_len"]), shape=BertShape(**raw["full_width_shape"]),
+                       branch=None if branch is None else BranchConfig(branch["cls_hidden_size"],
+                                                                       branch["cls_num_attention_heads"],
+                                                                       branch["dropout"]),
+                       outputs=_program_names(raw, "outputs"), onnx_outputs=_program_names(raw, "onnx_outputs"),
+                       inputs=tuple(raw.get("inputs", INPUTS[:3 if raw["exit_loop"] else 2])),
+                       source=str(raw.get("source", "")))
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ArtifactError(f"{directory / EXPORT_FILE} is malformed: {type(error).__name__} {error}") from error
+        if info.num_layers != info.shape.num_layers:
+            raise ArtifactError(f"{directory / EXPORT_FILE}: num_layers {info.num_layers} differs from its "
+                                f"full_width_shape's {info.shape.num_layers}")
+        return info
 
     @property
     def output_names(self) -> Tuple[str, ...]:
@@ -122,12 +213,39 @@ class Runtime(ABC):
 
     kind: ClassVar[str]
     """The name ``--runtime`` takes."""
+    precisions: ClassVar[Tuple[str, ...]] = ("fp32",)
+    """The arithmetic it can run the model in (``precision=`` of its constructor)."""
+    precision: str = "fp32"
     info: ExportInfo
 
     @abstractmethod
     def run_batch(self, input_ids: np.ndarray, token_type_ids: np.ndarray,
                   speed: float = 0.0) -> Tuple[np.ndarray, np.ndarray]:
         """``(probs [batch, num_labels] float32, exit_layer [batch] int64)`` of one batch ``[batch, seq]``."""
+
+    def check_program(self, input_names: Sequence[str], output_names: Sequence[str],
+                      recorded_outputs: Sequence[str]) -> None:
+        """``export.json`` against the program: its input and output names, and one text of ``max_seq_len``
+        tokens at speed 0, which must give one probability per label and, with the exit loop, run every layer.
+        Each mismatch is an :class:`ArtifactError` naming the entry."""
+        info, where = self.info, self.info.directory / EXPORT_FILE
+        if sorted(input_names) != sorted(info.inputs):
+            raise ArtifactError(f"{where} lists inputs {list(info.inputs)}; the program takes {list(input_names)}")
+        if recorded_outputs and sorted(recorded_outputs) != sorted(output_names):
+            raise ArtifactError(f"{where} lists outputs {list(recorded_outputs)}; the program returns "
+                                f"{list(output_names)}")
+        ids = np.ones((1, info.max_seq_len), dtype="int64")  # [1, max_seq_len]: any token id, no padding
+        try:
+            probs, exit_layer = self.run_batch(ids, np.zeros_like(ids), 0.0)
+        except Exception as error:  # Paddle's embedding error when the position table is shorter, say
+            raise ArtifactError(f"{where}: the program fails on a text of max_seq_len {info.max_seq_len} tokens: "
+                                f"{summary(error)}") from error
+        if tuple(np.shape(probs)) != (1, len(info.labels)):
+            raise ArtifactError(f"{where} lists {len(info.labels)} labels {list(info.labels)}; the program returns "
+                                f"probabilities of shape {list(np.shape(probs))}")
+        if info.exit_loop and int(np.asarray(exit_layer).reshape(-1)[0]) != info.num_layers:
+            raise ArtifactError(f"{where} says num_layers {info.num_layers}; at speed 0 the program runs "
+                                f"{int(np.asarray(exit_layer).reshape(-1)[0])} layers")
 
     def _outputs(self, by_name: Dict[str, np.ndarray], program_names: Sequence[str],
                  positional: Sequence[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,7 @@ same texts). Tokenising is not timed: it is the same for every system.
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +21,8 @@ from ..data import Collator, FeatureDataset, LengthGroupedBatchSampler
 from ..errors import ConfigError
 from .base import Runtime
 from .registry import open_runtime
+
+logger = logging.getLogger(__name__)
 
 Runner = Callable[[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]
 """``(input_ids, token_type_ids) -> (probs [batch, labels], exit_layer [batch])``."""
@@ -68,6 +71,13 @@ def run_all(system: System, prepared, n: int) -> Tuple[np.ndarray, np.ndarray]:
     return labels, exits
 
 
+def check_settings(samples: int, batch_size: int, rounds: int) -> None:
+    """Each of the counts of :func:`measure` is a whole number >= 1."""
+    for name, value in (("samples", samples), ("batch_size", batch_size), ("rounds", rounds)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+
+
 def measure(systems: Sequence[System], features, gold: Sequence[int], pad_id: int, samples: int = 200,
             batch_size: int = 32, rounds: int = 5) -> List[Result]:
     """Accuracy, mean FLOPs, latency at batch 1 and throughput at ``batch_size`` of every system, interleaved.
@@ -78,6 +88,9 @@ def measure(systems: Sequence[System], features, gold: Sequence[int], pad_id: in
     """
     if not systems:
         raise ConfigError("no systems to measure")
+    check_settings(samples, batch_size, rounds)
+    if not features:
+        raise ConfigError("no texts to measure")
     n = len(features)
     tokens = np.array([len(f.input_ids) for f in features])
     full = batches(features, pad_id, batch_size)
@@ -142,8 +155,12 @@ def runtime_system(runtime: Runtime, speed: float = 0.0, name: Optional[str] = N
     """A :class:`System` for any runtime at ``speed``, with its FLOPs from the runtime's
     :class:`~paddle_dynafast.runtime.base.ExportInfo`."""
     info = runtime.info
+    if speed and not info.exit_loop:
+        logger.warning("speed %g has no effect on %s: it was exported without the exit loop", speed, info.directory)
     label = name or f"{info.directory}" + (f" @ speed {speed:g}" if info.exit_loop else "")
-    note = f"width {info.width:g}, {runtime.kind}, " + (f"exit loop, speed {speed:g}" if info.exit_loop else "no exit")
+    precision = getattr(runtime, "precision", "fp32")
+    note = f"width {info.width:g}, {runtime.kind} {precision}, " + (f"exit loop, speed {speed:g}" if info.exit_loop
+                                                                     else "no exit")
     return System(label, lambda ids, types: runtime.run_batch(ids, types, speed), info.flops, note)
 
 

@@ -23,15 +23,16 @@ from .base import EXPORT_FILE, ExportInfo, Runtime
 
 class DygraphRuntime(Runtime):
     """A stage directory at ``width`` (with the exit loop when it has branches, unless ``exit_loop=False``), or
-    the source of an export directory as that export was made."""
+    the source of an export directory as that export was made (its manifest checked, with ``sign_key`` its
+    signature). ``trust_pickle`` reads pickled weights (``.pdparams``) of an older version."""
 
     kind = "dygraph"
 
     def __init__(self, directory: str | Path, width: Optional[float] = None, exit_loop: Optional[bool] = None,
-                 threads: Optional[int] = None):
+                 threads: Optional[int] = None, sign_key: Optional[bytes] = None, trust_pickle: bool = False):
         directory = Path(directory)
         if (directory / EXPORT_FILE).is_file():
-            export = ExportInfo.read(directory)
+            export = ExportInfo.read(directory, sign_key)
             source = Path(export.source)
             if not source.is_dir():
                 raise ArtifactError(f"{directory} was exported from {source}, which is gone: dygraph needs it")
@@ -43,14 +44,14 @@ class DygraphRuntime(Runtime):
         stage = StageInfo.read(directory)
         branch = None
         if exit_loop:
-            model = DynaFastModel.load(directory)
+            model = DynaFastModel.load(directory, trust_pickle=trust_pickle)
             self.adaptive = model.at(width)
             self.backbone, labels, full_config = self.adaptive.backbone, model.labels, model.backbone.config
             branch = model.branches.config
         else:
             if width not in stage.widths:
                 raise ConfigError(f"width {width} was not trained in {directory}; it has {list(stage.widths)}")
-            loaded = load_classifier(directory)
+            loaded = load_classifier(directory, trust_pickle=trust_pickle)
             full_config = loaded.model.config
             self.backbone = loaded.model if width == 1.0 else extract_submodel(loaded.model, full_config, width)
             labels = stage.labels_or_numbers(full_config.num_labels)

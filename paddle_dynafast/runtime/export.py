@@ -13,44 +13,72 @@ The directory holds ``model.json``/``model.pdiparams`` (Paddle 3's PIR format),
 the tokenizer, ``export.json`` (width, layers, labels, max_seq_len, whether the
 exit loop is inside, the program's output names) and ``manifest.json`` (library
 versions and the sha256 of every file, checked when a runtime opens the
-directory; see :mod:`paddle_dynafast.runtime.base`).
+directory, and an HMAC with a sign key; see :mod:`paddle_dynafast.runtime.base`).
+
+The output is claimed first (:func:`paddle_dynafast.outputs.claim`): never the
+model directory or a directory holding it, never a directory that is not an
+export, an earlier export only with ``overwrite``. The new directory replaces
+the old one only once it is complete, with the user's umask. Paddle writes a
+program on a full disk without an error; what it wrote is read back, and an
+incomplete file is an ``OSError`` saying so.
 """
 from __future__ import annotations
 
+import errno
+import json
 import logging
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import paddle
 from paddle import inference
 from paddle.static import InputSpec
 
-from .. import artifacts
-from ..errors import ArtifactError, ConfigError, MissingFileError
-from ..model.backbone import load_classifier
+from .. import artifacts, data, outputs
+from ..config import DataConfig
+from ..errors import ArtifactError, ConfigError, MissingFileError, summary
+from ..model.backbone import Probabilities, check_max_seq_len, load_classifier
 from ..model.dynafast import BRANCH_FILE, DynaFastModel
 from ..model.flops import BertShape
 from ..model.narrow import extract_submodel
-from ..model.stage import StageInfo, versions
-from .base import EXPORT_FILE, MANIFEST_FILE, ONNX_FILE, OUTPUTS, PROGRAM, sha256, verify
+from ..model.stage import StageInfo
+from . import bench, quantize
+from .base import EXPORT_FILE, INT8_ONNX_FILE, ONNX_FILE, OUTPUTS, PROGRAM, verify, write_manifest
 
 logger = logging.getLogger(__name__)
 
 
 def export_model(model_dir: str | Path, output_dir: str | Path, width: float = 1.0, no_exit: bool = False,
-                 max_seq_len: Optional[int] = None, onnx: bool = False) -> Path:
+                 max_seq_len: Optional[int] = None, onnx: bool = False, int8: bool = False,
+                 calibration: Optional[DataConfig] = None, calibration_examples: int = 256, overwrite: bool = False,
+                 trust_pickle: bool = False, sign_key: Optional[bytes] = None) -> Path:
     """Write a Paddle Inference model of ``model_dir`` at ``width`` (see the module docstring).
 
     ``model_dir`` is a distill directory (a model with branches). With
     ``no_exit`` it may also be a finetune or supernet directory. ``onnx`` also
-    writes ``model.onnx`` (:func:`to_onnx`), exit loop included.
+    writes ``model.onnx`` (:func:`to_onnx`), exit loop included; ``int8`` also
+    ``model.int8.onnx`` (:mod:`paddle_dynafast.runtime.quantize`), calibrated on
+    ``calibration_examples`` training texts of ``calibration`` (default: the data
+    the model was trained on, from its ``stage.json``). ``overwrite`` replaces an
+    earlier export in ``output_dir``; ``trust_pickle`` reads pickled weights of an
+    older version; ``sign_key`` signs the manifest.
     """
     model_dir, output_dir = Path(model_dir), Path(output_dir)
-    width = float(width)
+    if calibration_examples < 1:
+        raise ConfigError(f"calibration_examples must be >= 1, got {calibration_examples}")
+    with outputs.claim(output_dir, outputs.EXPORT, [model_dir], replace=overwrite):
+        return _export(model_dir, output_dir, float(width), no_exit, max_seq_len, onnx, trust_pickle, sign_key,
+                       (calibration, calibration_examples) if int8 else None)
+
+
+def _export(model_dir: Path, output_dir: Path, width: float, no_exit: bool, max_seq_len: Optional[int], onnx: bool,
+            trust_pickle: bool, sign_key: Optional[bytes], int8: Optional[tuple]) -> Path:
     stage = StageInfo.read(model_dir)
     if DynaFastModel.has_branches(model_dir):
-        model = DynaFastModel.load(model_dir)
+        model = DynaFastModel.load(model_dir, trust_pickle=trust_pickle)
         if width not in model.widths:
             raise ConfigError(f"width {width} has no branches in {model_dir}; it has {list(model.widths)}")
         backbone, tokenizer, labels = model.at(width).backbone, model.tokenizer, model.labels
@@ -58,7 +86,7 @@ def export_model(model_dir: str | Path, output_dir: str | Path, width: float = 1
     elif no_exit:
         if width not in stage.widths:
             raise ConfigError(f"width {width} was not trained in {model_dir}; it has {list(stage.widths)}")
-        loaded = load_classifier(model_dir)
+        loaded = load_classifier(model_dir, trust_pickle=trust_pickle)
         backbone = loaded.model if width == 1.0 else extract_submodel(loaded.model, loaded.model.config, width)
         tokenizer, full_config = loaded.tokenizer, loaded.model.config
         labels = stage.labels_or_numbers(backbone.num_labels)
@@ -67,6 +95,7 @@ def export_model(model_dir: str | Path, output_dir: str | Path, width: float = 1
                                "or pass no_exit=True (--no-exit) for the plain classifier")
     if max_seq_len is None:
         max_seq_len = stage.max_seq_len
+    check_max_seq_len(full_config, max_seq_len, model_dir)
 
     shape = BertShape.from_config(full_config)
     ids_spec = [InputSpec([None, None], "int64", "input_ids"), InputSpec([None, None], "int64", "token_type_ids")]
@@ -75,21 +104,26 @@ def export_model(model_dir: str | Path, output_dir: str | Path, width: float = 1
     else:
         layer, spec = model.at(width), ids_spec + [InputSpec([1], "float32", "speed")]
     layer.eval()
+    if int8:  # in dygraph, before to_static turns the layer's forward into the static program
+        batches = _calibration_batches(stage, *int8, tokenizer, max_seq_len)
+        ranges = quantize.activation_ranges(layer, layer if no_exit else layer.layer_logits, batches)
     static = paddle.jit.to_static(layer, input_spec=spec, full_graph=True)
     names = OUTPUTS[:1] if no_exit else OUTPUTS
     with artifacts.atomic_dir(output_dir) as tmp:
         paddle.jit.save(static, str(tmp / PROGRAM))
         info = {"width": width, "exit_loop": not no_exit, "num_layers": len(backbone.bert.encoder.layers),
                 "labels": list(labels), "max_seq_len": int(max_seq_len), "inputs": [s.name for s in spec],
-                "outputs": dict(zip(names, _program_outputs(tmp))), "source": str(model_dir),
+                "outputs": dict(zip(names, _program_outputs(tmp, layer))), "source": str(model_dir),
                 "full_width_shape": asdict(shape), "branch": None if no_exit else model.branches.describe()}
-        if onnx:
+        if onnx or int8:
             info["onnx_outputs"] = dict(zip(names, _onnx_outputs(to_onnx(tmp))))
+        if int8:
+            quantized = quantize.quantize_onnx(tmp / ONNX_FILE, tmp / INT8_ONNX_FILE, ranges)
+            info["int8"] = {"file": INT8_ONNX_FILE, "matmuls": quantized, "calibration_examples": int8[1],
+                            "scheme": "int8 symmetric; weights per output channel, activations per tensor (max)"}
         tokenizer.save_pretrained(str(tmp))
         artifacts.write_json(tmp / EXPORT_FILE, info)
-        files = sorted(p for p in tmp.iterdir() if p.is_file())
-        artifacts.write_json(tmp / MANIFEST_FILE, {"versions": versions(),
-                                                   "files": {p.name: sha256(p) for p in files}})
+        write_manifest(tmp, sign_key)
     logger.info("exported %s at width %s (%s) -> %s", model_dir, width, "plain" if no_exit else "exit loop", output_dir)
     return output_dir
 
@@ -108,36 +142,65 @@ def export_is_current(output_dir: str | Path, model_dir: str | Path, width: floa
 def to_onnx(directory: str | Path, opset: int = 13) -> Path:
     """Convert the exported program in ``directory`` to ``model.onnx`` with paddle2onnx.
 
-    Uses paddle2onnx's ``onnxoptimizer`` pass, not its default ``polygraphy``:
-    paddle2onnx 2.1.0 sets ``POLYGRAPHY_AUTOINSTALL_DEPS=1`` for that one, and
-    polygraphy then pip-installs onnx-graphsurgeon at run time, which upgrades
-    NumPy to 2 under the pinned environment.
+    Without paddle2onnx's post-conversion optimiser (ONNX Runtime optimises the
+    graph itself when it loads it): its default, ``polygraphy``, makes paddle2onnx
+    2.1.0 set ``POLYGRAPHY_AUTOINSTALL_DEPS=1``, and polygraphy then pip-installs
+    onnx-graphsurgeon at run time, which upgrades NumPy to 2 under the pinned
+    environment; its ``onnxoptimizer`` list names a pass ``"eliminate_nop_cast "``
+    (trailing space) that onnxoptimizer does not know, so it always fails and
+    writes the graph unchanged after a warning.
     """
     import paddle2onnx  # optional at import time: only --onnx needs it
 
     directory = Path(directory)
     save = directory / ONNX_FILE
     paddle2onnx.export(str(directory / f"{PROGRAM}.json"), str(directory / f"{PROGRAM}.pdiparams"),
-                       save_file=str(save), opset_version=opset, optimize_tool="onnxoptimizer")
+                       save_file=str(save), opset_version=opset, optimize_tool="none")
     return save
 
 
-class Probabilities(paddle.nn.Layer):
-    """A classifier returning softmax probabilities ``[batch, num_labels]`` (the exported baseline)."""
+def _calibration_batches(stage: StageInfo, calibration: Optional[DataConfig], examples: int, tokenizer,
+                         max_seq_len: int) -> list:
+    """Batches ``(input_ids, token_type_ids, rows)`` of a seeded slice of ``examples`` training texts."""
+    if calibration is None:
+        data_dir = stage.config.get("data", {}).get("data_dir")
+        if not data_dir or not Path(data_dir).is_dir():
+            raise MissingFileError(f"{stage.directory} does not name a training data folder that exists here "
+                                   f"({data_dir!r}); give the calibration data (--calibration-data)")
+        calibration = stage.data_config(data_dir)
+    train = data.load_splits(calibration)["train"]
+    _, chosen = data.hold_out(train, min(examples, len(train) - 1), seed=calibration.split_seed)
+    features = data.encode(chosen, tokenizer, max_seq_len)
+    return bench.batches(features, tokenizer.pad_token_id, 32)
 
-    def __init__(self, backbone: paddle.nn.Layer):
-        super().__init__()
-        self.backbone = backbone
 
-    def forward(self, input_ids, token_type_ids):
-        return paddle.nn.functional.softmax(self.backbone(input_ids, token_type_ids=token_type_ids), axis=-1)
+def _program_outputs(directory: Path, layer: paddle.nn.Layer) -> list:
+    """The output names of the program just saved in ``directory``, in order, as Paddle Inference reports them.
 
-
-def _program_outputs(directory: Path) -> list:
-    """The output names of the program just saved in ``directory``, in order, as Paddle Inference reports them."""
-    config = inference.Config(str(directory / f"{PROGRAM}.json"), str(directory / f"{PROGRAM}.pdiparams"))
+    Reading the program back is also the check that Paddle wrote it whole: ``paddle.jit.save`` does not report a
+    full disk or a file-size limit, it leaves a truncated file, which is an ``OSError`` here.
+    """
+    program, params = directory / f"{PROGRAM}.json", directory / f"{PROGRAM}.pdiparams"
+    try:
+        with open(program, encoding="utf-8") as f:
+            json.load(f)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise _incomplete(program, error) from error
+    config = inference.Config(str(program), str(params))
     config.disable_glog_info()
-    return list(inference.create_predictor(config).get_output_names())
+    try:
+        return list(inference.create_predictor(config).get_output_names())
+    except Exception as error:
+        weights = sum(int(np.prod(p.shape)) * p.element_size() for p in layer.parameters())
+        if params.stat().st_size < weights or shutil.disk_usage(directory).free < 1 << 20:
+            raise _incomplete(params, error) from error
+        raise
+
+
+def _incomplete(path: Path, error: Exception) -> OSError:
+    return OSError(errno.EIO, f"{path} was written incompletely ({path.stat().st_size} bytes, {summary(error)}): is "
+                              f"the disk full ({shutil.disk_usage(path.parent).free} bytes free) or a file-size limit "
+                              "set?")
 
 
 def _onnx_outputs(path: Path) -> list:

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
-from ..errors import ArtifactError
-from .base import ONNX_FILE, ExportInfo, Runtime
+from ..errors import ArtifactError, ConfigError
+from .base import INT8_ONNX_FILE, ONNX_FILE, ExportInfo, Runtime
+
+PRECISIONS = {"fp32": ONNX_FILE, "int8": INT8_ONNX_FILE}
 
 
 class OnnxRuntime(Runtime):
@@ -15,20 +17,26 @@ class OnnxRuntime(Runtime):
     of another runtime measured beside it (with spinning on, Paddle Inference timed beside it was 3x too slow)."""
 
     kind = "onnxruntime"
+    precisions = tuple(PRECISIONS)
 
-    def __init__(self, directory: str | Path, threads: int = 2):
+    def __init__(self, directory: str | Path, threads: int = 2, precision: str = "fp32",
+                 sign_key: Optional[bytes] = None):
         import onnxruntime  # optional at import time: only this runtime needs it
 
-        self.info = ExportInfo.read(directory)
-        path = self.info.directory / ONNX_FILE
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision {precision!r} is not one of {sorted(PRECISIONS)}")
+        self.info, self.precision = ExportInfo.read(directory, sign_key), precision
+        path = self.info.directory / PRECISIONS[precision]
         if not path.is_file():
-            raise ArtifactError(f"{self.info.directory} has no {ONNX_FILE}; export it with --onnx")
+            raise ArtifactError(f"{self.info.directory} has no {path.name}; export it with "
+                                + ("--int8" if precision == "int8" else "--onnx"))
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self.check_program([i.name for i in self.session.get_inputs()], self.output_names, self.info.onnx_outputs)
 
     def run_batch(self, input_ids: np.ndarray, token_type_ids: np.ndarray,
                   speed: float = 0.0) -> Tuple[np.ndarray, np.ndarray]:

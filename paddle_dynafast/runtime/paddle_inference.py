@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 from paddle import inference
@@ -14,14 +14,26 @@ from .base import PROGRAM, ExportInfo, Runtime
 class PaddleInferenceRuntime(Runtime):
     """``paddle.inference`` on an export directory.
 
-    ``threads`` CPU threads; ``onednn`` uses oneDNN kernels on CPU; on a GPU
-    build of Paddle ``device="gpu"`` runs on GPU 0.
+    ``threads`` CPU threads; ``onednn`` uses oneDNN kernels on CPU, with at most
+    ``cache_capacity`` input shapes' kernels kept (oneDNN prepares kernels per
+    shape: the exit loop's shrinking batches and every sequence length make new
+    ones); ``precision="bf16"`` runs oneDNN's bfloat16 kernels (AMX on CPUs that
+    have it); on a GPU build of Paddle ``device="gpu"`` runs on GPU 0.
+    ``sign_key`` checks the manifest's signature
+    (:func:`~paddle_dynafast.runtime.base.verify`).
     """
 
     kind = "paddle-inference"
+    precisions = ("fp32", "bf16")
 
-    def __init__(self, directory: str | Path, threads: int = 2, onednn: bool = True, device: str = "cpu"):
-        self.info = ExportInfo.read(directory)
+    def __init__(self, directory: str | Path, threads: int = 2, onednn: bool = True, device: str = "cpu",
+                 precision: str = "fp32", cache_capacity: int = 0, sign_key: Optional[bytes] = None):
+        if precision not in self.precisions:
+            raise ConfigError(f"precision {precision!r} is not one of {list(self.precisions)} for Paddle Inference")
+        if precision == "bf16" and not (onednn and device == "cpu"):
+            raise ConfigError("precision 'bf16' needs oneDNN on the CPU (not --no-onednn)")
+        self.precision = precision
+        self.info = ExportInfo.read(directory, sign_key)
         directory = self.info.directory
         program = next((directory / f"{PROGRAM}{suffix}" for suffix in (".json", ".pdmodel")
                         if (directory / f"{PROGRAM}{suffix}").is_file()), None)
@@ -35,6 +47,10 @@ class PaddleInferenceRuntime(Runtime):
             config.set_cpu_math_library_num_threads(threads)
             if onednn:
                 config.enable_mkldnn()
+                if cache_capacity:
+                    config.set_mkldnn_cache_capacity(cache_capacity)
+                if precision == "bf16":
+                    config.enable_mkldnn_bfloat16()
             else:
                 config.disable_mkldnn()
         else:
@@ -42,6 +58,7 @@ class PaddleInferenceRuntime(Runtime):
         config.disable_glog_info()
         self.predictor = inference.create_predictor(config)
         self.output_names = self.predictor.get_output_names()
+        self.check_program(self.predictor.get_input_names(), self.output_names, self.info.outputs)
 
     def run_batch(self, input_ids: np.ndarray, token_type_ids: np.ndarray,
                   speed: float = 0.0) -> Tuple[np.ndarray, np.ndarray]:

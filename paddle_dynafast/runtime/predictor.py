@@ -1,13 +1,13 @@
-"""Predictions for texts on any runtime: tokenise, batch by length, run, return in input order."""
+"""Predictions for texts or sentence pairs on any runtime: tokenise, batch by length, run, return in input order."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..data import Collator, Example, FeatureDataset, LengthGroupedBatchSampler, encode
+from ..data import Collator, Example, FeatureDataset, Features, LengthGroupedBatchSampler, encode
 from ..errors import ConfigError
 from ..model.backbone import load_tokenizer
 from ..model.exit import check_speed
@@ -47,30 +47,52 @@ class Predictor:
         """One batch ``[batch, seq]`` through the runtime; returns ``(probs, exit_layer)``."""
         return self.runtime.run_batch(input_ids, token_type_ids, speed)
 
-    def encode(self, texts: Sequence[str]):
-        """Token ids per text and how many were truncated; empty texts are an error naming their index."""
-        if len(texts) == 0:
-            raise ConfigError("no texts to predict")
-        empty = [i for i, t in enumerate(texts) if not t.strip()]
-        if empty:
-            raise ConfigError(f"text {empty[0]} is empty ({len(empty)} empty text(s) in all)")
-        features = encode([Example(t, None, None, f"text {i}") for i, t in enumerate(texts)], self.tokenizer,
-                          self.info.max_seq_len)
+    def encode(self, texts: Sequence[str], text_b: Optional[Sequence[str]] = None, quiet: bool = False):
+        """Token ids per text, or per pair ``(texts[i], text_b[i])`` (``token_type_ids`` 1 on the second text), and
+        how many were truncated; an empty or non-string text is an error naming its index. ``quiet``: do not log
+        truncation (a server counts it per request)."""
+        check_texts(texts, "text")
+        if text_b is not None:
+            check_texts(text_b, "text_b")
+            if len(text_b) != len(texts):
+                raise ConfigError(f"{len(text_b)} text_b for {len(texts)} texts: give one second text per text")
+        examples = [Example(t, None if text_b is None else text_b[i], None, f"text {i}") for i, t in enumerate(texts)]
+        features = encode(examples, self.tokenizer, self.info.max_seq_len, quiet=quiet)
         return features, sum(f.truncated for f in features)
 
-    def predict(self, texts: Sequence[str], speed: float = 0.0, batch_size: int = 32) -> Prediction:
-        """Labels, probabilities and exit layers of ``texts``; batches are grouped by length."""
+    def predict(self, texts: Sequence[str], speed: float = 0.0, batch_size: int = 32,
+                text_b: Optional[Sequence[str]] = None, quiet: bool = False) -> Prediction:
+        """Labels, probabilities and exit layers of ``texts`` (sentence pairs with ``text_b``, one second text per
+        text); batches are grouped by length. ``quiet``: do not log how many were truncated."""
         check_speed(speed)
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        features, truncated = self.encode(texts)
+        features, _ = self.encode(texts, text_b, quiet=quiet)
+        return self.run_features(features, speed, batch_size)
+
+    def run_features(self, features: Sequence[Features], speed: float = 0.0, batch_size: int = 32) -> Prediction:
+        """:meth:`predict` on texts :meth:`encode` has tokenised."""
         dataset = FeatureDataset(features)
         collate = Collator(self.tokenizer.pad_token_id)
-        probs = np.zeros((len(texts), len(self.labels)), dtype="float32")
-        exit_layer = np.zeros(len(texts), dtype="int64")
+        probs = np.zeros((len(features), len(self.labels)), dtype="float32")
+        exit_layer = np.zeros(len(features), dtype="int64")
         for rows in LengthGroupedBatchSampler(dataset.lengths, batch_size, shuffle=False):
-            batch = collate([dataset[i] for i in rows])
+            batch = collate([dataset[i] for i in rows])  # input_ids, token_type_ids [batch, seq]
             p, e = self.run_batch(batch["input_ids"], batch["token_type_ids"], speed)
             probs[batch["index"]], exit_layer[batch["index"]] = p, e
         ids = probs.argmax(-1)
-        return Prediction([self.labels[i] for i in ids], ids, probs, exit_layer, truncated)
+        return Prediction([self.labels[i] for i in ids], ids, probs, exit_layer, sum(f.truncated for f in features))
+
+
+def check_texts(texts: Sequence[str], name: str = "text") -> None:
+    """A non-empty list of non-empty strings; the error names the first bad index (``text 3 is empty``)."""
+    if isinstance(texts, str):
+        raise ConfigError(f"{name}s must be a list of strings, not one string")
+    if len(texts) == 0:
+        raise ConfigError("no texts to predict")
+    wrong = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if wrong:
+        raise ConfigError(f"{name} {wrong[0]} is not a string but {type(texts[wrong[0]]).__name__}")
+    empty = [i for i, t in enumerate(texts) if not t.strip()]
+    if empty:
+        raise ConfigError(f"{name} {empty[0]} is empty ({len(empty)} empty {name}(s) in all)")

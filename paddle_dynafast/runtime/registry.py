@@ -10,15 +10,31 @@ from .dygraph import DygraphRuntime
 from .onnx_runtime import OnnxRuntime
 from .paddle_inference import PaddleInferenceRuntime
 
+AUTO = "auto"
+"""The runtime name that means: the fastest here, measured (:mod:`paddle_dynafast.runtime.choose`)."""
+
 RUNTIMES: Dict[str, Type[Runtime]] = {cls.kind: cls for cls in (PaddleInferenceRuntime, OnnxRuntime, DygraphRuntime)}
 
 
 def open_runtime(directory: str | Path, kind: str = PaddleInferenceRuntime.kind, threads: int = 2,
-                 **options) -> Runtime:
-    """The runtime ``kind`` on ``directory`` (an export directory; for ``dygraph`` also a stage directory).
+                 precision: str = "fp32", **options) -> Runtime:
+    """The runtime ``kind`` on ``directory`` (an export directory; for ``dygraph`` also a stage directory) in
+    ``precision`` (``fp32``; ``bf16`` on Paddle Inference with oneDNN; ``int8`` on ONNX Runtime).
 
-    ``options`` go to the runtime's constructor (``onednn``, ``device`` for Paddle Inference; ``width``,
-    ``exit_loop`` for dygraph)."""
+    ``options`` go to the runtime's constructor (``onednn``, ``device``, ``cache_capacity`` for Paddle Inference;
+    ``width``, ``exit_loop`` for dygraph). ``kind="auto"`` measures which runtime is fastest here for this export
+    and precision (:func:`paddle_dynafast.runtime.choose.choose`, remembered per machine) and opens that one."""
+    if kind == AUTO:
+        from .choose import choose  # choose opens runtimes through this module
+
+        candidate, _ = choose(directory, precision, threads)
+        return open_runtime(directory, candidate.runtime, threads, candidate.precision,
+                            **{**options, **dict(candidate.options)})
     if kind not in RUNTIMES:
-        raise ConfigError(f"runtime {kind!r} is not one of {sorted(RUNTIMES)}")
-    return RUNTIMES[kind](directory, threads=threads, **options)
+        raise ConfigError(f"runtime {kind!r} is not one of {sorted(RUNTIMES) + [AUTO]}")
+    runtime = RUNTIMES[kind]
+    if precision not in runtime.precisions:
+        raise ConfigError(f"runtime {kind} runs {' or '.join(runtime.precisions)}, not {precision}")
+    if precision != "fp32":
+        options["precision"] = precision
+    return runtime(directory, threads=threads, **options)

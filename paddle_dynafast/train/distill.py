@@ -25,12 +25,13 @@ import paddle.nn.functional as F
 from .. import artifacts, data, distributed
 from ..config import BranchConfig, DataConfig, PipelineConfig, SelfDistillConfig, TrainConfig, default
 from ..errors import ConfigError
-from ..model.backbone import load_classifier, save_classifier
+from ..model.backbone import check_max_seq_len, load_classifier, save_classifier
 from ..model.branches import Branches
-from ..model.dynafast import DynaFastModel
+from ..model.dynafast import BRANCH_FILE, BRANCH_WEIGHTS, PICKLE_BRANCH_WEIGHTS, DynaFastModel
 from ..model.exit import AdaptiveClassifier
 from ..model.predict import layer_probabilities
 from ..model.stage import StageInfo
+from ..model.weights import SAFE_WEIGHTS
 from .augment import add_augment_arguments, augment_from_args, augment_features
 from .losses import kl_divergence, labelled_cross_entropy
 from .loop import LoopState
@@ -90,6 +91,7 @@ class DistillStage(Stage):
     name = "distill"
     run_dir = "dynafast"
     config_class = SelfDistillConfig
+    own_files = Stage.own_files + (BRANCH_FILE, BRANCH_WEIGHTS, PICKLE_BRANCH_WEIGHTS)
     help = "stage 3: FastBERT branches self-distilled at every width"
     description = ("Add a branch classifier after every layer and train the branches to match their width's final "
                    "classifier (no labels needed); backbone and final classifier frozen.")
@@ -98,15 +100,16 @@ class DistillStage(Stage):
 
     def prepare(self) -> Dict[str, Any]:
         config = self.config
-        loaded = load_classifier(config.model_dir)
+        loaded = load_classifier(config.model_dir, trust_pickle=self.trust_pickle)
         self.backbone, self.tokenizer = loaded.model, loaded.tokenizer
+        check_max_seq_len(self.backbone.config, config.data.max_seq_len, config.model_dir)
         available = StageInfo.read(config.model_dir).widths
         self.widths = config.widths or available
         untrained = [w for w in self.widths if w not in available]
         if untrained:
             raise ConfigError(f"widths {untrained} were not trained in {config.model_dir} (it has {list(available)})")
         splits = data.load_splits(config.data)
-        labels = teacher_labels(config.model_dir, splits["train"], self.backbone.config.num_labels)
+        labels = teacher_labels(config.model_dir, splits["train"], self.backbone.config.num_labels, config.data.labels)
         texts = list(splits["train"])
         if config.unlabeled_file is not None:
             texts += data.read_texts(config.unlabeled_file)
@@ -137,7 +140,7 @@ class DistillStage(Stage):
         for a in self.adaptive.values():
             for parameter in a.backbone.parameters():
                 parameter.stop_gradient = True
-        if distributed.is_main() and not (self.output_dir / "model_state.pdparams").is_file():
+        if distributed.is_main() and not (self.output_dir / SAFE_WEIGHTS).is_file():
             with artifacts.publish_files(self.output_dir) as tmp:
                 save_classifier(self.backbone, self.tokenizer, tmp)
         self.objective = distributed.data_parallel(BranchObjective(self.adaptive, self.branches, config.objective,
@@ -161,7 +164,7 @@ class DistillStage(Stage):
         self.model.save_branches(directory)
 
     def report(self, state: LoopState) -> Dict[str, Any]:
-        best = DynaFastModel.load(self.output_dir)
+        best = DynaFastModel.load(self.output_dir, trust_pickle=self.trust_pickle)  # an earlier version's run resumed
         whole = {s: data.make_loader(self.features[s], self.tokenizer.pad_token_id, self.config.train.eval_batch_size,
                                      shuffle=False, shard=False) for s in self.loaders}
         layers = {s: {str(w): per_layer_report(layer_probabilities(best.at(w), whole[s]), self.gold[s])
@@ -218,6 +221,7 @@ class DistillStage(Stage):
         return "\n".join(lines + [f"-> {result.output_dir}"])
 
 
-def self_distill(config: SelfDistillConfig, logdir: Optional[str] = None, restart: bool = False) -> StageResult:
+def self_distill(config: SelfDistillConfig, logdir: Optional[str] = None, restart: bool = False,
+                 trust_pickle: bool = False) -> StageResult:
     """Stage 3 (:class:`DistillStage`)."""
-    return DistillStage(config, logdir).run(restart)
+    return DistillStage(config, logdir, trust_pickle).run(restart)

@@ -18,7 +18,7 @@ from paddlenlp.transformers import BertConfig, BertTokenizer
 
 from .. import data, distributed
 from ..config import DataConfig, FinetuneConfig, ModelSize, PipelineConfig, TrainConfig, default
-from ..model.backbone import build_classifier, load_classifier, save_classifier
+from ..model.backbone import build_classifier, check_max_seq_len, load_classifier, save_classifier
 from ..model.predict import accuracy, predict_logits
 from .loop import LoopState
 from .stage import Stage, StageResult, TrainSetup
@@ -42,7 +42,8 @@ class FinetuneStage(Stage):
     def prepare(self) -> Dict[str, Any]:
         config = self.config
         splits = data.load_splits(config.data)
-        self.model, self.tokenizer, self.labels = _build_teacher(config, splits)
+        self.model, self.tokenizer, self.labels = _build_teacher(config, splits, self.trust_pickle)
+        check_max_seq_len(self.model.config, config.data.max_seq_len, config.model_dir or "the random initialisation")
         self.features = {split: data.encode(examples, self.tokenizer, config.data.max_seq_len, self.labels)
                          for split, examples in splits.items()}
         self.model.config.id2label = dict(enumerate(self.labels))
@@ -71,7 +72,7 @@ class FinetuneStage(Stage):
         save_classifier(self.model, self.tokenizer, directory)
 
     def report(self, state: LoopState) -> Dict[str, Any]:
-        best = load_classifier(self.output_dir)
+        best = load_classifier(self.output_dir, trust_pickle=self.trust_pickle)  # an earlier version's run resumed
         metrics: Dict[str, Any] = {"dev_accuracy": state.best_score, "num_labels": len(self.labels)}
         if "test" in self.features:
             test_loader = data.make_loader(self.features["test"], self.tokenizer.pad_token_id,
@@ -124,11 +125,12 @@ def size_from_args(args) -> ModelSize:
                      intermediate_size=args.intermediate_size)
 
 
-def _build_teacher(config: FinetuneConfig, splits):
+def _build_teacher(config: FinetuneConfig, splits, trust_pickle: bool = False):
     """Model, tokenizer and labels: pretrained, pretrained architecture with random weights, or a char vocab."""
-    labels = data.label_list(splits["train"])
+    labels = data.training_labels(splits["train"], config.data.labels)
     if config.model_dir is not None:
-        loaded = load_classifier(config.model_dir, num_labels=len(labels), random_init=config.random_init)
+        loaded = load_classifier(config.model_dir, num_labels=len(labels), random_init=config.random_init,
+                                 trust_pickle=trust_pickle)
         return loaded.model, loaded.tokenizer, labels
     vocab = data.build_char_vocab((e.text_a + " " + (e.text_b or "") for e in splits["train"]), config.min_char_count)
     vocab_file = Path(config.output_dir) / "vocab.txt"  # the stage's own; save_pretrained copies it from here
@@ -146,7 +148,8 @@ def _build_teacher(config: FinetuneConfig, splits):
     return build_classifier(bert_config), tokenizer, labels
 
 
-def finetune(config: FinetuneConfig, logdir: Optional[str] = None, restart: bool = False) -> StageResult:
+def finetune(config: FinetuneConfig, logdir: Optional[str] = None, restart: bool = False,
+             trust_pickle: bool = False) -> StageResult:
     """Stage 1 (:class:`FinetuneStage`); an interrupted run resumes from its checkpoint, a complete one is left
-    as it is."""
-    return FinetuneStage(config, logdir).run(restart)
+    as it is. ``trust_pickle`` reads a pretrained ``model_state.pdparams`` (a pickle)."""
+    return FinetuneStage(config, logdir, trust_pickle).run(restart)

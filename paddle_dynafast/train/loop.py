@@ -6,12 +6,20 @@ a tqdm progress bar, optional VisualDL scalars, an evaluation at the end of each
 epoch, and a resumable checkpoint (model, optimizer, scheduler, RNG state and
 position in the epoch) written atomically at every epoch end, every
 ``save_every`` steps and on Ctrl-C. A stage (:mod:`paddle_dynafast.train.stage`)
-supplies the loss of one batch and the evaluation.
+supplies the loss of one batch and the evaluation. A loss that is not finite
+stops training at that step, before the optimizer applies it.
+
+A checkpoint holds no pickle: tensors in safetensors files (``model``,
+``optimizer``), everything else in JSON (the scheduler, the RNG states of
+Paddle, NumPy and Python, ``loop_state``). Checkpoints of earlier versions
+(``model.pdparams``, ``optimizer.pdopt``, ``rng.pkl``: pickles) resume only
+with ``trust_pickle``.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import pickle
 import random
 import signal
@@ -27,7 +35,9 @@ from tqdm.auto import tqdm
 
 from .. import artifacts, distributed
 from ..config import TrainConfig
+from ..errors import CheckpointError, TrainingError
 from ..model.backbone import assign_weights
+from ..model.weights import check_trusted, load_pickle, read_weights, save_weights
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +47,39 @@ def seed_everything(seed: int) -> None:
     paddle.seed(seed)
     np.random.seed(seed)
     random.seed(seed)
+
+
+def rng_state() -> Dict[str, Any]:
+    """The states of Paddle's, NumPy's and Python's generators, as JSON."""
+    paddle_states = []
+    for generator in paddle.get_rng_state():
+        device, seed, offset, codes = generator.__getstate__()
+        paddle_states.append({"device": device, "seed": seed, "offset": offset, "state": bytes(codes).decode("ascii")})
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {"paddle": paddle_states,
+            "numpy": {"kind": kind, "keys": keys.tolist(), "pos": pos, "has_gauss": has_gauss, "cached": cached},
+            "python": {"version": version, "state": list(internal), "gauss": gauss}}
+
+
+def set_rng_state(state: Dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned (or the pickled states of an earlier version)."""
+    if state["paddle"] and not isinstance(state["paddle"][0], dict):  # pickled by an earlier version
+        paddle.set_rng_state(state["paddle"])
+        np.random.set_state(state["numpy"])
+        random.setstate(state["python"])
+        return
+    state_class = type(paddle.get_rng_state()[0])  # Paddle's GeneratorState, restored as pickle would
+    generators = []
+    for saved in state["paddle"]:
+        generator = state_class.__new__(state_class)
+        generator.__setstate__((saved["device"], saved["seed"], saved["offset"], list(saved["state"].encode("ascii"))))
+        generators.append(generator)
+    paddle.set_rng_state(generators)
+    numpy, python = state["numpy"], state["python"]
+    np.random.set_state((numpy["kind"], np.array(numpy["keys"], dtype="uint32"), numpy["pos"], numpy["has_gauss"],
+                         numpy["cached"]))
+    random.setstate((python["version"], tuple(python["state"]), python["gauss"]))
 
 
 @dataclass
@@ -82,14 +125,16 @@ class TrainLoop:
     ``max_steps``) with the model in eval mode; its ``"score"`` entry picks the
     best, and ``on_best(metrics)`` is called on rank 0 whenever the score
     improves (to save the best model). Rank 0 alone writes checkpoints and logs.
+    ``trust_pickle`` resumes a checkpoint of an earlier version (pickles).
     """
 
     def __init__(self, model: paddle.nn.Layer, config: TrainConfig, loader: paddle.io.DataLoader,
                  checkpoint_dir: str | Path, loss_fn: Callable[[Dict[str, paddle.Tensor]], paddle.Tensor],
                  evaluate_fn: Callable[[], Dict[str, Any]], on_best: Callable[[Dict[str, Any]], None],
                  parameters: Optional[Sequence[paddle.Tensor]] = None, logdir: Optional[str] = None,
-                 save_every: int = 200, name: str = "train"):
+                 save_every: int = 200, name: str = "train", trust_pickle: bool = False):
         self.model, self.config, self.loader = model, config, loader
+        self.trust_pickle = trust_pickle
         self.checkpoint_dir = Path(checkpoint_dir)
         self.loss_fn, self.evaluate_fn, self.on_best = loss_fn, evaluate_fn, on_best
         self.save_every, self.name = save_every, name
@@ -124,26 +169,37 @@ class TrainLoop:
 
     def _write_checkpoint(self) -> None:
         with artifacts.atomic_dir(self.checkpoint_dir) as tmp:
-            paddle.save(self.model.state_dict(), str(tmp / "model.pdparams"))
-            paddle.save(self._optimizer_state(to_structured=True), str(tmp / "optimizer.pdopt"))
-            with open(tmp / "rng.pkl", "wb") as f:
-                pickle.dump({"paddle": paddle.get_rng_state(), "numpy": np.random.get_state(),
-                             "python": random.getstate()}, f)
+            save_weights(tmp / "model.safetensors", self.model.state_dict())
+            optimizer = self._optimizer_state(to_structured=True)
+            save_weights(tmp / "optimizer.safetensors",
+                         {k: v for k, v in optimizer.items() if isinstance(v, paddle.Tensor)})
+            artifacts.write_json(tmp / "optimizer.json",
+                                 {k: v for k, v in optimizer.items() if not isinstance(v, paddle.Tensor)})
+            artifacts.write_json(tmp / "rng.json", rng_state())
             artifacts.write_json(tmp / "loop_state.json", asdict(self.state))
 
     def load_checkpoint(self) -> None:
-        state = artifacts.read_json(self.checkpoint_dir / "loop_state.json")
+        directory = self.checkpoint_dir
+        state = artifacts.read_json(directory / "loop_state.json")
         self.state = LoopState(**state)
-        weights = paddle.load(str(self.checkpoint_dir / "model.pdparams"))
-        assign_weights(self.model, {k: v.numpy() for k, v in weights.items()})
-        self.optimizer.set_state_dict(
-            self._optimizer_state(paddle.load(str(self.checkpoint_dir / "optimizer.pdopt")), to_structured=False))
-        with open(self.checkpoint_dir / "rng.pkl", "rb") as f:
-            rng = pickle.load(f)
-        paddle.set_rng_state(rng["paddle"])
-        np.random.set_state(rng["numpy"])
-        random.setstate(rng["python"])
-        logger.info("resumed %s from %s at step %d (epoch %d, batch %d)", self.name, self.checkpoint_dir,
+        if (directory / "model.safetensors").is_file():
+            weights = read_weights(directory / "model.safetensors")
+            optimizer: Dict[str, Any] = {k: paddle.to_tensor(v)
+                                         for k, v in read_weights(directory / "optimizer.safetensors").items()}
+            optimizer.update(artifacts.read_json(directory / "optimizer.json"))
+            rng = artifacts.read_json(directory / "rng.json")
+        elif (directory / "model.pdparams").is_file():  # written by an earlier version: pickles
+            weights = read_weights(directory / "model.pdparams", self.trust_pickle)
+            optimizer = load_pickle(directory / "optimizer.pdopt", self.trust_pickle)
+            check_trusted(directory / "rng.pkl", self.trust_pickle)
+            with open(directory / "rng.pkl", "rb") as f:
+                rng = pickle.load(f)
+        else:
+            raise CheckpointError(f"{directory} has loop_state.json but no model.safetensors")
+        assign_weights(self.model, weights)
+        self.optimizer.set_state_dict(self._optimizer_state(optimizer, to_structured=False))
+        set_rng_state(rng)
+        logger.info("resumed %s from %s at step %d (epoch %d, batch %d)", self.name, directory,
                     self.state.step, self.state.epoch, self.state.batch_in_epoch)
 
     def _optimizer_state(self, state: Optional[Dict[str, Any]] = None, to_structured: bool = True) -> Dict[str, Any]:
@@ -201,6 +257,12 @@ class TrainLoop:
                 continue  # trained before the interruption
             self.model.train()
             loss = self.loss_fn(batch)
+            value = float(loss)
+            if not math.isfinite(value):  # before the step: the weights and the checkpoint stay as they were
+                raise TrainingError(f"{self.name}: the loss is {value} at step {state.step + 1} (epoch {state.epoch}, "
+                                    f"batch {index + 1}): training diverged; lower --lr or check the data"
+                                    + (f" (the checkpoint of step {state.step} is kept)" if self.has_checkpoint()
+                                       else ""))
             if not loss.stop_gradient:  # a loss_fn may have run its backward passes itself
                 loss.backward()
             self.optimizer.step()
@@ -208,10 +270,9 @@ class TrainLoop:
             self.scheduler.step()
             state.step += 1
             state.batch_in_epoch = index + 1
-            bar.update(1)
+            bar.set_postfix(loss=f"{value:.4f}", lr=f"{self.scheduler.get_lr():.2e}", refresh=False)
+            bar.update(1)  # redraws (postfix included) at most every mininterval
             if state.step % self.config.log_every == 0 or state.step == 1:
-                value = float(loss)
-                bar.set_postfix(loss=f"{value:.4f}", lr=f"{self.scheduler.get_lr():.2e}")
                 self.log.add(f"{self.name}/loss", value, state.step)
                 self.log.add(f"{self.name}/lr", self.scheduler.get_lr(), state.step)
             if state.step >= self.total_steps:

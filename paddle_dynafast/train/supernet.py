@@ -54,7 +54,8 @@ from paddlenlp.transformers import BertForSequenceClassification
 from .. import artifacts, data, distributed
 from ..config import BootstrapConfig, DataConfig, PipelineConfig, SupernetConfig, TrainConfig, default
 from ..errors import CheckpointError
-from ..model.backbone import assign_weights, build_classifier, head_mask_forward, load_classifier, save_classifier
+from ..model.backbone import (assign_weights, build_classifier, check_max_seq_len, head_mask_forward, load_classifier,
+                              save_classifier)
 from ..model.flops import BertShape, model_flops
 from ..model.narrow import (NarrowBertForSequenceClassification, check_widths, count_parameters, extract_submodel,
                             plain_state)
@@ -203,6 +204,7 @@ class SupernetStage(Stage):
     name = "supernet"
     run_dir = "supernet"
     config_class = SupernetConfig
+    own_files = Stage.own_files + ("importance.json", "width-*")
     help = "stage 2: DynaBERT width supernet on PaddleSlim OFA"
     description = ("Score heads and FFN neurons on held-out training examples, reorder them, convert the teacher to "
                    "a PaddleSlim supernet and distil every width from it.")
@@ -211,12 +213,14 @@ class SupernetStage(Stage):
 
     def prepare(self) -> Dict[str, Any]:
         config = self.config
-        loaded = load_classifier(config.teacher_dir)
+        loaded = load_classifier(config.teacher_dir, trust_pickle=self.trust_pickle)
         self.teacher, self.tokenizer = loaded.model, loaded.tokenizer
+        check_max_seq_len(self.teacher.config, config.data.max_seq_len, config.teacher_dir)
         self.shape = BertShape.from_config(self.teacher.config)
         self.widths = check_widths(config.widths, self.shape)
         splits = data.load_splits(config.data)
-        labels = teacher_labels(config.teacher_dir, splits["train"], self.teacher.config.num_labels)
+        labels = teacher_labels(config.teacher_dir, splits["train"], self.teacher.config.num_labels,
+                                config.data.labels)
         train_examples, scoring_examples = data.hold_out(splits["train"], config.importance_examples,
                                                          config.train.seed)
         if config.unlabeled_file is not None:  # distillation needs no labels
@@ -264,7 +268,7 @@ class SupernetStage(Stage):
 
     def report(self, state: LoopState) -> Dict[str, Any]:
         return {"best_mean_dev_accuracy": state.best_score,
-                "widths": _final_report(self.output_dir, self.widths, self.teacher, self.tokenizer,
+                "widths": _final_report(self.output_dir, self.trust_pickle, self.widths, self.teacher, self.tokenizer,
                                         self._eval_loaders(shard=False), self.gold, self.features, self.shape)}
 
     @classmethod
@@ -312,9 +316,10 @@ class SupernetStage(Stage):
         return "\n".join(lines + [f"-> {result.output_dir}"])
 
 
-def train_supernet(config: SupernetConfig, logdir: Optional[str] = None, restart: bool = False) -> StageResult:
+def train_supernet(config: SupernetConfig, logdir: Optional[str] = None, restart: bool = False,
+                   trust_pickle: bool = False) -> StageResult:
     """Stage 2 (:class:`SupernetStage`); resumes like stage 1."""
-    return SupernetStage(config, logdir).run(restart)
+    return SupernetStage(config, logdir, trust_pickle).run(restart)
 
 
 def _importance(output_dir, teacher, loader, shape: BertShape):
@@ -340,9 +345,10 @@ def _importance(output_dir, teacher, loader, shape: BertShape):
     return Importance(heads=heads, neurons=neurons)
 
 
-def _final_report(output_dir, widths, teacher, tokenizer, loaders, gold, features, shape) -> Dict[str, Dict]:
+def _final_report(output_dir, trust_pickle, widths, teacher, tokenizer, loaders, gold, features,
+                  shape) -> Dict[str, Dict]:
     """Reload the best supernet, export every width, and measure it against the teacher."""
-    best = load_classifier(output_dir).model
+    best = load_classifier(output_dir, trust_pickle=trust_pickle).model
     ofa = make_ofa(convert_to_supernet(best, widths))
     splits = [s for s in ("dev", "test") if s in loaders]
     tokens = {s: [len(f.input_ids) for f in features[s]] for s in splits}
@@ -360,8 +366,7 @@ def _final_report(output_dir, widths, teacher, tokenizer, loaders, gold, feature
             if width != 1.0:
                 directory = output_dir / f"width-{width}"
                 with artifacts.atomic_dir(directory) as tmp:
-                    sub.save_pretrained(str(tmp))
-                    tokenizer.save_pretrained(str(tmp))
+                    save_classifier(sub, tokenizer, tmp)
                 reloaded = NarrowBertForSequenceClassification.from_pretrained(str(directory))
                 reloaded.eval()
                 row["submodel_dev_accuracy"] = accuracy(predict_logits(reloaded, loaders["dev"]), gold["dev"])
@@ -372,5 +377,7 @@ def _final_report(output_dir, widths, teacher, tokenizer, loaders, gold, feature
             row["parameters_without_embeddings"] = count_parameters(sub, include_embeddings=False)
             row["dev_mean_flops"] = float(np.mean([model_flops(shape, t, width) for t in tokens["dev"]]))
             report[str(width)] = row
-            logger.info("width %s: %s", width, row)
+            logger.info("width %g: %s, %d heads and %d neurons per layer, %s parameters", width,
+                        ", ".join(f"{s} {100 * row[f'{s}_accuracy']:.2f}" for s in splits), row["heads_per_layer"],
+                        row["neurons_per_layer"], f"{row['parameters']:,}")
     return report

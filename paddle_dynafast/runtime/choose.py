@@ -1,0 +1,183 @@
+"""Choosing the runtime by measuring on the machine at hand, not by guess.
+
+Which runtime is fastest depends on the CPU (its BLAS code path, AMX, AVX-512),
+the batch size, the model and what else runs on the cores: on one machine Paddle
+Inference's oneDNN kernels win at batch 32 and lose at batch 1, on another ONNX
+Runtime wins everywhere. :func:`choose` times every candidate that can run an
+export in a given precision (interleaved, on the export's own texts or on token
+ids of typical lengths), picks the fastest for throughput or for latency, and
+remembers the choice in a small JSON file keyed by the export's manifest, the CPU,
+the thread count, the precision and the objective, so the measurement runs once
+per machine. ``Predictor(..., runtime="auto")`` and ``--runtime auto`` use it;
+``paddle-dynafast bench --choose`` prints the measurement.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .. import artifacts
+from ..errors import ConfigError
+from ..model.backbone import load_tokenizer
+from .base import INT8_ONNX_FILE, MANIFEST_FILE, ONNX_FILE, ExportInfo, Runtime
+from .registry import open_runtime
+
+logger = logging.getLogger(__name__)
+
+OBJECTIVES = ("throughput", "latency")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way of running an export: a runtime, a precision and the runtime's options."""
+
+    runtime: str
+    precision: str = "fp32"
+    options: Tuple[Tuple[str, object], ...] = ()
+    """``(name, value)`` pairs for the runtime's constructor."""
+
+    @property
+    def name(self) -> str:
+        return f"{self.runtime} {self.precision}" + "".join(f" {k}={v}" for k, v in self.options)
+
+    def open(self, directory: str | Path, threads: int) -> Runtime:
+        return open_runtime(directory, self.runtime, threads, self.precision, **dict(self.options))
+
+    def to_json(self) -> Dict[str, object]:
+        return {"runtime": self.runtime, "precision": self.precision, "options": dict(self.options)}
+
+    @classmethod
+    def from_json(cls, raw: Dict[str, object]) -> "Candidate":
+        return cls(raw["runtime"], raw["precision"], tuple(sorted(raw["options"].items())))
+
+
+def candidates(directory: str | Path, precision: str = "fp32") -> List[Candidate]:
+    """Every runtime that can run the export in ``directory`` in ``precision``."""
+    directory = Path(directory)
+    if precision == "fp32":
+        found = [Candidate("paddle-inference", options=(("onednn", False),)),
+                 Candidate("paddle-inference", options=(("onednn", True),))]
+        if (directory / ONNX_FILE).is_file():
+            found.append(Candidate("onnxruntime"))
+        return found
+    if precision == "bf16":
+        return [Candidate("paddle-inference", "bf16", (("onednn", True),))]
+    if precision == "int8":
+        if not (directory / INT8_ONNX_FILE).is_file():
+            raise ConfigError(f"{directory} has no {INT8_ONNX_FILE}: export it with --int8")
+        return [Candidate("onnxruntime", "int8")]
+    raise ConfigError(f"precision {precision!r} is not fp32, bf16 or int8")
+
+
+def typical_batches(info: ExportInfo, batch_size: int, count: int, seed: int = 0) -> List[Tuple[np.ndarray, ...]]:
+    """``count`` batches of random word pieces between [CLS] and [SEP], of lengths spread over 8..max_seq_len (for
+    timing when no texts are at hand)."""
+    tokenizer = load_tokenizer(info.directory)
+    vocab = len(tokenizer.vocab)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        seq = int(rng.integers(min(8, info.max_seq_len), info.max_seq_len + 1))
+        ids = rng.integers(min(1000, vocab // 2), vocab, size=(batch_size, seq)).astype("int64")
+        ids[:, 0], ids[:, -1] = tokenizer.cls_token_id, tokenizer.sep_token_id
+        out.append((ids, np.zeros_like(ids)))
+    return out
+
+
+@dataclass
+class Timing:
+    candidate: Candidate
+    seconds_per_batch: float
+    """Median over rounds."""
+    error: Optional[str] = None
+    """Why it could not run here (then it is not chosen)."""
+
+
+def measure(directory: str | Path, found: Sequence[Candidate], batches: Sequence[Tuple[np.ndarray, ...]],
+            threads: int = 2, speed: float = 0.0, rounds: int = 3) -> List[Timing]:
+    """Median seconds per batch of every candidate over ``batches``, interleaved; one untimed pass first."""
+    opened: Dict[Candidate, Runtime] = {}
+    timings = {c: Timing(c, float("inf")) for c in found}
+    for candidate in found:
+        try:
+            runtime = opened[candidate] = candidate.open(directory, threads)
+            for ids, types, *_ in batches:
+                runtime.run_batch(ids, types, speed)
+        except Exception as error:  # a runtime that does not work here is reported, not chosen
+            timings[candidate].error = f"{type(error).__name__}: {error}"
+            opened.pop(candidate, None)
+    spent = {c: [] for c in opened}
+    for _ in range(rounds):
+        for candidate, runtime in opened.items():
+            started = time.perf_counter()
+            for ids, types, *_ in batches:
+                runtime.run_batch(ids, types, speed)
+            spent[candidate].append((time.perf_counter() - started) / len(batches))
+    for candidate, seconds in spent.items():
+        timings[candidate].seconds_per_batch = float(np.median(seconds))
+    return list(timings.values())
+
+
+def cache_file() -> Path:
+    """``$PADDLE_DYNAFAST_CACHE/runtimes.json``, else ``$XDG_CACHE_HOME`` (or ``~/.cache``)
+    ``/paddle_dynafast/runtimes.json``: where choices are remembered."""
+    if os.environ.get("PADDLE_DYNAFAST_CACHE"):
+        return Path(os.environ["PADDLE_DYNAFAST_CACHE"]) / "runtimes.json"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "paddle_dynafast" / "runtimes.json"
+
+
+def _key(directory: Path, threads: int, precision: str, objective: str) -> str:
+    manifest = hashlib.sha256((directory / MANIFEST_FILE).read_bytes()).hexdigest()[:16]
+    return f"{manifest}|{_cpu()}|threads={threads}|{precision}|{objective}"
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def choose(directory: str | Path, precision: str = "fp32", threads: int = 2, objective: str = "throughput",
+           speed: float = 0.0, remember: bool = True, refresh: bool = False) -> Tuple[Candidate, List[Timing]]:
+    """The fastest candidate for ``objective`` (``throughput``: batches of 32; ``latency``: one text at a time),
+    from the remembered choice or a measurement (a few seconds; ``refresh`` measures again). Returns it and the
+    timings (empty if remembered)."""
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"objective {objective!r} is not one of {list(OBJECTIVES)}")
+    directory = Path(directory)
+    info = ExportInfo.read(directory)
+    found = candidates(directory, precision)
+    key = _key(directory, threads, precision, objective)
+    path = cache_file()
+    known = artifacts.read_json(path) if remember and path.is_file() else {}
+    if key in known and not refresh:
+        remembered = Candidate.from_json(known[key]["candidate"])
+        if remembered in found:
+            return remembered, []
+    batch_size, count = (32, 4) if objective == "throughput" else (1, 24)
+    timings = measure(directory, found, typical_batches(info, batch_size, count), threads, speed)
+    usable = [t for t in timings if t.error is None]
+    if not usable:
+        raise ConfigError(f"no runtime could run {directory} in {precision} here: "
+                          + "; ".join(f"{t.candidate.name}: {t.error}" for t in timings))
+    best = min(usable, key=lambda t: t.seconds_per_batch)
+    logger.info("runtime for %s (%s, %s, %d threads): %s; measured %s", directory, precision, objective, threads,
+                best.candidate.name, ", ".join(f"{t.candidate.name} {1000 * t.seconds_per_batch:.2f} ms"
+                                               for t in usable))
+    if remember:
+        known[key] = {"candidate": best.candidate.to_json(), "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
+                      "ms_per_batch": {t.candidate.name: round(1000 * t.seconds_per_batch, 3) for t in usable}}
+        artifacts.write_json(path, known)
+    return best.candidate, timings

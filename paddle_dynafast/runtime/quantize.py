@@ -1,0 +1,129 @@
+"""Post-training int8 quantization of the backbone's matrix products, for ONNX Runtime, exit loop included.
+
+ONNX Runtime's own static quantizer (``quantize_static``) calibrates by adding
+graph outputs and does not reach into the ``If`` subgraphs that hold layers 2 to
+6 of the exit loop. So we calibrate in Paddle instead and rewrite the ONNX graph
+ourselves, in ONNX Runtime's QDQ format:
+
+1. :func:`activation_ranges`: the largest ``|input|`` of every ``nn.Linear`` over
+   calibration batches (a slice of the training data), keyed by the name of its
+   weight, which is also the name of that weight in the exported program and in
+   ``model.onnx``;
+2. :func:`quantize_onnx`: every ``MatMul`` whose right operand is one of those
+   weights, at any depth of the graph, gets ``QuantizeLinear``/``DequantizeLinear``
+   on its input (int8, symmetric, one scale) and a per-output-channel int8 copy of
+   its weight behind a ``DequantizeLinear``; ONNX Runtime fuses each pattern into
+   an int8 matrix product. The attention products (both operands activations),
+   the embeddings, LayerNorm and softmax stay float32, as in ONNX Runtime's own
+   recipe for transformers (``op_types_to_quantize=["MatMul"]``, per-channel).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Dict, Iterable
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+
+from ..errors import ArtifactError
+
+INT8_MAX = 127
+
+
+@paddle.no_grad()
+def activation_ranges(layer: nn.Layer, run: Callable[[np.ndarray, np.ndarray], object],
+                      batches: Iterable) -> Dict[str, float]:
+    """``{weight name: max |input|}`` of every ``nn.Linear`` in ``layer`` while ``run(input_ids, token_type_ids)``
+    goes over ``batches`` of ``(input_ids, token_type_ids, ...)``."""
+    ranges: Dict[str, float] = {}
+    handles = []
+    for linear in (m for m in layer.sublayers(include_self=True) if isinstance(m, nn.Linear)):
+        def record(module, inputs, name=linear.weight.name):
+            ranges[name] = max(ranges.get(name, 0.0), float(paddle.abs(inputs[0]).max()))
+        handles.append(linear.register_forward_pre_hook(record))
+    try:
+        layer.eval()
+        for ids, types, *_ in batches:
+            run(paddle.to_tensor(ids), paddle.to_tensor(types))
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not ranges:
+        raise ValueError(f"{type(layer).__name__} has no nn.Linear to calibrate")
+    return ranges
+
+
+def quantize_weight(weight: np.ndarray) -> tuple:
+    """Symmetric int8 per output channel of a ``[in, out]`` weight: ``(int8 [in, out], scale [out])``."""
+    scale = np.abs(weight).max(axis=0) / INT8_MAX  # [out]
+    scale = np.where(scale > 0, scale, 1.0).astype("float32")
+    return np.clip(np.round(weight / scale), -INT8_MAX, INT8_MAX).astype("int8"), scale
+
+
+def quantize_onnx(source: str | Path, target: str | Path, ranges: Dict[str, float]) -> int:
+    """Write ``target``: ``source`` with every matrix product by a calibrated weight in int8 (see the module
+    docstring). Returns how many products were quantized; a weight of ``ranges`` that no ``MatMul`` uses is an
+    error (the names no longer match the program)."""
+    import onnx  # installed with paddle2onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(source))
+    constants = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant"}
+    done, used = 0, set()
+
+    def rewrite(graph) -> None:
+        nonlocal done
+        nodes = []
+        for node in graph.node:
+            for attribute in node.attribute:  # the If subgraphs of the exit loop
+                if attribute.type == onnx.AttributeProto.GRAPH:
+                    rewrite(attribute.g)
+            weight_name = node.input[1] if node.op_type == "MatMul" else None
+            if weight_name not in ranges or weight_name not in constants:
+                nodes.append(node)
+                continue
+            weight = numpy_helper.to_array(constants[weight_name].attribute[0].t)
+            if weight.ndim != 2:
+                nodes.append(node)
+                continue
+            quantized, scale = quantize_weight(weight)
+            tag = f"{node.name}.q"
+            act_scale = max(ranges[weight_name], 1e-8) / INT8_MAX
+            graph.initializer.extend([
+                numpy_helper.from_array(quantized, f"{tag}.w"), numpy_helper.from_array(scale, f"{tag}.w_scale"),
+                numpy_helper.from_array(np.zeros_like(scale, dtype="int8"), f"{tag}.w_zero"),
+                numpy_helper.from_array(np.array(act_scale, dtype="float32"), f"{tag}.a_scale"),
+                numpy_helper.from_array(np.array(0, dtype="int8"), f"{tag}.a_zero")])
+            nodes += [
+                helper.make_node("QuantizeLinear", [node.input[0], f"{tag}.a_scale", f"{tag}.a_zero"], [f"{tag}.a_q"],
+                                 name=f"{tag}.quantize"),
+                helper.make_node("DequantizeLinear", [f"{tag}.a_q", f"{tag}.a_scale", f"{tag}.a_zero"],
+                                 [f"{tag}.a_dq"], name=f"{tag}.dequantize_a"),
+                helper.make_node("DequantizeLinear", [f"{tag}.w", f"{tag}.w_scale", f"{tag}.w_zero"], [f"{tag}.w_dq"],
+                                 name=f"{tag}.dequantize_w", axis=1),
+                helper.make_node("MatMul", [f"{tag}.a_dq", f"{tag}.w_dq"], list(node.output), name=node.name)]
+            used.add(weight_name)
+            done += 1
+        del graph.node[:]
+        graph.node.extend(nodes)
+
+    rewrite(model.graph)
+    unused = sorted(set(ranges) - used)
+    if unused and not used:
+        raise ArtifactError(f"{source}: no MatMul uses the calibrated weights (e.g. {unused[:3]}); "
+                            "the ONNX model was not converted from this program")
+    still_needed = {name for graph in _graphs(model.graph) for n in graph.node for name in n.input}
+    kept = [n for n in model.graph.node if not (n.op_type == "Constant" and n.output[0] not in still_needed)]
+    del model.graph.node[:]
+    model.graph.node.extend(kept)
+    onnx.save(model, str(target))
+    return done
+
+
+def _graphs(graph):
+    yield graph
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.type == __import__("onnx").AttributeProto.GRAPH:
+                yield from _graphs(attribute.g)

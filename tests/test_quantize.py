@@ -1,0 +1,53 @@
+"""int8 post-training quantization for ONNX Runtime: the weight scheme against NumPy, every matrix product of the
+exit loop reached (its If subgraphs included), predictions close to float32."""
+import json
+
+import numpy as np
+import pytest
+
+from helpers import texts_of
+from paddle_dynafast.errors import ArtifactError
+from paddle_dynafast.runtime import quantize
+from paddle_dynafast.runtime.onnx_runtime import OnnxRuntime
+from paddle_dynafast.runtime.predictor import Predictor
+
+
+def test_weights_are_symmetric_int8_per_output_channel():
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((16, 5)).astype("float32") * np.array([1, 10, 0.1, 3, 0], "float32")
+    q, scale = quantize.quantize_weight(weight)
+    assert q.dtype == np.int8 and scale.shape == (5,) and np.abs(q).max() <= 127
+    np.testing.assert_allclose(scale[:4], np.abs(weight[:, :4]).max(axis=0) / 127, rtol=1e-6)
+    assert scale[4] == 1.0 and not q[:, 4].any()  # an all-zero column stays zero
+    assert (np.abs(q.astype("float32") * scale - weight) <= scale / 2 + 1e-6).all()
+
+
+def test_every_matmul_of_the_exit_loop_is_quantized(tiny_exports):
+    info = json.loads((tiny_exports[(0.5, True)] / "export.json").read_text())
+    # 2 layers x 6 linears, pooler and classifier, and the branch's 7 (narrow, q, k, v, out, pre-logits, logits)
+    assert info["int8"]["matmuls"] == 2 * 6 + 2 + 7
+    import onnx
+
+    model = onnx.load(str(tiny_exports[(0.5, True)] / "model.int8.onnx"))
+    inner = [n for node in model.graph.node if node.op_type == "If" for a in node.attribute if a.g.node
+             for n in a.g.node if n.op_type == "QuantizeLinear"]
+    assert inner, "the If subgraph (layer 2) holds quantized products too"
+
+
+@pytest.mark.parametrize("exit_loop", [True, False])
+def test_int8_predictions_stay_close_to_float32(tiny_exports, toy_data, exit_loop):
+    directory, texts = tiny_exports[(0.5, exit_loop)], texts_of(toy_data, 48)
+    fp32 = Predictor(OnnxRuntime(directory, threads=1)).predict(texts, speed=0.3)
+    int8 = Predictor(OnnxRuntime(directory, threads=1, precision="int8")).predict(texts, speed=0.3)
+    assert np.mean(int8.label_ids == fp32.label_ids) >= 0.9
+    assert np.mean(int8.exit_layer == fp32.exit_layer) >= 0.9
+    assert np.abs(int8.probs - fp32.probs).mean() < 0.05
+
+
+def test_names_that_match_no_product_are_an_error(tmp_path, tiny_exports):
+    with pytest.raises(ArtifactError, match="no MatMul uses the calibrated weights"):
+        quantize.quantize_onnx(tiny_exports[(0.5, True)] / "model.onnx", tmp_path / "x.onnx", {"nothing.w_0": 1.0})
+    with pytest.raises(ValueError, match="precision 'int4' is not one of"):
+        OnnxRuntime(tiny_exports[(0.5, True)], precision="int4")
+    with pytest.raises(ArtifactError, match="has no model.int8.onnx; export it with --int8"):
+        OnnxRuntime(tiny_exports[(1.0, True)], precision="int8")

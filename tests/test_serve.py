@@ -1,0 +1,324 @@
+"""The HTTP server: answers equal Predictor's, every bad request is a 4xx naming it, a failing batch is a 500 and the
+server goes on, batches are grouped by speed and bounded in size, a bounded load test loses nothing, and SIGTERM or
+Ctrl-C answers the requests in flight before the process exits. Real servers on loopback ports, real HTTP."""
+import importlib.util
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from helpers import pairs_of, texts_of
+from paddle_dynafast import cli
+from paddle_dynafast.config import ServeConfig
+from paddle_dynafast.runtime.base import Runtime
+from paddle_dynafast.runtime.predictor import Predictor
+from paddle_dynafast.runtime.serve import Batcher, ModelServer, PredictRequest
+
+spec = importlib.util.spec_from_file_location(
+    "serve_load", Path(__file__).resolve().parents[1] / "benchmarks" / "serve_load.py")
+serve_load = sys.modules["serve_load"] = importlib.util.module_from_spec(spec)  # its dataclass looks itself up
+spec.loader.exec_module(serve_load)
+
+LIMITS = dict(max_texts=8, max_request_bytes=4096)
+
+
+class Recording(Runtime):
+    """A runtime that records every call (speed, batch size), can hold its first call until ``release`` is set, and
+    fails when told to."""
+
+    def __init__(self, inner: Runtime, hold_first: bool = False):
+        self.inner, self.info, self.kind = inner, inner.info, inner.kind
+        self.calls, self.fail = [], False
+        self.entered, self.release = threading.Event(), threading.Event()
+        if not hold_first:
+            self.release.set()
+
+    def run_batch(self, input_ids, token_type_ids, speed=0.0):
+        self.calls.append((float(speed), len(input_ids)))
+        self.entered.set()
+        self.release.wait(30)
+        if self.fail:
+            self.fail = False
+            raise RuntimeError("the runtime broke")
+        return self.inner.run_batch(input_ids, token_type_ids, speed)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_exports):
+    predictor = Predictor(Recording(Predictor(tiny_exports[(1.0, True)], threads=1).runtime))
+    with ModelServer(predictor, ServeConfig(port=0, batch_window_ms=5, **LIMITS)) as running:
+        yield running
+
+
+def post(server, body, **kwargs):
+    if not isinstance(body, (dict, list)):  # raw bytes, or a generator of chunks
+        return httpx.post(server.url + "/predict", content=body, timeout=30, **kwargs)
+    return httpx.post(server.url + "/predict", json=body, timeout=30, **kwargs)
+
+
+def test_answers_equal_the_predictor_at_every_speed(server, tiny_exports, toy_data):
+    texts = texts_of(toy_data, 24)
+    reference = Predictor(tiny_exports[(1.0, True)], threads=1)
+    for speed in (0.0, 0.3, 1.0):
+        expected = reference.predict(texts, speed=speed)
+        got = [p for start in range(0, 24, 8)
+               for p in post(server, {"texts": texts[start:start + 8], "speed": speed}).json()["predictions"]]
+        assert [p["label"] for p in got] == expected.labels
+        assert [p["exit_layer"] for p in got] == expected.exit_layer.tolist()
+        np.testing.assert_allclose([p["probs"] for p in got], expected.probs, atol=1e-5)
+    default = post(server, {"texts": texts[:2]}).json()
+    assert default["speed"] == 0.0 and [p["exit_layer"] for p in default["predictions"]] == [2, 2]
+    long = post(server, {"texts": ["w1 " * 40 + "good", "bad"]}).json()["predictions"]
+    assert [p["truncated"] for p in long] == [True, False]
+
+
+def test_pairs_over_http_equal_the_predictor(tiny_pair_export, pair_data):
+    a, b, _ = pairs_of(pair_data, 8)
+    predictor = Predictor(tiny_pair_export, threads=1)
+    with ModelServer(predictor, ServeConfig(port=0)) as running:
+        got = post(running, {"texts": a, "text_b": b, "speed": 0.3}).json()["predictions"]
+        single = post(running, {"texts": a[:2], "speed": 0.3}).json()["predictions"]
+    expected = predictor.predict(a, speed=0.3, text_b=b)
+    np.testing.assert_allclose([p["probs"] for p in got], expected.probs, atol=1e-5)
+    assert [p["exit_layer"] for p in got] == expected.exit_layer.tolist()
+    np.testing.assert_allclose([p["probs"] for p in single], predictor.predict(a[:2], speed=0.3).probs, atol=1e-5)
+
+
+@pytest.mark.parametrize("body, status, message", [
+    (b"{not json", 400, "malformed JSON: Expecting property name enclosed in double quotes"),
+    (b"", 400, "malformed JSON: Expecting value: line 1 column 1"),
+    (b"\xff\xfe{", 400, "malformed JSON"),
+    (b'["good"]', 422, 'the body must be a JSON object like {"texts": ["..."]}, got an array'),
+    ({}, 422, '"texts" is missing: give a list of strings'),
+    ({"text": ["good"]}, 422, "unknown field(s) ['text']; a request has ['texts', 'text_b', 'speed']"),
+    ({"texts": "good w1"}, 422, '"texts" must be a list of strings, got a string'),
+    ({"texts": []}, 422, '"texts" is empty: give at least one text'),
+    ({"texts": ["good", " "]}, 422, "texts[1] is empty"),
+    ({"texts": ["good", 3]}, 422, "texts[1] must be a string, got a number"),
+    ({"texts": ["good", None]}, 422, "texts[1] must be a string, got null"),
+    ({"texts": ["good"], "speed": 1.5}, 422, "speed 1.5 is not in [0, 1]"),
+    ({"texts": ["good"], "speed": -0.1}, 422, "speed -0.1 is not in [0, 1]"),
+    (b'{"texts": ["good"], "speed": NaN}', 422, "speed nan is not in [0, 1]"),
+    ({"texts": ["good"], "speed": "fast"}, 422, '"speed" must be a number in [0, 1], got a string'),
+    ({"texts": ["good"], "speed": True}, 422, '"speed" must be a number in [0, 1], got a boolean'),
+    ({"texts": ["good"], "text_b": ["bad", "w1"]}, 422, "2 text_b for 1 texts: give one second text per text"),
+    ({"texts": ["good"], "text_b": [""]}, 422, "text_b[0] is empty"),
+    ({"texts": ["good"] * 9}, 413, "9 texts in one request; the limit is 8 (max_texts)"),
+    ({"texts": ["good " * 1000]}, 413, "is over the limit of 4096 (max_request_bytes)"),
+])
+def test_bad_requests_get_a_4xx_naming_the_problem(server, body, status, message):
+    before = httpx.get(server.url + "/metrics").json()["requests"]
+    response = post(server, body)
+    assert response.status_code == status, response.text
+    assert message in response.json()["detail"]
+    after = httpx.get(server.url + "/metrics").json()["requests"]
+    assert after["client_errors"] == before["client_errors"] + 1 and after["ok"] == before["ok"]
+    assert post(server, {"texts": ["good w1"]}).status_code == 200  # and it goes on serving
+
+
+def test_a_body_streamed_past_the_limit_is_refused(server):
+    def chunks():  # no Content-Length: the server counts as it reads
+        yield b'{"texts": ["'
+        for _ in range(100):
+            yield b"w1 " * 20
+        yield b'"]}'
+
+    response = post(server, chunks())
+    assert response.status_code == 413 and "over the limit of 4096 bytes" in response.json()["detail"]
+
+
+def test_an_internal_failure_is_a_500_and_the_server_goes_on(server):
+    runtime = server.predictor.runtime
+    before = httpx.get(server.url + "/metrics").json()["requests"]["server_errors"]
+    runtime.fail = True
+    response = post(server, {"texts": ["good w1"]})
+    assert response.status_code == 500
+    assert response.json()["detail"] == "internal error (RuntimeError); the server log has its traceback"
+    assert post(server, {"texts": ["good w1"]}).status_code == 200
+    assert httpx.get(server.url + "/metrics").json()["requests"]["server_errors"] == before + 1
+
+
+def test_health_and_metrics(server, tiny_exports):
+    health = httpx.get(server.url + "/health").json()
+    assert health["status"] == "ok" and health["model"] == str(tiny_exports[(1.0, True)])
+    assert (health["runtime"], health["exit_loop"], health["num_layers"], health["max_texts"]) == (
+        "paddle-inference", True, 2, 8)
+    post(server, {"texts": ["good w1", "bad w2", "w3 good"], "speed": 1.0})
+    metrics = httpx.get(server.url + "/metrics").json()
+    assert sum(metrics["exit_layer"]["histogram"].values()) == metrics["texts"]
+    assert sum(int(k) * n for k, n in metrics["batch_texts"]["histogram"].items()) == metrics["texts"]
+    assert metrics["latency_ms"]["requests"] == metrics["requests"]["ok"] > 0
+    assert 0 < metrics["latency_ms"]["p50"] <= metrics["latency_ms"]["p90"] <= metrics["latency_ms"]["p99"]
+    assert httpx.get(server.url + "/nothing").status_code == 404
+    assert httpx.get(server.url + "/predict").status_code == 405
+
+
+def test_batches_group_by_speed_keep_order_and_stay_within_the_size(tiny_exports):
+    """The worker is held in a first batch while ten requests of two speeds queue up; then each batch takes the
+    oldest request and the following ones of its speed, up to max_batch_size texts, in arrival order."""
+    runtime = Recording(Predictor(tiny_exports[(1.0, True)], threads=1).runtime, hold_first=True)
+    predictor = Predictor(runtime)
+    batcher = Batcher(predictor, ServeConfig(max_batch_size=8, batch_window_ms=1))
+    batcher.start()
+    try:
+        first = batcher.submit(PredictRequest(["good"], None, 0.0))
+        assert runtime.entered.wait(30)  # the worker is in the first batch
+        requests = [PredictRequest([f"w{i} good", f"w{i} bad", f"w{i}"], None, 0.5 if i % 2 else 0.0)
+                    for i in range(10)]
+        futures = [batcher.submit(r) for r in requests]
+        runtime.release.set()
+        answers = [f.result(timeout=30) for f in futures]
+        first.result(timeout=30)
+    finally:
+        batcher.close()
+    # speeds 0 (requests 0, 2, 4, 6, 8) and 0.5 (1, 3, 5, 7, 9), three texts each, at most two per batch of 8
+    assert runtime.calls == [(0.0, 1), (0.0, 6), (0.5, 6), (0.0, 6), (0.5, 6), (0.0, 3), (0.5, 3)]
+    for request, answer in zip(requests, answers):
+        expected = predictor.predict(request.texts, speed=request.speed)
+        assert [p["label"] for p in answer["predictions"]] == expected.labels and answer["speed"] == request.speed
+        np.testing.assert_allclose([p["probs"] for p in answer["predictions"]], expected.probs, atol=1e-5)
+
+
+def test_without_batching_every_request_runs_alone(tiny_exports):
+    runtime = Recording(Predictor(tiny_exports[(1.0, True)], threads=1).runtime, hold_first=True)
+    batcher = Batcher(Predictor(runtime), ServeConfig(batching=False))
+    batcher.start()
+    try:
+        futures = [batcher.submit(PredictRequest(["good", "bad"], None, 0.0))]
+        assert runtime.entered.wait(30)
+        futures += [batcher.submit(PredictRequest(["good", "bad"], None, 0.0)) for _ in range(3)]  # all waiting
+        runtime.release.set()
+        [f.result(timeout=30) for f in futures]
+    finally:
+        batcher.close()
+    assert runtime.calls == [(0.0, 2)] * 4
+
+
+def test_load_loses_nothing_and_batching_gains(tiny_exports, toy_data, capsys):
+    """8 clients x 12 requests of one text, with and without dynamic batching, on the tiny model: every request gets
+    exactly one answer, its own (the probabilities of its own text), and batching puts several requests in a batch.
+    Throughput and p50/p99 are reported (pytest -s shows them); the README's figures come from
+    benchmarks/serve_load.py."""
+    texts = texts_of(toy_data, 48)
+    expected = Predictor(tiny_exports[(1.0, True)], threads=1).predict(texts, speed=0.3)
+    payloads = [{"texts": [t], "speed": 0.3} for t in texts]
+    report = {}
+    for name, config in (("batching", ServeConfig(port=0, batch_window_ms=5)),
+                         ("one by one", ServeConfig(port=0, batching=False))):
+        with ModelServer(Predictor(tiny_exports[(1.0, True)], threads=1), config) as running:
+            serve_load.run_load(running.url, payloads, clients=8, requests=2)  # warm-up
+            result = serve_load.run_load(running.url, payloads, clients=8, requests=12)
+            metrics = running.metrics
+        serve_load.check_answers(result, payloads)
+        assert len(result.answers) == 96 and len({i for i, _, _ in result.answers}) == 48
+        for index, _, body in result.answers:  # each caller got the rows of its own text
+            np.testing.assert_allclose(body["predictions"][0]["probs"], expected.probs[index], atol=1e-5)
+        report[name] = {**result.summary(), "requests_per_batch": metrics["batch_requests"]["mean"]}
+    with capsys.disabled():
+        print(f"\nload test, tiny model, 8 clients x 12 requests: {json.dumps(report)}")
+    assert report["one by one"]["requests_per_batch"] == 1.0
+    assert report["batching"]["requests_per_batch"] > 1.5
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_drains_the_requests_in_flight_then_exits(tiny_exports, sig):
+    """Three requests wait in a 3-second batch window when the signal comes: all three are answered, then the process
+    exits (uvicorn re-raises the signal after the drain: SIGTERM's default action, KeyboardInterrupt for Ctrl-C).
+    With -v (the Ctrl-C run) the server logs one line per batch."""
+    port = _free_port()
+    verbose = ["-v"] if sig == signal.SIGINT else []
+    process = subprocess.Popen([sys.executable, "-m", "paddle_dynafast", *verbose, "serve", "--model",
+                                str(tiny_exports[(1.0, True)]), "--port", str(port), "--threads", "1",
+                                "--batch-window-ms", "3000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.communicate()[1]
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        with ThreadPoolExecutor(3) as pool:
+            futures = [pool.submit(httpx.post, url + "/predict", json={"texts": [t]}, timeout=30)
+                       for t in ("good w1", "bad w2", "w3 good")]
+            while httpx.get(url + "/metrics", timeout=5).json()["queued_requests"] < 3:  # all three in the window
+                assert not any(f.done() for f in futures) and time.monotonic() < deadline + 60
+                time.sleep(0.05)
+            process.send_signal(sig)
+            responses = [f.result() for f in futures]
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert all(len(r.json()["predictions"]) == 1 for r in responses)
+    assert process.returncode in ((-signal.SIGTERM, 0) if sig == signal.SIGTERM else (130,)), err
+    assert "stopped after 3 request(s) (3 ok) in 1 batch(es)" in err
+    assert "serving " in err and f"on http://127.0.0.1:{port}" in err
+    batch_lines = [line for line in err.splitlines() if "paddle_dynafast.runtime.serve: batch " in line]
+    if verbose:
+        assert len(batch_lines) == 1 and "batch 1: 3 request(s), 3 text(s), speed 0, waited " in batch_lines[0]
+    else:
+        assert batch_lines == [] and "Traceback" not in err
+
+
+def test_serve_command_errors_are_one_line(tiny_exports, capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = cli.main(["serve", "--model", str(tiny_exports[(1.0, True)]), "--port", str(port), "--threads", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"paddle-dynafast serve: error: cannot listen on 127.0.0.1:{port}: Address already in use" in err
+    assert cli.main(["serve", "--model", str(tiny_exports[(1.0, True)]), "--speed", "2", "--port", "0"]) == 2
+    assert "speed 2.0 is not in [0, 1]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"port": 70000}, "port 70000 is not in [0, 65535]"),
+    ({"batch_window_ms": -1}, "batch_window_ms must be >= 0, got -1"),
+    ({"max_batch_size": 0}, "max_batch_size must be a whole number >= 1, got 0"),
+    ({"max_texts": 2.5}, "max_texts must be a whole number >= 1, got 2.5"),
+    ({"speed": 1.5}, "speed 1.5 is not in [0, 1]"),
+    ({"drain_seconds": 0}, "drain_seconds must be > 0, got 0"),
+])
+def test_serve_config_names_bad_values(changes, message):
+    with pytest.raises(ValueError) as error:
+        ServeConfig(**changes)
+    assert message in str(error.value)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_server_stops_cleanly_from_a_thread(tiny_exports):
+    server = ModelServer(Predictor(tiny_exports[(0.5, False)], threads=1), ServeConfig(port=0)).start()
+    answered = threading.Event()
+
+    def client():
+        assert httpx.post(server.url + "/predict", json={"texts": ["good"]}, timeout=30).status_code == 200
+        answered.set()
+
+    worker = threading.Thread(target=client)
+    worker.start()
+    worker.join()
+    server.stop()
+    assert answered.is_set() and not server.app.state.batcher._thread.is_alive()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(server.url + "/health", timeout=2)
