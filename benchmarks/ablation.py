@@ -177,7 +177,7 @@ def plan(setup: Setup, names: Sequence[str], seeds: Sequence[int], table: Dict[s
                 lines.append(f"seed {seed} {stage:8s} {Path(config.output_dir).name:40s} {n:6d} steps  "
                              + ("done" if done else f"~{seconds / 60:5.0f} min"))
     lines.append(f"training still to do: ~{total / 3600:.1f} h on 2 cores at {rate['supernet']:.2f} s/step (supernet) "
-                 f"and {rate['distill']:.2f} s/step (branches), plus about 4 min of evaluation per lever and seed")
+                 f"and {rate['distill']:.2f} s/step (branches), plus about 5 min of evaluation per lever and seed")
     return lines
 
 
@@ -212,19 +212,19 @@ def evaluate(setup: Setup, distill_dir: str, out: Path, speeds=None) -> Dict[str
 
 def resplits(setup: Setup, distill_dir: str, out: Path, repeats: int, speeds=None) -> Optional[Dict[str, Any]]:
     """The 0.5-point budget at confidence 0.9 chosen and measured on ``repeats`` random re-splits of the pooled dev
-    and test examples (NumPy only; 2000 resamples each, speeds every 0.02 unless given)."""
+    and test examples, as `calibrate --resplits` does (NumPy only, about 3 s a re-split on SST-2)."""
     from paddle_dynafast.analysis.calibrate import resplit_promises
     from paddle_dynafast.analysis.evaluate import PROBS_FILE, SplitProbabilities
-    from paddle_dynafast.config import BootstrapConfig, CalibrateConfig
+    from paddle_dynafast.config import CalibrateConfig
     from paddle_dynafast.model.dynafast import DynaFastModel
     from paddle_dynafast.model.flops import BertShape
 
     if not repeats:
         return None
     model = DynaFastModel.load(distill_dir, trust_pickle=setup.trust_pickle)
+    kwargs = {"speeds": speeds} if speeds else {}
     config = CalibrateConfig(model_dir=distill_dir, output_dir=str(out), data=setup.data, max_accuracy_drop=0.5,
-                             confidence=0.9, bootstrap=BootstrapConfig(samples=2000),
-                             speeds=speeds or tuple(round(0.02 * i, 2) for i in range(51)))
+                             confidence=0.9, bootstrap=setup.bootstrap, **kwargs)
     return resplit_promises(SplitProbabilities.load(out / "dev" / PROBS_FILE),
                             SplitProbabilities.load(out / "test" / PROBS_FILE),
                             BertShape.from_config(model.backbone.config), model.branches.config, config, repeats)
@@ -332,7 +332,8 @@ def adopt_baseline(setup: Setup, run: Path, seeds: Sequence[int], table: Dict[st
     from paddle_dynafast.config import to_dict
     from paddle_dynafast.model.stage import STAGE_FILE, StageInfo, normalize_config
 
-    dev = data.fingerprint(data.load_splits(setup.data)["dev"])
+    splits = data.load_splits(setup.data)
+    dev = data.fingerprint(splits["dev"])
     adopted = []
     for seed in seeds:
         for source, config in zip((run / "supernet", run / "dynafast"), configs(setup, "baseline", table["baseline"],
@@ -344,8 +345,13 @@ def adopt_baseline(setup: Setup, run: Path, seeds: Sequence[int], table: Dict[st
             theirs = _flatten(normalize_config(info.config, type(config)))
             mine = _flatten(to_dict(config))
             differ = sorted(k for k in set(theirs) | set(mine) if theirs.get(k) != mine.get(k) and k not in ADOPT_IGNORED)
-            fingerprint = artifacts.read_json(source / STAGE_FILE).get("dev_fingerprint")
-            if differ or fingerprint != dev:
+            written = artifacts.read_json(source / STAGE_FILE)
+            if written.get("dev_fingerprint") is not None:
+                same_examples = written["dev_fingerprint"] == dev
+            else:  # written before stage.json held a fingerprint: the same number of dev and test examples
+                counts = written.get("num_examples", {})
+                same_examples = all(counts.get(s) == len(splits[s]) for s in ("dev", "test") if s in splits)
+            if differ or not same_examples:
                 continue
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("checkpoint"), dirs_exist_ok=True)
             stage = artifacts.read_json(target / STAGE_FILE)
