@@ -1,170 +1,220 @@
-"""Side by side, one process, interleaved: what paddle_dynafast buys against what users deploy today.
+"""Side by side: what paddle_dynafast buys against what users deploy today, every runtime and precision.
 
-(a) the fine-tuned PaddleNLP BertForSequenceClassification in dygraph; (b) the
-same exported to Paddle Inference (the reference of every ratio); (c) the
-width-0.5 sub-model in Paddle Inference; (d) the adaptive model (exit loop
-inside) in Paddle Inference at the operating points chosen by calibrate; (e) the
-teacher through ONNX Runtime. For each: accuracy and mean analytic FLOPs on the
-test split, latency at batch 1 (median and p90 over 200 texts), throughput at
-batch 32, peak memory (each system alone in a fresh process), and every ratio
-against (b). Every runtime gets the same thread count; ONNX Runtime does not spin.
+Systems (SST-2 test unless --split): (a) the fine-tuned PaddleNLP classifier in
+dygraph; the full model exported, in Paddle Inference with native kernels, with
+oneDNN and with oneDNN bfloat16, and in ONNX Runtime in fp32 and int8; (c) the
+width-0.5 sub-model; (d) the adaptive export (exit loop inside) at the operating
+points chosen on dev by calibrate, on every runtime and precision. For each:
+accuracy, mean analytic FLOPs and exit layer, median latency at batch 1,
+throughput at batch 32, peak memory, and ratios against the full model in
+Paddle Inference fp32 (the faster of native and oneDNN) and in ONNX Runtime fp32.
 
-Run, on a finished pipeline directory (`paddle-dynafast pipeline --output runs/sst2 ...`):
+Each system runs alone in a fresh process (runtimes do not share threads or
+caches), and the processes take turns, round after round (A, B, C, A, B, C, ...),
+so that the noise of a shared machine falls on every system alike; the figures
+are medians over rounds. Every input shape is seen once before timing.
 
-    .venv/bin/python benchmarks/compare.py --run runs/sst2 --data-dir ../shared/data/sst2
+    .venv/bin/python benchmarks/compare.py --run runs/sst2 --data-dir ../shared/data/sst2 --output runs/sst2/benchmark
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
 
 from paddle_dynafast import artifacts, data
 from paddle_dynafast.model.backbone import load_tokenizer
 from paddle_dynafast.runtime import bench
 from paddle_dynafast.runtime.dygraph import DygraphRuntime
 from paddle_dynafast.runtime.export import export_is_current, export_model
-from paddle_dynafast.runtime.onnx_runtime import OnnxRuntime
-from paddle_dynafast.runtime.paddle_inference import PaddleInferenceRuntime
+from paddle_dynafast.runtime.registry import open_runtime
+
+RUNTIMES = [("paddle-inference", "fp32", {"onednn": False}, "Paddle Inference native fp32"),
+            ("paddle-inference", "fp32", {"onednn": True}, "Paddle Inference oneDNN fp32"),
+            ("paddle-inference", "bf16", {"onednn": True}, "Paddle Inference oneDNN bf16"),
+            ("onnxruntime", "fp32", {}, "ONNX Runtime fp32"),
+            ("onnxruntime", "int8", {}, "ONNX Runtime int8")]
+"""Every runtime and precision a system is measured on."""
 
 
-def exports(run: Path, calibration: dict) -> dict:
-    """Export directories of every system (made when missing or stale)."""
-    wanted = {"teacher": (run / "teacher", 1.0, True, True), "width-0.5": (run / "supernet", 0.5, True, False)}
-    for name in ("fewest_flops_within_accuracy_budget", "best_accuracy_within_flops_budget"):
-        point = calibration[name]
-        if point is not None:
-            wanted[f"adaptive-w{point['width']:g}"] = (run / "dynafast", point["width"], False, False)
+def exports(run: Path, points: List[dict], trust_pickle: bool) -> Dict[str, Path]:
+    """Export directories (ONNX and int8 included) of the full model, the width-0.5 sub-model and every width of
+    ``points``, made when missing or stale, in ``run/benchmark``."""
+    wanted = {"full": (run / "teacher", 1.0, True), "width-0.5": (run / "supernet", 0.5, True)}
+    for point in points:
+        wanted[f"adaptive-w{point['width']:g}"] = (run / "dynafast", point["width"], False)
     out = {}
-    for name, (source, width, no_exit, onnx) in wanted.items():
+    for name, (source, width, no_exit) in wanted.items():
         directory = run / "benchmark" / f"export-{name}"
-        if not export_is_current(directory, source, width, no_exit, onnx):
-            export_model(source, directory, width=width, no_exit=no_exit, onnx=onnx, overwrite=True)  # stale: ours
+        if not export_is_current(directory, source, width, no_exit, onnx=True) or \
+                not (directory / "model.int8.onnx").is_file():
+            export_model(source, directory, width=width, no_exit=no_exit, onnx=True, int8=True, overwrite=True,
+                         trust_pickle=trust_pickle)
         out[name] = directory
     return out
 
 
-def systems(run: Path, dirs: dict, calibration: dict, threads: int, onednn: bool, only: int | None = None):
-    """The systems in table order, the first, (b), being the reference; ``only`` builds just that one."""
-    def paddle_inference(key, speed, name):
-        return lambda: bench.runtime_system(PaddleInferenceRuntime(dirs[key], threads=threads, onednn=onednn),
-                                            speed, name)
+def systems(run: Path, points: List[dict], dirs: Dict[str, Path]) -> List[dict]:
+    """Every system as a JSON-able spec for :func:`measure_one`, in table order."""
+    specs = [{"name": "(a) full model, PaddleNLP dygraph", "kind": "dygraph", "directory": str(run / "teacher"),
+              "speed": 0.0, "group": "full"}]
+    for kind, precision, options, label in RUNTIMES:
+        specs.append({"name": f"full model, {label}", "kind": kind, "precision": precision, "options": options,
+                      "directory": str(dirs["full"]), "speed": 0.0, "group": "full"})
+    for kind, precision, options, label in RUNTIMES:
+        specs.append({"name": f"(c) width 0.5, {label}", "kind": kind, "precision": precision, "options": options,
+                      "directory": str(dirs["width-0.5"]), "speed": 0.0, "group": "width-0.5"})
+    for point in points:
+        for kind, precision, options, label in RUNTIMES:
+            specs.append({"name": f"(d) w{point['width']:g} s{point['speed']:g} ({point['label']}), {label}",
+                          "kind": kind, "precision": precision, "options": options,
+                          "directory": str(dirs[f"adaptive-w{point['width']:g}"]), "speed": point["speed"],
+                          "group": point["label"]})
+    return specs
 
-    builders = [paddle_inference("teacher", 0.0, "(b) teacher, Paddle Inference"),
-                lambda: bench.runtime_system(DygraphRuntime(run / "teacher", exit_loop=False, threads=threads),
-                                             name="(a) teacher, PaddleNLP dygraph"),
-                paddle_inference("width-0.5", 0.0, "(c) width 0.5, Paddle Inference")]
-    for key, label in (("fewest_flops_within_accuracy_budget", "fewest FLOPs within the accuracy budget"),
-                       ("best_accuracy_within_flops_budget", "best accuracy within the FLOPs budget")):
-        point = calibration[key]
-        if point is not None:
-            builders.append(paddle_inference(f"adaptive-w{point['width']:g}", point["speed"],
-                                             f"(d) adaptive w{point['width']:g} s{point['speed']:g} ({label})"))
-    builders.append(lambda: bench.runtime_system(OnnxRuntime(dirs["teacher"], threads=threads),
-                                                 name="(e) teacher, ONNX Runtime"))
-    if only is not None:
-        return [builders[only]()]
-    return [build() for build in builders]
+
+def measure_one(spec: dict, data_dir: str, split: str, threads: int, samples: int, batch_size: int) -> dict:
+    """Accuracy, exits, FLOPs, latency, throughput and peak memory of one system, in this process."""
+    if spec["kind"] == "dygraph":
+        runtime = DygraphRuntime(spec["directory"], exit_loop=False, threads=threads, trust_pickle=True)
+    else:
+        runtime = open_runtime(spec["directory"], spec["kind"], threads, spec.get("precision", "fp32"),
+                               **spec.get("options", {}))
+    info = runtime.info
+    tokenizer = load_tokenizer(info.directory)
+    features = data.encode(data.load_splits(data_dir)[split], tokenizer, info.max_seq_len, list(info.labels),
+                           quiet=True)
+    system = bench.runtime_system(runtime, spec["speed"], spec["name"])
+    (result,) = bench.measure([system], features, [f.label for f in features], tokenizer.pad_token_id,
+                              samples=samples, batch_size=batch_size, rounds=1)
+    out = bench.to_json([result])[0]
+    out["peak_memory_mb"] = peak_rss_mb()
+    return out
 
 
 def peak_rss_mb() -> float:
     """Peak resident memory of this process (VmHWM). Not ru_maxrss: Linux carries a parent's ru_maxrss over
-    fork and exec into the child, so every probe started by a large parent reported the parent's peak."""
+    fork and exec into the child."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
-def memory_table(run: Path, names: list, data_dir: str, threads: int) -> tuple:
-    memory = [peak_memory_mb(run, i, data_dir, threads) for i in range(len(names))]
-    table = "\nPeak memory, each system alone in a fresh process (without oneDNN):\n\n" + \
-        "| system | peak resident memory (MB) |\n| --- | --- |\n" + \
-        "".join(f"| {n} | {m:.0f} |\n" for n, m in zip(names, memory))
-    return dict(zip(names, memory)), table
-
-
-def peak_memory_mb(run: Path, index: int, data_dir: str, threads: int) -> float:
-    """Peak resident memory of system ``index`` alone in a fresh process, through one pass over the test split."""
-    result = subprocess.run([sys.executable, __file__, "--run", str(run), "--data-dir", data_dir,
-                             "--threads", str(threads), "--memory-probe", str(index)],
-                            capture_output=True, text=True, timeout=1800)
-    if result.returncode != 0:
-        raise RuntimeError(f"memory probe {index} failed: {result.stderr[-2000:]}")
-    return float(result.stdout.strip().splitlines()[-1])
-
-
-def plot(results, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6.4, 4.4))
+def ratios(results: List[dict], reference: dict) -> None:
+    """Speed-ups of every result against ``reference`` (accuracy points, FLOPs, latency, throughput, quotient)."""
+    key = reference["name"]
     for r in results:
-        axes.scatter(r.ratios["throughput_speedup"], 100 * r.accuracy, label=r.name)
-        axes.scatter(r.ratios["flops_speedup"], 100 * r.accuracy, marker="x", color="grey")
-    axes.set_xlabel("speed-up against (b): measured throughput at batch 32 (dots), FLOPs (crosses)")
-    axes.set_ylabel("test accuracy (%)")
-    axes.set_xscale("log")
-    axes.grid(True, alpha=0.3)
-    axes.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+        flops = reference["mean_flops"] / r["mean_flops"]
+        throughput = r["throughput"] / reference["throughput"]
+        r.setdefault("against", {})[key] = {
+            "accuracy_points": round(100 * (r["accuracy"] - reference["accuracy"]), 2), "flops_speedup": flops,
+            "latency_speedup": reference["latency_ms_median"] / r["latency_ms_median"],
+            "throughput_speedup": throughput, "measured_per_flops": throughput / flops}
+
+
+def markdown(results: List[dict], references: List[dict]) -> str:
+    names = [r["name"] for r in references]
+    head = ("| system | test acc | FLOPs speed-up | latency b=1 | throughput b=32 | "
+            + " | ".join(f"vs {n}: Δ points, latency, throughput, measured/FLOPs" for n in names) + " | peak MB |")
+    lines = [head, "| " + " | ".join("---" for _ in range(6 + len(names))) + " |"]
+    for r in results:
+        cells = []
+        for n in names:
+            q = r["against"][n]
+            cells.append(f"{q['accuracy_points']:+.2f}, {q['latency_speedup']:.2f}x, {q['throughput_speedup']:.2f}x, "
+                         f"{q['measured_per_flops']:.2f}")
+        first = r["against"][names[0]]
+        lines.append(f"| {r['name']} | {100 * r['accuracy']:.2f} | {first['flops_speedup']:.2f}x "
+                     f"| {r['latency_ms_median']:.2f} ms | {r['throughput']:.0f}/s | " + " | ".join(cells)
+                     + f" | {r['peak_memory_mb']:.0f} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", required=True, help="a pipeline run directory")
     parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--output", default=None, help="default: RUN/benchmark")
+    parser.add_argument("--split", default="test")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--memory-probe", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--memory-only", action="store_true",
-                        help="measure peak memory again and rewrite it into an existing benchmark, timings kept")
+    parser.add_argument("--samples", type=int, default=200, help="texts timed one by one for latency")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", default=None, help="measure the systems whose name holds this text")
+    parser.add_argument("--trust-pickle", action="store_true", help="the run was written by an earlier version")
+    parser.add_argument("--points", default=None,
+                        help="JSON list of {width, speed, label} (default: calibrate's two choices)")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one is not None:  # a child: one system, one round
+        print(json.dumps(measure_one(json.loads(args.one), args.data_dir, args.split, args.threads, args.samples,
+                                     32)))
+        return
 
     run = Path(args.run)
-    calibration = artifacts.read_json(run / "calibration" / "calibration.json")
-    dirs = exports(run, calibration)
-    info = artifacts.read_json(dirs["teacher"] / "export.json")
-    tokenizer = load_tokenizer(dirs["teacher"])
-    features = data.encode(data.load_splits(args.data_dir)["test"], tokenizer, info["max_seq_len"], info["labels"])
-    gold = [f.label for f in features]
-    if args.memory_probe is not None:
-        (system,) = systems(run, dirs, calibration, args.threads, onednn=False, only=args.memory_probe)
-        bench.run_all(system, bench.batches(features, tokenizer.pad_token_id, 32), len(features))
-        print(peak_rss_mb())
-        return
-    out = run / "benchmark"
-    if args.memory_only:
-        report = artifacts.read_json(out / "bench.json")
+    out = Path(args.output or run / "benchmark")
+    if args.points:
+        points = json.loads(args.points)
     else:
-        report = {"test_examples": len(features), "threads": args.threads,
-                  "machine": {"cpus": os.cpu_count(), "processor": platform.processor(),
-                              "python": platform.python_version()},
-                  "settings": {}, "tables": []}  # tables: the timings' Markdown, reused by --memory-only
-        # Paddle Inference with and without oneDNN: measured here, oneDNN is faster at batch 32, slower at batch 1.
-        for onednn in (False, True):
-            measured = systems(run, dirs, calibration, args.threads, onednn)
-            results = bench.measure(measured, features, gold, tokenizer.pad_token_id, samples=args.samples,
-                                    rounds=args.rounds)
-            report["settings"]["onednn" if onednn else "plain"] = bench.to_json(results)
-            report["tables"].append(f"Paddle Inference {'with' if onednn else 'without'} oneDNN:\n\n"
-                                    + bench.markdown(results, 32))
-            if not onednn:
-                plot(results, out / "accuracy_vs_speedup.png")
-    names = [r["name"] for r in report["settings"]["plain"]]
-    report["peak_memory_mb"], memory = memory_table(run, names, args.data_dir, args.threads)
-    table = "\n".join(report["tables"]) + memory
+        calibration = artifacts.read_json(run / "calibration" / "calibration.json")
+        points = [{**calibration[key], "label": label} for key, label in
+                  (("fewest_flops_within_accuracy_budget", "accuracy budget"),
+                   ("best_accuracy_within_flops_budget", "FLOPs budget")) if calibration.get(key)]
+    dirs = exports(run, points, args.trust_pickle)
+    specs = [s for s in systems(run, points, dirs) if args.only is None or args.only in s["name"]]
+    rounds: Dict[str, List[dict]] = {s["name"]: [] for s in specs}
+    for round_index in range(args.rounds):
+        for spec in specs:
+            done = subprocess.run([sys.executable, __file__, "--run", str(run), "--data-dir", args.data_dir,
+                                   "--split", args.split, "--threads", str(args.threads), "--samples",
+                                   str(args.samples), "--one", json.dumps(spec)],
+                                  capture_output=True, text=True, timeout=3600)
+            if done.returncode != 0:
+                raise SystemExit(f"{spec['name']} failed:\n{done.stderr[-3000:]}")
+            rounds[spec["name"]].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(f"round {round_index + 1}/{args.rounds}: {spec['name']}: "
+                  f"{rounds[spec['name']][-1]['throughput']:.0f}/s", file=sys.stderr)
+    results = []
+    for spec in specs:
+        measured = rounds[spec["name"]]
+        result = dict(measured[0])  # accuracy, FLOPs and exits are the same every round
+        for key in ("latency_ms_median", "latency_ms_p90", "throughput", "peak_memory_mb"):
+            result[key] = float(np.median([m[key] for m in measured]))
+        result["rounds"] = {key: [m[key] for m in measured] for key in ("latency_ms_median", "throughput")}
+        result["group"] = spec["group"]
+        results.append(result)
+    full = [r for r in results if r["group"] == "full"]
+    references = []
+    paddle = [r for r in full if "Paddle Inference" in r["name"] and "fp32" in r["name"]]
+    if paddle:
+        references.append(max(paddle, key=lambda r: r["throughput"]))
+    onnx = [r for r in full if "ONNX Runtime fp32" in r["name"]]
+    references += onnx
+    for reference in references:
+        ratios(results, reference)
+    report = {"split": args.split, "threads": args.threads, "rounds": args.rounds, "samples": args.samples,
+              "machine": {"cpus": os.cpu_count(), "processor": _cpu(), "python": platform.python_version()},
+              "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "points": points,
+              "references": [r["name"] for r in references], "results": results}
+    table = markdown(results, references) if references else ""
     artifacts.write_json(out / "bench.json", report)
     artifacts.write_text(out / "bench.md", table)
     print(table)
+
+
+def _cpu() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
 
 
 if __name__ == "__main__":

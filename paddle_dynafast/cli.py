@@ -29,8 +29,9 @@ from tqdm.auto import tqdm
 from . import artifacts, data, distributed, outputs
 from .analysis.calibrate import run_calibration
 from .analysis.evaluate import markdown_table, run_evaluation
+from .analysis.timed import run_timed_calibration
 from .config import (BootstrapConfig, CalibrateConfig, DataConfig, EvaluateConfig, PipelineConfig, ServeConfig,
-                     TrainConfig, default)
+                     TimedCalibrateConfig, TrainConfig, default)
 from .errors import ConfigError, DataError, UserError
 from .model.backbone import load_tokenizer
 from .model.exit import check_speed
@@ -185,6 +186,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resplits", type=int, default=default(CalibrateConfig, "resplits"),
                    help="also re-split dev+test at random N times and report how often the budget held on the part "
                         "not chosen on (NumPy only; default 0: skipped)")
+    timed = p.add_argument_group("on measured time (--runtime)", "choose on wall-clock time: every width exported "
+                                 "and run on dev at a grid of speeds on this runtime and precision (minutes)")
+    timed.add_argument("--runtime", choices=["paddle-inference", "onnxruntime"], default=None,
+                       help="measure on this runtime instead of choosing on FLOPs")
+    timed.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",
+                       help="with --runtime: int8 on onnxruntime, bf16 on paddle-inference (default fp32)")
+    timed.add_argument("--min-throughput-speedup", type=float, default=None,
+                       help="with --runtime: the most accurate point with at least this throughput speed-up at batch "
+                            "32 over the full fp32 model on the reference runtime")
+    timed.add_argument("--max-latency-ms", type=float, default=None,
+                       help="with --runtime: ... and/or at most this median latency at batch 1")
+    timed.add_argument("--reference-runtime", default=default(TimedCalibrateConfig, "reference_runtime"),
+                       choices=["auto", "paddle-inference", "onnxruntime"],
+                       help="where the full fp32 model is timed (default auto: the fastest here)")
     p.set_defaults(run=_run_calibrate)
 
     p = sub.add_parser("export", help="write a Paddle Inference model, exit loop inside",
@@ -372,6 +387,10 @@ def _run_evaluate(args) -> int:
 
 
 def _run_calibrate(args) -> int:
+    if args.runtime is not None:
+        return _run_timed_calibration(args)
+    if args.min_throughput_speedup is not None or args.max_latency_ms is not None:
+        raise ConfigError("--min-throughput-speedup and --max-latency-ms need --runtime (the runtime to time)")
     config = CalibrateConfig(model_dir=args.model, output_dir=args.output, data=_trained_data_config(args),
                              max_accuracy_drop=args.max_accuracy_drop, min_flops_speedup=args.min_flops_speedup,
                              confidence=args.confidence, batch_size=args.batch_size,
@@ -379,6 +398,18 @@ def _run_calibrate(args) -> int:
     run_calibration(config, overwrite=args.overwrite, trust_pickle=args.trust_pickle)
     print((Path(args.output) / "calibration.md").read_text(encoding="utf-8"), end="")
     print(f"-> {args.output}/calibration.{{json,md}}")
+    return 0
+
+
+def _run_timed_calibration(args) -> int:
+    config = TimedCalibrateConfig(model_dir=args.model, output_dir=args.output, data=_trained_data_config(args),
+                                  runtime=args.runtime, precision=args.precision, threads=args.threads,
+                                  reference_runtime=args.reference_runtime, max_accuracy_drop=args.max_accuracy_drop,
+                                  min_throughput_speedup=args.min_throughput_speedup,
+                                  max_latency_ms=args.max_latency_ms)
+    run_timed_calibration(config, overwrite=args.overwrite, trust_pickle=args.trust_pickle)
+    print((Path(args.output) / "timed.md").read_text(encoding="utf-8"), end="")
+    print(f"-> {args.output}/timed.{{json,md}}")
     return 0
 
 

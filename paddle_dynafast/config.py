@@ -466,6 +466,59 @@ class CalibrateConfig:
 
 
 @dataclass(frozen=True)
+class TimedCalibrateConfig:
+    """Choose (width, speed) on dev for a runtime and precision by measured time (``calibrate --runtime``)."""
+
+    model_dir: str
+    """A stage-3 (distill) directory."""
+    output_dir: str
+    """Where timed.json, timed.md and the measured exports (exports/) go."""
+    data: DataConfig
+    """The data folder (dev chooses, test reports); its train split calibrates the int8 exports."""
+    runtime: str = "onnxruntime"
+    """The runtime that will serve the model (paddle-inference, onnxruntime)."""
+    precision: str = "fp32"
+    """fp32; int8 on onnxruntime; bf16 on paddle-inference."""
+    threads: int = 2
+    """CPU threads of every runtime measured."""
+    reference_runtime: str = "auto"
+    """Where the full model (fp32, no exit) is timed as the reference: a runtime name, or auto: the fastest here."""
+    max_accuracy_drop: float = default(CalibrateConfig, "max_accuracy_drop")
+    """Points of dev accuracy the chosen point may lose against the reference."""
+    min_throughput_speedup: Optional[float] = None
+    """Wall-clock budget: at least this many times the reference's texts per second at batch 32."""
+    max_latency_ms: Optional[float] = None
+    """Wall-clock budget: at most this many milliseconds per text at batch 1 (median)."""
+    widths: Optional[Tuple[float, ...]] = None
+    """Widths to measure; None: every width the model has branches for."""
+    speeds: Tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
+    """Speeds to measure at every width (each is a pass over dev)."""
+    batch_size: int = 32
+    """Texts per batch of the throughput passes."""
+    latency_samples: int = 64
+    """Dev texts timed one at a time for the latency."""
+
+    def __post_init__(self) -> None:
+        check_finite(self)
+        if self.runtime not in ("paddle-inference", "onnxruntime"):
+            raise ConfigError(f"runtime {self.runtime!r} is not paddle-inference or onnxruntime")
+        if self.precision not in ("fp32", "bf16", "int8"):
+            raise ConfigError(f"precision {self.precision!r} is not fp32, bf16 or int8")
+        if self.max_accuracy_drop < 0:
+            raise ConfigError(f"max_accuracy_drop must be >= 0 points, got {self.max_accuracy_drop}")
+        if self.min_throughput_speedup is not None and self.min_throughput_speedup <= 0:
+            raise ConfigError(f"min_throughput_speedup must be > 0, got {self.min_throughput_speedup}")
+        if self.max_latency_ms is not None and self.max_latency_ms <= 0:
+            raise ConfigError(f"max_latency_ms must be > 0, got {self.max_latency_ms}")
+        if self.widths is not None:
+            object.__setattr__(self, "widths", tuple(sorted((float(w) for w in self.widths), reverse=True)))
+        object.__setattr__(self, "speeds", normalize_speeds(self.speeds))
+        for name in ("threads", "batch_size", "latency_samples"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """All stages of one run (``paddle-dynafast pipeline``); every default is the one of the stage it feeds."""
 

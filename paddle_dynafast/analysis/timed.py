@@ -1,0 +1,250 @@
+"""Calibration on measured time: (width, speed) chosen for a runtime and a precision by wall-clock on this machine.
+
+:mod:`~paddle_dynafast.analysis.calibrate` chooses on accuracy and analytic
+FLOPs, in dygraph float32. What a deployment pays is wall-clock time on its own
+runtime, in its own precision, and int8 or bfloat16 move the branches'
+entropies, so the same speed exits differently. Here every width is exported
+(ONNX and int8 included) and run on the dev split at a grid of speeds on the
+runtime and precision asked for: accuracy, mean exit layer, analytic FLOPs,
+throughput at batch 32 and median latency at batch 1 of every point, against the
+full model (width 1.0, no exit, float32) on the reference runtime (by default
+the fastest float32 runtime here, :mod:`paddle_dynafast.runtime.choose`),
+measured at the start and at the end (their mean). Then:
+
+* the fastest point (throughput at batch 32) whose dev accuracy stays within
+  ``max_accuracy_drop`` points of the reference;
+* the most accurate point within the wall-clock budget
+  (``min_throughput_speedup`` and/or ``max_latency_ms``);
+
+and both are measured again on the test split. Only measured points are
+chosen: nothing is interpolated.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from .. import artifacts, data, outputs
+from ..config import TimedCalibrateConfig, to_dict
+from ..errors import DataError
+from ..model.backbone import load_tokenizer
+from ..model.dynafast import DynaFastModel
+from ..model.stage import StageInfo
+from ..runtime import bench
+from ..runtime.base import Runtime
+from ..runtime.choose import choose
+from ..runtime.export import export_is_current, export_model
+from ..runtime.registry import open_runtime
+
+logger = logging.getLogger(__name__)
+
+TIMED = outputs.Output("calibrate --runtime", "timed.json", "reference", files=("timed.json", "timed.md", "exports"))
+
+
+@dataclass(frozen=True)
+class TimedPoint:
+    """One (width, speed) measured on a runtime in a precision, on one split."""
+
+    width: float
+    speed: float
+    runtime: str
+    """The runtime and precision, e.g. ``onnxruntime int8``."""
+    accuracy: float
+    mean_exit_layer: float
+    mean_flops: float
+    throughput: float
+    """Texts per second at batch 32 (median of the passes)."""
+    latency_ms: float
+    """Median milliseconds of one text at batch 1."""
+    flops_speedup: float = 1.0
+    throughput_speedup: float = 1.0
+    latency_speedup: float = 1.0
+
+
+def measure(runtime: Runtime, features, speed: float, batch_size: int, latency_samples: int,
+            rounds: int = 2) -> Dict[str, object]:
+    """Accuracy, exits, FLOPs, throughput and latency of ``runtime`` at ``speed`` on labelled ``features``; one
+    untimed pass first (the accuracy pass), so runtimes that prepare kernels per shape are timed warm."""
+    pad = load_tokenizer(runtime.info.directory).pad_token_id
+    gold = np.array([f.label for f in features])
+    tokens = np.array([len(f.input_ids) for f in features])
+    system = bench.runtime_system(runtime, speed)
+    full = bench.batches(features, pad, batch_size)
+    labels, exits = bench.run_all(system, full, len(features))
+    singles = bench.batches(features[:latency_samples], pad, 1)
+    for ids, types, _ in singles:  # warm every latency shape
+        system.run(ids, types)
+    latency = []
+    for ids, types, _ in singles:
+        started = time.perf_counter()
+        system.run(ids, types)
+        latency.append(time.perf_counter() - started)
+    passes = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for ids, types, _ in full:
+            system.run(ids, types)
+        passes.append(len(features) / (time.perf_counter() - started))
+    return {"accuracy": float((labels == gold).mean()), "correct": (labels == gold),
+            "mean_exit_layer": float(exits.mean()), "mean_flops": float(system.flops(tokens, exits).mean()),
+            "throughput": float(np.median(passes)), "latency_ms": 1000 * float(np.median(latency))}
+
+
+def run_timed_calibration(config: TimedCalibrateConfig, overwrite: bool = False, trust_pickle: bool = False) -> Dict:
+    """``paddle-dynafast calibrate --runtime R``: see the module docstring; writes timed.json and timed.md (and the
+    exports it measured, in ``exports/``)."""
+    with outputs.claim(config.output_dir, TIMED, [config.model_dir, config.data.data_dir], overwrite):
+        artifacts.write_json(Path(config.output_dir) / "timed.json", {"reference": None, "complete": False})
+        return _timed(config, trust_pickle)
+
+
+def _exports(config: TimedCalibrateConfig, widths: Sequence[float], trust_pickle: bool) -> Dict[object, Path]:
+    """The full model without exits (key ``"full"``) and every width with the exit loop, ONNX and int8 included."""
+    root = Path(config.output_dir) / "exports"
+    stage = StageInfo.read(config.model_dir)
+    calibration = stage.data_config(config.data.data_dir)
+    wanted = {"full": (1.0, True), **{w: (w, False) for w in widths}}
+    out = {}
+    for key, (width, no_exit) in wanted.items():
+        directory = root / ("full" if key == "full" else f"width-{width:g}")
+        if not export_is_current(directory, config.model_dir, width, no_exit, onnx=True) \
+                or not (directory / "model.int8.onnx").is_file():
+            export_model(config.model_dir, directory, width=width, no_exit=no_exit, onnx=True, int8=True,
+                         calibration=calibration, overwrite=True, trust_pickle=trust_pickle)
+        out[key] = directory
+    return out
+
+
+def _timed(config: TimedCalibrateConfig, trust_pickle: bool) -> Dict:
+    model = DynaFastModel.load(config.model_dir, trust_pickle=trust_pickle)
+    widths = config.widths or model.widths
+    dirs = _exports(config, widths, trust_pickle)
+    splits = data.load_splits(config.data)
+
+    def features(split: str, directory: Path):
+        if split not in splits:
+            raise DataError(f"{config.data.data_dir} has no {split} split")
+        tokenizer = load_tokenizer(directory)
+        return data.encode(splits[split], tokenizer, config.data.max_seq_len, model.labels, quiet=True)
+
+    reference_kind, reference_options = config.reference_runtime, {}
+    if reference_kind == "auto":
+        candidate, _ = choose(dirs["full"], "fp32", config.threads, "throughput")
+        reference_kind, reference_options = candidate.runtime, dict(candidate.options)
+    reference_runtime = open_runtime(dirs["full"], reference_kind, config.threads, **reference_options)
+    reference_name = f"{reference_kind} fp32" + "".join(f" {k}={v}" for k, v in reference_options.items())
+    dev = features("dev", dirs["full"])
+    first = measure(reference_runtime, dev, 0.0, config.batch_size, config.latency_samples)
+
+    name = f"{config.runtime} {config.precision}"
+    points, correct = [], {}
+    for width in widths:
+        runtime = open_runtime(dirs[width], config.runtime, config.threads, config.precision)
+        for speed in config.speeds:
+            m = measure(runtime, dev, speed, config.batch_size, config.latency_samples)
+            correct[(width, speed)] = m.pop("correct")
+            points.append(dict(width=width, speed=speed, runtime=name, **m))
+            logger.info("%s width %g speed %g: dev %.2f, %.0f/s, %.2f ms", name, width, speed,
+                        100 * m["accuracy"], m["throughput"], m["latency_ms"])
+    last = measure(reference_runtime, dev, 0.0, config.batch_size, config.latency_samples)
+    reference = {k: (first[k] + last[k]) / 2 if k in ("throughput", "latency_ms") else first[k]
+                 for k in first if k != "correct"}
+    dev_points = [_point(p, reference) for p in points]
+    result = {"reference": {"runtime": reference_name, **reference, "first": _timing(first), "last": _timing(last)},
+              "runtime": name, "points": [asdict(p) for p in dev_points],
+              "max_accuracy_drop_points": config.max_accuracy_drop,
+              "min_throughput_speedup": config.min_throughput_speedup, "max_latency_ms": config.max_latency_ms}
+    result.update(choose_points(dev_points, reference["accuracy"], config))
+    result["test"] = _on_test(config, result, dirs, features, reference_runtime, name)
+    result["config"] = to_dict(config)
+    result["complete"] = True
+    out = Path(config.output_dir)
+    artifacts.write_json(out / "timed.json", result)
+    artifacts.write_text(out / "timed.md", markdown(result))
+    return result
+
+
+def _timing(m: Dict) -> Dict[str, float]:
+    return {"throughput": m["throughput"], "latency_ms": m["latency_ms"]}
+
+
+def _point(p: Dict, reference: Dict) -> TimedPoint:
+    return TimedPoint(width=p["width"], speed=p["speed"], runtime=p["runtime"], accuracy=p["accuracy"],
+                      mean_exit_layer=p["mean_exit_layer"], mean_flops=p["mean_flops"], throughput=p["throughput"],
+                      latency_ms=p["latency_ms"], flops_speedup=reference["mean_flops"] / p["mean_flops"],
+                      throughput_speedup=p["throughput"] / reference["throughput"],
+                      latency_speedup=reference["latency_ms"] / p["latency_ms"])
+
+
+def choose_points(points: Sequence[TimedPoint], reference_accuracy: float, config) -> Dict[str, Optional[Dict]]:
+    """The fastest point within the accuracy budget, and the most accurate within the wall-clock budget."""
+    floor = reference_accuracy - config.max_accuracy_drop / 100 - 1e-12
+    within = [p for p in points if p.accuracy >= floor]
+    fastest = max(within, key=lambda p: (p.throughput, p.accuracy)) if within else None
+    in_time = [p for p in points
+               if (config.min_throughput_speedup is None or p.throughput_speedup >= config.min_throughput_speedup)
+               and (config.max_latency_ms is None or p.latency_ms <= config.max_latency_ms)]
+    timed = None
+    if in_time and (config.min_throughput_speedup is not None or config.max_latency_ms is not None):
+        timed = max(in_time, key=lambda p: (p.accuracy, p.throughput))
+    return {"fastest_within_accuracy_budget": None if fastest is None else asdict(fastest),
+            "most_accurate_within_time_budget": None if timed is None else asdict(timed)}
+
+
+def _on_test(config, result: Dict, dirs, features, reference_runtime: Runtime, name: str) -> object:
+    """The chosen points and the reference measured again on the test split."""
+    try:
+        test = features("test", dirs["full"])
+    except DataError as error:
+        return f"not measured: {error}"
+    reference = measure(reference_runtime, test, 0.0, config.batch_size, config.latency_samples)
+    reference.pop("correct")
+    out = {"reference": reference, "points": []}
+    for key in ("fastest_within_accuracy_budget", "most_accurate_within_time_budget"):
+        chosen = result[key]
+        if chosen is None or any(p["choice"] == key for p in out["points"]):
+            continue
+        runtime = open_runtime(dirs[chosen["width"]], config.runtime, config.threads, config.precision)
+        m = measure(runtime, test, chosen["speed"], config.batch_size, config.latency_samples)
+        m.pop("correct")
+        out["points"].append({"choice": key, **asdict(_point(dict(width=chosen["width"], speed=chosen["speed"],
+                                                                      runtime=name, **m), reference))})
+    return out
+
+
+def markdown(result: Dict) -> str:
+    ref = result["reference"]
+    lines = [f"Reference: the full model (width 1.0, no exit, fp32) on {ref['runtime']}: dev accuracy "
+             f"{100 * ref['accuracy']:.2f}, {ref['throughput']:.0f} texts/s at batch 32, {ref['latency_ms']:.2f} ms at "
+             f"batch 1. Measured: {result['runtime']}. Budgets: at most {result['max_accuracy_drop_points']:g} points "
+             f"below the reference; time: throughput speed-up >= {result['min_throughput_speedup']}, latency <= "
+             f"{result['max_latency_ms']} ms.", "",
+             "| choice | width | speed | dev acc | Δ dev | FLOPs speed-up | throughput speed-up | latency speed-up "
+             "| test acc | Δ test | test throughput speed-up | test latency speed-up |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    test = result["test"] if isinstance(result["test"], dict) else {"points": [], "reference": None}
+    for key, label in (("fastest_within_accuracy_budget", "fastest within the accuracy budget"),
+                       ("most_accurate_within_time_budget", "most accurate within the time budget")):
+        p = result[key]
+        if p is None:
+            lines.append(f"| {label} | none | | | | | | | | | | |")
+            continue
+        t = next((q for q in test["points"] if q["width"] == p["width"] and q["speed"] == p["speed"]), None)
+        test_cells = (f"{100 * t['accuracy']:.2f} | {100 * (t['accuracy'] - test['reference']['accuracy']):+.2f} "
+                      f"| {t['throughput_speedup']:.2f}x | {t['latency_speedup']:.2f}x") if t else " | | | "
+        lines.append(f"| {label} | {p['width']:g} | {p['speed']:g} | {100 * p['accuracy']:.2f} "
+                     f"| {100 * (p['accuracy'] - ref['accuracy']):+.2f} | {p['flops_speedup']:.2f}x "
+                     f"| {p['throughput_speedup']:.2f}x | {p['latency_speedup']:.2f}x | {test_cells} |")
+    lines += ["", "Every point measured on dev:", "",
+              "| width | speed | dev acc | mean exit layer | FLOPs speed-up | throughput | latency |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for p in result["points"]:
+        lines.append(f"| {p['width']:g} | {p['speed']:g} | {100 * p['accuracy']:.2f} | {p['mean_exit_layer']:.2f} "
+                     f"| {p['flops_speedup']:.2f}x | {p['throughput']:.0f}/s ({p['throughput_speedup']:.2f}x) "
+                     f"| {p['latency_ms']:.2f} ms ({p['latency_speedup']:.2f}x) |")
+    return "# Operating points on measured time\n\n" + "\n".join(lines) + "\n"
