@@ -209,13 +209,16 @@ def dataset_section(title: str, run: Path, figures: Path, random: Optional[Path]
     if levers.is_file():
         out += ["### Accuracy levers (benchmarks/ablation.py, issue #13)", "", levers.read_text(), ""]
     if (run / "benchmark" / "bench.md").is_file():
-        shutil.copy(run / "benchmark" / "accuracy_vs_speedup.png", figures / f"{name}-bench.png")
         bench = load(run / "benchmark" / "bench.json")
+        figure = run / "benchmark" / "accuracy_vs_speedup.png"  # written by compare.py before its rewrite
+        if figure.is_file():
+            shutil.copy(figure, figures / f"{name}-bench.png")
         out += ["### Deployment benchmark (test split, one process, interleaved)", "",
-                f"{bench['threads']} threads for every runtime; every input shape seen once before timing; latency "
-                "at batch 1 over the first 200 test texts; "
+                f"{bench.get('threads', '?')} threads for every runtime; every input shape seen once before timing; "
+                "latency at batch 1 over the first 200 test texts; "
                 "throughput at batch 32 over the whole split (median of 5 passes); tokenising not timed.", "",
-                (run / "benchmark" / "bench.md").read_text(), f"![accuracy against speed-up](figures/{name}-bench.png)", ""]
+                (run / "benchmark" / "bench.md").read_text(),
+                *([f"![accuracy against speed-up](figures/{name}-bench.png)"] if figure.is_file() else []), ""]
     summary = load(run / "summary.json")
     out += [f"Stage times (s): {summary['stage_seconds']}.", ""]
     return out
@@ -291,7 +294,7 @@ def targets(runs: Path) -> List[str]:
             c["same_speedup"][0] > c["same_speedup"][1] / 2)
     bench = load(run / "benchmark" / "bench.json")
     if bench:
-        for setting, results in bench["settings"].items():
+        for setting, results in bench.get("settings", {}).items():  # the bench.json before compare.py's rewrite
             for r in results:
                 if not r["name"].startswith("(d)"):
                     continue
