@@ -209,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="a distill directory (with --no-exit also finetune/supernet)")
     p.add_argument("--width", type=float, default=1.0, help="width to export (default 1.0)")
     p.add_argument("--no-exit", action="store_true", help="export the plain classifier without branches")
-    p.add_argument("--onnx", action="store_true", help="also write model.onnx (paddle2onnx), for ONNX Runtime")
+    p.add_argument("--no-onnx", dest="onnx", action="store_false",
+                   help="do not write model.onnx (paddle2onnx) beside the Paddle program (ONNX Runtime runs it)")
     p.add_argument("--int8", action="store_true",
                    help="also write model.int8.onnx: the matrix products in int8, calibrated on training texts")
     p.add_argument("--calibration-data", default=None,
@@ -345,9 +346,9 @@ def _budget_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _runtime_args(parser: argparse.ArgumentParser, threads: int) -> None:
-    parser.add_argument("--runtime", choices=sorted(RUNTIMES) + [AUTO], default="paddle-inference",
-                        help="what runs the exported model (default paddle-inference); auto: the fastest here for "
-                             "this export and precision, measured once and remembered (README, Performance)")
+    parser.add_argument("--runtime", choices=sorted(RUNTIMES) + [AUTO], default=AUTO,
+                        help="what runs the exported model; auto (default): the fastest here for this export and "
+                             "precision, measured once and remembered (README, Performance)")
     parser.add_argument("--threads", type=int, default=threads, help=f"CPU threads (default {threads})")
     parser.add_argument("--no-onednn", action="store_true", help="Paddle Inference: plain CPU kernels, not oneDNN")
     parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",

@@ -1,9 +1,12 @@
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# runtime auto remembers its measurements: in a place of the test session's own, not the user's ~/.cache
+os.environ["PADDLE_DYNAFAST_CACHE"] = tempfile.mkdtemp(prefix="paddle_dynafast_cache_")
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

@@ -46,7 +46,7 @@ def test_exported_exit_loop_equals_dygraph(tiny_exports, tiny_dynafast_dir, toy_
 @pytest.mark.parametrize("width", [1.0, 0.5])
 def test_exported_baseline_equals_the_classifier(tiny_exports, tiny_dynafast_dir, toy_data, width):
     texts = texts_of(toy_data, 20)
-    got = Predictor(tiny_exports[(width, False)], threads=1, onednn=False).predict(texts, batch_size=8)
+    got = Predictor(tiny_exports[(width, False)], "paddle-inference", threads=1, onednn=False).predict(texts, batch_size=8)
     model = DynaFastModel.load(tiny_dynafast_dir)
     backbone = model.at(width).backbone
     expected = []

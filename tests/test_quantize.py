@@ -51,3 +51,12 @@ def test_names_that_match_no_product_are_an_error(tmp_path, tiny_exports):
         OnnxRuntime(tiny_exports[(0.5, True)], precision="int4")
     with pytest.raises(ArtifactError, match="has no model.int8.onnx; export it with --int8"):
         OnnxRuntime(tiny_exports[(1.0, True)], precision="int8")
+
+
+def test_activation_scales():
+    scale, zero = quantize.activation_scale(2.54)  # symmetric int8 for max |x|
+    assert scale == pytest.approx(0.02) and zero.dtype == np.int8 and zero == 0
+    scale, zero = quantize.activation_scale((-0.17, 5.0))  # a GELU output: asymmetric uint8
+    assert zero.dtype == np.uint8 and scale == pytest.approx(5.17 / 255)
+    assert zero == round(0.17 / scale) and abs(zero * scale - 0.17) <= scale / 2  # zero is exactly a level
+    assert quantize.activation_scale((0.5, 3.0))[1] == 0  # the range always holds zero

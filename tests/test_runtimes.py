@@ -76,8 +76,8 @@ def test_dygraph_runs_a_stage_directory(tiny_dynafast_dir, tiny_supernet_dir):
 
 def test_bf16_on_onednn_stays_close_to_float32(tiny_exports, toy_data):
     directory, texts = tiny_exports[(1.0, True)], texts_of(toy_data, 32)
-    fp32 = Predictor(directory, threads=1).predict(texts, speed=0.3)
-    bf16 = Predictor(directory, threads=1, precision="bf16").predict(texts, speed=0.3)
+    fp32 = Predictor(directory, "paddle-inference", threads=1).predict(texts, speed=0.3)
+    bf16 = Predictor(directory, "paddle-inference", threads=1, precision="bf16").predict(texts, speed=0.3)
     assert np.mean(bf16.label_ids == fp32.label_ids) >= 0.9 and np.abs(bf16.probs - fp32.probs).mean() < 0.05
 
 

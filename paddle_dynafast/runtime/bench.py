@@ -20,7 +20,7 @@ import numpy as np
 from ..data import Collator, FeatureDataset, LengthGroupedBatchSampler
 from ..errors import ConfigError
 from .base import Runtime
-from .registry import open_runtime
+from .registry import AUTO, open_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +165,6 @@ def runtime_system(runtime: Runtime, speed: float = 0.0, name: Optional[str] = N
 
 
 def exported_system(directory: str | Path, speed: float = 0.0, name: Optional[str] = None,
-                    runtime: str = "paddle-inference", threads: int = 2, **options) -> System:
+                    runtime: str = AUTO, threads: int = 2, **options) -> System:
     """:func:`runtime_system` of the runtime ``runtime`` opened on ``directory``."""
     return runtime_system(open_runtime(directory, runtime, threads, **options), speed, name)

@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import artifacts
-from ..errors import ConfigError
+from ..errors import ArtifactError, ConfigError
 from ..model.backbone import load_tokenizer
 from .base import INT8_ONNX_FILE, MANIFEST_FILE, ONNX_FILE, ExportInfo, Runtime
 from .registry import open_runtime
@@ -111,6 +111,8 @@ def measure(directory: str | Path, found: Sequence[Candidate], batches: Sequence
             runtime = opened[candidate] = candidate.open(directory, threads)
             for ids, types, *_ in batches:
                 runtime.run_batch(ids, types, speed)
+        except ArtifactError:  # the export itself is damaged or altered: no runtime would do better
+            raise
         except Exception as error:  # a runtime that does not work here is reported, not chosen
             timings[candidate].error = f"{type(error).__name__}: {error}"
             opened.pop(candidate, None)

@@ -52,14 +52,15 @@ logger = logging.getLogger(__name__)
 
 
 def export_model(model_dir: str | Path, output_dir: str | Path, width: float = 1.0, no_exit: bool = False,
-                 max_seq_len: Optional[int] = None, onnx: bool = False, int8: bool = False,
+                 max_seq_len: Optional[int] = None, onnx: bool = True, int8: bool = False,
                  calibration: Optional[DataConfig] = None, calibration_examples: int = 256, overwrite: bool = False,
                  trust_pickle: bool = False, sign_key: Optional[bytes] = None) -> Path:
     """Write a Paddle Inference model of ``model_dir`` at ``width`` (see the module docstring).
 
     ``model_dir`` is a distill directory (a model with branches). With
-    ``no_exit`` it may also be a finetune or supernet directory. ``onnx`` also
-    writes ``model.onnx`` (:func:`to_onnx`), exit loop included; ``int8`` also
+    ``no_exit`` it may also be a finetune or supernet directory. ``onnx`` (the
+    default) also writes ``model.onnx`` (:func:`to_onnx`), exit loop included;
+    ``int8`` also
     ``model.int8.onnx`` (:mod:`paddle_dynafast.runtime.quantize`), calibrated on
     ``calibration_examples`` training texts of ``calibration`` (default: the data
     the model was trained on, from its ``stage.json``). ``overwrite`` replaces an
@@ -120,7 +121,7 @@ def _export(model_dir: Path, output_dir: Path, width: float, no_exit: bool, max_
         if int8:
             quantized = quantize.quantize_onnx(tmp / ONNX_FILE, tmp / INT8_ONNX_FILE, ranges)
             info["int8"] = {"file": INT8_ONNX_FILE, "matmuls": quantized, "calibration_examples": int8[1],
-                            "scheme": "int8 symmetric; weights per output channel, activations per tensor (max)"}
+                            "scheme": "weights int8 symmetric per output channel; activations uint8 per tensor (min, max)"}
         tokenizer.save_pretrained(str(tmp))
         artifacts.write_json(tmp / EXPORT_FILE, info)
         write_manifest(tmp, sign_key)

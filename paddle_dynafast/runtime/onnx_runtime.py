@@ -34,6 +34,7 @@ class OnnxRuntime(Runtime):
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3  # errors only: it warns about every constant paddle2onnx left unused
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.check_program([i.name for i in self.session.get_inputs()], self.output_names, self.info.onnx_outputs)

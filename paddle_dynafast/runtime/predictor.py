@@ -12,7 +12,7 @@ from ..errors import ConfigError
 from ..model.backbone import load_tokenizer
 from ..model.exit import check_speed
 from .base import Runtime
-from .registry import open_runtime
+from .registry import AUTO, open_runtime
 
 
 @dataclass
@@ -33,9 +33,9 @@ class Prediction:
 class Predictor:
     """Texts in, labels out, on ``source``: a :class:`~paddle_dynafast.runtime.base.Runtime`, or a directory
     opened with :func:`~paddle_dynafast.runtime.registry.open_runtime` (``runtime`` and ``options``; by default
-    Paddle Inference with oneDNN on 2 threads)."""
+    ``auto``: the fastest runtime on this machine for the export, measured once and remembered, on 2 threads)."""
 
-    def __init__(self, source: Union[str, Path, Runtime], runtime: str = "paddle-inference", threads: int = 2,
+    def __init__(self, source: Union[str, Path, Runtime], runtime: str = AUTO, threads: int = 2,
                  **options):
         self.runtime = source if isinstance(source, Runtime) else open_runtime(source, runtime, threads, **options)
         self.info = self.runtime.info

@@ -10,6 +10,8 @@ from .dygraph import DygraphRuntime
 from .onnx_runtime import OnnxRuntime
 from .paddle_inference import PaddleInferenceRuntime
 
+UNIVERSAL_OPTIONS = {"sign_key"}
+"""Options every export runtime takes (the others belong to one runtime)."""
 AUTO = "auto"
 """The runtime name that means: the fastest here, measured (:mod:`paddle_dynafast.runtime.choose`)."""
 
@@ -27,6 +29,9 @@ def open_runtime(directory: str | Path, kind: str = PaddleInferenceRuntime.kind,
     if kind == AUTO:
         from .choose import choose  # choose opens runtimes through this module
 
+        specific = sorted(set(options) - UNIVERSAL_OPTIONS)
+        if specific:
+            raise ConfigError(f"options {specific} belong to one runtime: name it (runtime=...), not auto")
         candidate, _ = choose(directory, precision, threads)
         return open_runtime(directory, candidate.runtime, threads, candidate.precision,
                             **{**options, **dict(candidate.options)})

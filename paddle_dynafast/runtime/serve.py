@@ -49,6 +49,7 @@ from ..config import ServeConfig
 from ..errors import ConfigError
 from .base import Runtime
 from .predictor import Predictor
+from .registry import AUTO
 
 logger = logging.getLogger(__name__)
 
@@ -466,7 +467,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def serve(source: Union[str, Path, Runtime, Predictor], config: Optional[ServeConfig] = None,
-          runtime: str = "paddle-inference", threads: int = 2, **options) -> None:
+          runtime: str = AUTO, threads: int = 2, **options) -> None:
     """Serve ``source`` (an export directory, a runtime or a :class:`Predictor`) until Ctrl-C or SIGTERM.
 
     ``runtime``, ``threads`` and ``options`` open an export directory as :class:`Predictor` does."""
