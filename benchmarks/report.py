@@ -43,22 +43,40 @@ def teacher_section(run: Path, random: Optional[Path], reference: str) -> List[s
     return lines
 
 
+def ci(d: Optional[dict]) -> str:
+    """``+0.57 [-0.10, +1.20]`` in points from a ``{delta, low, high}`` dict (fractions); empty when missing."""
+    if not d:
+        return ""
+    return f"{100 * d['delta']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]"
+
+
 def width_section(run: Path) -> List[str]:
     report = load(run / "supernet" / "metrics.json")["widths"]
     teacher = report["teacher"]
-    lines = ["| width | heads / layer | FFN neurons / layer | parameters (without embeddings) | mean FLOPs / sample "
-             "(dev) | dev accuracy | Δ dev vs teacher | test accuracy | exported sub-model, dev |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-             f"| teacher | | | {teacher['parameters']:,} | | {pct(teacher['dev_accuracy'])} | | "
-             f"{pct(teacher.get('test_accuracy'))} | |"]
+    paired = any("dev_vs_teacher" in row for w, row in report.items() if w != "teacher")
+    header = ["width", "heads / layer", "FFN neurons / layer", "parameters (without embeddings)",
+              "mean FLOPs / sample (dev)", "dev accuracy"]
+    header += ["Δ dev vs teacher [95 % CI]", "McNemar p (dev)", "test accuracy", "Δ test vs teacher [95 % CI]"] \
+        if paired else ["Δ dev vs teacher", "test accuracy"]
+    header.append("exported sub-model, dev")
+    rows = [["teacher", "", "", f"{teacher['parameters']:,}", "", pct(teacher["dev_accuracy"])]
+            + (["", "", pct(teacher.get("test_accuracy")), ""] if paired else ["", pct(teacher.get("test_accuracy"))])
+            + [""]]
     for width, row in report.items():
         if width == "teacher":
             continue
-        lines.append(f"| {width} | {row['heads_per_layer']} | {row['neurons_per_layer']} | {row['parameters']:,} "
-                     f"({row['parameters_without_embeddings']:,}) | {row['dev_mean_flops'] / 1e6:.1f} M "
-                     f"| {pct(row['dev_accuracy'])} | {100 * (row['dev_accuracy'] - teacher['dev_accuracy']):+.2f} "
-                     f"| {pct(row.get('test_accuracy'))} | {pct(row.get('submodel_dev_accuracy', row['dev_accuracy']))} |")
-    return lines
+        cells = [width, str(row["heads_per_layer"]), str(row["neurons_per_layer"]),
+                 f"{row['parameters']:,} ({row['parameters_without_embeddings']:,})",
+                 f"{row['dev_mean_flops'] / 1e6:.1f} M", pct(row["dev_accuracy"])]
+        if paired:
+            p = (row.get("dev_vs_teacher") or {}).get("mcnemar_p")
+            cells += [ci(row.get("dev_vs_teacher")), "" if p is None else f"{p:.2g}", pct(row.get("test_accuracy")),
+                      ci(row.get("test_vs_teacher"))]
+        else:
+            cells += [f"{100 * (row['dev_accuracy'] - teacher['dev_accuracy']):+.2f}", pct(row.get("test_accuracy"))]
+        rows.append(cells + [pct(row.get("submodel_dev_accuracy", row["dev_accuracy"]))])
+    return ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |",
+            *("| " + " | ".join(cells) + " |" for cells in rows)]
 
 
 def speed_section(evaluation: dict, widths: List[float]) -> List[str]:
@@ -70,6 +88,42 @@ def speed_section(evaluation: dict, widths: List[float]) -> List[str]:
             p = grid(evaluation, width, speed)
             cells.append("" if p is None else f"{pct(p['accuracy'])} / {p['flops_speedup']:.2f}x / {p['mean_exit_layer']:.2f}")
         lines.append(f"| {width:g} | " + " | ".join(cells) + " |")
+    if any(p.get("delta") is not None for p in evaluation["points"]):
+        lines += ["", "Difference to the full model (width 1.0, speed 0) on the same test sentences, in points, with its "
+                  "paired-bootstrap 95 % interval and McNemar's p:", "",
+                  "| width | " + " | ".join(f"speed {s:g}" for s in SPEEDS) + " |",
+                  "| --- | " + " | ".join("---" for _ in SPEEDS) + " |"]
+        for width in widths:
+            cells = []
+            for speed in SPEEDS:
+                p = grid(evaluation, width, speed)
+                cells.append("" if p is None or p.get("delta") is None else
+                             f"{ci({'delta': p['delta'], 'low': p['delta_low'], 'high': p['delta_high']})} "
+                             f"(p {p['mcnemar_p']:.2g})")
+            lines.append(f"| {width:g} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def patience_section(evaluation: dict) -> List[str]:
+    """PABEE patience against the entropy exits at equal FLOPs (from evaluate's patience points)."""
+    points = evaluation.get("patience_points")
+    if not points:
+        return []
+    lines = ["| width | patience | accuracy / FLOPs speed-up | entropy point at least as cheap | patience − entropy "
+             "[95 % CI] (McNemar p) |", "| --- | --- | --- | --- | --- |"]
+    for p in points:
+        match = ("none as cheap", "") if p["entropy_speed"] is None else (
+            f"speed {p['entropy_speed']:g}: {pct(p['entropy_accuracy'])} / {p['entropy_flops_speedup']:.2f}x",
+            f"{ci({'delta': p['vs_entropy'], 'low': p['vs_entropy_low'], 'high': p['vs_entropy_high']})} "
+            f"(p {p['vs_entropy_p']:.2g})")
+        lines.append(f"| {p['width']:g} | {p['patience']} | {pct(p['accuracy'])} / {p['flops_speedup']:.2f}x "
+                     f"| {match[0]} | {match[1]} |")
+    summary = [c for c in evaluation.get("patience_vs_entropy", {}).values() if c["compared"]]
+    if summary:
+        lines += ["", f"The entropy curve, interpolated at patience's FLOPs speed-ups, is at least as accurate at "
+                  f"{sum(c['base_better_or_equal'] for c in summary)} of {sum(c['compared'] for c in summary)} "
+                  f"patience points, by {np.mean([c['mean_gap_points'] for c in summary]):+.2f} points on average "
+                  "(mean over widths)."]
     return lines
 
 
@@ -147,16 +201,24 @@ def dataset_section(title: str, run: Path, figures: Path, random: Optional[Path]
            "Each cell: accuracy / FLOPs speed-up against the full model / mean exit layer.", "",
            *speed_section(evaluation, widths), "", f"![accuracy against FLOPs speed-up](figures/{name}-speed.png)", "",
            "### Operating points chosen on dev (calibrate), measured on test", "", calibration]
+    if evaluation.get("patience_points"):
+        out += ["### PABEE patience against entropy at equal FLOPs (test)", "", *patience_section(evaluation), ""]
     if (run / "evaluation-dynafast-labels" / "evaluation.json").is_file():
         out += ["### Branch ablations (test; accuracy / FLOPs speed-up)", "", *ablation_section(run, widths), ""]
+    levers = run.parent / f"{run.name}-ablation" / "ablation.md"
+    if levers.is_file():
+        out += ["### Accuracy levers (benchmarks/ablation.py, issue #13)", "", levers.read_text(), ""]
     if (run / "benchmark" / "bench.md").is_file():
-        shutil.copy(run / "benchmark" / "accuracy_vs_speedup.png", figures / f"{name}-bench.png")
         bench = load(run / "benchmark" / "bench.json")
+        figure = run / "benchmark" / "accuracy_vs_speedup.png"  # written by compare.py before its rewrite
+        if figure.is_file():
+            shutil.copy(figure, figures / f"{name}-bench.png")
         out += ["### Deployment benchmark (test split, one process, interleaved)", "",
-                f"{bench['threads']} threads for every runtime; every input shape seen once before timing; latency "
-                "at batch 1 over the first 200 test texts; "
+                f"{bench.get('threads', '?')} threads for every runtime; every input shape seen once before timing; "
+                "latency at batch 1 over the first 200 test texts; "
                 "throughput at batch 32 over the whole split (median of 5 passes); tokenising not timed.", "",
-                (run / "benchmark" / "bench.md").read_text(), f"![accuracy against speed-up](figures/{name}-bench.png)", ""]
+                (run / "benchmark" / "bench.md").read_text(),
+                *([f"![accuracy against speed-up](figures/{name}-bench.png)"] if figure.is_file() else []), ""]
     summary = load(run / "summary.json")
     out += [f"Stage times (s): {summary['stage_seconds']}.", ""]
     return out
@@ -181,9 +243,11 @@ def targets(runs: Path) -> List[str]:
     if supernet:
         w = supernet["widths"]
         t = w["teacher"]["dev_accuracy"]
-        for width, points in (("0.5", 1.0), ("0.25", 3.0)):
+        for width, points, issue in (("0.5", 1.0, "#3, #13"), ("0.25", 3.0, "#3"), ("0.25", 2.5, "#13")):
             drop = 100 * (t - w[width]["dev_accuracy"])
-            row(f"width {width} within {points:g} dev points of the teacher (#3)", f"{drop:.2f} points below",
+            interval = w[width].get("dev_vs_teacher")
+            where = "" if not interval else f" (95 % CI of the difference {ci(interval)})"
+            row(f"width {width} within {points:g} dev points of the teacher ({issue})", f"{drop:.2f} points below{where}",
                 drop <= points)
         row("width-0.5 sub-model reloaded gives the supernet's dev accuracy (#3)",
             f"{pct(w['0.5']['submodel_dev_accuracy'])} vs {pct(w['0.5']['dev_accuracy'])}",
@@ -198,6 +262,27 @@ def targets(runs: Path) -> List[str]:
                 "point on test itself)", "none" if p is None else
                 f"width {p['width']:g} speed {p['speed']:g}: {100 * (p['accuracy'] - full):+.2f} points, "
                 f"{p['flops_speedup']:.2f}x", ok)
+    calibration = load(run / "calibration" / "calibration.json")
+    if calibration and isinstance(calibration.get("test"), list):
+        tested = {(p["width"], p["speed"]): p for p in calibration["test"]}
+        budget = calibration["max_accuracy_drop_points"]
+        confidence = calibration.get("confidence")
+        for key, text, limit in (("best_accuracy_within_flops_budget",
+                                  f">= {calibration['min_flops_speedup']:g}x fewer FLOPs at <= 0.5 test points below the "
+                                  "full model, the point chosen on dev (#13)", 0.5),
+                                 ("fewest_flops_within_accuracy_budget",
+                                  f"calibrated point (budget {budget:g} points"
+                                  + (f", confidence {confidence:g}" if confidence is not None else ", raw dev drop")
+                                  + "): test drop within the budget (#13)", budget)):
+            chosen = calibration.get(key)
+            test = tested.get((chosen["width"], chosen["speed"])) if chosen else None
+            if test is None or test.get("delta") is None:
+                continue
+            drop = -100 * test["delta"]
+            promised = "" if chosen.get("promised_drop") is None else f", promised {100 * chosen['promised_drop']:.2f}"
+            row(text, f"width {chosen['width']:g} speed {chosen['speed']:g}: {drop:.2f} points below "
+                f"[{-100 * test['delta_high']:.2f}, {-100 * test['delta_low']:.2f}] at {test['flops_speedup']:.2f}x"
+                + promised, drop <= limit + 1e-9)
     labels = load(run / "evaluation-dynafast-labels" / "evaluation.json")
     if evaluation and labels:
         c = compare(evaluation, labels)
@@ -209,7 +294,7 @@ def targets(runs: Path) -> List[str]:
             c["same_speedup"][0] > c["same_speedup"][1] / 2)
     bench = load(run / "benchmark" / "bench.json")
     if bench:
-        for setting, results in bench["settings"].items():
+        for setting, results in bench.get("settings", {}).items():  # the bench.json before compare.py's rewrite
             for r in results:
                 if not r["name"].startswith("(d)"):
                     continue

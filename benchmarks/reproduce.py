@@ -6,7 +6,8 @@ report; TREC-6 (MiniLM, 6 classes); the SST-2 branch ablations (trained on label
 only; one set per width); douban_book_review (random initialisation with a
 character vocabulary); the SST-2 random-initialisation baseline; the report again
 (benchmarks/report.py). Finished stages are skipped, so an interrupted reproduce
-picks up where it was.
+picks up where it was. The accuracy levers of issue #13 (benchmarks/ablation.py,
+three seeds) run only when named: ``--only sst2-ablation trec6-ablation report``.
 
     .venv/bin/python benchmarks/reproduce.py --data ../shared/data --runs runs
 """
@@ -99,6 +100,15 @@ def main() -> None:
     step("douban", lambda: pdf.run_pipeline(douban))
     step("sst2-random", lambda: pdf.finetune(FinetuneConfig(
         output_dir=str(runs / "sst2-random"), data=sst2_data, model_dir=minilm, random_init=True)))
+
+    # the accuracy levers of issue #13 (benchmarks/ablation.py): about an hour per supernet lever and seed on two
+    # cores, so only when named (--only sst2-ablation trec6-ablation report); report.py shows RUN-ablation/ablation.md
+    for name in ("sst2", "trec6"):
+        if args.only and f"{name}-ablation" in args.only:
+            step(f"{name}-ablation", lambda name=name: subprocess.run(
+                [sys.executable, str(HERE / "ablation.py"), "--teacher", str(runs / name / "teacher"),
+                 "--data", str(data / name), "--output", str(runs / f"{name}-ablation"), "--seeds", "42", "43", "44",
+                 "--threads", str(args.threads)], check=True))
     step("report", report)
 
 

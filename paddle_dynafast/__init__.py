@@ -16,6 +16,7 @@ _PUBLIC = {
     "DataConfig": "config", "TrainConfig": "config", "ModelSize": "config", "FinetuneConfig": "config",
     "SupernetConfig": "config", "BranchConfig": "config", "SelfDistillConfig": "config",
     "EvaluateConfig": "config", "CalibrateConfig": "config", "PipelineConfig": "config", "ServeConfig": "config",
+    "AugmentConfig": "config", "BootstrapConfig": "config",
     # training stages
     "finetune": "train.finetune", "train_supernet": "train.supernet", "self_distill": "train.distill",
     "compute_importance": "train.importance", "reorder": "train.importance",
@@ -24,6 +25,7 @@ _PUBLIC = {
     "soft_cross_entropy": "train.losses", "kl_divergence": "train.losses",
     # analysis and the whole pipeline
     "run_evaluation": "analysis.evaluate", "run_calibration": "analysis.calibrate", "run_pipeline": "pipeline",
+    "paired_bootstrap": "analysis.stats", "mcnemar": "analysis.stats", "simulate_patience": "analysis.criteria",
     # the model side
     "load_classifier": "model.backbone", "build_classifier": "model.backbone", "save_classifier": "model.backbone",
     "assign_weights": "model.backbone", "head_mask_forward": "model.backbone", "minilm_dir": "model.backbone",

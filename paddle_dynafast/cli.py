@@ -30,8 +30,8 @@ from . import artifacts, data, distributed, outputs
 from .analysis.calibrate import run_calibration
 from .analysis.evaluate import markdown_table, run_evaluation
 from .analysis.timed import run_timed_calibration
-from .config import (CalibrateConfig, DataConfig, EvaluateConfig, PipelineConfig, ServeConfig, TimedCalibrateConfig,
-                     TrainConfig, default)
+from .config import (BootstrapConfig, CalibrateConfig, DataConfig, EvaluateConfig, PipelineConfig, ServeConfig,
+                     TimedCalibrateConfig, TrainConfig, default)
 from .errors import ConfigError, DataError, UserError
 from .model.backbone import load_tokenizer
 from .model.exit import check_speed
@@ -172,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="split to measure (default test)")
     p.add_argument("--widths", type=float, nargs="+", default=None, help="widths (default: all the model has)")
     p.add_argument("--speeds", type=float, nargs="+", default=None, help="speeds (default 0, 0.05, ..., 1)")
+    patience = default(EvaluateConfig, "patience")
+    p.add_argument("--patience", type=int, nargs="*", default=list(patience),
+                   help="PABEE patiences compared with the entropy exits at equal FLOPs (NumPy only; none given: "
+                        f"skipped; default {' '.join(map(str, patience))})")
     p.set_defaults(run=_run_evaluate)
 
     p = sub.add_parser("calibrate", help="choose (width, speed) on dev for an accuracy or FLOPs budget",
@@ -179,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "--max-accuracy-drop 0.5 --output runs/calibration")
     _eval_args(p, CalibrateConfig)
     _budget_args(p)
+    p.add_argument("--resplits", type=int, default=default(CalibrateConfig, "resplits"),
+                   help="also re-split dev+test at random N times and report how often the budget held on the part "
+                        "not chosen on (NumPy only; default 0: skipped)")
     timed = p.add_argument_group("on measured time (--runtime)", "choose on wall-clock time: every width exported "
                                  "and run on dev at a grid of speeds on this runtime and precision (minutes)")
     timed.add_argument("--runtime", choices=["paddle-inference", "onnxruntime"], default=None,
@@ -310,12 +317,30 @@ def _eval_args(parser: argparse.ArgumentParser, config_class: type) -> None:
     parser.add_argument("--model", required=True, help="a distill output directory (a model with branches)")
     batch = default(config_class, "batch_size")
     parser.add_argument("--batch-size", type=int, default=batch, help=f"examples per forward pass (default {batch})")
+    samples = BootstrapConfig().samples
+    parser.add_argument("--bootstrap-samples", type=int, default=samples,
+                        help=f"paired-bootstrap resamples behind every interval (default {samples})")
+
+
+def _confidence(text: str) -> Optional[float]:
+    """``--confidence``: a probability, or ``none`` for the raw dev drop."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a probability or 'none'") from None
 
 
 def _budget_args(parser: argparse.ArgumentParser) -> None:
     drop, speedup = default(CalibrateConfig, "max_accuracy_drop"), default(CalibrateConfig, "min_flops_speedup")
     parser.add_argument("--max-accuracy-drop", type=float, default=drop,
                         help=f"points of dev accuracy allowed below the full model (default {drop})")
+    confidence = default(CalibrateConfig, "confidence")
+    parser.add_argument("--confidence", type=_confidence, default=confidence,
+                        help="probability with which the chosen point's dev drop stays within --max-accuracy-drop "
+                             "under the paired bootstrap (its promised drop); 'none' takes the raw dev drop "
+                             f"(default {confidence})")
     parser.add_argument("--min-flops-speedup", type=float, default=speedup,
                         help=f"reverse budget: best accuracy with at least this FLOPs speed-up (default {speedup:g})")
 
@@ -355,7 +380,8 @@ def _run_evaluate(args) -> int:
     kwargs = {"speeds": tuple(args.speeds)} if args.speeds else {}
     config = EvaluateConfig(model_dir=args.model, output_dir=args.output, data=_trained_data_config(args),
                             split=args.split, widths=tuple(args.widths) if args.widths else None,
-                            batch_size=args.batch_size, **kwargs)
+                            patience=tuple(args.patience), batch_size=args.batch_size,
+                            bootstrap=BootstrapConfig(samples=args.bootstrap_samples), **kwargs)
     print(markdown_table(run_evaluation(config, overwrite=args.overwrite, trust_pickle=args.trust_pickle)), end="")
     print(f"-> {args.output}/evaluation.{{json,md,png}}")
     return 0
@@ -368,7 +394,8 @@ def _run_calibrate(args) -> int:
         raise ConfigError("--min-throughput-speedup and --max-latency-ms need --runtime (the runtime to time)")
     config = CalibrateConfig(model_dir=args.model, output_dir=args.output, data=_trained_data_config(args),
                              max_accuracy_drop=args.max_accuracy_drop, min_flops_speedup=args.min_flops_speedup,
-                             batch_size=args.batch_size)
+                             confidence=args.confidence, batch_size=args.batch_size,
+                             bootstrap=BootstrapConfig(samples=args.bootstrap_samples), resplits=args.resplits)
     run_calibration(config, overwrite=args.overwrite, trust_pickle=args.trust_pickle)
     print((Path(args.output) / "calibration.md").read_text(encoding="utf-8"), end="")
     print(f"-> {args.output}/calibration.{{json,md}}")
@@ -472,7 +499,8 @@ def _run_pipeline(args) -> int:
     config = PipelineConfig(
         output_dir=args.output, data=_data_config(args), model_dir=args.model, random_init=args.random_init,
         size=size_from_args(args), finetune=train("finetune"), supernet=train("supernet"), distill=train("distill"),
-        widths=tuple(args.widths), max_accuracy_drop=args.max_accuracy_drop, min_flops_speedup=args.min_flops_speedup)
+        widths=tuple(args.widths), max_accuracy_drop=args.max_accuracy_drop, min_flops_speedup=args.min_flops_speedup,
+        confidence=args.confidence)
     if args.quick:
         config = quick(config)
     result = run_pipeline(config, logdir=args.logdir, trust_pickle=args.trust_pickle)

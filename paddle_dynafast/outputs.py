@@ -67,8 +67,9 @@ class Output:
 
 EXPORT = Output("export", "export.json", "exit_loop")
 EVALUATE = Output("evaluate", "evaluation.json", "points",
-                  files=("evaluation.json", "evaluation.md", "evaluation.png"))
-CALIBRATE = Output("calibrate", "calibration.json", "full_model", files=("calibration.json", "calibration.md"))
+                  files=("evaluation.json", "evaluation.md", "evaluation.png", "layer_probs.npz"))
+CALIBRATE = Output("calibrate", "calibration.json", "full_model",
+                   files=("calibration.json", "calibration.md", "dev_layer_probs.npz", "test_layer_probs.npz"))
 BENCH = Output("bench", "bench.json", "results", files=("bench.json", "bench.md"))
 PIPELINE = Output("pipeline", "summary.json", "paths", files=("summary.json",), resumable=True)
 

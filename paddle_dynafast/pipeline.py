@@ -98,7 +98,7 @@ def _run(config: PipelineConfig, logdir: Optional[str], trust_pickle: bool) -> P
 
     calibrate_config = CalibrateConfig(model_dir=str(final), output_dir=str(dirs["calibrate"]), data=config.data,
                                        max_accuracy_drop=config.max_accuracy_drop,
-                                       min_flops_speedup=config.min_flops_speedup)
+                                       min_flops_speedup=config.min_flops_speedup, confidence=config.confidence)
     calibration_file = dirs["calibrate"] / "calibration.json"
     step("calibrate", lambda: (artifacts.read_json(calibration_file)
                                if artifacts.written_with(calibration_file, to_dict(calibrate_config))

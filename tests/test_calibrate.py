@@ -1,12 +1,13 @@
 """Calibration: budgets pick the right points on dev, and the command reports them on test."""
 import json
 
+import numpy as np
 import pytest
 
 from paddle_dynafast import cli
-from paddle_dynafast.analysis import calibrate
-from paddle_dynafast.analysis.evaluate import GridPoint
-from paddle_dynafast.config import CalibrateConfig, DataConfig
+from paddle_dynafast.analysis import calibrate, stats
+from paddle_dynafast.analysis.evaluate import GridPoint, SplitProbabilities
+from paddle_dynafast.config import BootstrapConfig, CalibrateConfig, DataConfig
 
 
 def _point(width, speed, accuracy, speedup):
@@ -33,19 +34,116 @@ def test_calibration_picks_budgeted_points():
         calibrate.calibrate(points, 0.5, 0.5)
 
 
+def _correct_with(reference, lose, gain, start):
+    """A copy of ``reference`` that is wrong on ``lose`` of its right answers and right on ``gain`` of its wrong
+    ones (taken from ``start`` on)."""
+    c = reference.copy()
+    right, wrong = np.flatnonzero(reference), np.flatnonzero(~reference)
+    c[right[start:start + lose]] = False
+    c[wrong[start:start + gain]] = True
+    return c
+
+
+def test_confidence_rejects_a_point_that_fits_the_budget_by_luck():
+    reference = np.arange(1000) % 10 != 0  # 90 % right
+    noisy = _correct_with(reference, lose=22, gain=18, start=0)  # drop 0.4 points, 40 discordant examples
+    steady = _correct_with(reference, lose=1, gain=0, start=100)  # drop 0.1 points, 1 discordant example
+    points = [_point(1.0, 0.0, reference.mean(), 1.0), _point(0.5, 0.5, noisy.mean(), 4.0),
+              _point(1.0, 0.3, steady.mean(), 2.0)]
+    correct = np.stack([reference, noisy, steady], axis=1)
+    raw = calibrate.calibrate(points, 0.5, 3.0)
+    assert (raw["fewest_flops_within_accuracy_budget"]["width"], raw["confidence"]) == (0.5, None)
+    sure = calibrate.calibrate(points, 0.5, 3.0, correct, confidence=0.9, bootstrap=BootstrapConfig(samples=4000))
+    best = sure["fewest_flops_within_accuracy_budget"]
+    assert (best["width"], best["speed"]) == (1.0, 0.3) and sure["per_width"]["0.5"] is None
+    # the promised drop is the 0.9-quantile of the bootstrap drop, on the same resamples for every point
+    diffs = stats.bootstrap_differences(correct, reference, samples=4000, seed=0)
+    assert best["promised_drop"] == pytest.approx(-np.quantile(diffs[:, 2], 0.1))
+    assert 0.001 <= best["promised_drop"] <= 0.003  # one lost example in 1000, sometimes resampled twice or thrice
+    promised = calibrate.promised_drops(correct, reference, 0.9, BootstrapConfig(samples=4000))
+    assert promised[0] == 0 and 0.005 < promised[1] < 0.015  # 0.4 points + about 1.28 standard errors
+    assert sure["best_accuracy_within_flops_budget"]["width"] == 0.5  # the reverse budget keeps the raw rule
+    with pytest.raises(ValueError, match=r"confidence 0.9 needs the correctness of every point"):
+        calibrate.calibrate(points, 0.5, 3.0, confidence=0.9)
+    with pytest.raises(ValueError, match=r"confidence 1.0 is not in \[0.5, 1\)"):
+        CalibrateConfig(model_dir="m", output_dir="o", data=DataConfig("d"), confidence=1.0)
+
+
 def test_calibrate_command(tmp_path, toy_data, tiny_dynafast_dir, capsys):
     code = cli.main(["calibrate", "--model", str(tiny_dynafast_dir), "--data-dir", str(toy_data),
-                     "--output", str(tmp_path / "cal"), "--max-accuracy-drop", "1", "--threads", "1"])
+                     "--output", str(tmp_path / "cal"), "--max-accuracy-drop", "1", "--threads", "1",
+                     "--confidence", "0.8", "--bootstrap-samples", "500", "--resplits", "2"])
     assert code == 0
     result = json.loads((tmp_path / "cal" / "calibration.json").read_text())
     assert result["config"]["data"]["max_seq_len"] == 16  # read from the model's stage.json
+    assert result["config"]["confidence"] == 0.8 and result["confidence"] == 0.8
     chosen = result["fewest_flops_within_accuracy_budget"]
-    assert chosen["accuracy"] >= result["full_model"]["accuracy"] - 0.01 - 1e-9
+    assert chosen["promised_drop"] <= 0.01 + 1e-9 and chosen["delta"] >= -chosen["promised_drop"] - 1e-9
     assert {(p["width"], p["speed"]) for p in result["test"]} == {
         (p["width"], p["speed"]) for p in calibrate.operating_points(result)}
-    assert "fewest FLOPs within the accuracy budget" in capsys.readouterr().out
+    assert all(p["delta_low"] <= p["delta"] <= p["delta_high"] for p in result["test"])
+    out = capsys.readouterr().out
+    assert "fewest FLOPs within the accuracy budget" in out and "promised dev drop" in out
+    assert result["resplits"]["repeats"] == 2 and "re-split at random 2 times" in out
+    # the saved probabilities re-calibrate without the model, to the same choice
+    dev = SplitProbabilities.load(tmp_path / "cal" / calibrate.PROBS_FILES["dev"])
+    test = SplitProbabilities.load(tmp_path / "cal" / calibrate.PROBS_FILES["test"])
+    from paddle_dynafast.model.dynafast import DynaFastModel
+    from paddle_dynafast.model.flops import BertShape
+
+    model = DynaFastModel.load(tiny_dynafast_dir)
+    config = CalibrateConfig(model_dir="m", output_dir="o", data=DataConfig("d"), max_accuracy_drop=1,
+                             confidence=0.8, bootstrap=BootstrapConfig(samples=500), resplits=2)
+    again = calibrate.calibrate_probabilities(dev, test, BertShape.from_config(model.backbone.config),
+                                              model.branches.config, config)
+    assert again["fewest_flops_within_accuracy_budget"] == chosen and again["test"] == result["test"]
+    assert cli.main(["calibrate", "--model", str(tiny_dynafast_dir), "--data-dir", str(toy_data), "--output",
+                     str(tmp_path / "raw"), "--confidence", "none", "--threads", "1"]) == 0
+    assert json.loads((tmp_path / "raw" / "calibration.json").read_text())["confidence"] is None
 
 
 def test_calibrate_config_needs_the_full_model():
     with pytest.raises(ValueError, match="speeds must include 0"):
         CalibrateConfig(model_dir="m", output_dir="o", data=DataConfig("d"), speeds=(0.1, 0.2))
+
+
+def _split(n, rng, noise):
+    """Probabilities at four widths over 3 layers: later layers surer, narrower widths noisier."""
+    gold = rng.integers(0, 2, n)
+    probs = {}
+    for w in (1.0, 0.75, 0.5, 0.25):
+        sign = (2 * gold - 1)[:, None, None]
+        logit = sign * np.array([0.3, 1.0, 2.0])[None, :, None] + noise * (1.5 - w) * rng.standard_normal((n, 3, 1))
+        p1 = 1 / (1 + np.exp(-logit))
+        probs[w] = np.concatenate([1 - p1, p1], -1).astype("float32")
+    return SplitProbabilities(probs, gold, rng.integers(5, 30, n))
+
+
+def test_resplits_recalibrate_on_pooled_examples():
+    from paddle_dynafast.config import BranchConfig
+    from paddle_dynafast.model.flops import BertShape
+
+    rng = np.random.default_rng(0)
+    dev, test = _split(120, rng, 2.0), _split(200, rng, 2.0)
+    shape, branch = BertShape(32, 3, 4, 8, 37, 2), BranchConfig(cls_hidden_size=16)
+    config = CalibrateConfig(model_dir="m", output_dir="o", data=DataConfig("d"), max_accuracy_drop=1.0,
+                             speeds=(0.0, 0.2, 0.5, 0.8), bootstrap=BootstrapConfig(samples=300))
+    result = calibrate.resplit_promises(dev, test, shape, branch, config, repeats=4, seed=5)
+    assert result == calibrate.resplit_promises(dev, test, shape, branch, config, repeats=4, seed=5)  # seeded
+    assert result["repeats"] == 4 and 0 <= result["held"] <= 1 and result["confidence"] == 0.9
+    # one re-split by hand: the same permutation, calibrated directly
+    one = calibrate.resplit_promises(dev, test, shape, branch, config, repeats=1, seed=5)
+    order = np.random.default_rng(5).permutation(320)
+    pooled = {w: np.concatenate([dev.probs[w], test.probs[w]]) for w in dev.probs}
+    gold, tokens = np.concatenate([dev.gold, test.gold]), np.concatenate([dev.tokens, test.tokens])
+    parts = [SplitProbabilities({w: p[i] for w, p in pooled.items()}, gold[i], tokens[i])
+             for i in (order[:120], order[120:])]
+    direct = calibrate.calibrate_probabilities(*parts, shape, branch, config)
+    chosen = direct["fewest_flops_within_accuracy_budget"]
+    measured = next(p for p in direct["test"] if (p["width"], p["speed"]) == (chosen["width"], chosen["speed"]))
+    assert one["test_drop_mean"] == pytest.approx(-100 * measured["delta"])
+    assert one["held"] == float(-100 * measured["delta"] <= 1.0 + 1e-9)
+    # a model whose every width and exit answers like the full model keeps any promise
+    same = SplitProbabilities({w: np.repeat(dev.probs[1.0][:, -1:], 3, axis=1) for w in dev.probs}, dev.gold, dev.tokens)
+    steady = calibrate.resplit_promises(same, same, shape, branch, config, repeats=3)
+    assert steady["held"] == 1.0 and steady["test_drop_mean"] == 0.0

@@ -106,6 +106,27 @@ def test_a_user_error_is_one_line_an_internal_error_shows_its_traceback(tmp_path
     assert "internal error" in err
 
 
+def test_accuracy_levers_reach_the_stage_configs():
+    from paddle_dynafast.config import AugmentConfig, DataConfig, TrainConfig
+    from paddle_dynafast.train import distill, supernet
+
+    common = ["--data-dir", "d", "--output", "o"]
+    args = cli.build_parser().parse_args(["supernet", "--model", "t", "--unlabeled", "raw.txt", "--lambda-logit", "0.1",
+                                          "--augment-copies", "2", "--augment-probability", "0.3", *common])
+    config = supernet.SupernetStage.config_from_args(args, DataConfig("d"), TrainConfig())
+    assert (config.unlabeled_file, config.lambda_logit) == ("raw.txt", 0.1)
+    assert config.augment == AugmentConfig(copies=2, probability=0.3)
+    args = cli.build_parser().parse_args(["distill", "--model", "s", "--objective", "mix", "--mix-alpha", "0.7",
+                                          "--temperature", "2", "--augment-copies", "1", *common])
+    config = distill.DistillStage.config_from_args(args, DataConfig("d"), TrainConfig())
+    assert (config.objective, config.mix_alpha, config.temperature, config.augment.copies) == ("mix", 0.7, 2.0, 1)
+    args = cli.build_parser().parse_args(["evaluate", "--model", "m", "--patience", "1", "3", *common])
+    assert args.patience == [1, 3]
+    args = cli.build_parser().parse_args(["calibrate", "--model", "m", "--confidence", "none", *common])
+    assert args.confidence is None
+    assert cli.build_parser().parse_args(["calibrate", "--model", "m", *common]).confidence == 0.9
+
+
 def test_console_is_one_log_style_with_one_line_per_progress_bar(tmp_path, tiny_hf_dir):
     """What a terminal shows of stderr (per line, what follows its last carriage return): our log lines and the
     finished bar, once, with the loss it ended at; no PaddleNLP coloured lines, no library warnings."""

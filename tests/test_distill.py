@@ -7,7 +7,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from paddle_dynafast import data
-from paddle_dynafast.config import BranchConfig, DataConfig, SelfDistillConfig, TrainConfig
+from paddle_dynafast.config import AugmentConfig, BranchConfig, DataConfig, SelfDistillConfig, TrainConfig
 from paddle_dynafast.model.branches import Branches
 from paddle_dynafast.model.dynafast import DynaFastModel
 from paddle_dynafast.model.predict import layer_probabilities
@@ -68,10 +68,47 @@ def test_labels_objective_and_bad_inputs(tmp_path, toy_data, tiny_teacher_dir, t
     with pytest.raises(ValueError, match=r"widths \[0.5\] were not trained in .* \(it has \[1.0\]\)"):
         distill.self_distill(_config(tmp_path, tiny_teacher_dir, toy_data, output="w", widths=(1.0, 0.5)))
     assert not (tmp_path / "w").exists()
-    with pytest.raises(ValueError, match="objective 'soft' is not 'distill' or 'labels'"):
+    with pytest.raises(ValueError, match="objective 'soft' is not 'distill', 'labels' or 'mix'"):
         _config(tmp_path, tiny_teacher_dir, toy_data, objective="soft")
+    with pytest.raises(ValueError, match="objective 'labels' cannot use augmented copies"):
+        _config(tmp_path, tiny_teacher_dir, toy_data, objective="labels", augment=AugmentConfig(copies=1))
+    with pytest.raises(ValueError, match="mix_alpha 1.5 is not in"):
+        _config(tmp_path, tiny_teacher_dir, toy_data, objective="mix", mix_alpha=1.5)
+    with pytest.raises(ValueError, match="temperature 2.0 has no effect with objective 'labels'"):
+        _config(tmp_path, tiny_teacher_dir, toy_data, objective="labels", temperature=2.0)
     with pytest.raises(ValueError, match="cls_hidden_size 10 does not divide into 3 heads"):
         BranchConfig(cls_hidden_size=10, cls_num_attention_heads=3)
+
+
+def test_mix_objective_is_the_weighted_sum_of_kl_and_labelled_cross_entropy(tiny_supernet_dir, toy_data):
+    from paddle_dynafast.model.backbone import load_classifier
+    from paddle_dynafast.train.losses import kl_divergence, labelled_cross_entropy
+
+    loaded = load_classifier(tiny_supernet_dir)
+    paddle.seed(0)
+    branches = Branches(2, 32, 2, BranchConfig(cls_hidden_size=16, cls_num_attention_heads=2), widths=(1.0, 0.5))
+    branches.eval()  # no dropout: the objective and the parts below see the same branch outputs
+    adaptive = {w: DynaFastModel(loaded.model, loaded.tokenizer, branches, ["0", "1"]).at(w) for w in (1.0, 0.5)}
+    features = data.encode(data.load_splits(toy_data)["dev"][:8], loaded.tokenizer, 16, ["0", "1"])
+    batch = data.Collator(0)(list(enumerate(features)))
+    ids, types = paddle.to_tensor(batch["input_ids"]), paddle.to_tensor(batch["token_type_ids"])
+    labels = paddle.to_tensor(np.where(np.arange(8) % 3 == 0, -1, batch["labels"]))  # some rows unlabelled
+    mixed = float(distill.BranchObjective(adaptive, branches, "mix", alpha=0.3, temperature=2.0)(ids, types, labels,
+                                                                                                  0.5))
+    states, mask = adaptive[0.5].hidden_states(ids, types)
+    final = adaptive[0.5].classify(1, states[-1], mask)
+    logits = branches.at(0.5)[0](states[0], mask)  # two layers: one branch
+    kl, ce = float(kl_divergence(logits, final, 2.0)), float(labelled_cross_entropy(logits, labels))
+    assert mixed == pytest.approx(0.3 * kl + 0.7 * ce, rel=1e-5) and kl > 0 and ce > 0
+
+
+def test_mix_with_augmented_copies_trains(tmp_path, toy_data, tiny_supernet_dir):
+    result = distill.self_distill(_config(tmp_path, tiny_supernet_dir, toy_data, objective="mix", mix_alpha=0.5,
+                                          temperature=2.0, augment=AugmentConfig(copies=1, neighbours=3),
+                                          train=TrainConfig(epochs=1, batch_size=16, lr=3e-3, seed=3, max_steps=3)))
+    stage = json.loads((tmp_path / "distill" / "stage.json").read_text())
+    assert stage["num_examples"]["train"] == 400 and stage["config"]["objective"] == "mix"
+    assert result.metrics["train_steps"] == 3
 
 
 def test_interrupted_distillation_resumes(tmp_path, toy_data, tiny_supernet_dir, monkeypatch):

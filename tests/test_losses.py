@@ -2,7 +2,9 @@
 import numpy as np
 import paddle
 
-from paddle_dynafast.train.losses import kl_divergence, soft_cross_entropy
+import pytest
+
+from paddle_dynafast.train.losses import kl_divergence, labelled_cross_entropy, soft_cross_entropy
 
 
 def _log_softmax(x):
@@ -37,3 +39,23 @@ def test_only_the_student_gets_a_gradient():
     (soft_cross_entropy(student, teacher) + kl_divergence(student, teacher)).backward()
     assert student.grad is not None and float(paddle.abs(student.grad).sum()) > 0
     assert teacher.grad is None
+
+
+def test_kl_with_temperature_against_numpy():
+    s, t = _logits(6), _logits(7)
+    log_s, log_t = _log_softmax(s / 2.0), _log_softmax(t / 2.0)
+    expected = 4.0 * (np.exp(log_s) * (log_s - log_t)).sum(-1).mean()  # T^2 KL of the softened distributions
+    got = kl_divergence(paddle.to_tensor(s), paddle.to_tensor(t), temperature=2.0).item()
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="temperature must be > 0, got 0"):
+        kl_divergence(paddle.to_tensor(s), paddle.to_tensor(t), temperature=0)
+
+
+def test_labelled_cross_entropy_skips_unlabelled_rows():
+    logits = _logits(8)
+    labels = np.array([2, -1, 0, -1, 1])
+    rows = [0, 2, 4]
+    expected = -_log_softmax(logits)[rows, labels[rows]].mean()
+    got = labelled_cross_entropy(paddle.to_tensor(logits), paddle.to_tensor(labels)).item()
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    assert labelled_cross_entropy(paddle.to_tensor(logits), paddle.to_tensor(-np.ones(5, dtype="int64"))).item() == 0

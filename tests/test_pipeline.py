@@ -113,6 +113,24 @@ def test_widths_are_checked_before_the_teacher_trains(tmp_path, tiny_hf_dir, toy
         pdf.PipelineConfig(output_dir="o", data=DataConfig("d"), max_accuracy_drop=-1)
 
 
+def test_report_shows_the_intervals_and_promises_of_the_run(pipeline_run, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("report", COMPARE.with_name("report.py"))
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    config, _ = pipeline_run
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "sst2").symlink_to(Path(config.output_dir))
+    text = "\n".join(report.dataset_section("tiny", tmp_path / "runs" / "sst2", tmp_path))
+    for expected in ("Δ dev vs teacher [95 % CI] | McNemar p (dev)", "paired-bootstrap 95 % interval and McNemar's p",
+                     "### PABEE patience against entropy at equal FLOPs", "promised dev drop", "budget held on test"):
+        assert expected in text
+    targets = "\n".join(report.targets(tmp_path / "runs"))
+    assert "width 0.25 within 2.5 dev points of the teacher (#13)" in targets
+    assert "test drop within the budget (#13)" in targets and "the point chosen on dev (#13)" in targets
+
+
 def test_summary_table_puts_the_exported_models_side_by_side(pipeline_run):
     _, result = pipeline_run
     s = result.summary

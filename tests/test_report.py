@@ -39,3 +39,19 @@ def test_compare_skips_speedups_outside_the_base_curve():
     other = {"points": [point(1.0, 0.5, 0.70, 9.0)]}
     c = report.compare(BASE, other)
     assert c["same_speed"] == (1, 1) and c["same_speedup"] == (0, 0)
+
+
+def test_intervals_and_patience_by_hand():
+    assert report.ci({"delta": -0.0183, "low": -0.03, "high": -0.0069}) == "-1.83 [-3.00, -0.69]"
+    assert report.ci(None) == ""
+    evaluation = {"patience_points": [
+        {"width": 1.0, "patience": 2, "accuracy": 0.88, "flops_speedup": 2.5, "entropy_speed": 0.1,
+         "entropy_accuracy": 0.885, "entropy_flops_speedup": 2.6, "vs_entropy": -0.005, "vs_entropy_low": -0.01,
+         "vs_entropy_high": 0.0, "vs_entropy_p": 0.25},
+        {"width": 1.0, "patience": 1, "accuracy": 0.86, "flops_speedup": 4.0, "entropy_speed": None}],
+        "patience_vs_entropy": {"1.0": {"compared": 2, "base_better_or_equal": 1, "mean_gap_points": 0.3}}}
+    lines = report.patience_section(evaluation)
+    assert lines[2] == ("| 1 | 2 | 88.00 / 2.50x | speed 0.1: 88.50 / 2.60x | -0.50 [-1.00, +0.00] (p 0.25) |")
+    assert lines[3] == "| 1 | 1 | 86.00 / 4.00x | none as cheap |  |"
+    assert "at least as accurate at 1 of 2 patience points, by +0.30 points" in lines[-1]
+    assert report.patience_section({"points": []}) == []

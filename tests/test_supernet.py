@@ -82,9 +82,10 @@ def tiny_teacher(tmp_path, toy_data, tiny_teacher_dir):
 
 
 def _supernet_config(tmp_path, teacher, **kwargs):
+    kwargs.setdefault("train", TrainConfig(epochs=1, batch_size=16, lr=1e-3, seed=2))
     return SupernetConfig(output_dir=str(tmp_path / "supernet"), teacher_dir=str(teacher),
-                          data=DataConfig(data_dir=str(tmp_path / "data"), max_seq_len=16),
-                          train=TrainConfig(epochs=1, batch_size=16, lr=1e-3, seed=2), importance_examples=32, **kwargs)
+                          data=DataConfig(data_dir=str(tmp_path / "data"), max_seq_len=16), importance_examples=32,
+                          **kwargs)
 
 
 def test_supernet_stage(tmp_path, tiny_teacher):
@@ -98,6 +99,10 @@ def test_supernet_stage(tmp_path, tiny_teacher):
     assert report["0.5"]["heads_per_layer"] == 2 and report["0.25"]["neurons_per_layer"] == 9
     assert report["1.0"]["dev_mean_flops"] > report["0.5"]["dev_mean_flops"] > report["0.25"]["dev_mean_flops"]
     assert report["1.0"]["parameters"] == report["teacher"]["parameters"]
+    for width in ("1.0", "0.25"):
+        paired = report[width]["test_vs_teacher"]
+        assert paired["delta"] == pytest.approx(report[width]["test_accuracy"] - report["teacher"]["test_accuracy"])
+        assert paired["low"] <= paired["delta"] <= paired["high"] and 0 < paired["mcnemar_p"] <= 1
     assert result.metrics["train_steps"] == 11  # (200 - 32 held out) / 16
     stage = json.loads((out / "stage.json").read_text())
     assert stage["complete"] and stage["num_examples"]["importance"] == 32 and stage["config"]["widths"] == list(WIDTHS)
@@ -146,3 +151,40 @@ def test_interrupted_supernet_resumes_to_the_same_weights(tmp_path, tiny_teacher
         b = load_file(str(tmp_path / "split" / name))
         for key in a:
             np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}: {key}")
+
+
+def test_unlabeled_text_and_augmented_copies_join_the_supernet_training(tmp_path, tiny_teacher):
+    from helpers import texts_of
+    from paddle_dynafast.config import AugmentConfig
+
+    (tmp_path / "raw.txt").write_text("\n".join(texts_of(tmp_path / "data", 40, "train")) + "\n")
+    result = supernet.train_supernet(_supernet_config(
+        tmp_path, tiny_teacher, unlabeled_file=str(tmp_path / "raw.txt"),
+        augment=AugmentConfig(copies=2, probability=0.5, neighbours=3),
+        train=TrainConfig(epochs=1, batch_size=16, lr=1e-3, seed=2, max_steps=2)))
+    stage = json.loads((tmp_path / "supernet" / "stage.json").read_text())
+    assert stage["num_examples"]["train"] == (200 - 32 + 40) * 3  # originals and raw text, each with two copies
+    assert stage["config"]["augment"] == {"copies": 2, "probability": 0.5, "neighbours": 3}
+    assert result.metrics["train_steps"] == 2
+
+
+def test_the_epoch_never_matters_to_the_width_task(tiny_model, ids):
+    """Why the supernet does not call ``ofa.set_epoch`` as PaddleSlim's tutorial does: with ``set_task("width")`` and
+    a ``net_config`` set before every forward (both as in the tutorial), OFA 2.6.0 never reads the epoch."""
+    teacher = copy.deepcopy(tiny_model)
+    ofa = supernet.make_ofa(supernet.convert_to_supernet(tiny_model, WIDTHS), teacher=teacher)
+    objective = supernet.WidthObjective(ofa, lambda_logit=1.0)
+
+    def never(*args, **kwargs):
+        raise AssertionError("OFA consulted the epoch")
+
+    ofa._compute_epochs = never
+    ofa._progressive_shrinking = never
+    with head_mask_forward(ofa.model):
+        losses = []
+        for epoch in (0, 2):
+            ofa.set_epoch(epoch)
+            ofa.model.eval()
+            losses.append(float(objective(ids, paddle.zeros_like(ids), 0.5)))
+    assert losses[0] == losses[1]
+    assert ofa.current_config == supernet.width_config(ofa, 0.5)

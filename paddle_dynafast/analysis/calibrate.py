@@ -1,15 +1,26 @@
-"""Choosing operating points: the speed per width for an accuracy budget, and the reverse.
+"""Choosing operating points: the speed per width for an accuracy budget, and the reverse, with stated confidence.
 
-On the dev split (:func:`paddle_dynafast.analysis.evaluate.speed_grid`):
+On the dev split (:func:`paddle_dynafast.analysis.evaluate.entropy_points`):
 
-* for each width, the largest ``speed`` whose accuracy stays within
-  ``max_accuracy_drop`` points of the full model (width 1.0, speed 0);
-* the single (width, speed) with the fewest mean FLOPs under that budget;
-* the reverse: the best accuracy whose mean FLOPs are at most ``1 / min_flops_speedup``
-  of the full model's.
+* for each width, the largest ``speed`` within ``max_accuracy_drop`` points of
+  the full model (width 1.0, speed 0);
+* the single (width, speed) with the fewest mean FLOPs within that budget;
+* the reverse: the best dev accuracy whose mean FLOPs are at most
+  ``1 / min_flops_speedup`` of the full model's.
 
-Speeds are chosen on dev and reported on test, so the test numbers are not
-tuned on themselves.
+"Within the budget" is decided with a stated ``confidence`` C (default 0.9): a
+point is within when its drop against the full model stays within the budget
+with probability C under the paired bootstrap of the dev examples
+(:mod:`.stats`), that is when the C-quantile of its bootstrap drop, the
+*promised drop*, is at most ``max_accuracy_drop``. This is a one-sided upper
+confidence bound on the drop, so a point whose raw dev drop fits the budget by
+luck of the 872 SST-2 dev sentences is no longer chosen. ``confidence=None``
+keeps the raw rule (the raw dev drop within the budget).
+
+Speeds are chosen on dev and measured on test, so the test numbers are not
+tuned on themselves: every chosen point is reported with its promised drop, its
+dev and test drops and their paired 95 % intervals, McNemar's p on test, and
+whether the budget held on test.
 """
 from __future__ import annotations
 
@@ -17,53 +28,94 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+import numpy as np
+
 from .. import artifacts, outputs
-from ..config import CalibrateConfig, to_dict
+from ..config import BootstrapConfig, BranchConfig, CalibrateConfig, check_confidence, to_dict
 from ..errors import ConfigError, DataError
 from ..model.dynafast import DynaFastModel
-from .evaluate import GridPoint, load_split, speed_grid
+from ..model.flops import BertShape
+from . import stats
+from .evaluate import GridPoint, SplitProbabilities, entropy_points, load_split, split_probabilities, with_intervals
+
+PROBS_FILES = {"dev": "dev_layer_probs.npz", "test": "test_layer_probs.npz"}
 
 
 def full_model(points: Sequence[GridPoint]) -> GridPoint:
     """The reference point: width 1.0 at speed 0."""
-    for p in points:
+    return points[_full_index(points)]
+
+
+def _full_index(points: Sequence[GridPoint]) -> int:
+    for i, p in enumerate(points):
         if p.width == 1.0 and p.speed == 0.0:
-            return p
+            return i
     raise ConfigError("the grid has no point at width 1.0 and speed 0, the full model to compare with")
 
 
-def _best(candidates: List[GridPoint], key) -> Optional[GridPoint]:
+def _best(candidates: List[int], key) -> Optional[int]:
     return max(candidates, key=key) if candidates else None
 
 
-def calibrate(points: Sequence[GridPoint], max_accuracy_drop: float, min_flops_speedup: float) -> Dict:
-    """Operating points from a dev grid; accuracies in [0, 1], ``max_accuracy_drop`` in points (0.5 = 0.5 %)."""
+def promised_drops(correct: np.ndarray, reference: np.ndarray, confidence: float,
+                   bootstrap: BootstrapConfig = BootstrapConfig()) -> np.ndarray:
+    """``[points]``: the ``confidence``-quantile of each point's bootstrap drop against ``reference`` (fractions).
+
+    ``correct`` is ``[examples, points]``; a point whose promised drop is at most
+    the budget stays within it with probability ``confidence`` under the paired
+    bootstrap.
+    """
+    check_confidence(confidence)
+    diffs = stats.bootstrap_differences(correct, reference, bootstrap.samples, bootstrap.seed)  # [samples, points]
+    return -np.quantile(diffs, 1 - confidence, axis=0)
+
+
+def calibrate(points: Sequence[GridPoint], max_accuracy_drop: float, min_flops_speedup: float,
+              correct: Optional[np.ndarray] = None, confidence: Optional[float] = None,
+              bootstrap: BootstrapConfig = BootstrapConfig()) -> Dict:
+    """Operating points from a dev grid; accuracies in [0, 1], ``max_accuracy_drop`` in points (0.5 = 0.5 %).
+
+    With ``confidence`` (and ``correct``, ``[examples, points]``, one column per
+    point), a point is within the budget when its promised drop
+    (:func:`promised_drops`) is; without, when its raw dev drop is.
+    """
     if max_accuracy_drop < 0:
         raise ConfigError(f"max_accuracy_drop must be >= 0 points, got {max_accuracy_drop}")
     if min_flops_speedup < 1:
         raise ConfigError(f"min_flops_speedup must be >= 1, got {min_flops_speedup}")
-    reference = full_model(points)
-    floor = reference.accuracy - max_accuracy_drop / 100 - 1e-12
-    within = [p for p in points if p.accuracy >= floor]
-    per_width = {}
+    check_confidence(confidence)
+    ref = _full_index(points)
+    reference = points[ref]
+    if confidence is None:
+        promised = np.array([reference.accuracy - p.accuracy for p in points])
+    else:
+        if correct is None or correct.shape[1] != len(points):
+            raise ValueError(f"confidence {confidence} needs the correctness of every point ([examples, "
+                             f"{len(points)}]), got {None if correct is None else correct.shape}")
+        promised = promised_drops(correct, correct[:, ref], confidence, bootstrap)
+    within = [i for i in range(len(points)) if promised[i] <= max_accuracy_drop / 100 + 1e-12]
+    chosen = {}
+
+    def entry(i: Optional[int]) -> Optional[Dict]:
+        if i is None:
+            return None
+        return {**asdict(points[i]), "promised_drop": None if confidence is None else float(promised[i])}
+
     for width in sorted({p.width for p in points}, reverse=True):
         # ties in speed cannot happen; prefer the largest speed that keeps the budget
-        per_width[str(width)] = _to_dict(_best([p for p in within if p.width == width], key=lambda p: p.speed))
-    fastest = _best(within, key=lambda p: (p.flops_speedup, p.accuracy))
-    cheap = [p for p in points if p.flops_speedup >= min_flops_speedup - 1e-12]
-    most_accurate = _best(cheap, key=lambda p: (p.accuracy, p.flops_speedup))
+        chosen[str(width)] = entry(_best([i for i in within if points[i].width == width], key=lambda i: points[i].speed))
+    fastest = _best(within, key=lambda i: (points[i].flops_speedup, points[i].accuracy))
+    cheap = [i for i, p in enumerate(points) if p.flops_speedup >= min_flops_speedup - 1e-12]
+    most_accurate = _best(cheap, key=lambda i: (points[i].accuracy, points[i].flops_speedup))
     return {
         "full_model": asdict(reference),
         "max_accuracy_drop_points": max_accuracy_drop,
         "min_flops_speedup": min_flops_speedup,
-        "per_width": per_width,
-        "fewest_flops_within_accuracy_budget": _to_dict(fastest),
-        "best_accuracy_within_flops_budget": _to_dict(most_accurate),
+        "confidence": confidence,
+        "per_width": chosen,
+        "fewest_flops_within_accuracy_budget": entry(fastest),
+        "best_accuracy_within_flops_budget": entry(most_accurate),
     }
-
-
-def _to_dict(point: Optional[GridPoint]) -> Optional[Dict]:
-    return None if point is None else asdict(point)
 
 
 def operating_points(calibration: Dict) -> List[Dict]:
@@ -78,54 +130,169 @@ def operating_points(calibration: Dict) -> List[Dict]:
     return out
 
 
+def _points(fraction: float) -> str:
+    """A fraction in points with two decimals, never ``-0.00``."""
+    return f"{round(100 * fraction, 2) + 0.0:.2f}"
+
+
+def _drop(point) -> str:
+    """``0.34 [-0.11, 0.80]``: the drop (full model minus this point) and its interval, in points."""
+    get = point.get if isinstance(point, dict) else lambda k: getattr(point, k)
+    if get("delta") is None:
+        return ""
+    return f"{_points(-get('delta'))} [{_points(-get('delta_high'))}, {_points(-get('delta_low'))}]"
+
+
 def markdown(calibration: Dict, test_points: Dict[tuple, GridPoint] | None = None) -> str:
-    """The calibration as a Markdown table; test accuracy and speed-up beside dev when given."""
+    """The calibration as a Markdown table: promised drop, dev and test drops with their intervals."""
     ref = calibration["full_model"]
+    budget = calibration["max_accuracy_drop_points"]
+    confidence = calibration.get("confidence")
+    rule = (f"a point is within it when its dev drop stays within it with probability {confidence:g} under the "
+            "paired bootstrap (the promised drop: that quantile of its bootstrap drop)" if confidence is not None
+            else "a point is within it when its raw dev drop is")
     lines = [f"Full model (width 1.0, speed 0): dev accuracy {100 * ref['accuracy']:.2f}. "
-             f"Budget: at most {calibration['max_accuracy_drop_points']:g} points below it; "
-             f"reverse: at least {calibration['min_flops_speedup']:g}x fewer FLOPs.", "",
-             "| choice | width | speed | dev acc | dev FLOPs speed-up | test acc | test FLOPs speed-up |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             f"Budget: at most {budget:g} points below it; {rule}; reverse: at least "
+             f"{calibration['min_flops_speedup']:g}x fewer FLOPs. Drops are in points, full model minus the point, "
+             "on the same examples, with paired-bootstrap 95 % intervals; McNemar's p on test.", "",
+             "| choice | width | speed | promised dev drop | dev acc | dev drop [95 % CI] | dev FLOPs speed-up "
+             "| test acc | test drop [95 % CI] | McNemar p (test) | test FLOPs speed-up | budget held on test |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     rows = [("fewest FLOPs within the accuracy budget", calibration["fewest_flops_within_accuracy_budget"]),
             ("best accuracy within the FLOPs budget", calibration["best_accuracy_within_flops_budget"])]
     rows += [(f"largest speed at width {w}", p) for w, p in calibration["per_width"].items()]
     for name, p in rows:
         if p is None:
-            lines.append(f"| {name} | none | | | | | |")
+            lines.append(f"| {name} | none | | | | | | | | | | |")
             continue
+        promised = "" if p.get("promised_drop") is None else _points(p["promised_drop"])
         test = (test_points or {}).get((p["width"], p["speed"]))
-        test_cells = f"{100 * test.accuracy:.2f} | {test.flops_speedup:.2f}x" if test else " | "
-        lines.append(f"| {name} | {p['width']:g} | {p['speed']:g} | {100 * p['accuracy']:.2f} "
-                     f"| {p['flops_speedup']:.2f}x | {test_cells} |")
+        if test is None:
+            test_cells = " | | | | "
+        else:
+            held = "" if test.delta is None else ("yes" if -100 * test.delta <= budget + 1e-9 else "**no**")
+            test_cells = (f"{100 * test.accuracy:.2f} | {_drop(test)} | "
+                          f"{'' if test.mcnemar_p is None else f'{test.mcnemar_p:.3g}'} | {test.flops_speedup:.2f}x "
+                          f"| {held}")
+        lines.append(f"| {name} | {p['width']:g} | {p['speed']:g} | {promised} | {100 * p['accuracy']:.2f} "
+                     f"| {_drop(p)} | {p['flops_speedup']:.2f}x | {test_cells} |")
+    r = calibration.get("resplits")
+    if r:
+        lines += ["", f"Dev and test pooled and re-split at random {r['repeats']} times: the fewest-FLOPs point within "
+                  f"the budget, chosen on the dev-sized part, kept its budget on the other part in "
+                  f"{100 * r['held']:.0f} % of re-splits ({100 * r['full_model']:.0f} % chose the full model itself); "
+                  f"measured drop {r['test_drop_mean']:.2f} points on average (90th percentile "
+                  f"{r['test_drop_q90']:.2f}), median FLOPs speed-up {r['flops_speedup_median']:.2f}x."]
     return "\n".join(lines) + "\n"
 
 
+def calibrate_probabilities(dev: SplitProbabilities, test: Optional[SplitProbabilities], shape: BertShape,
+                            branch_config: BranchConfig, config: CalibrateConfig) -> Dict:
+    """Choose on ``dev`` and measure on ``test`` (if given) from every classifier's probabilities, NumPy only.
+
+    Returns the calibration dict (:func:`calibrate`, with every chosen point's
+    dev interval) with ``"test"``: the chosen points measured on test, each with
+    its interval against the full model on test.
+    """
+    widths = sorted(dev.probs, reverse=True)
+    points, correct = entropy_points(dev, shape, branch_config, widths, config.speeds)
+    points = with_intervals(points, correct, dev.full_model_correct(), config.bootstrap)
+    result = calibrate(points, config.max_accuracy_drop, config.min_flops_speedup, correct, config.confidence,
+                       config.bootstrap)
+    result["dev_fingerprint"] = dev.fingerprint
+    result["test"] = "not measured: no test split"
+    if test is not None:
+        measured = []
+        for point in operating_points(result):
+            (p,), c = entropy_points(test, shape, branch_config, [point["width"]], [point["speed"]])
+            measured.append((p, c[:, 0]))
+        test_points = with_intervals([p for p, _ in measured], np.stack([c for _, c in measured], axis=1),
+                                     test.full_model_correct(), config.bootstrap) if measured else []
+        result["test"] = [asdict(p) for p in test_points]
+        result["test_fingerprint"] = test.fingerprint
+    return result
+
+
+def resplit_promises(dev: SplitProbabilities, test: SplitProbabilities, shape: BertShape,
+                     branch_config: BranchConfig, config: CalibrateConfig, repeats: int = 50,
+                     seed: int = 0) -> Dict:
+    """How often the calibrated point's budget holds on unseen examples, without training again: the dev and test
+    examples of one model are pooled and re-split at random ``repeats`` times into parts of their sizes; each time
+    the point is chosen on the first part (``config``'s budget and confidence) and measured on the second.
+
+    Returns the share of re-splits whose measured drop stayed within the budget (``held``), the share that
+    chose the full model itself (``full_model``: a promise kept by giving nothing), and the measured drops (points)
+    and FLOPs speed-ups. The measured drop is itself noisy, so even a true drop just under the budget is often
+    measured above it: ``held`` is a lower bound for the probability the promise speaks of.
+    """
+    if repeats < 1:
+        raise ConfigError(f"repeats must be >= 1, got {repeats}")
+    widths = sorted(set(dev.probs) & set(test.probs), reverse=True)
+    probs = {w: np.concatenate([dev.probs[w], test.probs[w]]) for w in widths}
+    gold, tokens = np.concatenate([dev.gold, test.gold]), np.concatenate([dev.tokens, test.tokens])
+
+    def part(index: np.ndarray) -> SplitProbabilities:
+        return SplitProbabilities({w: p[index] for w, p in probs.items()}, gold[index], tokens[index])
+
+    rng = np.random.default_rng(seed)
+    drops, speedups, full = [], [], 0
+    for r in range(repeats):
+        order = rng.permutation(len(gold))
+        calibration = calibrate_probabilities(part(order[:len(dev.gold)]), part(order[len(dev.gold):]), shape,
+                                              branch_config, config)
+        chosen = calibration["fewest_flops_within_accuracy_budget"]
+        measured = next(p for p in calibration["test"] if (p["width"], p["speed"]) == (chosen["width"],
+                                                                                      chosen["speed"]))
+        drops.append(-100 * measured["delta"])
+        speedups.append(measured["flops_speedup"])
+        full += chosen["width"] == 1.0 and chosen["speed"] == 0.0
+    drops, speedups = np.array(drops), np.array(speedups)
+    return {"repeats": repeats, "budget_points": config.max_accuracy_drop, "confidence": config.confidence,
+            "held": float(np.mean(drops <= config.max_accuracy_drop + 1e-9)), "full_model": full / repeats,
+            "test_drop_mean": float(drops.mean()), "test_drop_q90": float(np.quantile(drops, 0.9)),
+            "flops_speedup_median": float(np.median(speedups)), "flops_speedup_mean": float(speedups.mean())}
+
+
+def measured_on_test(calibration: Dict) -> Dict[tuple, GridPoint]:
+    """The test measurements of a calibration dict, by (width, speed)."""
+    if not isinstance(calibration.get("test"), list):
+        return {}
+    return {(p["width"], p["speed"]): GridPoint(**p) for p in calibration["test"]}
+
+
 def run_calibration(config: CalibrateConfig, overwrite: bool = False, trust_pickle: bool = False) -> Dict:
-    """``paddle-dynafast calibrate``: choose on dev, report on test; writes calibration.json and .md. An earlier
-    calibration in the output directory is replaced only with ``overwrite`` (:mod:`paddle_dynafast.outputs`);
-    ``trust_pickle`` reads pickled weights of an older version."""
+    """``paddle-dynafast calibrate``: choose on dev, report on test; writes calibration.json and .md, and every
+    classifier's probabilities on dev and test (``*_layer_probs.npz``) to re-calibrate from without the model. An
+    earlier calibration in the output directory is replaced only with ``overwrite``
+    (:mod:`paddle_dynafast.outputs`); ``trust_pickle`` reads pickled weights of an older version."""
     with outputs.claim(config.output_dir, outputs.CALIBRATE, [config.model_dir, config.data.data_dir], overwrite):
         return _calibrate(config, trust_pickle)
 
 
 def _calibrate(config: CalibrateConfig, trust_pickle: bool) -> Dict:
     model = DynaFastModel.load(config.model_dir, trust_pickle=trust_pickle)
-    dev_split = load_split(model, config.data, "dev", config.batch_size)
-    dev = speed_grid(model, dev_split.loader, dev_split.gold, dev_split.tokens, model.widths, config.speeds)
-    result = calibrate(dev, config.max_accuracy_drop, config.min_flops_speedup)
-    result["dev_fingerprint"] = dev_split.fingerprint
-    test_points = {}
-    try:
-        test = load_split(model, config.data, "test", config.batch_size)
-    except DataError as error:  # no test split: dev only
-        result["test"] = f"not measured: {error}"
-    else:
-        for point in operating_points(result):
-            (p,) = speed_grid(model, test.loader, test.gold, test.tokens, [point["width"]], [point["speed"]])
-            test_points[(p.width, p.speed)] = p
-        result["test"] = [asdict(p) for p in test_points.values()]
-    result["config"] = to_dict(config)
     out = Path(config.output_dir)
+    dev_split = load_split(model, config.data, "dev", config.batch_size)
+    dev = split_probabilities(model, dev_split.loader, dev_split.gold, dev_split.tokens, model.widths,
+                              dev_split.fingerprint)
+    dev.save(out / PROBS_FILES["dev"])
+    try:
+        test_split = load_split(model, config.data, "test", config.batch_size)
+    except DataError as error:  # no test split: dev only
+        test, missing = None, f"not measured: {error}"
+    else:
+        test, missing = split_probabilities(model, test_split.loader, test_split.gold, test_split.tokens,
+                                            model.widths, test_split.fingerprint), None
+        test.save(out / PROBS_FILES["test"])
+    result = calibrate_probabilities(dev, test, BertShape.from_config(model.backbone.config), model.branches.config,
+                                     config)
+    if missing:
+        result["test"] = missing
+    elif config.resplits:
+        result["resplits"] = resplit_promises(dev, test, BertShape.from_config(model.backbone.config),
+                                              model.branches.config, config, config.resplits)
+    result["config"] = to_dict(config)
     artifacts.write_json(out / "calibration.json", result)
-    artifacts.write_text(out / "calibration.md", "# Calibrated operating points\n\n" + markdown(result, test_points))
+    artifacts.write_text(out / "calibration.md",
+                         "# Calibrated operating points\n\n" + markdown(result, measured_on_test(result)))
     return result

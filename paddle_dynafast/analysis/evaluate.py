@@ -1,35 +1,46 @@
 """The accuracy x FLOPs x exit-layer grid over widths and speeds, as JSON, Markdown and a plot.
 
-Every classifier's probabilities are computed once per width (one full pass);
-the exits at each speed then follow in NumPy (:func:`paddle_dynafast.model.exit.simulate_exits`,
-tested equal to the batched exit loop). FLOPs are analytic, per sample, from
-its real token count, its width and its exit layer, branches included; the
-speed-up is against the full model (width 1.0, every layer, no branches).
+Every classifier's probabilities are computed once per width (one full pass,
+:class:`SplitProbabilities`, kept as ``layer_probs.npz`` beside the report);
+the exits at each speed then follow in NumPy
+(:func:`paddle_dynafast.model.exit.simulate_exits`, tested equal to the batched
+exit loop), and so do PABEE's patience exits (:mod:`.criteria`). FLOPs are
+analytic, per sample, from its real token count, its width and its exit layer,
+branches included; the speed-up is against the full model (width 1.0, every
+layer, no branches).
+
+Every point's accuracy difference to the full model (width 1.0, speed 0) comes
+with its paired-bootstrap 95 % interval and McNemar's p-value
+(:mod:`.stats`), on the same examples.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
 
 from .. import artifacts, data, outputs
-from ..config import DataConfig, EvaluateConfig, to_dict
+from ..config import BootstrapConfig, BranchConfig, DataConfig, EvaluateConfig, to_dict
 from ..errors import DataError
 from ..model.backbone import check_max_seq_len
 from ..model.dynafast import DynaFastModel
 from ..model.exit import check_speed, sample_flops, simulate_exits
 from ..model.flops import BertShape, model_flops
 from ..model.predict import layer_probabilities
+from . import criteria, stats
 
 logger = logging.getLogger(__name__)
 
 TABLE_SPEEDS = (0.0, 0.1, 0.3, 0.5, 0.8)
 """The speeds of the FastBERT paper's tables."""
+
+PROBS_FILE = "layer_probs.npz"
 
 
 @dataclass(frozen=True)
@@ -41,37 +52,235 @@ class GridPoint:
     flops_speedup: float
     """Mean FLOPs of the full model (width 1.0, all layers, no branches) over this point's mean FLOPs."""
     mean_exit_layer: float
+    delta: Optional[float] = None
+    """``accuracy`` minus the full model's (width 1.0, speed 0) on the same examples; None if not measured."""
+    delta_low: Optional[float] = None
+    """Lower end of the paired-bootstrap interval of ``delta`` (``BootstrapConfig.level``, 95 %)."""
+    delta_high: Optional[float] = None
+    """Upper end of that interval."""
+    mcnemar_p: Optional[float] = None
+    """McNemar's two-sided p-value against the full model (exact below 25 discordant examples, else chi-square)."""
+
+
+@dataclass(frozen=True)
+class PatiencePoint:
+    """A PABEE patience point, with the entropy point it is compared with at equal (or lower) FLOPs."""
+
+    width: float
+    patience: int
+    accuracy: float
+    mean_flops: float
+    flops_speedup: float
+    mean_exit_layer: float
+    delta: Optional[float] = None
+    """``accuracy`` minus the full model's, as :attr:`GridPoint.delta`."""
+    delta_low: Optional[float] = None
+    delta_high: Optional[float] = None
+    mcnemar_p: Optional[float] = None
+    entropy_speed: Optional[float] = None
+    """Speed of the entropy point at this width with the smallest FLOPs speed-up at least this one's; None if none."""
+    entropy_accuracy: Optional[float] = None
+    entropy_flops_speedup: Optional[float] = None
+    vs_entropy: Optional[float] = None
+    """``accuracy`` minus that entropy point's, on the same examples."""
+    vs_entropy_low: Optional[float] = None
+    vs_entropy_high: Optional[float] = None
+    vs_entropy_p: Optional[float] = None
+    """McNemar's p-value of patience against that entropy point."""
+
+
+@dataclass
+class SplitProbabilities:
+    """Every classifier's probabilities at every width on one labelled split: what any exit criterion needs."""
+
+    probs: Dict[float, np.ndarray]
+    """Width -> ``[examples, num_layers, num_labels]`` (float32)."""
+    gold: np.ndarray
+    """``[examples]`` label ids."""
+    tokens: np.ndarray
+    """``[examples]`` token counts."""
+    fingerprint: str = ""
+    """Which examples (:func:`paddle_dynafast.data.fingerprint`)."""
+
+    def full_model_correct(self) -> np.ndarray:
+        """``[examples]``: the full model (width 1.0, final classifier) is right."""
+        if 1.0 not in self.probs:
+            raise ValueError("no probabilities at width 1.0, the full model to compare with")
+        return self.probs[1.0][:, -1].argmax(-1) == self.gold
+
+    def save(self, path: str | Path) -> None:
+        """Write an ``.npz`` atomically (a few hundred kB for SST-2 test at four widths)."""
+        widths = sorted(self.probs, reverse=True)
+        arrays = {f"width_{w}": self.probs[w].astype("float32") for w in widths}
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, widths=np.asarray(widths), gold=self.gold, tokens=self.tokens,
+                            fingerprint=np.asarray(self.fingerprint), **arrays)
+        artifacts.write_bytes(path, buffer.getvalue())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SplitProbabilities":
+        with np.load(str(path)) as f:
+            widths = [float(w) for w in f["widths"]]
+            return cls(probs={w: f[f"width_{w}"] for w in widths}, gold=f["gold"], tokens=f["tokens"],
+                       fingerprint=str(f["fingerprint"]))
+
+
+def split_probabilities(model: DynaFastModel, loader, gold: Sequence[int], tokens: Sequence[int],
+                        widths: Sequence[float], fingerprint: str = "") -> SplitProbabilities:
+    """One pass per width (width 1.0 always included, the reference) over a labelled split."""
+    widths = sorted({1.0, *(float(w) for w in widths)}, reverse=True)
+    return SplitProbabilities({w: layer_probabilities(model.at(w), loader) for w in widths}, np.asarray(gold),
+                              np.asarray(tokens), fingerprint)
+
+
+class _Measured(NamedTuple):
+    accuracy: float
+    mean_flops: float
+    flops_speedup: float
+    mean_exit_layer: float
+    correct: np.ndarray
+
+
+def _measure(split: SplitProbabilities, shape: BertShape, branch_config: BranchConfig, width: float,
+             probs: np.ndarray, exit_layer: np.ndarray, full_flops: float) -> _Measured:
+    flops = sample_flops(shape, branch_config, split.tokens, exit_layer, width)
+    correct = probs.argmax(-1) == split.gold
+    return _Measured(float(correct.mean()), float(flops.mean()), full_flops / float(flops.mean()),
+                     float(exit_layer.mean()), correct)
+
+
+def _full_flops(shape: BertShape, tokens: np.ndarray) -> float:
+    return float(np.mean([model_flops(shape, int(t)) for t in tokens]))
+
+
+def entropy_points(split: SplitProbabilities, shape: BertShape, branch_config: BranchConfig,
+                   widths: Sequence[float], speeds: Sequence[float]) -> Tuple[List[GridPoint], np.ndarray]:
+    """The entropy-exit grid without intervals, and every point's correctness ``[examples, points]``."""
+    full = _full_flops(shape, split.tokens)
+    points, correct = [], []
+    for width in widths:
+        for speed in speeds:
+            p, exit_layer, _ = simulate_exits(split.probs[float(width)], check_speed(speed))
+            m = _measure(split, shape, branch_config, width, p, exit_layer, full)
+            points.append(GridPoint(float(width), float(speed), m.accuracy, m.mean_flops, m.flops_speedup,
+                                    m.mean_exit_layer))
+            correct.append(m.correct)
+    return points, np.stack(correct, axis=1)
+
+
+def patience_points(split: SplitProbabilities, shape: BertShape, branch_config: BranchConfig,
+                    widths: Sequence[float], patience: Sequence[int]) -> Tuple[List[PatiencePoint], np.ndarray]:
+    """PABEE's points without comparisons, and their correctness ``[examples, points]``."""
+    full = _full_flops(shape, split.tokens)
+    points, correct = [], []
+    for width in widths:
+        for t in patience:
+            p, exit_layer = criteria.simulate_patience(split.probs[float(width)], t)
+            m = _measure(split, shape, branch_config, width, p, exit_layer, full)
+            points.append(PatiencePoint(float(width), int(t), m.accuracy, m.mean_flops, m.flops_speedup,
+                                        m.mean_exit_layer))
+            correct.append(m.correct)
+    return points, np.stack(correct, axis=1) if correct else np.zeros((len(split.gold), 0), dtype=bool)
+
+
+def _interval(boot: np.ndarray, i: int, j: int, level: float) -> Tuple[float, float]:
+    low, high = stats.percentile_interval(boot[:, i] - boot[:, j], level)
+    return float(low), float(high)
+
+
+def with_intervals(points: Sequence, correct: np.ndarray, reference: np.ndarray,
+                   bootstrap: BootstrapConfig = BootstrapConfig()) -> List:
+    """``points`` (grid or patience points, one column of ``correct`` each) with ``delta``, its paired interval
+    and McNemar's p against the ``reference`` correctness (the full model)."""
+    boot = stats.bootstrap_accuracies(np.column_stack([reference, correct]), bootstrap.samples, bootstrap.seed)
+    out = []
+    for k, point in enumerate(points):
+        low, high = _interval(boot, k + 1, 0, bootstrap.level)
+        out.append(dataclasses.replace(point, delta=float(correct[:, k].mean() - reference.mean()), delta_low=low,
+                                       delta_high=high, mcnemar_p=stats.mcnemar(correct[:, k], reference).p_value))
+    return out
+
+
+def patience_against_entropy(patience: Sequence[PatiencePoint], patience_correct: np.ndarray,
+                             entropy: Sequence[GridPoint], entropy_correct: np.ndarray,
+                             bootstrap: BootstrapConfig = BootstrapConfig()) -> Tuple[List[PatiencePoint], Dict]:
+    """Each patience point against the entropy point of its width that is at least as cheap (paired interval and
+    McNemar), and per width the entropy curve against the patience points at equal FLOPs (interpolated)."""
+    boot = stats.bootstrap_accuracies(np.column_stack([patience_correct, entropy_correct]), bootstrap.samples,
+                                      bootstrap.seed)
+    offset = patience_correct.shape[1]
+    out = []
+    for k, point in enumerate(patience):
+        same_width = [i for i, e in enumerate(entropy) if e.width == point.width]
+        match = criteria.matched_at_flops([entropy[i].flops_speedup for i in same_width], point.flops_speedup)
+        if match is None:
+            out.append(point)
+            continue
+        i = same_width[match]
+        low, high = _interval(boot, k, offset + i, bootstrap.level)
+        out.append(dataclasses.replace(
+            point, entropy_speed=entropy[i].speed, entropy_accuracy=entropy[i].accuracy,
+            entropy_flops_speedup=entropy[i].flops_speedup,
+            vs_entropy=float(patience_correct[:, k].mean() - entropy_correct[:, i].mean()), vs_entropy_low=low,
+            vs_entropy_high=high, vs_entropy_p=stats.mcnemar(patience_correct[:, k], entropy_correct[:, i]).p_value))
+    summary = {}
+    for width in sorted({p.width for p in patience}, reverse=True):
+        summary[str(width)] = criteria.compare_at_equal_flops(
+            [(e.flops_speedup, e.accuracy) for e in entropy if e.width == width],
+            [(p.flops_speedup, p.accuracy) for p in patience if p.width == width])
+    return out, summary
 
 
 def speed_grid(model: DynaFastModel, loader, gold: Sequence[int], tokens: Sequence[int],
-               widths: Sequence[float], speeds: Sequence[float]) -> List[GridPoint]:
-    """Accuracy, mean FLOPs and mean exit layer at every (width, speed) on one labelled split."""
+               widths: Sequence[float], speeds: Sequence[float],
+               bootstrap: BootstrapConfig = BootstrapConfig()) -> List[GridPoint]:
+    """Accuracy (with its interval against the full model), mean FLOPs and mean exit layer at every (width, speed)
+    on one labelled split."""
+    split = split_probabilities(model, loader, gold, tokens, widths)
     shape = BertShape.from_config(model.backbone.config)
-    tokens = np.asarray(tokens)
-    full = float(np.mean([model_flops(shape, int(t)) for t in tokens]))
-    gold = np.asarray(gold)
-    points = []
-    for width in widths:
-        probs = layer_probabilities(model.at(width), loader)
-        for speed in speeds:
-            p, exit_layer, _ = simulate_exits(probs, check_speed(speed))
-            flops = sample_flops(shape, model.branches.config, tokens, exit_layer, width)
-            points.append(GridPoint(width=float(width), speed=float(speed),
-                                    accuracy=float((p.argmax(-1) == gold).mean()), mean_flops=float(flops.mean()),
-                                    flops_speedup=full / float(flops.mean()),
-                                    mean_exit_layer=float(exit_layer.mean())))
-    return points
+    points, correct = entropy_points(split, shape, model.branches.config, widths, speeds)
+    return with_intervals(points, correct, split.full_model_correct(), bootstrap)
+
+
+def _delta_cell(p) -> str:
+    if p.delta is None:
+        return " | "
+    return f"{100 * p.delta:+.2f} [{100 * p.delta_low:+.2f}, {100 * p.delta_high:+.2f}] | {p.mcnemar_p:.3g}"
 
 
 def markdown_table(points: Sequence[GridPoint], speeds: Sequence[float] = TABLE_SPEEDS) -> str:
-    """One row per (width, speed) at ``speeds``: accuracy, FLOPs speed-up, mean exit layer."""
-    lines = ["| width | speed | accuracy | mean FLOPs | FLOPs speed-up | mean exit layer |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    """One row per (width, speed) at ``speeds``: accuracy, its difference to the full model with the 95 % paired
+    bootstrap interval and McNemar's p, FLOPs speed-up, mean exit layer."""
+    lines = ["| width | speed | accuracy | Δ vs full model [95 % CI] | McNemar p | mean FLOPs | FLOPs speed-up "
+             "| mean exit layer |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     wanted = {round(s, 6) for s in speeds}
     for p in points:
         if round(p.speed, 6) in wanted:
-            lines.append(f"| {p.width:g} | {p.speed:g} | {100 * p.accuracy:.2f} | {p.mean_flops / 1e6:.1f} M "
-                         f"| {p.flops_speedup:.2f}x | {p.mean_exit_layer:.2f} |")
+            lines.append(f"| {p.width:g} | {p.speed:g} | {100 * p.accuracy:.2f} | {_delta_cell(p)} "
+                         f"| {p.mean_flops / 1e6:.1f} M | {p.flops_speedup:.2f}x | {p.mean_exit_layer:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def patience_table(points: Sequence[PatiencePoint], summary: Dict) -> str:
+    """PABEE's points against the entropy point at least as cheap, and the equal-FLOPs summary per width."""
+    lines = ["| width | patience | accuracy | Δ vs full model [95 % CI] | FLOPs speed-up | mean exit layer "
+             "| entropy at ≥ that speed-up | patience − entropy [95 % CI] | McNemar p |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for p in points:
+        delta = "" if p.delta is None else f"{100 * p.delta:+.2f} [{100 * p.delta_low:+.2f}, {100 * p.delta_high:+.2f}]"
+        if p.entropy_speed is None:
+            match = "none as cheap | | "
+        else:
+            match = (f"speed {p.entropy_speed:g}: {100 * p.entropy_accuracy:.2f} / {p.entropy_flops_speedup:.2f}x "
+                     f"| {100 * p.vs_entropy:+.2f} [{100 * p.vs_entropy_low:+.2f}, {100 * p.vs_entropy_high:+.2f}] "
+                     f"| {p.vs_entropy_p:.3g}")
+        lines.append(f"| {p.width:g} | {p.patience} | {100 * p.accuracy:.2f} | {delta} | {p.flops_speedup:.2f}x "
+                     f"| {p.mean_exit_layer:.2f} | {match} |")
+    lines.append("")
+    for width, c in summary.items():
+        lines.append(f"Width {float(width):g}: the entropy curve, interpolated at equal FLOPs speed-up, is at least as "
+                     f"accurate as patience at {c['base_better_or_equal']} of {c['compared']} points, by "
+                     f"{c['mean_gap_points']:+.2f} points on average.")
     return "\n".join(lines) + "\n"
 
 
@@ -100,13 +309,21 @@ def plot(points: Sequence[GridPoint], path: str | Path, title: str) -> None:
 
 
 def write_grid(points: Sequence[GridPoint], output_dir: str | Path, name: str, title: str,
-               extra: Dict | None = None) -> Dict[str, Path]:
-    """``name.json`` (every point), ``name.md`` (the table speeds) and ``name.png`` (the curves)."""
+               extra: Dict | None = None, patience: Optional[Tuple[Sequence[PatiencePoint], Dict]] = None
+               ) -> Dict[str, Path]:
+    """``name.json`` (every point), ``name.md`` (the table speeds, and patience against entropy if given) and
+    ``name.png`` (the curves)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {ext: output_dir / f"{name}.{ext}" for ext in ("json", "md", "png")}
-    artifacts.write_json(paths["json"], {**(extra or {}), "points": [asdict(p) for p in points]})
-    artifacts.write_text(paths["md"], f"# {title}\n\n" + markdown_table(points))
+    report = {**(extra or {}), "points": [asdict(p) for p in points]}
+    text = f"# {title}\n\n" + markdown_table(points)
+    if patience is not None and patience[0]:
+        report["patience_points"] = [asdict(p) for p in patience[0]]
+        report["patience_vs_entropy"] = patience[1]
+        text += "\n## PABEE patience against entropy at equal FLOPs\n\n" + patience_table(*patience)
+    artifacts.write_json(paths["json"], report)
+    artifacts.write_text(paths["md"], text)
     plot(points, paths["png"], title)
     return paths
 
@@ -132,8 +349,24 @@ def load_split(model: DynaFastModel, data_config: DataConfig, split: str, batch_
                          data.fingerprint(splits[split]))
 
 
+def evaluate_probabilities(split: SplitProbabilities, shape: BertShape, branch_config: BranchConfig,
+                           widths: Sequence[float], speeds: Sequence[float], patience: Sequence[int] = (),
+                           bootstrap: BootstrapConfig = BootstrapConfig()
+                           ) -> Tuple[List[GridPoint], Tuple[List[PatiencePoint], Dict]]:
+    """The entropy grid and the patience points with every interval, from probabilities alone (NumPy)."""
+    reference = split.full_model_correct()
+    points, correct = entropy_points(split, shape, branch_config, widths, speeds)
+    points = with_intervals(points, correct, reference, bootstrap)
+    if not patience:
+        return points, ([], {})
+    waiting, waiting_correct = patience_points(split, shape, branch_config, widths, patience)
+    waiting = with_intervals(waiting, waiting_correct, reference, bootstrap)
+    return points, patience_against_entropy(waiting, waiting_correct, points, correct, bootstrap)
+
+
 def run_evaluation(config: EvaluateConfig, overwrite: bool = False, trust_pickle: bool = False) -> List[GridPoint]:
-    """``paddle-dynafast evaluate``: the grid of ``config`` written as JSON, Markdown and PNG. An earlier
+    """``paddle-dynafast evaluate``: the grid of ``config`` written as JSON, Markdown and PNG, the patience points
+    beside it, and every classifier's probabilities (``layer_probs.npz``) to re-simulate any exit from. An earlier
     evaluation in the output directory is replaced only with ``overwrite`` (:mod:`paddle_dynafast.outputs`);
     ``trust_pickle`` reads pickled weights of an older version."""
     with outputs.claim(config.output_dir, outputs.EVALUATE, [config.model_dir, config.data.data_dir], overwrite):
@@ -146,7 +379,12 @@ def _evaluate(config: EvaluateConfig, trust_pickle: bool) -> List[GridPoint]:
     for width in widths:
         model.at(width)  # a width without branches is an error before any work
     split = load_split(model, config.data, config.split, config.batch_size)
-    points = speed_grid(model, split.loader, split.gold, split.tokens, widths, config.speeds)
+    probs = split_probabilities(model, split.loader, split.gold, split.tokens, widths, split.fingerprint)
+    shape = BertShape.from_config(model.backbone.config)
+    points, patience = evaluate_probabilities(probs, shape, model.branches.config, widths, config.speeds,
+                                              config.patience, config.bootstrap)
+    probs.save(Path(config.output_dir) / PROBS_FILE)
     write_grid(points, config.output_dir, "evaluation", f"{Path(config.model_dir).name}, {config.split} split",
-               extra={"config": to_dict(config), "examples": len(split.gold), "fingerprint": split.fingerprint})
+               extra={"config": to_dict(config), "examples": len(split.gold), "fingerprint": split.fingerprint},
+               patience=patience)
     return points

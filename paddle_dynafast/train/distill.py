@@ -3,8 +3,11 @@
 The backbone and its final classifier are frozen; each branch learns to match
 the final classifier of its own width, ``KL(branch || final)`` summed over
 branches and widths, so no labels are needed (raw text from ``--unlabeled``
-works as well as the training split). The ``labels`` objective trains the same
-branches on the gold labels instead: the paper's ablation.
+and augmented copies of the training texts, :mod:`paddle_dynafast.train.augment`,
+work as well as the training split). The ``labels`` objective trains the same
+branches on the gold labels instead: the paper's ablation; ``mix`` weighs the
+two, ``alpha KL + (1 - alpha) CE`` (the cross-entropy on the rows that have a
+label). The KL may be softened by a temperature (``T^2 KL`` of ``softmax(z / T)``).
 
 The stage directory holds a :class:`~paddle_dynafast.model.dynafast.DynaFastModel`.
 """
@@ -29,7 +32,8 @@ from ..model.exit import AdaptiveClassifier
 from ..model.predict import layer_probabilities
 from ..model.stage import StageInfo
 from ..model.weights import SAFE_WEIGHTS
-from .losses import kl_divergence
+from .augment import add_augment_arguments, augment_from_args, augment_features
+from .losses import kl_divergence, labelled_cross_entropy
 from .loop import LoopState
 from .stage import Stage, StageResult, TrainSetup, backward_per_width, teacher_labels
 
@@ -51,14 +55,17 @@ class BranchObjective(paddle.nn.Layer):
     """The loss of one batch at one width, summed over the branches (a layer, so ``paddle.DataParallel`` can
     wrap it; the step runs forward and backward once per width, see :func:`paddle_dynafast.train.stage.backward_per_width`).
 
-    ``distill``: ``KL(branch || final classifier of the same width)``; ``labels``:
-    cross-entropy of every branch to the gold labels. The backbones run without
-    gradients; only the branches learn.
+    ``distill``: ``KL(branch || final classifier of the same width)`` (at
+    ``temperature``); ``labels``: cross-entropy of every branch to the gold labels;
+    ``mix``: ``alpha KL + (1 - alpha) CE``, the cross-entropy over the rows that
+    have a label. The backbones run without gradients; only the branches learn.
     """
 
-    def __init__(self, adaptive: Dict[float, AdaptiveClassifier], branches: Branches, objective: str):
+    def __init__(self, adaptive: Dict[float, AdaptiveClassifier], branches: Branches, objective: str,
+                 alpha: float = 0.5, temperature: float = 1.0):
         super().__init__()
         self.adaptive, self.branches, self.objective = adaptive, branches, objective
+        self.alpha, self.temperature = alpha, temperature
 
     def forward(self, input_ids, token_type_ids, labels, width: float):
         model = self.adaptive[width]
@@ -69,9 +76,12 @@ class BranchObjective(paddle.nn.Layer):
         for index, branch in enumerate(self.branches.at(width)):
             logits = branch(states[index], mask)  # [batch, num_labels]
             if self.objective == "distill":
-                total = total + kl_divergence(logits, final)
-            else:
+                total = total + kl_divergence(logits, final, self.temperature)
+            elif self.objective == "labels":
                 total = total + F.cross_entropy(logits, labels)
+            else:
+                total = total + (self.alpha * kl_divergence(logits, final, self.temperature)
+                                 + (1 - self.alpha) * labelled_cross_entropy(logits, labels))
         return total
 
 
@@ -104,6 +114,8 @@ class DistillStage(Stage):
         if config.unlabeled_file is not None:
             texts += data.read_texts(config.unlabeled_file)
         self.features = {"train": data.encode(texts, self.tokenizer, config.data.max_seq_len, labels)}
+        self.features["train"] += augment_features(self.features["train"], self.backbone, self.tokenizer,
+                                                   config.augment, config.train.seed)
         self.features.update({s: data.encode(splits[s], self.tokenizer, config.data.max_seq_len, labels)
                               for s in ("dev", "test") if s in splits})
         self.gold = {s: [f.label for f in self.features[s]] for s in self.features if s != "train"}
@@ -131,7 +143,8 @@ class DistillStage(Stage):
         if distributed.is_main() and not (self.output_dir / SAFE_WEIGHTS).is_file():
             with artifacts.publish_files(self.output_dir) as tmp:
                 save_classifier(self.backbone, self.tokenizer, tmp)
-        self.objective = distributed.data_parallel(BranchObjective(self.adaptive, self.branches, config.objective))
+        self.objective = distributed.data_parallel(BranchObjective(self.adaptive, self.branches, config.objective,
+                                                                   config.mix_alpha, config.temperature))
         return TrainSetup(self.branches, train_loader)
 
     def loss(self, batch):
@@ -144,7 +157,7 @@ class DistillStage(Stage):
             report = per_layer_report(layer_probabilities(a, self.loaders["dev"]), self.gold["dev"])
             metrics[f"dev@{width}"] = report
             scores.append(-float(np.mean(report["kl_to_final"])) if self.config.objective == "distill"
-                          else float(np.mean(report["accuracy"][:-1])))
+                          else float(np.mean(report["accuracy"][:-1])))  # 'labels' and 'mix' see the labels
         return {"score": float(np.mean(scores)), **metrics}
 
     def save_best(self, directory: Path) -> None:
@@ -164,10 +177,17 @@ class DistillStage(Stage):
                             help="a supernet output directory (or a finetune one: width 1.0 only)")
         parser.add_argument("--widths", type=float, nargs="+", default=None, help="widths to give branches (default: all)")
         parser.add_argument("--per-width-branches", action="store_true", help="one set of branches per width, not shared")
-        parser.add_argument("--objective", choices=["distill", "labels"], default=default(SelfDistillConfig, "objective"),
-                            help="distill: KL to the final classifier, no labels (default); labels: the paper's ablation")
+        parser.add_argument("--objective", choices=["distill", "labels", "mix"],
+                            default=default(SelfDistillConfig, "objective"),
+                            help="distill: KL to the final classifier, no labels (default); labels: the paper's "
+                                 "ablation; mix: --mix-alpha x KL + (1 - --mix-alpha) x cross-entropy to the labels")
+        alpha, temperature = default(SelfDistillConfig, "mix_alpha"), default(SelfDistillConfig, "temperature")
+        parser.add_argument("--mix-alpha", type=float, default=alpha, help=f"weight of the KL in 'mix' (default {alpha})")
+        parser.add_argument("--temperature", type=float, default=temperature,
+                            help=f"temperature of the KL, T^2 KL(softmax(b/T) || softmax(f/T)) (default {temperature})")
         parser.add_argument("--unlabeled", default=None,
                             help="raw text file, one example a line, added to the training texts")
+        add_augment_arguments(parser)
         branch = BranchConfig()
         parser.add_argument("--branch-kind", choices=list(BRANCH_KINDS), default=branch.kind,
                             help="attention: FastBERT's branch; cls: the [CLS] state through a dense layer, cheaper "
@@ -184,7 +204,8 @@ class DistillStage(Stage):
             branch=BranchConfig(kind=args.branch_kind, cls_hidden_size=args.cls_hidden_size,
                                 cls_num_attention_heads=args.cls_num_attention_heads),
             widths=tuple(args.widths) if args.widths else None, shared_branches=not args.per_width_branches,
-            objective=args.objective, unlabeled_file=args.unlabeled)
+            objective=args.objective, mix_alpha=args.mix_alpha, temperature=args.temperature,
+            unlabeled_file=args.unlabeled, augment=augment_from_args(args))
 
     @classmethod
     def config_from_pipeline(cls, pipeline: PipelineConfig, model_dir: Optional[str], output_dir: str):

@@ -19,7 +19,16 @@ Where we differ from the tutorial and PaddleNLP's ``trainer_compress``:
 * ``utils.set_state_dict`` only logs weights it could not fill;
   :func:`convert_to_supernet` checks that every weight arrived;
 * PaddleSlim 2.6.0's ``SuperEmbedding``/``SuperLayerNorm`` constructors and
-  ``SuperLayerNorm.forward`` are fixed by :mod:`paddle_dynafast.train.compat`.
+  ``SuperLayerNorm.forward`` are fixed by :mod:`paddle_dynafast.train.compat`;
+* the tutorial calls ``ofa.set_epoch(epoch)`` every epoch; we do not, because in
+  PaddleSlim 2.6.0 it only sets ``OFA.epoch``, which ``OFA`` reads in
+  ``_progressive_shrinking`` alone, and that runs only when no ``net_config`` is
+  set and ``set_task`` was not called; we call ``set_task("width")`` and set
+  every width's ``net_config`` before each forward, as the tutorial does, so
+  the epoch never matters (tested: the training step never consults it);
+* the supernet's loss needs no labels, so raw text (``unlabeled_file``) and
+  augmented copies of the training texts (:mod:`paddle_dynafast.train.augment`)
+  can be added to its training data, as TinyBERT's augmented data is in DynaBERT.
 
 PaddleSlim itself is imported inside the functions that build a supernet, not at
 the top: the command line builds its parser from every stage, and its
@@ -43,7 +52,7 @@ import paddle.nn as nn
 from paddlenlp.transformers import BertForSequenceClassification
 
 from .. import artifacts, data, distributed
-from ..config import DataConfig, PipelineConfig, SupernetConfig, TrainConfig, default
+from ..config import BootstrapConfig, DataConfig, PipelineConfig, SupernetConfig, TrainConfig, default
 from ..errors import CheckpointError
 from ..model.backbone import (assign_weights, build_classifier, check_max_seq_len, head_mask_forward, load_classifier,
                               save_classifier)
@@ -51,7 +60,9 @@ from ..model.flops import BertShape, model_flops
 from ..model.narrow import (NarrowBertForSequenceClassification, check_widths, count_parameters, extract_submodel,
                             plain_state)
 from ..model.predict import accuracy, predict, predict_logits
+from ..analysis import stats
 from . import compat
+from .augment import add_augment_arguments, augment_features, augment_from_args
 from .importance import Importance, compute_importance, reorder
 from .losses import soft_cross_entropy
 from .loop import LoopState
@@ -133,12 +144,22 @@ def supernet_logits(ofa, batch: Dict[str, paddle.Tensor]) -> paddle.Tensor:
 
 def evaluate_widths(ofa, widths: Iterable[float], loader, labels: Sequence[int]) -> Dict[str, float]:
     """Accuracy of the supernet at every width, keyed ``"1.0"``, ``"0.5"``..."""
-    results = {}
+    return {str(width): accuracy(width_logits(ofa, width, loader), labels) for width in widths}
+
+
+def width_logits(ofa, width: float, loader) -> np.ndarray:
+    """The supernet's logits ``[examples, num_labels]`` at ``width`` over ``loader``, in dataset order."""
     ofa.model.eval()
-    for width in widths:
-        ofa.set_net_config(width_config(ofa, width))
-        results[str(width)] = accuracy(predict(lambda batch: supernet_logits(ofa, batch), loader), labels)
-    return results
+    ofa.set_net_config(width_config(ofa, width))
+    return predict(lambda batch: supernet_logits(ofa, batch), loader)
+
+
+def paired_against(correct: np.ndarray, reference: np.ndarray, bootstrap: BootstrapConfig = BootstrapConfig()) -> Dict:
+    """``accuracy(correct) - accuracy(reference)`` on the same examples, its paired-bootstrap interval and McNemar's
+    p (:mod:`paddle_dynafast.analysis.stats`, pure NumPy)."""
+    interval = stats.paired_bootstrap(correct, reference, bootstrap.samples, bootstrap.seed, bootstrap.level)
+    return {"delta": interval.difference, "low": interval.low, "high": interval.high,
+            "mcnemar_p": stats.mcnemar(correct, reference).p_value}
 
 
 # ----------------------------------------------------------------------------- stage 2
@@ -175,7 +196,9 @@ class SupernetStage(Stage):
     width-1.0 model), ``importance.json``, one ``width-W/`` sub-model directory per
     narrower width (:class:`NarrowBertForSequenceClassification`), ``stage.json``
     and ``metrics.json`` (dev accuracy per width each epoch; at the end dev and
-    test accuracy, parameters and analytic FLOPs per width, next to the teacher's).
+    test accuracy, parameters and analytic FLOPs per width, next to the teacher's,
+    and each width's difference to the teacher with its paired-bootstrap 95 %
+    interval and McNemar's p, ``dev_vs_teacher`` / ``test_vs_teacher``).
     """
 
     name = "supernet"
@@ -200,9 +223,13 @@ class SupernetStage(Stage):
                                 config.data.labels)
         train_examples, scoring_examples = data.hold_out(splits["train"], config.importance_examples,
                                                          config.train.seed)
+        if config.unlabeled_file is not None:  # distillation needs no labels
+            train_examples = train_examples + data.read_texts(config.unlabeled_file)
         splits = {**splits, "train": train_examples, "importance": scoring_examples}
         self.features = {split: data.encode(examples, self.tokenizer, config.data.max_seq_len, labels)
                          for split, examples in splits.items()}
+        self.features["train"] += augment_features(self.features["train"], self.teacher, self.tokenizer,
+                                                   config.augment, config.train.seed)
         self.gold = {split: [f.label for f in self.features[split]] for split in self.features}
         return {"labels": labels, "num_examples": {split: len(f) for split, f in self.features.items()},
                 "dev_fingerprint": data.fingerprint(splits["dev"])}
@@ -257,12 +284,17 @@ class SupernetStage(Stage):
         value = default(SupernetConfig, "importance_examples")
         parser.add_argument("--importance-examples", type=int, default=value,
                             help=f"training examples held out to score heads and neurons (default {value})")
+        parser.add_argument("--unlabeled", default=None,
+                            help="raw text file, one example a line, distilled from the teacher besides the "
+                                 "training texts (no labels needed)")
+        add_augment_arguments(parser)
 
     @classmethod
     def config_from_args(cls, args, data: DataConfig, train: TrainConfig) -> SupernetConfig:
         return SupernetConfig(output_dir=args.output, teacher_dir=args.model, data=data, train=train,
                               widths=tuple(args.widths), lambda_distill=args.lambda_distill,
-                              lambda_logit=args.lambda_logit, importance_examples=args.importance_examples)
+                              lambda_logit=args.lambda_logit, importance_examples=args.importance_examples,
+                              unlabeled_file=args.unlabeled, augment=augment_from_args(args))
 
     @classmethod
     def config_from_pipeline(cls, pipeline: PipelineConfig, model_dir: Optional[str], output_dir: str):
@@ -320,11 +352,16 @@ def _final_report(output_dir, trust_pickle, widths, teacher, tokenizer, loaders,
     ofa = make_ofa(convert_to_supernet(best, widths))
     splits = [s for s in ("dev", "test") if s in loaders]
     tokens = {s: [len(f.input_ids) for f in features[s]] for s in splits}
-    report = {"teacher": {f"{s}_accuracy": accuracy(predict_logits(teacher, loaders[s]), gold[s]) for s in splits}}
+    teacher_correct = {s: predict_logits(teacher, loaders[s]).argmax(-1) == np.asarray(gold[s]) for s in splits}
+    report = {"teacher": {f"{s}_accuracy": float(teacher_correct[s].mean()) for s in splits}}
     report["teacher"]["parameters"] = count_parameters(teacher)
     with head_mask_forward(ofa.model):
         for width in widths:
-            row = {f"{s}_accuracy": evaluate_widths(ofa, [width], loaders[s], gold[s])[str(width)] for s in splits}
+            row = {}
+            for s in splits:
+                correct = width_logits(ofa, width, loaders[s]).argmax(-1) == np.asarray(gold[s])
+                row[f"{s}_accuracy"] = float(correct.mean())
+                row[f"{s}_vs_teacher"] = paired_against(correct, teacher_correct[s])
             sub = best if width == 1.0 else extract_submodel(best, best.config, width)
             if width != 1.0:
                 directory = output_dir / f"width-{width}"
