@@ -196,7 +196,7 @@ class FinetuneConfig:
             raise ConfigError(f"min_char_count must be >= 1, got {self.min_char_count}")
 
 
-BRANCH_KINDS = ("attention", "cls")
+BRANCH_KINDS = ("attention", "mean", "cls")
 
 
 @dataclass(frozen=True)
@@ -204,8 +204,9 @@ class BranchConfig:
     """Kind and size of every branch classifier."""
 
     kind: str = "attention"
-    """``attention``: FastBERT's branch (narrowing, self-attention over every token, the [CLS] row); ``cls``: the
-    [CLS] hidden state alone through a dense layer (tanh) and the logits, as DeeBERT and PABEE branch."""
+    """``attention``: FastBERT's branch (narrowing, self-attention over every token, the [CLS] row); ``mean``: the
+    mean hidden state over the tokens through a dense layer (tanh) and the logits; ``cls``: the same on the [CLS]
+    state alone, as DeeBERT and PABEE branch."""
     cls_hidden_size: int = 128
     """Width the branch narrows the hidden states to."""
     cls_num_attention_heads: int = 2

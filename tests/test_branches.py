@@ -56,12 +56,12 @@ def test_cls_branch_against_numpy():
     np.testing.assert_allclose(branch(paddle.to_tensor(hidden), None).numpy(), expected, atol=1e-5)
     assert branch_flops(12, 3, config, tokens=5) == branch_flops(12, 3, config, tokens=50) == 2 * 12 * 8 + 2 * 8 * 3
     again = Branches.from_description(Branches(2, 12, 3, config).describe())
-    assert again.config == config and type(again.at(1.0)[0]).__name__ == "CLSClassifier"
-    with pytest.raises(ValueError, match=r"branch kind 'lstm' is not one of \['attention', 'cls'\]"):
+    assert again.config == config and type(again.at(1.0)[0]).__name__ == "PooledClassifier"
+    with pytest.raises(ValueError, match=r"branch kind 'lstm' is not one of \['attention', 'mean', 'cls'\]"):
         BranchConfig(kind="lstm")
 
 
-def test_cls_branches_export_equal_to_dygraph(tmp_path, tiny_dynafast_dir, toy_data):
+def test_pooling_branches_export_equal_to_dygraph(tmp_path, tiny_dynafast_dir, toy_data):
     import shutil
 
     from helpers import texts_of
@@ -72,7 +72,7 @@ def test_cls_branches_export_equal_to_dygraph(tmp_path, tiny_dynafast_dir, toy_d
     directory = Path(shutil.copytree(tiny_dynafast_dir, tmp_path / "cls"))
     model = DynaFastModel.load(directory)
     paddle.seed(2)
-    branches = Branches(2, 32, 2, BranchConfig(kind="cls", cls_hidden_size=16), widths=model.widths)
+    branches = Branches(2, 32, 2, BranchConfig(kind="mean", cls_hidden_size=16), widths=model.widths)
     for branch in branches.at(1.0):  # confident, so some samples leave early
         branch.logits.weight.set_value(branch.logits.weight.numpy() * 4)
     for name in ("branches.safetensors", "branches.json"):
@@ -88,3 +88,18 @@ def test_cls_branches_export_equal_to_dygraph(tmp_path, tiny_dynafast_dir, toy_d
         assert got.exit_layer.tolist() == expected.exit_layer.tolist()
         seen.add(tuple(sorted(set(got.exit_layer.tolist()))))
     assert (1, 2) in seen, seen  # some speed splits the batch
+
+
+def test_mean_branch_pools_only_the_kept_tokens():
+    paddle.seed(1)
+    config = BranchConfig(kind="mean", cls_hidden_size=8, dropout=0.0)
+    branch = Branches(2, 12, 3, config).at(1.0)[0]
+    branch.eval()
+    hidden = np.random.default_rng(0).standard_normal((2, 5, 12)).astype("float32")
+    pad = np.array([[0, 0, 0, 0, 0], [0, 0, 0, 1, 1]], "float32")
+    mask = paddle.unsqueeze(paddle.to_tensor(pad) * MASK_VALUE, axis=[1, 2])
+    mean = np.stack([hidden[0].mean(0), hidden[1, :3].mean(0)])
+    expected = np.tanh(mean @ branch.dense.weight.numpy() + branch.dense.bias.numpy()) \
+        @ branch.logits.weight.numpy() + branch.logits.bias.numpy()
+    np.testing.assert_allclose(branch(paddle.to_tensor(hidden), mask).numpy(), expected, atol=1e-5)
+    assert branch_flops(12, 3, config, tokens=5) == 2 * 5 * 12 + 2 * 12 * 8 + 2 * 8 * 3

@@ -5,11 +5,12 @@ A FastBERT branch (``kind="attention"``) reads the hidden states ``[batch, seq,
 hidden]`` after one Transformer layer: a narrowing dense layer to
 ``cls_hidden_size`` (tanh), self-attention with ``cls_num_attention_heads`` heads,
 the [CLS] position, a pre-logits dense layer (tanh) and a logits layer, as in the
-paper's ``FastBERTClassifier``. A [CLS] branch (``kind="cls"``) reads the [CLS]
-hidden state alone: a dense layer to ``cls_hidden_size`` (tanh) and the logits, as
-the branches of DeeBERT (arXiv 2004.12993) and PABEE (arXiv 2006.04152) do (they
-reuse BERT's pooler shape); it costs a few operators and no per-token work, which
-at batch 1 is most of a FastBERT branch's time (README, "Performance").
+paper's ``FastBERTClassifier``. A pooling branch reads one vector: the mean of the
+hidden states over the tokens (``kind="mean"``, the pooling all-MiniLM-L6-v2 was
+trained with) or the [CLS] state alone (``kind="cls"``, as the branches of DeeBERT,
+arXiv 2004.12993, and PABEE, arXiv 2006.04152), then a dense layer to
+``cls_hidden_size`` (tanh) and the logits. It costs a handful of operators, which at
+batch 1 is most of a FastBERT branch's time (README, "Performance").
 
 Where we differ: only the [CLS] position of the branch's self-attention is ever
 used, so we compute that one query (keys and values still cover every token).
@@ -27,7 +28,7 @@ import paddle.nn as nn
 
 from ..config import BranchConfig
 from ..errors import ConfigError
-from .backbone import dropout, self_attention
+from .backbone import MASK_VALUE, dropout, self_attention
 
 
 class FastBERTClassifier(nn.Layer):
@@ -47,24 +48,32 @@ class FastBERTClassifier(nn.Layer):
         return self.logits(paddle.tanh(self.prelogits(cls[:, 0])))  # [batch, num_labels]
 
 
-class CLSClassifier(nn.Layer):
-    """One [CLS] branch: hidden states ``[batch, seq, hidden]`` (the mask is not needed) -> logits."""
+class PooledClassifier(nn.Layer):
+    """One pooling branch: hidden states ``[batch, seq, hidden]`` pooled to one vector (``kind="cls"``: the [CLS]
+    position; ``kind="mean"``: the mean over the tokens the additive mask ``[batch, 1, 1, seq]`` keeps), then a
+    dense layer (tanh) and the logits."""
 
-    def __init__(self, hidden_size: int, num_labels: int, config: BranchConfig = BranchConfig(kind="cls")):
+    def __init__(self, hidden_size: int, num_labels: int, config: BranchConfig = BranchConfig(kind="mean")):
         super().__init__()
+        self.kind = config.kind
         self.dense = nn.Linear(hidden_size, config.cls_hidden_size)
         self.dropout = nn.Dropout(config.dropout)
         self.logits = nn.Linear(config.cls_hidden_size, num_labels)
 
     def forward(self, hidden: paddle.Tensor, mask: paddle.Tensor) -> paddle.Tensor:
-        pooled = paddle.tanh(self.dense(hidden[:, 0]))  # [batch, c]
-        return self.logits(dropout(self.dropout, pooled))  # [batch, num_labels]
+        if self.kind == "cls":
+            pooled = hidden[:, 0]  # [batch, hidden]
+        else:
+            keep = paddle.reshape(mask, [0, -1, 1]) * (-1 / MASK_VALUE) + 1  # [batch, seq, 1]: 1 kept, 0 padding
+            pooled = (hidden * keep).sum(axis=1) / keep.sum(axis=1)  # [batch, hidden]
+        return self.logits(dropout(self.dropout, paddle.tanh(self.dense(pooled))))  # [batch, num_labels]
 
 
 def make_branch(hidden_size: int, num_labels: int, config: BranchConfig) -> nn.Layer:
     """A branch of ``config.kind``."""
-    kind = {"attention": FastBERTClassifier, "cls": CLSClassifier}[config.kind]
-    return kind(hidden_size, num_labels, config)
+    if config.kind == "attention":
+        return FastBERTClassifier(hidden_size, num_labels, config)
+    return PooledClassifier(hidden_size, num_labels, config)
 
 
 def branch_flops(hidden_size: int, num_labels: int, config: BranchConfig, tokens: int) -> int:
@@ -72,6 +81,8 @@ def branch_flops(hidden_size: int, num_labels: int, config: BranchConfig, tokens
     c, t = config.cls_hidden_size, tokens
     if config.kind == "cls":
         return 2 * hidden_size * c + 2 * c * num_labels
+    if config.kind == "mean":
+        return 2 * t * hidden_size + 2 * hidden_size * c + 2 * c * num_labels  # the masked sum, then the head
     narrow = 2 * t * hidden_size * c
     keys_values = 2 * (2 * t * c * c)
     query_and_out = 2 * (2 * c * c)
