@@ -494,6 +494,11 @@ class TimedCalibrateConfig:
     """Where the full model (fp32, no exit) is timed as the reference: a runtime name, or auto: the fastest here."""
     max_accuracy_drop: float = default(CalibrateConfig, "max_accuracy_drop")
     """Points of dev accuracy the chosen point may lose against the reference."""
+    confidence: Optional[float] = default(CalibrateConfig, "confidence")
+    """Within the accuracy budget with this probability under the paired bootstrap (as calibrate's); None: the raw
+    dev drop."""
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    """The resamples behind ``confidence``."""
     min_throughput_speedup: Optional[float] = None
     """Wall-clock budget: at least this many times the reference's texts per second at batch 32."""
     max_latency_ms: Optional[float] = None
@@ -509,6 +514,7 @@ class TimedCalibrateConfig:
 
     def __post_init__(self) -> None:
         check_finite(self)
+        check_confidence(self.confidence)
         if self.runtime not in ("paddle-inference", "onnxruntime"):
             raise ConfigError(f"runtime {self.runtime!r} is not paddle-inference or onnxruntime")
         if self.precision not in ("fp32", "bf16", "int8"):

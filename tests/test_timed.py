@@ -9,24 +9,25 @@ from paddle_dynafast.analysis import timed
 from paddle_dynafast.config import DataConfig, TimedCalibrateConfig
 
 
-def _point(width, speed, accuracy, throughput_speedup, latency_ms=1.0):
+def _point(width, speed, accuracy, throughput_speedup, latency_ms=1.0, reference=0.901):
     return timed.TimedPoint(width=width, speed=speed, runtime="onnxruntime int8", accuracy=accuracy,
                             mean_exit_layer=1.0, mean_flops=1.0, throughput=100 * throughput_speedup,
-                            latency_ms=latency_ms, throughput_speedup=throughput_speedup)
+                            latency_ms=latency_ms, throughput_speedup=throughput_speedup,
+                            promised_drop=reference - accuracy)
 
 
 def test_choices_are_only_measured_points():
     points = [_point(1.0, 0.0, 0.900, 2.0, 3.0), _point(1.0, 0.2, 0.897, 3.5, 1.5), _point(0.5, 0.1, 0.890, 5.0, 1.0),
               _point(0.5, 0.5, 0.880, 8.0, 0.5)]
     config = TimedCalibrateConfig("m", "o", DataConfig("d"), max_accuracy_drop=0.5, min_throughput_speedup=4.0)
-    chosen = timed.choose_points(points, reference_accuracy=0.901, config=config)
+    chosen = timed.choose_points(points, config)
     assert (chosen["fastest_within_accuracy_budget"]["width"], chosen["fastest_within_accuracy_budget"]["speed"]) \
         == (1.0, 0.2)  # 0.890 is 1.1 points below
     assert chosen["most_accurate_within_time_budget"]["speed"] == 0.1  # the most accurate of those >= 4x
     latency = TimedCalibrateConfig("m", "o", DataConfig("d"), max_latency_ms=0.6)
-    assert timed.choose_points(points, 0.901, latency)["most_accurate_within_time_budget"]["speed"] == 0.5
+    assert timed.choose_points(points, latency)["most_accurate_within_time_budget"]["speed"] == 0.5
     none = TimedCalibrateConfig("m", "o", DataConfig("d"), max_accuracy_drop=0.0, min_throughput_speedup=100.0)
-    assert timed.choose_points(points, 0.95, none) == {"fastest_within_accuracy_budget": None,
+    assert timed.choose_points(points, none) == {"fastest_within_accuracy_budget": None,
                                                        "most_accurate_within_time_budget": None}
 
 

@@ -12,7 +12,9 @@ the fastest float32 runtime here, :mod:`paddle_dynafast.runtime.choose`),
 measured at the start and at the end (their mean). Then:
 
 * the fastest point (throughput at batch 32) whose dev accuracy stays within
-  ``max_accuracy_drop`` points of the reference;
+  ``max_accuracy_drop`` points of the reference with probability ``confidence``
+  under the paired bootstrap, as :mod:`~paddle_dynafast.analysis.calibrate`
+  chooses (its promised drop);
 * the most accurate point within the wall-clock budget
   (``min_throughput_speedup`` and/or ``max_latency_ms``);
 
@@ -40,6 +42,7 @@ from ..runtime.base import Runtime
 from ..runtime.choose import choose
 from ..runtime.export import export_is_current, export_model
 from ..runtime.registry import open_runtime
+from .calibrate import promised_drops
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +64,8 @@ class TimedPoint:
     """Texts per second at batch 32 (median of the passes)."""
     latency_ms: float
     """Median milliseconds of one text at batch 1."""
+    promised_drop: float = 0.0
+    """The drop (a fraction) promised at the configured confidence, or the raw drop without one."""
     flops_speedup: float = 1.0
     throughput_speedup: float = 1.0
     latency_speedup: float = 1.0
@@ -154,12 +159,17 @@ def _timed(config: TimedCalibrateConfig, trust_pickle: bool) -> Dict:
     last = measure(reference_runtime, dev, 0.0, config.batch_size, config.latency_samples)
     reference = {k: (first[k] + last[k]) / 2 if k in ("throughput", "latency_ms") else first[k]
                  for k in first if k != "correct"}
-    dev_points = [_point(p, reference) for p in points]
+    matrix = np.stack([correct[(p["width"], p["speed"])] for p in points], axis=1)  # [examples, points]
+    if config.confidence is None:
+        promised = first["accuracy"] - matrix.mean(axis=0)
+    else:
+        promised = promised_drops(matrix, first["correct"], config.confidence, config.bootstrap)
+    dev_points = [_point({**p, "promised_drop": float(d)}, reference) for p, d in zip(points, promised)]
     result = {"reference": {"runtime": reference_name, **reference, "first": _timing(first), "last": _timing(last)},
               "runtime": name, "points": [asdict(p) for p in dev_points],
-              "max_accuracy_drop_points": config.max_accuracy_drop,
+              "max_accuracy_drop_points": config.max_accuracy_drop, "confidence": config.confidence,
               "min_throughput_speedup": config.min_throughput_speedup, "max_latency_ms": config.max_latency_ms}
-    result.update(choose_points(dev_points, reference["accuracy"], config))
+    result.update(choose_points(dev_points, config))
     result["test"] = _on_test(config, result, dirs, features, reference_runtime, name)
     result["config"] = to_dict(config)
     result["complete"] = True
@@ -176,15 +186,16 @@ def _timing(m: Dict) -> Dict[str, float]:
 def _point(p: Dict, reference: Dict) -> TimedPoint:
     return TimedPoint(width=p["width"], speed=p["speed"], runtime=p["runtime"], accuracy=p["accuracy"],
                       mean_exit_layer=p["mean_exit_layer"], mean_flops=p["mean_flops"], throughput=p["throughput"],
-                      latency_ms=p["latency_ms"], flops_speedup=reference["mean_flops"] / p["mean_flops"],
+                      latency_ms=p["latency_ms"], promised_drop=p.get("promised_drop", 0.0),
+                      flops_speedup=reference["mean_flops"] / p["mean_flops"],
                       throughput_speedup=p["throughput"] / reference["throughput"],
                       latency_speedup=reference["latency_ms"] / p["latency_ms"])
 
 
-def choose_points(points: Sequence[TimedPoint], reference_accuracy: float, config) -> Dict[str, Optional[Dict]]:
-    """The fastest point within the accuracy budget, and the most accurate within the wall-clock budget."""
-    floor = reference_accuracy - config.max_accuracy_drop / 100 - 1e-12
-    within = [p for p in points if p.accuracy >= floor]
+def choose_points(points: Sequence[TimedPoint], config) -> Dict[str, Optional[Dict]]:
+    """The fastest point whose promised drop is within the accuracy budget, and the most accurate within the
+    wall-clock budget."""
+    within = [p for p in points if p.promised_drop <= config.max_accuracy_drop / 100 + 1e-12]
     fastest = max(within, key=lambda p: (p.throughput, p.accuracy)) if within else None
     in_time = [p for p in points
                if (config.min_throughput_speedup is None or p.throughput_speedup >= config.min_throughput_speedup)
@@ -222,23 +233,24 @@ def markdown(result: Dict) -> str:
     lines = [f"Reference: the full model (width 1.0, no exit, fp32) on {ref['runtime']}: dev accuracy "
              f"{100 * ref['accuracy']:.2f}, {ref['throughput']:.0f} texts/s at batch 32, {ref['latency_ms']:.2f} ms at "
              f"batch 1. Measured: {result['runtime']}. Budgets: at most {result['max_accuracy_drop_points']:g} points "
-             f"below the reference; time: throughput speed-up >= {result['min_throughput_speedup']}, latency <= "
-             f"{result['max_latency_ms']} ms.", "",
-             "| choice | width | speed | dev acc | Δ dev | FLOPs speed-up | throughput speed-up | latency speed-up "
-             "| test acc | Δ test | test throughput speed-up | test latency speed-up |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             f"below the reference (promised at confidence {result['confidence']}); time: throughput speed-up >= "
+             f"{result['min_throughput_speedup']}, latency <= {result['max_latency_ms']} ms.", "",
+             "| choice | width | speed | dev acc | Δ dev | promised drop | FLOPs speed-up | throughput speed-up "
+             "| latency speed-up | test acc | Δ test | test throughput speed-up | test latency speed-up |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     test = result["test"] if isinstance(result["test"], dict) else {"points": [], "reference": None}
     for key, label in (("fastest_within_accuracy_budget", "fastest within the accuracy budget"),
                        ("most_accurate_within_time_budget", "most accurate within the time budget")):
         p = result[key]
         if p is None:
-            lines.append(f"| {label} | none | | | | | | | | | | |")
+            lines.append(f"| {label} | none | | | | | | | | | | | |")
             continue
         t = next((q for q in test["points"] if q["width"] == p["width"] and q["speed"] == p["speed"]), None)
         test_cells = (f"{100 * t['accuracy']:.2f} | {100 * (t['accuracy'] - test['reference']['accuracy']):+.2f} "
                       f"| {t['throughput_speedup']:.2f}x | {t['latency_speedup']:.2f}x") if t else " | | | "
         lines.append(f"| {label} | {p['width']:g} | {p['speed']:g} | {100 * p['accuracy']:.2f} "
-                     f"| {100 * (p['accuracy'] - ref['accuracy']):+.2f} | {p['flops_speedup']:.2f}x "
+                     f"| {100 * (p['accuracy'] - ref['accuracy']):+.2f} | {100 * p['promised_drop']:.2f} "
+                     f"| {p['flops_speedup']:.2f}x "
                      f"| {p['throughput_speedup']:.2f}x | {p['latency_speedup']:.2f}x | {test_cells} |")
     lines += ["", "Every point measured on dev:", "",
               "| width | speed | dev acc | mean exit layer | FLOPs speed-up | throughput | latency |",
