@@ -27,6 +27,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence, Tuple
@@ -114,7 +115,7 @@ def locked(directory: str | Path) -> Iterator[Path]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+            holder = _holder(fd)
             os.close(fd)
             raise OutputBusyError(f"{directory} is being written by another paddle-dynafast process (PID {holder}, "
                                   f"lock {path}); wait for it to finish or stop it") from None
@@ -133,6 +134,16 @@ def locked(directory: str | Path) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         os.close(fd)
+
+
+def _holder(fd: int) -> str:
+    """The PID the lock's holder wrote; it writes it just after taking the lock, so wait a moment for it."""
+    for _ in range(50):
+        text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+        if text:
+            return text
+        time.sleep(0.01)
+    return "unknown"
 
 
 def remove_leftovers(directory: Path, inside: Optional[Sequence[str]] = None) -> None:

@@ -51,7 +51,7 @@ def test_two_processes_equal_one(tmp_path):
                 tolerance = 1e-3 if key.endswith("k_proj.bias") else 1e-5
                 np.testing.assert_allclose(two[key], one[key], atol=tolerance, err_msg=f"{name}/{weights}: {key}")
         assert json.loads((tmp_path / "two" / stage / "stage.json").read_text())["complete"]
-    assert time.time() - started < 60
+    assert time.time() - started < 180  # a rank that hangs would wait out the 30-minute timeout; a busy machine takes ~60 s
     # importance computed once (rank 0) and broadcast: the same order as one process found
     assert (json.loads((tmp_path / "two" / "supernet" / "importance.json").read_text())["head_order"]
             == json.loads((tmp_path / "one" / "supernet" / "importance.json").read_text())["head_order"])
