@@ -304,7 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--widths", type=float, nargs="+", default=list(widths),
                    help=f"supernet widths (default {' '.join(map(str, widths))})")
     _budget_args(p)
-    p.add_argument("--quick", action="store_true", help="1500 examples per split and one epoch per stage (the demo)")
+    p.add_argument("--int8", action="store_true",
+                   help="also export the adaptive model in int8 (ONNX Runtime) and time it so in the summary")
+    p.add_argument("--quick", action="store_true",
+                   help="the demo: a slice of each split, one epoch per stage, widths 1 and 0.5, int8")
     p.add_argument("--logdir", default=None, help="VisualDL logs, one subdirectory per stage")
     p.set_defaults(run=_run_pipeline)
     return parser
@@ -500,7 +503,7 @@ def _run_pipeline(args) -> int:
         output_dir=args.output, data=_data_config(args), model_dir=args.model, random_init=args.random_init,
         size=size_from_args(args), finetune=train("finetune"), supernet=train("supernet"), distill=train("distill"),
         widths=tuple(args.widths), max_accuracy_drop=args.max_accuracy_drop, min_flops_speedup=args.min_flops_speedup,
-        confidence=args.confidence)
+        confidence=args.confidence, int8=args.int8)
     if args.quick:
         config = quick(config)
     result = run_pipeline(config, logdir=args.logdir, trust_pickle=args.trust_pickle)

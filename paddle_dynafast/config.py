@@ -571,6 +571,9 @@ class PipelineConfig:
     """Reverse calibration budget."""
     confidence: Optional[float] = default(CalibrateConfig, "confidence")
     """Probability with which the calibrated point's dev drop stays within the budget (None: the raw drop)."""
+    int8: bool = False
+    """Also export the adaptive model in int8 (model.int8.onnx, calibrated on train), and time it that way in the
+    summary; the full model stays float32, its best runtime here."""
     bench_samples: int = 100
     """Texts timed at batch 1 for the summary's latency (0 skips the timing)."""
 
