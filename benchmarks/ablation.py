@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 DEFAULT_LEVERS = ("baseline", "logit-0.1", "supernet-6-epochs", "supernet-augment", "branches-labels",
-                  "branches-mix", "branches-t2", "branches-augment", "branches-256")
+                  "branches-mix", "branches-t2", "branches-augment", "branches-256", "branches-mean")
 """What `--levers` defaults to (supernet-unlabeled needs --unlabeled; supernet-augment-3-epochs is long)."""
 
 SECONDS_PER_STEP = {"supernet": 5.54, "distill": 1.19}
@@ -79,6 +79,9 @@ def levers(unlabeled: Optional[str]) -> Dict[str, Lever]:
                                   distill_train={"epochs": 1}),
         "branches-256": Lever("wider branches (cls_hidden_size 256 instead of 128; they cost more FLOPs)",
                               distill={"branch": BranchConfig(cls_hidden_size=256, cls_num_attention_heads=2)}),
+        "branches-mean": Lever("mean-pooling branches (the mean hidden state, a dense layer, the logits) instead of "
+                               "FastBERT's self-attention branches: fewer operators, cheaper at batch 1",
+                               distill={"branch": BranchConfig(kind="mean")}),
     }
     if unlabeled:
         table["supernet-unlabeled"] = Lever(f"supernet also distilled on the raw text of {unlabeled}",

@@ -165,7 +165,8 @@ def main() -> None:
     parser.add_argument("--batch-window-ms", type=float, default=None, help="the batching server's window "
                                                                               "(default: serve's)")
     parser.add_argument("--max-batch-size", type=int, default=None, help="default: serve's")
-    parser.add_argument("--runtime", default="paddle-inference", help="runtime of both servers")
+    parser.add_argument("--runtime", default="auto", help="runtime of both servers (default auto: the fastest here)")
+    parser.add_argument("--precision", default="fp32", help="precision of both servers (fp32, bf16, int8)")
     parser.add_argument("--output", required=True, help="directory for serve_load.json and serve_load.md")
     args = parser.parse_args()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise (import paddle sets up root)
@@ -173,7 +174,7 @@ def main() -> None:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     texts = load_texts(args.data_dir, args.split, max(args.clients * args.requests * args.texts_per_request, 1))
-    common = ["--threads", str(args.threads), "--runtime", args.runtime]
+    common = ["--threads", str(args.threads), "--runtime", args.runtime, "--precision", args.precision]
     batching = common + (["--batch-window-ms", str(args.batch_window_ms)] if args.batch_window_ms is not None else [])
     batching += ["--max-batch-size", str(args.max_batch_size)] if args.max_batch_size is not None else []
     servers = {}
