@@ -22,15 +22,19 @@ from collections import defaultdict
 from pathlib import Path
 
 GROUPS = {
-    "matrix products": ("matmul",),
-    "exit bookkeeping": ("gather", "scatter", "nonzero", "if_instruction", "yield_instruction", "logical_not",
-                         "less_than", "greater_than", "any", "full_like", "flatten"),
+    "matrix products": ("matmul", "fc", "fused_matmul"),
+    "exit bookkeeping": ("gather", "scatter", "nonzero", "logical_not", "less_than", "greater_than", "any",
+                         "full_like", "flatten"),
     "softmax, entropy": ("softmax", "log", "clip", "sum", "multiply"),
     "layer norm, GELU, tanh": ("layer_norm", "gelu", "tanh"),
     "reshape, transpose, slice": ("reshape", "transpose", "slice", "stack", "shape64", "unsqueeze", "squeeze"),
     "elementwise add, scale": ("add", "scale"),
     "constants": ("full", "full_int_array", "full_with_tensor", "arange"),
 }
+
+
+CONTAINERS = ("if_instruction", "yield_instruction")
+"""Events whose time is that of the operators inside them (the profiler lists those too)."""
 
 
 def child(args) -> None:
@@ -77,13 +81,13 @@ def parse(report: str) -> dict:
         match = re.match(r"^(\s*)(\S+)\s+(\d+)\s+([\d.]+)", line)
         if match is None or "infermeta" in match.group(2) or "::" in match.group(2):
             continue
-        name = match.group(2).replace("pd_op.", "").rstrip("_")
+        name = match.group(2).rsplit(".", 1)[-1].rstrip("_")  # pd_op.matmul, onednn_op.fc -> matmul, fc
         totals[(len(match.group(1)), name)] += float(match.group(4))
-    depth = min((d for d, _ in totals), default=0)
-    # operators inside conditional blocks are listed one level deeper: count every level, not the blocks twice
+    # operators inside the exit loop's conditional blocks are listed one level deeper, under their block, whose
+    # total includes them: count the operators at every level and the blocks themselves not at all
     out = defaultdict(float)
-    for (d, name), ms in totals.items():
-        if name != "if_instruction" or d == depth:
+    for (_, name), ms in totals.items():
+        if name not in CONTAINERS:
             out[name] += ms
     return dict(out)
 
