@@ -83,6 +83,9 @@ class DataConfig:
     """Tokens per example including [CLS] and [SEP]; longer texts are truncated and counted."""
     max_examples: Optional[int] = None
     """Keep only the first N examples of each split (quick runs); None keeps all."""
+    max_eval_examples: Optional[int] = None
+    """Keep only the first N examples of dev and test (quick runs: evaluation is most of their time); None leaves
+    them to ``max_examples``."""
     dev_fraction: float = 0.1
     """When the folder has no dev split, this share of train is held out as dev."""
     split_seed: int = 42
@@ -99,6 +102,8 @@ class DataConfig:
             raise ConfigError(f"max_seq_len {self.max_seq_len} is too short: [CLS] and [SEP] need 2 of them")
         if self.max_examples is not None and self.max_examples < 1:
             raise ConfigError(f"max_examples must be >= 1 or None, got {self.max_examples}")
+        if self.max_eval_examples is not None and self.max_eval_examples < 1:
+            raise ConfigError(f"max_eval_examples must be >= 1 or None, got {self.max_eval_examples}")
         if not 0 < self.dev_fraction < 1:
             raise ConfigError(f"dev_fraction {self.dev_fraction} is not in (0, 1)")
 

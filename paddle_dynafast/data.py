@@ -241,8 +241,9 @@ def load_splits(source: DataConfig | str | Path) -> Dict[str, List[Example]]:
         splits["train"], splits["dev"] = hold_out(splits["train"], n_dev, config.split_seed)
         logger.info("%s has no dev split: held out %d of %d train examples as dev (seed %d)",
                     data_dir, len(splits["dev"]), len(splits["train"]) + len(splits["dev"]), config.split_seed)
-    if config.max_examples is not None:
-        splits = {split: examples[:config.max_examples] for split, examples in splits.items()}
+    for split, examples in splits.items():
+        cap = config.max_examples if split == "train" or config.max_eval_examples is None else config.max_eval_examples
+        splits[split] = examples if cap is None else examples[:cap]
     return splits
 
 

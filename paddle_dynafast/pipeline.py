@@ -201,11 +201,13 @@ def _quick_bench(dirs: Dict[str, Path], speed: float, config: PipelineConfig) ->
     return {"split": split, "results": bench.to_json(results), "table": bench.markdown(results, 32)}
 
 
-def quick(config: PipelineConfig, max_examples: int = 1000) -> PipelineConfig:
-    """The demo's quick mode (``make demo``, at most 5 minutes on 2 cores): the first ``max_examples`` of each
-    split, one epoch per stage, widths 1.0 and 0.5, 256 examples to score importance, and the adaptive model served
-    in int8."""
+def quick(config: PipelineConfig, max_examples: int = 1200, max_eval_examples: int = 600) -> PipelineConfig:
+    """The demo's quick mode (``make demo``, at most 5 minutes on 2 cores): the first ``max_examples`` training
+    examples and ``max_eval_examples`` of dev and test, one epoch per stage (the teacher's at twice the learning
+    rate, or its few steps leave it at chance), widths 1.0 and 0.5, 256 examples to score importance, and the
+    adaptive model served in int8."""
     one = {"epochs": 1}
-    return replace(config, data=replace(config.data, max_examples=max_examples), importance_examples=256,
-                   widths=(1.0, 0.5), int8=True, finetune=replace(config.finetune, **one),
+    cut = replace(config.data, max_examples=max_examples, max_eval_examples=max_eval_examples)
+    return replace(config, data=cut, importance_examples=256,
+                   widths=(1.0, 0.5), int8=True, finetune=replace(config.finetune, lr=2 * config.finetune.lr, **one),
                    supernet=replace(config.supernet, **one), distill=replace(config.distill, **one))

@@ -11,6 +11,7 @@ from paddle_dynafast.config import (BranchConfig, CalibrateConfig, DataConfig, E
 @pytest.mark.parametrize("build, message", [
     (lambda: DataConfig("d", max_seq_len=2), "max_seq_len 2 is too short"),
     (lambda: DataConfig("d", max_examples=0), "max_examples must be >= 1 or None, got 0"),
+    (lambda: DataConfig("d", max_eval_examples=0), "max_eval_examples must be >= 1 or None, got 0"),
     (lambda: DataConfig("d", dev_fraction=1.0), "dev_fraction 1.0 is not in (0, 1)"),
     (lambda: TrainConfig(epochs=0), "epochs must be a whole number >= 1, got 0"),
     (lambda: TrainConfig(batch_size=2.5), "batch_size must be a whole number >= 1, got 2.5"),

@@ -58,6 +58,14 @@ def test_labels_sort_numerically():
     assert data.label_list(examples) == ["0", "1", "2", "10"]
 
 
+def test_max_examples_cut_train_and_max_eval_examples_dev_and_test(tmp_path):
+    write_sentiment_data(tmp_path, n_train=100)
+    full = data.load_splits(tmp_path)
+    cut = data.load_splits(DataConfig(str(tmp_path), max_examples=30, max_eval_examples=4))
+    assert cut == {"train": full["train"][:30], "dev": full["dev"][:4], "test": full["test"][:4]}
+    assert data.load_splits(DataConfig(str(tmp_path), max_examples=5))["dev"] == full["dev"][:5]
+
+
 def test_missing_dev_is_a_seeded_slice_of_train(tmp_path):
     write_sentiment_data(tmp_path, n_train=100)
     (tmp_path / "dev.txt").unlink()
