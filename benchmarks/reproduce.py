@@ -69,6 +69,10 @@ def main() -> None:
     step("sst2-benchmark", lambda: subprocess.run(
         [sys.executable, str(HERE / "compare.py"), "--run", str(runs / "sst2"), "--data-dir", str(data / "sst2")],
         check=True))
+    step("sst2-timed-int8", lambda: subprocess.run(
+        [sys.executable, "-m", "paddle_dynafast", "calibrate", "--model", str(runs / "sst2" / "dynafast"),
+         "--data-dir", str(data / "sst2"), "--output", str(runs / "sst2" / "timed-int8"), "--runtime", "onnxruntime",
+         "--precision", "int8", "--min-throughput-speedup", "4"], check=True))
     step("distributed-throughput", lambda: distributed_throughput(minilm, data / "sst2", runs / "distributed"))
     report = lambda: subprocess.run(  # noqa: E731
         [sys.executable, str(HERE / "report.py"), "--runs", str(runs), "--output", "docs"], check=True)
