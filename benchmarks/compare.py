@@ -54,8 +54,7 @@ def exports(run: Path, points: List[dict], trust_pickle: bool) -> Dict[str, Path
     out = {}
     for name, (source, width, no_exit) in wanted.items():
         directory = run / "benchmark" / f"export-{name}"
-        if not export_is_current(directory, source, width, no_exit, onnx=True) or \
-                not (directory / "model.int8.onnx").is_file():
+        if not export_is_current(directory, source, width, no_exit, onnx=True, int8="dynamic"):
             export_model(source, directory, width=width, no_exit=no_exit, onnx=True, int8=True, overwrite=True,
                          trust_pickle=trust_pickle)
         out[name] = directory

@@ -37,7 +37,7 @@ from .model.backbone import load_tokenizer
 from .model.exit import check_speed
 from .model.stage import StageInfo
 from .pipeline import quick, run_pipeline, summary_table
-from .runtime import bench, choose
+from .runtime import bench, choose, quantize
 from .runtime.base import read_sign_key
 from .runtime.export import export_model
 from .runtime.predictor import Predictor
@@ -212,10 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-onnx", dest="onnx", action="store_false",
                    help="do not write model.onnx (paddle2onnx) beside the Paddle program (ONNX Runtime runs it)")
     p.add_argument("--int8", action="store_true",
-                   help="also write model.int8.onnx: the matrix products in int8, calibrated on training texts")
+                   help="also write model.int8.onnx: the matrix products in int8 (ONNX Runtime)")
+    p.add_argument("--int8-activations", choices=quantize.SCHEMES, default="dynamic",
+                   help="dynamic (default): activations quantized over their own range at run time; static: over "
+                        "ranges calibrated on training texts")
     p.add_argument("--calibration-data", default=None,
-                   help="data folder whose train split calibrates --int8 (default: the one the model was trained on)")
-    p.add_argument("--calibration-examples", type=int, default=256, help="training texts that calibrate --int8")
+                   help="with --int8-activations static: the data folder whose train split calibrates "
+                        "(default: the one the model was trained on)")
+    p.add_argument("--calibration-examples", type=int, default=256,
+                   help="with --int8-activations static: training texts that calibrate (default 256)")
     p.add_argument("--max-seq-len", type=int, default=None, help="default: the one the model was trained with")
     _output_args(p, overwrite=True)
     _trust_pickle_arg(p)
@@ -422,7 +427,7 @@ def _run_export(args) -> int:
     if args.calibration_data:
         calibration = StageInfo.read(args.model).data_config(args.calibration_data)
     out = export_model(args.model, args.output, width=args.width, no_exit=args.no_exit, max_seq_len=args.max_seq_len,
-                       onnx=args.onnx, int8=args.int8, calibration=calibration,
+                       onnx=args.onnx, int8=args.int8, int8_activations=args.int8_activations, calibration=calibration,
                        calibration_examples=args.calibration_examples, overwrite=args.overwrite,
                        trust_pickle=args.trust_pickle,
                        sign_key=read_sign_key(args.sign_key_file) if args.sign_key_file else None)

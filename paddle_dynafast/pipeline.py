@@ -29,7 +29,7 @@ from .model.backbone import load_tokenizer
 from .model.flops import BertShape
 from .model.narrow import check_widths
 from .runtime import bench
-from .runtime.base import EXPORT_FILE, INT8_ONNX_FILE
+from .runtime.base import EXPORT_FILE
 from .runtime.export import export_is_current, export_model
 from .train import STAGES
 
@@ -116,10 +116,9 @@ def _run(config: PipelineConfig, logdir: Optional[str], trust_pickle: bool) -> P
         for key, source, width, no_exit in (("export", final, chosen["width"], False),
                                             ("export_full", teacher, 1.0, True)):
             int8 = config.int8 and not no_exit
-            if not export_is_current(dirs[key], source, width, no_exit, onnx=True) or \
-                    (int8 and not (dirs[key] / INT8_ONNX_FILE).is_file()):
-                export_model(source, dirs[key], width=width, no_exit=no_exit, int8=int8, calibration=config.data,
-                             overwrite=True, trust_pickle=trust_pickle)
+            if not export_is_current(dirs[key], source, width, no_exit, onnx=True, int8="dynamic" if int8 else None):
+                export_model(source, dirs[key], width=width, no_exit=no_exit, int8=int8, overwrite=True,
+                             trust_pickle=trust_pickle)
 
     step("export", export_both)
     latency = _quick_bench(dirs, chosen["speed"], config) if config.bench_samples else None

@@ -36,7 +36,6 @@ from ..config import TimedCalibrateConfig, to_dict
 from ..errors import DataError
 from ..model.backbone import load_tokenizer
 from ..model.dynafast import DynaFastModel
-from ..model.stage import StageInfo
 from ..runtime import bench
 from ..runtime.base import Runtime
 from ..runtime.choose import choose
@@ -111,16 +110,13 @@ def run_timed_calibration(config: TimedCalibrateConfig, overwrite: bool = False,
 def _exports(config: TimedCalibrateConfig, widths: Sequence[float], trust_pickle: bool) -> Dict[object, Path]:
     """The full model without exits (key ``"full"``) and every width with the exit loop, ONNX and int8 included."""
     root = Path(config.output_dir) / "exports"
-    stage = StageInfo.read(config.model_dir)
-    calibration = stage.data_config(config.data.data_dir)
     wanted = {"full": (1.0, True), **{w: (w, False) for w in widths}}
     out = {}
     for key, (width, no_exit) in wanted.items():
         directory = root / ("full" if key == "full" else f"width-{width:g}")
-        if not export_is_current(directory, config.model_dir, width, no_exit, onnx=True) \
-                or not (directory / "model.int8.onnx").is_file():
+        if not export_is_current(directory, config.model_dir, width, no_exit, onnx=True, int8="dynamic"):
             export_model(config.model_dir, directory, width=width, no_exit=no_exit, onnx=True, int8=True,
-                         calibration=calibration, overwrite=True, trust_pickle=trust_pickle)
+                         overwrite=True, trust_pickle=trust_pickle)
         out[key] = directory
     return out
 

@@ -53,26 +53,31 @@ logger = logging.getLogger(__name__)
 
 def export_model(model_dir: str | Path, output_dir: str | Path, width: float = 1.0, no_exit: bool = False,
                  max_seq_len: Optional[int] = None, onnx: bool = True, int8: bool = False,
-                 calibration: Optional[DataConfig] = None, calibration_examples: int = 256, overwrite: bool = False,
-                 trust_pickle: bool = False, sign_key: Optional[bytes] = None) -> Path:
+                 int8_activations: str = "dynamic", calibration: Optional[DataConfig] = None,
+                 calibration_examples: int = 256, overwrite: bool = False, trust_pickle: bool = False,
+                 sign_key: Optional[bytes] = None) -> Path:
     """Write a Paddle Inference model of ``model_dir`` at ``width`` (see the module docstring).
 
     ``model_dir`` is a distill directory (a model with branches). With
     ``no_exit`` it may also be a finetune or supernet directory. ``onnx`` (the
     default) also writes ``model.onnx`` (:func:`to_onnx`), exit loop included;
     ``int8`` also
-    ``model.int8.onnx`` (:mod:`paddle_dynafast.runtime.quantize`), calibrated on
-    ``calibration_examples`` training texts of ``calibration`` (default: the data
-    the model was trained on, from its ``stage.json``). ``overwrite`` replaces an
+    ``model.int8.onnx`` (:mod:`paddle_dynafast.runtime.quantize`), its activations
+    quantized at run time (``int8_activations="dynamic"``) or with ranges
+    calibrated on ``calibration_examples`` training texts of ``calibration``
+    (``"static"``; default data: the one the model was trained on, from its
+    ``stage.json``). ``overwrite`` replaces an
     earlier export in ``output_dir``; ``trust_pickle`` reads pickled weights of an
     older version; ``sign_key`` signs the manifest.
     """
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     if calibration_examples < 1:
         raise ConfigError(f"calibration_examples must be >= 1, got {calibration_examples}")
+    if int8_activations not in quantize.SCHEMES:
+        raise ConfigError(f"int8_activations {int8_activations!r} is not one of {', '.join(quantize.SCHEMES)}")
     with outputs.claim(output_dir, outputs.EXPORT, [model_dir], replace=overwrite):
         return _export(model_dir, output_dir, float(width), no_exit, max_seq_len, onnx, trust_pickle, sign_key,
-                       (calibration, calibration_examples) if int8 else None)
+                       (int8_activations, calibration, calibration_examples) if int8 else None)
 
 
 def _export(model_dir: Path, output_dir: Path, width: float, no_exit: bool, max_seq_len: Optional[int], onnx: bool,
@@ -106,8 +111,12 @@ def _export(model_dir: Path, output_dir: Path, width: float, no_exit: bool, max_
         layer, spec = model.at(width), ids_spec + [InputSpec([1], "float32", "speed")]
     layer.eval()
     if int8:  # in dygraph, before to_static turns the layer's forward into the static program
-        batches = _calibration_batches(stage, *int8, tokenizer, max_seq_len)
-        ranges = quantize.activation_ranges(layer, layer if no_exit else layer.layer_logits, batches)
+        activations, calibration, calibration_examples = int8
+        if activations == "dynamic":
+            ranges = quantize.linear_weights(layer)
+        else:
+            batches = _calibration_batches(stage, calibration, calibration_examples, tokenizer, max_seq_len)
+            ranges = quantize.activation_ranges(layer, layer if no_exit else layer.layer_logits, batches)
     static = paddle.jit.to_static(layer, input_spec=spec, full_graph=True)
     names = OUTPUTS[:1] if no_exit else OUTPUTS
     with artifacts.atomic_dir(output_dir) as tmp:
@@ -120,8 +129,11 @@ def _export(model_dir: Path, output_dir: Path, width: float, no_exit: bool, max_
             info["onnx_outputs"] = dict(zip(names, _onnx_outputs(to_onnx(tmp))))
         if int8:
             quantized = quantize.quantize_onnx(tmp / ONNX_FILE, tmp / INT8_ONNX_FILE, ranges)
-            info["int8"] = {"file": INT8_ONNX_FILE, "matmuls": quantized, "calibration_examples": int8[1],
-                            "scheme": "weights int8 symmetric per output channel; activations uint8 per tensor (min, max)"}
+            info["int8"] = {"file": INT8_ONNX_FILE, "matmuls": quantized, "activations": activations,
+                            "calibration_examples": calibration_examples if activations == "static" else None,
+                            "scheme": "weights int8 symmetric per output channel; activations uint8 per tensor over "
+                                      + ("each input's (min, max) at run time" if activations == "dynamic"
+                                         else "their calibrated (min, max)")}
         tokenizer.save_pretrained(str(tmp))
         artifacts.write_json(tmp / EXPORT_FILE, info)
         write_manifest(tmp, sign_key)
@@ -130,14 +142,18 @@ def _export(model_dir: Path, output_dir: Path, width: float, no_exit: bool, max_
 
 
 def export_is_current(output_dir: str | Path, model_dir: str | Path, width: float, no_exit: bool,
-                      onnx: bool = False) -> bool:
-    """True if ``output_dir`` holds an intact export of ``model_dir`` at ``width`` made the same way."""
+                      onnx: bool = False, int8: Optional[str] = None) -> bool:
+    """True if ``output_dir`` holds an intact export of ``model_dir`` at ``width`` made the same way: with
+    ``model.onnx`` if ``onnx``, with ``model.int8.onnx`` of these activations (``"dynamic"``, ``"static"``) if
+    ``int8``."""
     try:
         info = verify(output_dir)
     except ArtifactError:  # missing or altered: export again
         return False
+    # an int8 export written before dynamic activations existed is static
+    made_int8 = info.get("int8") and info["int8"].get("activations", "static")
     return (info["source"] == str(model_dir) and info["width"] == float(width) and info["exit_loop"] == (not no_exit)
-            and (not onnx or (Path(output_dir) / ONNX_FILE).is_file()))
+            and (not onnx or (Path(output_dir) / ONNX_FILE).is_file()) and (int8 is None or made_int8 == int8))
 
 
 def to_onnx(directory: str | Path, opset: int = 13) -> Path:
