@@ -147,7 +147,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--samples", type=int, default=200, help="texts timed one by one for latency")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", default=None, help="measure the systems whose name holds this text")
+    parser.add_argument("--only", action="append", default=None,
+                        help="measure the systems whose name holds this text (repeat for several)")
     parser.add_argument("--trust-pickle", action="store_true", help="the run was written by an earlier version")
     parser.add_argument("--points", default=None,
                         help="JSON list of {width, speed, label} (default: calibrate's two choices)")
@@ -168,7 +169,7 @@ def main() -> None:
                   (("fewest_flops_within_accuracy_budget", "accuracy budget"),
                    ("best_accuracy_within_flops_budget", "FLOPs budget")) if calibration.get(key)]
     dirs = exports(run, points, args.trust_pickle)
-    specs = [s for s in systems(run, points, dirs) if args.only is None or args.only in s["name"]]
+    specs = [s for s in systems(run, points, dirs) if args.only is None or any(o in s["name"] for o in args.only)]
     rounds: Dict[str, List[dict]] = {s["name"]: [] for s in specs}
     for round_index in range(args.rounds):
         for spec in specs:
