@@ -488,7 +488,7 @@ class TimedCalibrateConfig:
     output_dir: str
     """Where timed.json, timed.md and the measured exports (exports/) go."""
     data: DataConfig
-    """The data folder (dev chooses, test reports); its train split calibrates the int8 exports."""
+    """The data folder (dev chooses, test reports)."""
     runtime: str = "onnxruntime"
     """The runtime that will serve the model (paddle-inference, onnxruntime)."""
     precision: str = "fp32"
@@ -577,7 +577,7 @@ class PipelineConfig:
     confidence: Optional[float] = default(CalibrateConfig, "confidence")
     """Probability with which the calibrated point's dev drop stays within the budget (None: the raw drop)."""
     int8: bool = False
-    """Also export the adaptive model in int8 (model.int8.onnx, calibrated on train), and time it that way in the
+    """Also export the adaptive model in int8 (model.int8.onnx, dynamic activations), and time it that way in the
     summary; the full model stays float32, its best runtime here."""
     bench_samples: int = 100
     """Texts timed at batch 1 for the summary's latency (0 skips the timing)."""
