@@ -36,7 +36,7 @@ from .errors import ConfigError, DataError, UserError
 from .model.backbone import load_tokenizer
 from .model.exit import check_speed
 from .model.stage import StageInfo
-from .pipeline import quick, run_pipeline, summary_table
+from .pipeline import quick, run_pipeline, step_dirs, summary_table
 from .runtime import bench, choose, quantize
 from .runtime.base import read_sign_key
 from .runtime.export import export_model
@@ -513,7 +513,8 @@ def _run_pipeline(args) -> int:
         config = quick(config)
     result = run_pipeline(config, logdir=args.logdir, trust_pickle=args.trust_pickle)
     print(summary_table(result.summary), end="")
-    print(f"-> {result.output_dir}/summary.json")
+    plot = step_dirs(result.output_dir)["evaluate"] / "evaluation.png"
+    print(f"-> {result.output_dir}/summary.json" + (f", accuracy against FLOPs: {plot}" if plot.is_file() else ""))
     return 0
 
 
