@@ -21,7 +21,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt setup.py
 
 install: $(VENV)/.installed
 
-# The default suite: tiny random models plus the MiniLM conversion check (about a minute), after pyflakes.
+# The default suite: tiny random models plus the MiniLM conversion check (about 3 minutes), after pyflakes.
 test: install
 	$(PY) -m pyflakes paddle_dynafast tests examples benchmarks
 	$(PY) -m pytest $(PYTEST_ARGS)
