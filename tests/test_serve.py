@@ -229,6 +229,12 @@ def test_load_loses_nothing_and_batching_gains(tiny_exports, toy_data, capsys):
     assert report["batching"]["requests_per_batch"] > 1.5
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """A process started in the background (``cmd &``) inherits SIGINT ignored, and Python then never turns it
+    into KeyboardInterrupt; the server must be tested as a user's Ctrl-C reaches it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_drains_the_requests_in_flight_then_exits(tiny_exports, sig):
     """Three requests wait in a 3-second batch window when the signal comes: all three are answered, then the process
@@ -239,7 +245,7 @@ def test_a_signal_drains_the_requests_in_flight_then_exits(tiny_exports, sig):
     process = subprocess.Popen([sys.executable, "-m", "paddle_dynafast", *verbose, "serve", "--model",
                                 str(tiny_exports[(1.0, True)]), "--port", str(port), "--threads", "1",
                                 "--batch-window-ms", "3000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True, preexec_fn=_ctrl_c_as_in_a_terminal)
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
