@@ -33,6 +33,7 @@ import numpy as np
 from paddle_dynafast import artifacts, data
 from paddle_dynafast.model.backbone import load_tokenizer
 from paddle_dynafast.runtime import bench
+from paddle_dynafast.runtime.choose import cpu_name
 from paddle_dynafast.runtime.dygraph import DygraphRuntime
 from paddle_dynafast.runtime.export import export_is_current, export_model
 from paddle_dynafast.runtime.registry import open_runtime
@@ -201,20 +202,13 @@ def main() -> None:
     for reference in references:
         ratios(results, reference)
     report = {"split": args.split, "threads": args.threads, "rounds": args.rounds, "samples": args.samples,
-              "machine": {"cpus": os.cpu_count(), "processor": _cpu(), "python": platform.python_version()},
+              "machine": {"cpus": os.cpu_count(), "processor": cpu_name(), "python": platform.python_version()},
               "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "points": points,
               "references": [r["name"] for r in references], "results": results}
     table = markdown(results, references) if references else ""
     artifacts.write_json(out / "bench.json", report)
     artifacts.write_text(out / "bench.md", table)
     print(table)
-
-
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 if __name__ == "__main__":

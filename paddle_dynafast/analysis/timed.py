@@ -24,7 +24,6 @@ chosen: nothing is interpolated.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, Optional, Sequence
@@ -81,19 +80,8 @@ def measure(runtime: Runtime, features, speed: float, batch_size: int, latency_s
     full = bench.batches(features, pad, batch_size)
     labels, exits = bench.run_all(system, full, len(features))
     singles = bench.batches(features[:latency_samples], pad, 1)
-    for ids, types, _ in singles:  # warm every latency shape
-        system.run(ids, types)
-    latency = []
-    for ids, types, _ in singles:
-        started = time.perf_counter()
-        system.run(ids, types)
-        latency.append(time.perf_counter() - started)
-    passes = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        for ids, types, _ in full:
-            system.run(ids, types)
-        passes.append(len(features) / (time.perf_counter() - started))
+    latency, passes = bench.time_systems([system], full, singles, rounds)
+    latency, passes = latency[system.name], passes[system.name]
     return {"accuracy": float((labels == gold).mean()), "correct": (labels == gold),
             "mean_exit_layer": float(exits.mean()), "mean_flops": float(system.flops(tokens, exits).mean()),
             "throughput": float(np.median(passes)), "latency_ms": 1000 * float(np.median(latency))}

@@ -78,6 +78,30 @@ def check_settings(samples: int, batch_size: int, rounds: int) -> None:
             raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
 
 
+def time_systems(systems: Sequence[System], full, singles, rounds: int) -> Tuple[Dict[str, List[float]], ...]:
+    """Seconds of every text of ``singles`` at batch 1 and texts per second over the batches of ``full`` in each
+    of ``rounds`` passes, per system name, the systems interleaved text by text and pass by pass; every latency
+    shape is run once untimed first (warm kernels)."""
+    for system in systems:
+        for ids, types, _ in singles:
+            system.run(ids, types)
+    latency = {s.name: [] for s in systems}
+    for ids, types, _ in singles:
+        for system in systems:
+            started = time.perf_counter()
+            system.run(ids, types)
+            latency[system.name].append(time.perf_counter() - started)
+    n = sum(len(rows) for _, _, rows in full)
+    throughput = {s.name: [] for s in systems}
+    for _ in range(rounds):
+        for system in systems:
+            started = time.perf_counter()
+            for ids, types, _ in full:
+                system.run(ids, types)
+            throughput[system.name].append(n / (time.perf_counter() - started))
+    return latency, throughput
+
+
 def measure(systems: Sequence[System], features, gold: Sequence[int], pad_id: int, samples: int = 200,
             batch_size: int = 32, rounds: int = 5) -> List[Result]:
     """Accuracy, mean FLOPs, latency at batch 1 and throughput at ``batch_size`` of every system, interleaved.
@@ -99,22 +123,7 @@ def measure(systems: Sequence[System], features, gold: Sequence[int], pad_id: in
     for system in systems:
         labels, exits = run_all(system, full, n)
         quality[system.name] = ((labels == np.asarray(gold)).mean(), system.flops(tokens, exits).mean(), exits.mean())
-    for system in systems:  # warm: every latency shape once, untimed
-        for ids, types, _ in singles:
-            system.run(ids, types)
-    latency = {s.name: [] for s in systems}
-    for ids, types, _ in singles:
-        for system in systems:
-            started = time.perf_counter()
-            system.run(ids, types)
-            latency[system.name].append(time.perf_counter() - started)
-    throughput = {s.name: [] for s in systems}
-    for _ in range(rounds):
-        for system in systems:
-            started = time.perf_counter()
-            for ids, types, _ in full:
-                system.run(ids, types)
-            throughput[system.name].append(n / (time.perf_counter() - started))
+    latency, throughput = time_systems(systems, full, singles, rounds)
     results = []
     for system in systems:
         accuracy, flops, exit_layer = quality[system.name]

@@ -138,10 +138,11 @@ def cache_file() -> Path:
 
 def _key(directory: Path, threads: int, precision: str, objective: str) -> str:
     manifest = hashlib.sha256((directory / MANIFEST_FILE).read_bytes()).hexdigest()[:16]
-    return f"{manifest}|{_cpu()}|threads={threads}|{precision}|{objective}"
+    return f"{manifest}|{cpu_name()}|threads={threads}|{precision}|{objective}"
 
 
-def _cpu() -> str:
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
