@@ -45,14 +45,24 @@ def test_branch_flops_by_hand():
     assert branch_flops(4, 2, config, 3) == 48 + 48 + 16 + 24 + 16
 
 
-def test_cls_branch_against_numpy():
+def _pooled_branch(kind: str):
+    """A pooling branch (hidden 12, 3 labels, no dropout), its config, and hidden states [2, 5, 12]."""
     paddle.seed(1)
-    config = BranchConfig(kind="cls", cls_hidden_size=8, dropout=0.0)
+    config = BranchConfig(kind=kind, cls_hidden_size=8, dropout=0.0)
     branch = Branches(2, 12, 3, config).at(1.0)[0]
     branch.eval()
-    hidden = np.random.default_rng(0).standard_normal((2, 5, 12)).astype("float32")
-    expected = np.tanh(hidden[:, 0] @ branch.dense.weight.numpy() + branch.dense.bias.numpy()) \
+    return branch, config, np.random.default_rng(0).standard_normal((2, 5, 12)).astype("float32")
+
+
+def _pooled_numpy(branch, pooled: np.ndarray) -> np.ndarray:
+    """The branch's head in NumPy: tanh(dense(pooled)), then the logits."""
+    return np.tanh(pooled @ branch.dense.weight.numpy() + branch.dense.bias.numpy()) \
         @ branch.logits.weight.numpy() + branch.logits.bias.numpy()
+
+
+def test_cls_branch_against_numpy():
+    branch, config, hidden = _pooled_branch("cls")
+    expected = _pooled_numpy(branch, hidden[:, 0])
     np.testing.assert_allclose(branch(paddle.to_tensor(hidden), None).numpy(), expected, atol=1e-5)
     assert branch_flops(12, 3, config, tokens=5) == branch_flops(12, 3, config, tokens=50) == 2 * 12 * 8 + 2 * 8 * 3
     again = Branches.from_description(Branches(2, 12, 3, config).describe())
@@ -91,15 +101,9 @@ def test_pooling_branches_export_equal_to_dygraph(tmp_path, tiny_dynafast_dir, t
 
 
 def test_mean_branch_pools_only_the_kept_tokens():
-    paddle.seed(1)
-    config = BranchConfig(kind="mean", cls_hidden_size=8, dropout=0.0)
-    branch = Branches(2, 12, 3, config).at(1.0)[0]
-    branch.eval()
-    hidden = np.random.default_rng(0).standard_normal((2, 5, 12)).astype("float32")
+    branch, config, hidden = _pooled_branch("mean")
     pad = np.array([[0, 0, 0, 0, 0], [0, 0, 0, 1, 1]], "float32")
     mask = paddle.unsqueeze(paddle.to_tensor(pad) * MASK_VALUE, axis=[1, 2])
-    mean = np.stack([hidden[0].mean(0), hidden[1, :3].mean(0)])
-    expected = np.tanh(mean @ branch.dense.weight.numpy() + branch.dense.bias.numpy()) \
-        @ branch.logits.weight.numpy() + branch.logits.bias.numpy()
+    expected = _pooled_numpy(branch, np.stack([hidden[0].mean(0), hidden[1, :3].mean(0)]))
     np.testing.assert_allclose(branch(paddle.to_tensor(hidden), mask).numpy(), expected, atol=1e-5)
     assert branch_flops(12, 3, config, tokens=5) == 2 * 5 * 12 + 2 * 12 * 8 + 2 * 8 * 3
