@@ -128,8 +128,8 @@ def test_accuracy_levers_reach_the_stage_configs():
 
 
 def test_console_is_one_log_style_with_one_line_per_progress_bar(tmp_path, tiny_hf_dir):
-    """What a terminal shows of stderr (per line, what follows its last carriage return): our log lines and the
-    finished bar, once, with the loss it ended at; no PaddleNLP coloured lines, no library warnings."""
+    """What a terminal shows of stderr (per line, what follows its last carriage return, trailing blanks aside):
+    our log lines and the finished bar, once, with the loss it ended at; no PaddleNLP coloured lines, no library warnings."""
     write_sentiment_data(tmp_path / "data", n_train=64, n_dev=16, n_test=16)
     result = subprocess.run([sys.executable, "-m", "paddle_dynafast", "finetune", "--model", str(tiny_hf_dir),
                              "--data-dir", str(tmp_path / "data"), "--output", str(tmp_path / "out"),
@@ -137,7 +137,8 @@ def test_console_is_one_log_style_with_one_line_per_progress_bar(tmp_path, tiny_
                             capture_output=True, timeout=120)  # bytes: text mode would turn \r into \n
     err = result.stderr.decode("utf-8")
     assert result.returncode == 0, err
-    shown = [line.rsplit("\r", 1)[-1] for line in err.split("\n") if line.rsplit("\r", 1)[-1].strip()]
+    # tqdm pads a line that got shorter than the one it overwrites with spaces: a terminal shows them as nothing
+    shown = [line.rsplit("\r", 1)[-1].rstrip() for line in err.split("\n") if line.rsplit("\r", 1)[-1].strip()]
     bars = [line for line in shown if line.startswith("finetune:")]
     assert len(bars) == 1 and "8/8" in bars[0], shown
     assert all(re.match(r"\d\d:\d\d:\d\d (INFO|WARNING) paddle_dynafast", line) for line in shown if line not in bars), shown
