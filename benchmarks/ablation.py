@@ -8,7 +8,8 @@ against entropy at equal FLOPs), the operating points chosen on dev and measured
 0.5 points at confidence 0.9, the best dev accuracy with >= 3x and >= 5x fewer FLOPs), and each lever against the
 baseline of its seed on the same test sentences (McNemar's test, paired intervals). Finished stages and evaluations
 are skipped, so an interrupted ablation continues where it stopped; `--plan` prints the runs and an estimate of
-their time without training anything.
+their time without training anything. Separate calls (one lever or seed each, say, run side by side) share the
+output directory; `--report` writes the tables of everything measured there.
 
     .venv/bin/python benchmarks/ablation.py --teacher runs/sst2/teacher --data ../shared/data/sst2 \\
         --output runs/sst2-ablation --seeds 42 43 44 --adopt-baseline runs/sst2 --plan
@@ -397,6 +398,14 @@ def measure(setup: Setup, name: str, seed: int, table: Dict[str, Lever], speeds=
     return row
 
 
+def finished_rows(output: Path, table: Dict[str, Lever]) -> List[Dict]:
+    """Every (lever, seed) measured in ``output`` so far, whichever call measured it: by seed, then in the order of
+    the lever table (a combination after its first lever)."""
+    order = {name: i for i, name in enumerate(table)}
+    rows = [json.loads(path.read_text()) for path in output.glob("seed-*/evaluation-*/row.json")]
+    return sorted(rows, key=lambda r: (r["seed"], order.get(r["lever"].split("+")[0], len(order)), r["lever"]))
+
+
 def against_baseline(rows: List[Dict], setup: Setup, speeds: Sequence[float] = (0.0, 0.1, 0.3)) -> None:
     """Each lever against the baseline of its seed on the same test sentences: paired interval and McNemar at every
     width for ``speeds``, and the equal-FLOPs comparison of their curves (entropy exits)."""
@@ -557,6 +566,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         help="random dev/test re-splits behind the promise check (default 50, 3 with --quick; 0: none)")
     parser.add_argument("--quick", action="store_true", help="160 examples per split, 3 steps per stage, coarse grids")
     parser.add_argument("--plan", action="store_true", help="print the runs and their estimated time, train nothing")
+    parser.add_argument("--report", action="store_true",
+                        help="write the tables from every (lever, seed) already measured in --output, by whichever "
+                             "call, training nothing (--levers and --seeds are then ignored)")
     parser.add_argument("--trust-pickle", action="store_true",
                         help="read pickled .pdparams weights of runs made by an earlier version (the teacher, an "
                              "adopted baseline); only for files you made yourself")
@@ -591,10 +603,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     speeds = (0.0, 0.1, 0.3, 0.5, 0.8, 1.0) if args.quick else None
     calibrate_speeds = tuple(round(0.05 * i, 2) for i in range(21)) if args.quick else None
     repeats = args.resplits if args.resplits is not None else (3 if args.quick else 50)
-    rows = [measure(setup, name, seed, table, speeds, calibrate_speeds, repeats) for seed in args.seeds for name in names]
+    if args.report:
+        rows = finished_rows(setup.output, table)
+        if not rows:
+            raise SystemExit(f"{setup.output}: no lever measured yet")
+    else:
+        rows = [measure(setup, name, seed, table, speeds, calibrate_speeds, repeats)
+                for seed in args.seeds for name in names]
     against_baseline(rows, setup)
+    seeds = sorted({r["seed"] for r in rows})
     artifacts.write_json(setup.output / "ablation.json", {"data": data.data_dir, "teacher": args.teacher,
-                                                          "seeds": args.seeds, "quick": args.quick, "rows": rows})
+                                                          "seeds": seeds, "quick": args.quick, "rows": rows})
     artifacts.write_text(setup.output / "ablation.md", markdown(rows))
     print(f"-> {setup.output / 'ablation.md'}")
 

@@ -54,6 +54,13 @@ def test_quick_ablation_on_the_tiny_teacher(tmp_path, toy_data, tiny_teacher_dir
                     "The budget's promise on re-split examples"):
         assert heading in text
     assert "| branches-mix | 3 |" in text
+    # a later call on one lever writes the tables of that lever; --report gathers every call's levers again
+    ablation.main([a if a != "supernet-augment" else "branches-mix" for a in common])
+    assert "supernet-augment" not in (out / "ablation.md").read_text()
+    ablation.main(common[:9] + ["--report"])
+    assert sorted((out / "ablation.md").read_text().splitlines()) == sorted(text.splitlines())  # rows reordered
+    assert [(r["lever"], r["seed"]) for r in json.loads((out / "ablation.json").read_text())["rows"]] == [
+        ("baseline", 3), ("supernet-augment", 3), ("branches-mix", 3)]
     capsys.readouterr()
     ablation.main(common + ["--plan"])  # everything is trained now
     planned = capsys.readouterr().out
