@@ -216,22 +216,34 @@ def evaluate(setup: Setup, distill_dir: str, out: Path, speeds=None) -> Dict[str
 
 def resplits(setup: Setup, distill_dir: str, out: Path, repeats: int, speeds=None) -> Optional[Dict[str, Any]]:
     """The 0.5-point budget at confidence 0.9 chosen and measured on ``repeats`` random re-splits of the pooled dev
-    and test examples, as `calibrate --resplits` does (NumPy only, about 3 s a re-split on SST-2)."""
+    and test examples, as `calibrate --resplits` does (NumPy only, about 3 s a re-split on SST-2). Kept in
+    OUT/resplits.json with what it was computed from, so a later call (one that measures another lever beside the
+    baseline, or ``--report``) reads it instead of computing it again."""
+    from paddle_dynafast import artifacts
     from paddle_dynafast.analysis.calibrate import resplit_promises
     from paddle_dynafast.analysis.evaluate import PROBS_FILE, SplitProbabilities
-    from paddle_dynafast.config import CalibrateConfig
+    from paddle_dynafast.config import CalibrateConfig, to_dict
     from paddle_dynafast.model.dynafast import DynaFastModel
     from paddle_dynafast.model.flops import BertShape
 
     if not repeats:
         return None
-    model = DynaFastModel.load(distill_dir, trust_pickle=setup.trust_pickle)
     kwargs = {"speeds": speeds} if speeds else {}
     config = CalibrateConfig(model_dir=distill_dir, output_dir=str(out), data=setup.data, max_accuracy_drop=0.5,
                              confidence=0.9, bootstrap=setup.bootstrap, **kwargs)
-    return resplit_promises(SplitProbabilities.load(out / "dev" / PROBS_FILE),
-                            SplitProbabilities.load(out / "test" / PROBS_FILE),
-                            BertShape.from_config(model.backbone.config), model.branches.config, config, repeats)
+    # the evaluation's own record of what it measured: a new evaluation invalidates the re-splits made from it
+    written = {"calibrate": to_dict(config), "repeats": repeats,
+               "evaluations": [artifacts.read_json(out / split / "evaluation.json").get("config")
+                               for split in ("dev", "test")]}
+    path = out / "resplits.json"
+    if artifacts.written_with(path, written):
+        return artifacts.read_json(path)["resplits"]
+    model = DynaFastModel.load(distill_dir, trust_pickle=setup.trust_pickle)
+    result = resplit_promises(SplitProbabilities.load(out / "dev" / PROBS_FILE),
+                              SplitProbabilities.load(out / "test" / PROBS_FILE),
+                              BertShape.from_config(model.backbone.config), model.branches.config, config, repeats)
+    artifacts.write_json(path, {"config": written, "resplits": result})
+    return result
 
 
 def operating_points(setup: Setup, distill_dir: str, out: Path, speeds=None) -> Dict[str, Any]:
