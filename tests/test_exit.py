@@ -63,6 +63,26 @@ def test_speed_one_exits_every_sample_after_the_first_layer(tiny_model):
     assert (uncertainty.numpy()[:, 1] == exits.NOT_RUN).all() and (uncertainty.numpy()[:, 0] >= 0).all()
 
 
+def test_speed_one_lets_a_uniform_prediction_leave_too(tiny_model):
+    # exactly uniform: the normalised entropy is 1; nearly uniform: float32 rounding put it above 1 before the bound
+    near = np.float32(0.5) + np.float32(2 ** -24)
+    p = np.array([[0.5, 0.5], [near, np.float32(1) - near], [1 / 3, 2 / 3]], "float32")
+    raw = -(p * np.log(p)).sum(-1) / np.float32(math.log(2))
+    assert raw[0] == 1.0 and raw[1] >= 1.0  # what the bound is for
+    u = exits.normalized_entropy(paddle.to_tensor(p)).numpy()
+    assert (u < 1.0).all() and u[0] == u[1] == np.float32(exits.MAX_UNCERTAINTY) and u[2] == pytest.approx(raw[2])
+    layers = np.stack([p, p[::-1]], axis=1)  # [samples, layers, labels]
+    _, exit_layer, uncertainty = exits.simulate_exits(layers, 1.0)
+    assert exit_layer.tolist() == [1, 1, 1] and (uncertainty[:, 0] == u).all()
+    # the loop itself: branches that predict uniformly (zero logits) still leave at speed 1
+    adaptive = _adaptive(tiny_model)
+    for branch in adaptive.branches:
+        branch.logits.weight.set_value(np.zeros(branch.logits.weight.shape, "float32"))
+        branch.logits.bias.set_value(np.zeros(branch.logits.bias.shape, "float32"))
+    _, exit_layer, _ = adaptive(_batch(1), speed=1.0)
+    assert exit_layer.numpy().tolist() == [1] * 6
+
+
 @pytest.mark.parametrize("speed", [0.2, 0.5, 0.8])
 def test_batched_equals_one_by_one(tiny_model, speed):
     adaptive = _adaptive(tiny_model, seed=3)

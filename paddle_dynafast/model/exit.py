@@ -37,10 +37,18 @@ NOT_RUN = -1.0
 """The uncertainty reported for layers a sample did not run."""
 
 
+MAX_UNCERTAINTY = 1 - 2 ** -20
+"""The largest normalised entropy reported. A uniform prediction's is 1, and float32 rounding can put a nearly
+uniform one a little above 1; bounded just below 1, every sample is below ``speed`` 1 and leaves after the first
+layer, as speed 1 promises."""
+
+
 def normalized_entropy(probs: paddle.Tensor) -> paddle.Tensor:
-    """``-sum(p log p) / log(C)`` over the last axis of ``probs`` ``[..., C]``: 0 when sure, 1 when uniform."""
+    """``-sum(p log p) / log(C)`` over the last axis of ``probs`` ``[..., C]``: 0 when sure, 1 when uniform (reported
+    as :data:`MAX_UNCERTAINTY`)."""
     classes = probs.shape[-1]
-    return -(probs * paddle.log(paddle.clip(probs, min=1e-30))).sum(axis=-1) / math.log(classes)
+    entropy = -(probs * paddle.log(paddle.clip(probs, min=1e-30))).sum(axis=-1) / math.log(classes)
+    return paddle.clip(entropy, max=MAX_UNCERTAINTY)
 
 
 def check_speed(speed: float) -> float:
@@ -195,6 +203,7 @@ def simulate_exits(layer_probs: np.ndarray, speed: float) -> Tuple[np.ndarray, n
     check_speed(speed)
     p = np.asarray(layer_probs, dtype="float32")  # float32 like the loop, so thresholds fall the same way
     u = -(p * np.log(np.clip(p, np.float32(1e-30), None))).sum(-1) / np.float32(math.log(p.shape[-1]))
+    u = np.minimum(u, np.float32(MAX_UNCERTAINTY))
     below = u[:, :-1] < speed
     exit_index = np.where(below.any(axis=1), below.argmax(axis=1), p.shape[1] - 1)
     rows = np.arange(len(p))
