@@ -305,14 +305,15 @@ class SupernetConfig:
 
 @dataclass(frozen=True)
 class SelfDistillConfig:
-    """Stage 3: FastBERT branches after every layer, self-distilled from each width's own final classifier."""
+    """Stage 3: FastBERT branches after every layer, distilled from each width's own final classifier (and, by
+    default, the labels: ``objective``)."""
 
     output_dir: str
     """Stage directory written by this stage."""
     model_dir: str
     """A supernet directory (stage 2; every width it trained) or a fine-tuned classifier (width 1.0 only)."""
     data: DataConfig
-    """Training texts (labels are not used unless objective is 'labels') and the dev split."""
+    """Training texts (their labels are used by the objectives 'mix' and 'labels') and the dev split."""
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, lr=5e-4))
     """Optimisation of the branches (the backbone and final classifier stay frozen)."""
     branch: BranchConfig = field(default_factory=BranchConfig)
@@ -322,10 +323,11 @@ class SelfDistillConfig:
     shared_branches: bool = True
     """One set of branches for all widths (True) or one set per width (False). On SST-2 the shared set was as good
     or better at 53 of 76 (width, speed) points at equal FLOPs, with a quarter of the parameters (docs/results.md)."""
-    objective: str = "distill"
-    """'distill': KL(branch || final classifier) with no labels (FastBERT); 'labels': cross-entropy to the gold
-    labels (the paper's ablation); 'mix': mix_alpha x KL + (1 - mix_alpha) x cross-entropy to the labels (on the
-    labelled rows)."""
+    objective: str = "mix"
+    """'mix': mix_alpha x KL(branch || final classifier) + (1 - mix_alpha) x cross-entropy to the gold labels (on
+    the labelled rows; unlabeled and augmented texts get the KL only); 'distill': the KL alone, no labels (FastBERT);
+    'labels': the cross-entropy alone (the paper's ablation). On SST-2 'mix' was ahead of 'distill' at equal FLOPs
+    at 62, 66 and 51 of 76 (width, speed) points at three seeds (docs/results.md, "Accuracy levers")."""
     mix_alpha: float = 0.5
     """Weight of the KL term of 'mix'."""
     temperature: float = 1.0

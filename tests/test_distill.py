@@ -28,7 +28,9 @@ def _weights(path):
 @pytest.mark.parametrize("shared", [True, False])
 def test_branches_learn_and_the_backbone_stays_bit_identical(tmp_path, toy_data, tiny_supernet_dir, shared):
     before = _weights(tiny_supernet_dir / "model.safetensors")
-    result = distill.self_distill(_config(tmp_path, tiny_supernet_dir, toy_data, shared_branches=shared))
+    # FastBERT's self-distillation (the KL alone): the branches learn to agree with the final classifier
+    result = distill.self_distill(_config(tmp_path, tiny_supernet_dir, toy_data, shared_branches=shared,
+                                          objective="distill"))
     out = tmp_path / "distill"
     after = _weights(out / "model.safetensors")
     assert before.keys() == after.keys()
@@ -65,6 +67,16 @@ def test_labels_objective_and_bad_inputs(tmp_path, toy_data, tiny_teacher_dir, t
     result = distill.self_distill(_config(tmp_path, tiny_teacher_dir, toy_data, objective="labels",
                                           train=TrainConfig(epochs=1, batch_size=16, lr=3e-3, seed=3)))
     assert result.metrics["layers"]["dev"]["1.0"]["accuracy"][0] > 0.5
+    # the default, half KL and half labels: the first branch learns the labels as well, with its KL to the final
+    # classifier between the label-trained branch's and the self-distilled one's
+    config = _config(tmp_path, tiny_teacher_dir, toy_data, output="mix", train=TrainConfig(epochs=1, batch_size=16,
+                                                                                            lr=3e-3, seed=3))
+    assert config.objective == "mix" and config.mix_alpha == 0.5
+    mixed = distill.self_distill(config).metrics["layers"]["dev"]["1.0"]
+    kl = distill.self_distill(_config(tmp_path, tiny_teacher_dir, toy_data, output="kl", objective="distill",
+                                      train=config.train)).metrics["layers"]["dev"]["1.0"]
+    assert mixed["accuracy"][0] > 0.5
+    assert kl["kl_to_final"][0] <= mixed["kl_to_final"][0] <= result.metrics["layers"]["dev"]["1.0"]["kl_to_final"][0]
     with pytest.raises(ValueError, match=r"widths \[0.5\] were not trained in .* \(it has \[1.0\]\)"):
         distill.self_distill(_config(tmp_path, tiny_teacher_dir, toy_data, output="w", widths=(1.0, 0.5)))
     assert not (tmp_path / "w").exists()

@@ -13,7 +13,7 @@ A sample that never gets there runs every layer and takes the final classifier.
 Here patience is an analysis criterion only, simulated from every layer's
 probabilities as :func:`simulate_exits` does for the entropy; the exported
 program keeps the entropy loop. Unlike PABEE we reuse the FastBERT branches
-(self-distilled to the final classifier) instead of training PABEE's plain
+(distilled from the final classifier) instead of training PABEE's plain
 linear internal classifiers on the labels.
 
 Two criteria (or two trainings) exit at different layers for the same knob
