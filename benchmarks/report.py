@@ -155,9 +155,19 @@ def compare(base: dict, other: dict) -> dict:
             "mean_gap_points": 100 * float(np.mean(gaps)) if gaps else float("nan")}
 
 
+TRAINED_BY = {"distill": "self-distilled", "mix": "half KL, half labels", "labels": "trained on labels only"}
+
+
+def trained_by(run: Path) -> str:
+    """How the run's branches were trained (RUN/dynafast/stage.json; runs older than the setting self-distilled)."""
+    stage = load(run / "dynafast" / "stage.json") or {}
+    return TRAINED_BY[stage.get("config", {}).get("objective", "distill")]
+
+
 def ablation_section(run: Path, widths: List[float]) -> List[str]:
-    variants = [("shared branches, self-distilled (default)", run / "evaluation" / "evaluation.json"),
-                ("one set per width, self-distilled", run / "evaluation-dynafast-per-width" / "evaluation.json"),
+    how = trained_by(run)
+    variants = [(f"shared branches, {how} (default)", run / "evaluation" / "evaluation.json"),
+                (f"one set per width, {how}", run / "evaluation-dynafast-per-width" / "evaluation.json"),
                 ("shared, trained on labels only", run / "evaluation-dynafast-labels" / "evaluation.json")]
     found = [(name, load(path)) for name, path in variants if path.is_file()]
     lines = ["| width | speed | " + " | ".join(name for name, _ in found) + " |",
@@ -173,7 +183,7 @@ def ablation_section(run: Path, widths: List[float]) -> List[str]:
     lines.append("")
     for name, evaluation in found[1:]:
         c = compare(default, evaluation)
-        lines.append(f"Shared self-distilled branches against {name}: better or equal at {c['same_speed'][0]} of "
+        lines.append(f"Shared {how} branches against {name}: better or equal at {c['same_speed'][0]} of "
                      f"{c['same_speed'][1]} points at the same speed, at {c['same_speedup'][0]} of "
                      f"{c['same_speedup'][1]} at the same FLOPs speed-up, by {c['mean_gap_points']:+.2f} points on "
                      "average there.")
@@ -288,7 +298,7 @@ def targets(runs: Path) -> List[str]:
     labels = load(run / "evaluation-dynafast-labels" / "evaluation.json")
     if evaluation and labels:
         c = compare(evaluation, labels)
-        row("self-distilled branches beat label-trained ones at the same speed (#4)",
+        row(f"{trained_by(run)} branches beat label-trained ones at the same speed (#4)",
             "better or equal at {} of {} (width, speed) points".format(*c["same_speed"]),
             c["same_speed"][0] > c["same_speed"][1] / 2)
         row("... and at the same FLOPs speed-up (interpolated along each width's curve) (#4)",

@@ -55,3 +55,15 @@ def test_intervals_and_patience_by_hand():
     assert lines[3] == "| 1 | 1 | 86.00 / 4.00x | none as cheap |  |"
     assert "at least as accurate at 1 of 2 patience points, by +0.30 points" in lines[-1]
     assert report.patience_section({"points": []}) == []
+
+
+def test_the_branches_are_named_by_the_objective_they_were_trained_with(tmp_path):
+    import json
+
+    assert report.trained_by(tmp_path) == "self-distilled"  # a run older than the setting
+    (tmp_path / "dynafast").mkdir()
+    (tmp_path / "dynafast" / "stage.json").write_text(json.dumps({"config": {"objective": "mix"}}))
+    (tmp_path / "evaluation").mkdir()
+    (tmp_path / "evaluation" / "evaluation.json").write_text(json.dumps(BASE))
+    lines = report.ablation_section(tmp_path, [1.0])
+    assert lines[0] == "| width | speed | shared branches, half KL, half labels (default) |"
