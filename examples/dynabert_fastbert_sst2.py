@@ -90,7 +90,8 @@ def main() -> None:
             ofa.set_net_config(pdf.width_config(ofa, width))
             print(f"supernet width {width}: dev accuracy {accuracy(lambda b: pdf.supernet_logits(ofa, b)):.4f}")
 
-    # 5. FastBERT branches after every layer, self-distilled from each width's own final classifier
+    # 5. FastBERT branches after every layer, self-distilled from each width's own final classifier (the distill
+    # stage's default adds the labels: half this KL, half the cross-entropy, --objective mix)
     full = pdf.build_classifier(model.config)
     pdf.assign_weights(full, pdf.plain_state(converted))
     branches = pdf.Branches(len(full.bert.encoder.layers), full.config.hidden_size, len(labels), pdf.BranchConfig(),
