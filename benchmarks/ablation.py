@@ -422,6 +422,9 @@ def finished_rows(output: Path, table: Dict[str, Lever]) -> List[Dict]:
     the lever table (a combination after its first lever)."""
     order = {name: i for i, name in enumerate(table)}
     rows = [json.loads(path.read_text()) for path in output.glob("seed-*/evaluation-*/row.json")]
+    for row in rows:  # a lever's description as the table words it now (what it changes is in its directory names)
+        if all(part in table for part in row["lever"].split("+")):
+            row["what"] = combine(row["lever"], table).what
     return sorted(rows, key=lambda r: (r["seed"], order.get(r["lever"].split("+")[0], len(order)), r["lever"]))
 
 
