@@ -327,7 +327,8 @@ class SelfDistillConfig:
     """'mix': mix_alpha x KL(branch || final classifier) + (1 - mix_alpha) x cross-entropy to the gold labels (on
     the labelled rows; unlabeled and augmented texts get the KL only); 'distill': the KL alone, no labels (FastBERT);
     'labels': the cross-entropy alone (the paper's ablation). On SST-2 'mix' was ahead of 'distill' at equal FLOPs
-    at 62, 66 and 51 of 76 (width, speed) points at three seeds (docs/results.md, "Accuracy levers")."""
+    at 62, 66 and 51 of 76 (width, speed) points at three seeds; on TREC-6 at 23, 36 and 64 (a tie), with cheaper
+    points for calibrate at every seed (docs/results.md, "Accuracy levers")."""
     mix_alpha: float = 0.5
     """Weight of the KL term of 'mix'."""
     temperature: float = 1.0
