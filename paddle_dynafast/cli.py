@@ -452,7 +452,7 @@ def _read_inputs(args) -> List[data.Example]:
         return data.read_json_lines(lines, where)
     empty = [i + 1 for i, t in enumerate(lines) if not t.strip()]
     if empty:
-        raise data.DataError(f"{where}:{empty[0]}: empty line ({len(empty)} in all); give one text per line")
+        raise DataError(f"{where}:{empty[0]}: empty line ({len(empty)} in all); give one text per line")
     return [data.Example(t, None, None, f"{where}:{i + 1}") for i, t in enumerate(lines)]
 
 
@@ -551,7 +551,7 @@ def _bench(args, parsed) -> int:
     tokenizer = load_tokenizer(parsed[0][1])
     splits = data.load_splits(DataConfig(data_dir=args.data_dir, max_examples=args.max_examples))
     if args.split not in splits:
-        raise data.DataError(f"{args.data_dir} has no {args.split} split")
+        raise DataError(f"{args.data_dir} has no {args.split} split")
     features = data.encode(splits[args.split], tokenizer, info["max_seq_len"], info["labels"])
     results = bench.measure(systems, features, [f.label for f in features], tokenizer.pad_token_id,
                             samples=args.samples, batch_size=args.batch_size, rounds=args.rounds)

@@ -4,7 +4,7 @@ import pytest
 
 from helpers import SPECIALS
 from paddle_dynafast.config import AugmentConfig
-from paddle_dynafast.data import Features
+from paddle_dynafast.data.encoding import Features
 from paddle_dynafast.train import augment
 
 TOKENS = SPECIALS + ["good", "bad", "##ly", "run", ",", "[unused0]", "fine", "awful", "##s", "walk", "7"]

@@ -6,7 +6,7 @@ import pytest
 
 from helpers import texts_of
 from paddle_dynafast import cli
-from paddle_dynafast.data import Features
+from paddle_dynafast.data.encoding import Features
 from paddle_dynafast.runtime import bench
 from paddle_dynafast.runtime.predictor import Predictor
 

@@ -11,7 +11,7 @@ from safetensors.numpy import load_file
 
 import dist_worker
 from helpers import TINY, tiny_hf_weights, write_hf_dir, write_sentiment_data
-from paddle_dynafast.data import LengthGroupedBatchSampler
+from paddle_dynafast.data.batching import LengthGroupedBatchSampler
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

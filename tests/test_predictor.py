@@ -8,7 +8,7 @@ import pytest
 
 from helpers import pairs_of, texts_of
 from paddle_dynafast import cli
-from paddle_dynafast.data import Collator, FeatureDataset
+from paddle_dynafast.data.batching import Collator, FeatureDataset
 from paddle_dynafast.runtime.dygraph import DygraphRuntime
 from paddle_dynafast.runtime.predictor import Predictor
 

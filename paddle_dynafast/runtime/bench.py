@@ -17,7 +17,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..data import Collator, FeatureDataset, LengthGroupedBatchSampler
+from ..data.batching import Collator, FeatureDataset, LengthGroupedBatchSampler
 from ..errors import ConfigError
 from .base import Runtime
 from .registry import AUTO, open_runtime

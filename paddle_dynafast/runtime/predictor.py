@@ -7,7 +7,9 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..data import Collator, Example, FeatureDataset, Features, LengthGroupedBatchSampler, encode
+from ..data.batching import Collator, FeatureDataset, LengthGroupedBatchSampler
+from ..data.readers import Example
+from ..data.encoding import Features, encode
 from ..errors import ConfigError
 from ..model.backbone import load_tokenizer
 from ..model.exit import check_speed

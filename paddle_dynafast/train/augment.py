@@ -28,7 +28,7 @@ from typing import Dict, Iterable, List, Sequence
 import numpy as np
 
 from ..config import AugmentConfig
-from ..data import Features
+from ..data.encoding import Features
 
 logger = logging.getLogger(__name__)
 
