@@ -160,7 +160,7 @@ def steps(config, examples: int) -> int:
 def plan(setup: Setup, names: Sequence[str], seeds: Sequence[int], table: Dict[str, Lever]) -> List[str]:
     """The runs to make and their estimated training time (skipping finished ones)."""
     from paddle_dynafast import data
-    from paddle_dynafast.model.stage import StageInfo
+    from paddle_dynafast.model.stage_info import StageInfo
 
     train_texts = len(data.load_splits(setup.data)["train"])
     rate = dict(SECONDS_PER_STEP)
@@ -287,9 +287,9 @@ def operating_points(setup: Setup, distill_dir: str, out: Path, speeds=None) -> 
 def teacher_correct(setup: Setup, split: str) -> np.ndarray:
     """The teacher's per-example correctness on ``split`` (one pass, kept in OUTPUT/teacher-SPLIT.npy)."""
     from paddle_dynafast import data
-    from paddle_dynafast.model.backbone import load_classifier
-    from paddle_dynafast.model.predict import predict_logits
-    from paddle_dynafast.model.stage import StageInfo
+    from paddle_dynafast.model.loading import load_classifier
+    from paddle_dynafast.model.over_loader import predict_logits
+    from paddle_dynafast.model.stage_info import StageInfo
 
     path = setup.output / f"teacher-{split}.npy"
     if not path.is_file():
@@ -353,7 +353,7 @@ def adopt_baseline(setup: Setup, run: Path, seeds: Sequence[int], table: Dict[st
 
     from paddle_dynafast import artifacts, data
     from paddle_dynafast.config import to_dict
-    from paddle_dynafast.model.stage import STAGE_FILE, StageInfo, normalize_config
+    from paddle_dynafast.model.stage_info import STAGE_FILE, StageInfo, normalize_config
 
     splits = data.load_splits(setup.data)
     dev = data.fingerprint(splits["dev"])
@@ -602,7 +602,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     from paddle_dynafast import artifacts
     from paddle_dynafast.config import BootstrapConfig
-    from paddle_dynafast.model.stage import StageInfo
+    from paddle_dynafast.model.stage_info import StageInfo
 
     paddle.base.core.set_num_threads(args.threads)
     table = levers(args.unlabeled)

@@ -31,7 +31,7 @@ from typing import Dict, List
 import numpy as np
 
 from paddle_dynafast import artifacts, data
-from paddle_dynafast.model.backbone import load_tokenizer
+from paddle_dynafast.model.loading import load_tokenizer
 from paddle_dynafast.runtime import bench
 from paddle_dynafast.runtime.choose import cpu_name
 from paddle_dynafast.runtime.dygraph import DygraphRuntime

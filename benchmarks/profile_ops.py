@@ -43,7 +43,7 @@ def child(args) -> None:
     from paddle import inference
 
     from paddle_dynafast import data
-    from paddle_dynafast.model.backbone import load_tokenizer
+    from paddle_dynafast.model.loading import load_tokenizer
     from paddle_dynafast.runtime.bench import batches
 
     directory = Path(args.export[0])

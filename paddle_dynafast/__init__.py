@@ -27,12 +27,12 @@ _PUBLIC = {
     "run_evaluation": "analysis.evaluate", "run_calibration": "analysis.calibrate", "run_pipeline": "pipeline",
     "paired_bootstrap": "analysis.stats", "mcnemar": "analysis.stats", "simulate_patience": "analysis.criteria",
     # the model side
-    "load_classifier": "model.backbone", "build_classifier": "model.backbone", "save_classifier": "model.backbone",
-    "assign_weights": "model.backbone", "head_mask_forward": "model.backbone", "minilm_dir": "model.backbone",
+    "load_classifier": "model.loading", "build_classifier": "model.loading", "save_classifier": "model.loading",
+    "assign_weights": "model.loading", "head_mask_forward": "model.forward", "minilm_dir": "model.loading",
     "DynaFastModel": "model.dynafast", "AdaptiveClassifier": "model.exit", "Branches": "model.branches",
     "NarrowBertForSequenceClassification": "model.narrow", "extract_submodel": "model.narrow",
-    "plain_state": "model.narrow", "StageInfo": "model.stage", "predict": "model.predict",
-    "accuracy": "model.predict",
+    "plain_state": "model.narrow", "StageInfo": "model.stage_info", "predict": "model.over_loader",
+    "accuracy": "model.over_loader",
     # the runtime side
     "export_model": "runtime.export", "Predictor": "runtime.predictor", "open_runtime": "runtime.registry",
     "Runtime": "runtime.base", "ExportInfo": "runtime.base", "read_sign_key": "runtime.base",

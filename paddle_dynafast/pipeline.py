@@ -25,7 +25,7 @@ from .analysis.calibrate import run_calibration
 from .analysis.evaluate import run_evaluation
 from .config import CalibrateConfig, EvaluateConfig, PipelineConfig, to_dict
 from .errors import MissingFileError
-from .model.backbone import load_tokenizer
+from .model.loading import load_tokenizer
 from .model.flops import BertShape
 from .model.narrow import check_widths
 from .runtime import bench

@@ -27,7 +27,7 @@ def tiny_hf_dir(tmp_path):
 
 @pytest.fixture()
 def tiny_model(tiny_hf_dir):
-    from paddle_dynafast.model.backbone import load_classifier
+    from paddle_dynafast.model.loading import load_classifier
 
     loaded = load_classifier(tiny_hf_dir, num_labels=3)
     return loaded.model

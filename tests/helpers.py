@@ -143,7 +143,7 @@ def supernet_at(ofa, width, ids):
     """The logits ``[batch, num_labels]`` (NumPy) of a PaddleSlim supernet at ``width`` on token ids ``ids``."""
     import paddle
 
-    from paddle_dynafast.model.backbone import head_mask_forward
+    from paddle_dynafast.model.forward import head_mask_forward
     from paddle_dynafast.train import supernet
 
     ofa.model.eval()

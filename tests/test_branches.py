@@ -7,7 +7,7 @@ import paddle
 import pytest
 
 from paddle_dynafast.config import BranchConfig
-from paddle_dynafast.model.backbone import MASK_VALUE
+from paddle_dynafast.model.forward import MASK_VALUE
 from paddle_dynafast.model.branches import Branches, FastBERTClassifier, branch_flops
 
 CONFIG = BranchConfig(cls_hidden_size=8, cls_num_attention_heads=2, dropout=0.0)

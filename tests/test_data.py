@@ -6,7 +6,7 @@ import pytest
 
 from helpers import tiny_hf_weights, write_hf_dir, write_sentiment_data
 from paddle_dynafast import data
-from paddle_dynafast.model.backbone import load_tokenizer
+from paddle_dynafast.model.loading import load_tokenizer
 from paddle_dynafast.config import DataConfig
 from paddle_dynafast.errors import DataError
 

@@ -10,7 +10,7 @@ from paddle_dynafast import data
 from paddle_dynafast.config import AugmentConfig, BranchConfig, DataConfig, SelfDistillConfig, TrainConfig
 from paddle_dynafast.model.branches import Branches
 from paddle_dynafast.model.dynafast import DynaFastModel
-from paddle_dynafast.model.predict import layer_probabilities
+from paddle_dynafast.model.over_loader import layer_probabilities
 from paddle_dynafast.train import distill, loop
 
 
@@ -93,7 +93,7 @@ def test_labels_objective_and_bad_inputs(tmp_path, toy_data, tiny_teacher_dir, t
 
 
 def test_mix_objective_is_the_weighted_sum_of_kl_and_labelled_cross_entropy(tiny_supernet_dir, toy_data):
-    from paddle_dynafast.model.backbone import load_classifier
+    from paddle_dynafast.model.loading import load_classifier
     from paddle_dynafast.train.losses import kl_divergence, labelled_cross_entropy
 
     loaded = load_classifier(tiny_supernet_dir)

@@ -4,7 +4,7 @@ import paddle
 import pytest
 
 from helpers import random_ids
-from paddle_dynafast.model.backbone import load_classifier
+from paddle_dynafast.model.loading import load_classifier
 from paddle_dynafast.model.dynafast import DynaFastModel
 from paddle_dynafast.model.narrow import extract_submodel
 

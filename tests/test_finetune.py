@@ -10,8 +10,8 @@ from safetensors.numpy import load_file
 from helpers import write_sentiment_data
 from paddle_dynafast import data
 from paddle_dynafast.config import DataConfig, FinetuneConfig, ModelSize, TrainConfig
-from paddle_dynafast.model.backbone import load_classifier
-from paddle_dynafast.model.predict import accuracy, predict_logits
+from paddle_dynafast.model.loading import load_classifier
+from paddle_dynafast.model.over_loader import accuracy, predict_logits
 from paddle_dynafast.train import loop
 from paddle_dynafast.train.finetune import finetune
 

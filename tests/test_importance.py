@@ -5,7 +5,7 @@ import pytest
 
 from helpers import random_ids
 from paddle_dynafast.train import importance
-from paddle_dynafast.model.backbone import head_mask_forward
+from paddle_dynafast.model.forward import head_mask_forward
 
 
 def _batches(seed=0, n=3):

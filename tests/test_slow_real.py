@@ -2,14 +2,14 @@
 import pytest
 
 from paddle_dynafast.config import DataConfig, FinetuneConfig, TrainConfig
-from paddle_dynafast.model import backbone
+from paddle_dynafast.model import loading
 from paddle_dynafast.train.finetune import finetune
 
 
 @pytest.mark.slow
 def test_minilm_learns_sst2_in_one_short_epoch(tmp_path, shared_dir):
     try:
-        model_dir = backbone.minilm_dir()
+        model_dir = loading.minilm_dir()
     except FileNotFoundError as error:
         pytest.skip(str(error))
     config = FinetuneConfig(

@@ -7,7 +7,7 @@ import pytest
 from paddle_dynafast import data
 from paddle_dynafast.config import DataConfig, FinetuneConfig, TrainConfig, default
 from paddle_dynafast.errors import ArtifactError, DataError
-from paddle_dynafast.model.stage import StageInfo
+from paddle_dynafast.model.stage_info import StageInfo
 from paddle_dynafast.train import STAGES, stage
 
 

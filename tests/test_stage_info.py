@@ -4,7 +4,7 @@ import json
 import pytest
 
 from paddle_dynafast.config import DataConfig, FinetuneConfig, TrainConfig, to_dict
-from paddle_dynafast.model.stage import StageInfo, normalize_config
+from paddle_dynafast.model.stage_info import StageInfo, normalize_config
 
 
 def test_a_stage_directory(tiny_teacher_dir, tiny_supernet_dir, tiny_dynafast_dir):

@@ -9,7 +9,8 @@ from safetensors.numpy import load_file
 
 from helpers import WIDTHS, random_ids, supernet_at
 from paddle_dynafast.config import DataConfig, SupernetConfig, TrainConfig
-from paddle_dynafast.model.backbone import head_mask_forward, load_classifier
+from paddle_dynafast.model.forward import head_mask_forward
+from paddle_dynafast.model.loading import load_classifier
 from paddle_dynafast.train import loop, supernet
 
 @pytest.fixture()

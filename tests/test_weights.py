@@ -11,7 +11,8 @@ from safetensors.numpy import load_file
 from helpers import make_legacy, plant_payload
 from paddle_dynafast.errors import UntrustedFileError
 from paddle_dynafast.model import weights
-from paddle_dynafast.model.backbone import detect_format, load_classifier
+from paddle_dynafast.model.convert import detect_format
+from paddle_dynafast.model.loading import load_classifier
 from paddle_dynafast.model.dynafast import DynaFastModel
 
 

@@ -28,11 +28,11 @@ import paddle
 from .. import artifacts, data, outputs
 from ..config import BootstrapConfig, BranchConfig, DataConfig, EvaluateConfig, to_dict
 from ..errors import DataError
-from ..model.backbone import check_max_seq_len
+from ..model.loading import check_max_seq_len
 from ..model.dynafast import DynaFastModel
 from ..model.exit import check_speed, sample_flops, simulate_exits
 from ..model.flops import BertShape, model_flops
-from ..model.predict import layer_probabilities
+from ..model.over_loader import layer_probabilities
 from . import criteria, stats
 
 logger = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ import numpy as np
 from .. import artifacts, data, outputs
 from ..config import TimedCalibrateConfig, to_dict
 from ..errors import DataError
-from ..model.backbone import load_tokenizer
+from ..model.loading import load_tokenizer
 from ..model.dynafast import DynaFastModel
 from ..runtime import bench
 from ..runtime.base import Runtime

@@ -28,7 +28,7 @@ import paddle.nn as nn
 
 from ..config import BranchConfig
 from ..errors import ConfigError
-from .backbone import MASK_VALUE, dropout, self_attention
+from .forward import MASK_VALUE, dropout, self_attention
 
 
 class FastBERTClassifier(nn.Layer):

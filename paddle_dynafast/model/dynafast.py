@@ -14,7 +14,7 @@ from typing import Dict, Sequence, Tuple
 
 from .. import artifacts
 from ..errors import ConfigError, MissingFileError
-from .backbone import assign_weights, load_classifier
+from .loading import assign_weights, load_classifier
 from .branches import Branches
 from .exit import AdaptiveClassifier
 from .narrow import extract_submodel

@@ -28,7 +28,7 @@ import paddle.nn.functional as F
 
 from ..config import BranchConfig
 from ..errors import ConfigError
-from .backbone import dropout, embeddings_forward, encoder_layer_forward, extended_attention_mask
+from .forward import dropout, embeddings_forward, encoder_layer_forward, extended_attention_mask
 from .branches import branch_flops
 from .flops import BertShape, head_flops, layer_flops
 

@@ -20,7 +20,7 @@ import paddle.nn as nn
 from paddlenlp.transformers import BertForSequenceClassification
 
 from ..config import normalize_widths
-from .backbone import assign_weights
+from .loading import assign_weights
 from .flops import BertShape
 
 

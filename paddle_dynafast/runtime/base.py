@@ -42,7 +42,7 @@ from ..errors import ArtifactError, ConfigError, MissingFileError, summary
 from ..model.branches import branch_config
 from ..model.exit import sample_flops
 from ..model.flops import BertShape, model_flops
-from ..model.stage import versions
+from ..model.stage_info import versions
 
 logger = logging.getLogger(__name__)
 

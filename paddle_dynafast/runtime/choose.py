@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import artifacts
 from ..errors import ArtifactError, ConfigError
-from ..model.backbone import load_tokenizer
+from ..model.loading import load_tokenizer
 from .base import INT8_ONNX_FILE, MANIFEST_FILE, ONNX_FILE, ExportInfo, Runtime
 from .registry import open_runtime
 

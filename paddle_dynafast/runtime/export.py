@@ -40,11 +40,12 @@ from paddle.static import InputSpec
 from .. import artifacts, data, outputs
 from ..config import DataConfig
 from ..errors import ArtifactError, ConfigError, MissingFileError, summary
-from ..model.backbone import Probabilities, check_max_seq_len, load_classifier
+from ..model.forward import Probabilities
+from ..model.loading import check_max_seq_len, load_classifier
 from ..model.dynafast import BRANCH_FILE, DynaFastModel
 from ..model.flops import BertShape
 from ..model.narrow import extract_submodel
-from ..model.stage import StageInfo
+from ..model.stage_info import StageInfo
 from . import bench, quantize
 from .base import EXPORT_FILE, INT8_ONNX_FILE, ONNX_FILE, OUTPUTS, PROGRAM, verify, write_manifest
 

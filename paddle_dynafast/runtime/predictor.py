@@ -11,7 +11,7 @@ from ..data.batching import Collator, FeatureDataset, LengthGroupedBatchSampler
 from ..data.readers import Example
 from ..data.encoding import Features, encode
 from ..errors import ConfigError
-from ..model.backbone import load_tokenizer
+from ..model.loading import load_tokenizer
 from ..model.exit import check_speed
 from .base import Runtime
 from .registry import AUTO, open_runtime

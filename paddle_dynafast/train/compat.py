@@ -11,7 +11,7 @@ Every shim here:
 Not a shim, but the same family: PaddleNLP's ``BertModel.forward`` reads
 ``self.pooler.dense.weight.dtype``, which no longer exists once PaddleSlim's
 ``Convert`` has wrapped the pooler in a ``Block``; the head-mask forward of
-:mod:`paddle_dynafast.model.backbone` does not read it, so supernets run through that.
+:mod:`paddle_dynafast.model.forward` does not read it, so supernets run through that.
 """
 from __future__ import annotations
 

@@ -27,12 +27,12 @@ import paddle.nn.functional as F
 from .. import artifacts, data, distributed
 from ..config import BRANCH_KINDS, BranchConfig, DataConfig, PipelineConfig, SelfDistillConfig, TrainConfig, default
 from ..errors import ConfigError
-from ..model.backbone import check_max_seq_len, load_classifier, save_classifier
+from ..model.loading import check_max_seq_len, load_classifier, save_classifier
 from ..model.branches import Branches
 from ..model.dynafast import BRANCH_FILE, BRANCH_WEIGHTS, PICKLE_BRANCH_WEIGHTS, DynaFastModel
 from ..model.exit import AdaptiveClassifier
-from ..model.predict import layer_probabilities
-from ..model.stage import StageInfo
+from ..model.over_loader import layer_probabilities
+from ..model.stage_info import StageInfo
 from ..model.weights import SAFE_WEIGHTS
 from .augment import add_augment_arguments, augment_from_args, augment_features
 from .losses import kl_divergence, labelled_cross_entropy

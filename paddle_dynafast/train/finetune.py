@@ -18,8 +18,8 @@ from paddlenlp.transformers import BertConfig, BertTokenizer
 
 from .. import data, distributed
 from ..config import DataConfig, FinetuneConfig, ModelSize, PipelineConfig, TrainConfig, default
-from ..model.backbone import build_classifier, check_max_seq_len, load_classifier, save_classifier
-from ..model.predict import accuracy, predict_logits
+from ..model.loading import build_classifier, check_max_seq_len, load_classifier, save_classifier
+from ..model.over_loader import accuracy, predict_logits
 from .loop import LoopState
 from .stage import Stage, StageResult, TrainSetup
 

@@ -22,7 +22,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from ..model.backbone import head_mask_forward
+from ..model.forward import head_mask_forward
 
 
 @dataclass(frozen=True)

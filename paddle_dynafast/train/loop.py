@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from .. import artifacts, distributed
 from ..config import TrainConfig
 from ..errors import CheckpointError, TrainingError
-from ..model.backbone import assign_weights
+from ..model.loading import assign_weights
 from ..model.weights import check_trusted, load_pickle, read_weights, save_weights
 
 logger = logging.getLogger(__name__)

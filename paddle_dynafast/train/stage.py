@@ -46,7 +46,7 @@ import paddle
 from .. import artifacts, data, distributed, outputs
 from ..config import DataConfig, PipelineConfig, TrainConfig, to_dict
 from ..errors import ArtifactError, DataError
-from ..model.stage import METRICS_FILE, STAGE_FILE, StageInfo, normalize_config, versions
+from ..model.stage_info import METRICS_FILE, STAGE_FILE, StageInfo, normalize_config, versions
 from ..model.weights import PICKLE_WEIGHTS, SAFE_WEIGHTS
 from .loop import LoopState, TrainLoop, seed_everything
 

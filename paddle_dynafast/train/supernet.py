@@ -54,12 +54,12 @@ from paddlenlp.transformers import BertForSequenceClassification
 from .. import artifacts, data, distributed
 from ..config import BootstrapConfig, DataConfig, PipelineConfig, SupernetConfig, TrainConfig, default
 from ..errors import CheckpointError
-from ..model.backbone import (assign_weights, build_classifier, check_max_seq_len, head_mask_forward, load_classifier,
-                              save_classifier)
+from ..model.loading import assign_weights, build_classifier, check_max_seq_len, load_classifier, save_classifier
+from ..model.forward import head_mask_forward
 from ..model.flops import BertShape, model_flops
 from ..model.narrow import (NarrowBertForSequenceClassification, check_widths, count_parameters, extract_submodel,
                             plain_state)
-from ..model.predict import accuracy, predict, predict_logits
+from ..model.over_loader import accuracy, predict, predict_logits
 from ..analysis import stats
 from . import compat
 from .augment import add_augment_arguments, augment_features, augment_from_args

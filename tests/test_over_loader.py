@@ -3,7 +3,7 @@ import numpy as np
 import paddle
 
 from paddle_dynafast import data
-from paddle_dynafast.model.predict import accuracy, predict
+from paddle_dynafast.model.over_loader import accuracy, predict
 
 
 def test_rows_come_back_in_dataset_order():

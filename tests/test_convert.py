@@ -1,20 +1,21 @@
-"""Backbone: Hugging Face conversion, PaddleNLP round trip, head-mask forward, offline MiniLM."""
+"""Hugging Face BERT directories converted in NumPy: the name map, the weights against a NumPy reference, errors
+naming the key; the offline MiniLM against PyTorch."""
 import json
 
 import numpy as np
 import paddle
 import pytest
-
 from helpers import TINY, numpy_bert, random_ids, tiny_hf_weights, write_hf_dir
-from paddle_dynafast.model import backbone
-from paddle_dynafast.model.backbone import CheckpointError, head_mask_forward, load_classifier
+
+from paddle_dynafast.errors import CheckpointError
+from paddle_dynafast.model import convert, loading
+from paddle_dynafast.model.forward import head_mask_forward
+from paddle_dynafast.model.loading import load_classifier
 
 
 def _logits(model, ids, **kwargs):
     return model(paddle.to_tensor(ids), **kwargs).numpy()
 
-
-# ----------------------------------------------------------------------------- conversion
 
 @pytest.mark.parametrize("hf, paddle_name, transpose", [
     ("encoder.layer.3.attention.self.query.weight", "bert.encoder.layers.3.self_attn.q_proj.weight", True),
@@ -29,12 +30,12 @@ def _logits(model, ids, **kwargs):
     ("classifier.weight", "classifier.weight", True),
 ])
 def test_hf_name_map(hf, paddle_name, transpose):
-    assert backbone.hf_to_paddle_name(hf) == (paddle_name, transpose)
+    assert convert.hf_to_paddle_name(hf) == (paddle_name, transpose)
 
 
 def test_hf_name_map_rejects_unknown():
-    assert backbone.hf_to_paddle_name("encoder.layer.0.attention.self.rotary.weight") is None
-    assert backbone.hf_to_paddle_name("lm_head.weight") is None
+    assert convert.hf_to_paddle_name("encoder.layer.0.attention.self.rotary.weight") is None
+    assert convert.hf_to_paddle_name("lm_head.weight") is None
 
 
 def test_converted_model_matches_numpy_reference(tiny_hf_dir):
@@ -99,102 +100,10 @@ def test_non_bert_config_and_vocab_mismatch_are_errors(tmp_path):
         load_classifier(tmp_path / "nowhere")
 
 
-def test_paddlenlp_round_trip(tmp_path, tiny_model):
-    """save_pretrained -> our loader and PaddleNLP's own from_pretrained give the same logits."""
-    from paddlenlp.transformers import BertForSequenceClassification
-
-    tokenizer = backbone.load_tokenizer(tmp_path / "tiny_hf")
-    backbone.save_classifier(tiny_model, tokenizer, tmp_path / "saved")
-    ids = random_ids(np.random.default_rng(3), 5, 9, pad_from=[9, 4, 6, 2, 9])
-    expected = _logits(tiny_model, ids)
-    reloaded = load_classifier(tmp_path / "saved")
-    assert reloaded.source_format == "paddlenlp" and reloaded.new_weights == []
-    np.testing.assert_array_equal(_logits(reloaded.model, ids), expected)
-    upstream = BertForSequenceClassification.from_pretrained(str(tmp_path / "saved"))
-    upstream.eval()
-    np.testing.assert_allclose(_logits(upstream, ids), expected, atol=1e-6)
-
-
-def test_classifier_with_other_label_count_is_an_error(tmp_path, tiny_model):
-    backbone.save_classifier(tiny_model, backbone.load_tokenizer(tmp_path / "tiny_hf"), tmp_path / "saved")
-    with pytest.raises(CheckpointError, match="classifier for 3 labels, the data has 5"):
-        load_classifier(tmp_path / "saved", num_labels=5)
-
-
-# ----------------------------------------------------------------------------- head-mask forward
-
-def test_all_ones_head_mask_equals_unpatched(tiny_model):
-    ids = random_ids(np.random.default_rng(0), 4, 10, pad_from=[10, 3, 7, 5])
-    before = _logits(tiny_model, ids)
-    with head_mask_forward(tiny_model) as model:
-        np.testing.assert_allclose(_logits(model, ids, head_mask=paddle.ones([2, 4])), before, atol=1e-6)
-        np.testing.assert_allclose(_logits(model, ids), before, atol=1e-6)
-
-
-def test_zeroed_head_changes_output_as_the_reference_does(tiny_hf_dir):
-    weights = tiny_hf_weights(seed=0)
-    model = load_classifier(tiny_hf_dir, num_labels=3).model
-    ids = random_ids(np.random.default_rng(5), 3, 8, pad_from=[8, 6, 4])
-    mask = np.ones((2, 4), "float32")
-    mask[1, 2] = 0.0
-    with head_mask_forward(model):
-        full, _ = model.bert(paddle.to_tensor(ids))
-        masked, _ = model.bert(paddle.to_tensor(ids), head_mask=paddle.to_tensor(mask))
-    assert np.abs(masked.numpy() - full.numpy()).max() > 1e-2
-    np.testing.assert_allclose(masked.numpy(), numpy_bert(weights, ids, head_mask=mask)[0], atol=1e-5)
-
-
-def test_one_dimensional_head_mask_applies_to_every_layer(tiny_model):
-    ids = random_ids(np.random.default_rng(6), 2, 7)
-    with head_mask_forward(tiny_model) as model:
-        a = _logits(model, ids, head_mask=paddle.to_tensor([1.0, 0.0, 1.0, 1.0]))
-        b = _logits(model, ids, head_mask=paddle.to_tensor([[1.0, 0.0, 1.0, 1.0]] * 2))
-    np.testing.assert_array_equal(a, b)
-
-
-def test_head_mask_receives_a_gradient(tiny_model):
-    ids = random_ids(np.random.default_rng(1), 3, 6)
-    head_mask = paddle.ones([2, 4])
-    head_mask.stop_gradient = False
-    with head_mask_forward(tiny_model) as model:
-        logits = model(paddle.to_tensor(ids), head_mask=head_mask)
-        paddle.nn.functional.cross_entropy(logits, paddle.to_tensor([0, 1, 2])).backward()
-    grad = head_mask.grad.numpy()
-    assert grad.shape == (2, 4) and np.all(np.isfinite(grad)) and np.abs(grad).min() > 0
-
-
-def test_model_is_restored_after_exit_and_after_an_exception(tiny_model, tiny_hf_dir):
-    ids = random_ids(np.random.default_rng(2), 2, 6)
-    before = _logits(tiny_model, ids)
-    other = load_classifier(tiny_hf_dir, num_labels=3).model
-    with head_mask_forward(tiny_model):
-        assert "forward" in tiny_model.__dict__ and "forward" in tiny_model.bert.__dict__
-        assert "forward" not in other.__dict__ and "forward" not in other.bert.__dict__  # other instances untouched
-    with pytest.raises(RuntimeError, match="boom"):
-        with head_mask_forward(tiny_model):
-            raise RuntimeError("boom")
-    patched = [layer for layer in tiny_model.sublayers(include_self=True) if "forward" in layer.__dict__]
-    assert patched == []
-    np.testing.assert_array_equal(_logits(tiny_model, ids), before)
-    with pytest.raises(TypeError, match="unexpected keyword argument 'head_mask'"):
-        tiny_model(paddle.to_tensor(ids), head_mask=paddle.ones([2, 4]))
-
-
-def test_head_mask_errors(tiny_model):
-    with pytest.raises(TypeError, match="no PaddleNLP BertModel inside Linear"):
-        with head_mask_forward(paddle.nn.Linear(2, 2)):
-            pass
-    with head_mask_forward(tiny_model) as model:
-        with pytest.raises(ValueError, match=r"head_mask has shape \[3, 4\]; expected \[2, 4\] or \[4\]"):
-            model(paddle.to_tensor(random_ids(np.random.default_rng(0), 1, 4)), head_mask=paddle.ones([3, 4]))
-
-
-# ----------------------------------------------------------------------------- offline MiniLM
-
 def test_minilm_matches_pytorch_reference(shared_dir):
     """all-MiniLM-L6-v2 from the offline wheel against transformers' outputs (../shared/fixtures)."""
     try:
-        model_dir = backbone.minilm_dir()
+        model_dir = loading.minilm_dir()
     except FileNotFoundError as error:
         pytest.skip(str(error))
     reference = json.loads((shared_dir / "fixtures" / "minilm_reference.json").read_text())
