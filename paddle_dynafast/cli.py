@@ -33,8 +33,8 @@ from .analysis.timed import run_timed_calibration
 from .config import (BootstrapConfig, CalibrateConfig, DataConfig, EvaluateConfig, PipelineConfig, ServeConfig,
                      TimedCalibrateConfig, TrainConfig, default)
 from .errors import ConfigError, DataError, UserError
-from .model.loading import load_tokenizer
 from .model.exit import check_speed
+from .model.loading import load_tokenizer
 from .model.stage_info import StageInfo
 from .pipeline import quick, run_pipeline, step_dirs, summary_table
 from .runtime import bench, choose, quantize

@@ -25,8 +25,8 @@ from .analysis.calibrate import run_calibration
 from .analysis.evaluate import run_evaluation
 from .config import CalibrateConfig, EvaluateConfig, PipelineConfig, to_dict
 from .errors import MissingFileError
-from .model.loading import load_tokenizer
 from .model.flops import BertShape
+from .model.loading import load_tokenizer
 from .model.narrow import check_widths
 from .runtime import bench
 from .runtime.base import EXPORT_FILE

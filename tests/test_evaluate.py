@@ -9,7 +9,7 @@ from paddle_dynafast import cli
 from paddle_dynafast.analysis import criteria, evaluate, stats
 from paddle_dynafast.config import BootstrapConfig, DataConfig, EvaluateConfig
 from paddle_dynafast.model.dynafast import DynaFastModel
-from paddle_dynafast.model.exit import sample_flops
+from paddle_dynafast.model.flops import sample_flops
 from paddle_dynafast.model.flops import BertShape, model_flops
 
 

@@ -9,7 +9,6 @@ from helpers import random_ids
 from paddle_dynafast.config import BranchConfig
 from paddle_dynafast.model import exit as exits
 from paddle_dynafast.model.branches import Branches
-from paddle_dynafast.model.flops import BertShape, layer_flops
 from paddle_dynafast.model.narrow import extract_submodel
 
 
@@ -132,15 +131,6 @@ def test_all_exit_early_skips_the_remaining_layers(tiny_model, monkeypatch):
 def test_branch_count_must_match_layers(tiny_model):
     with pytest.raises(ValueError, match="3 branches for a backbone of 2 layers; need 1"):
         exits.AdaptiveClassifier(tiny_model, [paddle.nn.Linear(1, 1)] * 3)
-
-
-def test_sample_flops_by_hand():
-    shape = BertShape(hidden_size=4, num_layers=2, num_heads=2, head_dim=2, intermediate_size=6, num_labels=2)
-    config = BranchConfig(cls_hidden_size=2, cls_num_attention_heads=1)
-    # a layer of 3 tokens is 816 FLOPs (tests/test_flops.py), a branch 152 (tests/test_branches.py), the head 48
-    assert layer_flops(shape, 3) == 816
-    flops = exits.sample_flops(shape, config, np.array([3, 3]), np.array([1, 2]), 1.0)
-    assert flops.tolist() == [816 + 152, 2 * 816 + 152 + 48]
 
 
 def test_no_compaction_on_a_layer_where_nobody_leaves(tiny_model, monkeypatch):

@@ -1,8 +1,11 @@
-"""Analytic FLOPs: by hand on a small shape, and against the weight shapes of a real narrow model."""
+"""Analytic FLOPs: layers, branches, samples with their exits and models without, by hand on a small shape, and
+against the weight shapes of a real narrow model."""
 import numpy as np
 import pytest
 
-from paddle_dynafast.model.flops import BertShape, head_flops, layer_flops, model_flops
+from paddle_dynafast.config import BranchConfig
+from paddle_dynafast.model.flops import (BertShape, branch_flops, full_flops, head_flops, layer_flops, model_flops,
+                                         sample_flops)
 from paddle_dynafast.model.narrow import extract_submodel
 
 SMALL = BertShape(hidden_size=4, num_layers=2, num_heads=2, head_dim=2, intermediate_size=6, num_labels=2)
@@ -38,3 +41,22 @@ def test_bad_arguments_are_named():
         model_flops(SMALL, 3, layers=3)
     with pytest.raises(ValueError, match="tokens must be >= 1, got 0"):
         model_flops(SMALL, 0)
+
+
+def test_branch_flops_by_hand():
+    config = BranchConfig(cls_hidden_size=2, cls_num_attention_heads=1)
+    # narrow 2*3*4*2=48, keys/values 2*2*3*2*2=48, query+out 2*2*2*2=16, attention 2*2*3*2=24, head 2*4+2*4=16
+    assert branch_flops(4, 2, config, 3) == 48 + 48 + 16 + 24 + 16
+
+
+def test_sample_flops_by_hand():
+    shape = BertShape(hidden_size=4, num_layers=2, num_heads=2, head_dim=2, intermediate_size=6, num_labels=2)
+    config = BranchConfig(cls_hidden_size=2, cls_num_attention_heads=1)
+    # a layer of 3 tokens is 816 FLOPs (tests/test_flops.py), a branch 152 (tests/test_branches.py), the head 48
+    assert layer_flops(shape, 3) == 816
+    flops = sample_flops(shape, config, np.array([3, 3]), np.array([1, 2]), 1.0)
+    assert flops.tolist() == [816 + 152, 2 * 816 + 152 + 48]
+
+
+def test_full_flops_is_the_model_without_exits_per_sample():
+    assert full_flops(SMALL, np.array([3, 1]), 0.5).tolist() == [model_flops(SMALL, 3, 0.5), model_flops(SMALL, 1, 0.5)]

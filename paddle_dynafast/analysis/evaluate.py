@@ -28,10 +28,10 @@ import paddle
 from .. import artifacts, data, outputs
 from ..config import BootstrapConfig, BranchConfig, DataConfig, EvaluateConfig, to_dict
 from ..errors import DataError
-from ..model.loading import check_max_seq_len
 from ..model.dynafast import DynaFastModel
-from ..model.exit import check_speed, sample_flops, simulate_exits
-from ..model.flops import BertShape, model_flops
+from ..model.exit import check_speed, simulate_exits
+from ..model.flops import BertShape, full_flops, sample_flops
+from ..model.loading import check_max_seq_len
 from ..model.over_loader import layer_probabilities
 from . import criteria, stats
 
@@ -149,14 +149,10 @@ def _measure(split: SplitProbabilities, shape: BertShape, branch_config: BranchC
                      float(exit_layer.mean()), correct)
 
 
-def _full_flops(shape: BertShape, tokens: np.ndarray) -> float:
-    return float(np.mean([model_flops(shape, int(t)) for t in tokens]))
-
-
 def entropy_points(split: SplitProbabilities, shape: BertShape, branch_config: BranchConfig,
                    widths: Sequence[float], speeds: Sequence[float]) -> Tuple[List[GridPoint], np.ndarray]:
     """The entropy-exit grid without intervals, and every point's correctness ``[examples, points]``."""
-    full = _full_flops(shape, split.tokens)
+    full = float(full_flops(shape, split.tokens).mean())
     points, correct = [], []
     for width in widths:
         for speed in speeds:
@@ -171,7 +167,7 @@ def entropy_points(split: SplitProbabilities, shape: BertShape, branch_config: B
 def patience_points(split: SplitProbabilities, shape: BertShape, branch_config: BranchConfig,
                     widths: Sequence[float], patience: Sequence[int]) -> Tuple[List[PatiencePoint], np.ndarray]:
     """PABEE's points without comparisons, and their correctness ``[examples, points]``."""
-    full = _full_flops(shape, split.tokens)
+    full = float(full_flops(shape, split.tokens).mean())
     points, correct = [], []
     for width in widths:
         for t in patience:

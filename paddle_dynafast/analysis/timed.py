@@ -33,8 +33,8 @@ import numpy as np
 from .. import artifacts, data, outputs
 from ..config import TimedCalibrateConfig, to_dict
 from ..errors import DataError
-from ..model.loading import load_tokenizer
 from ..model.dynafast import DynaFastModel
+from ..model.loading import load_tokenizer
 from ..runtime import bench
 from ..runtime.base import Runtime
 from ..runtime.choose import choose

@@ -11,17 +11,14 @@ One module per side: :mod:`.data`, :mod:`.train` (the stages), :mod:`.analysis`
 :mod:`.pipeline`; :mod:`.base` holds what they share. Every name is importable
 from here.
 """
-from .analysis import (BootstrapConfig, CalibrateConfig, EvaluateConfig,
-                       TimedCalibrateConfig, check_confidence,
+from .analysis import (BootstrapConfig, CalibrateConfig, EvaluateConfig, TimedCalibrateConfig, check_confidence,
                        normalize_patience, normalize_speeds)
-from .base import (MAX_SEED, check_finite, check_seed, default, from_dict,
-                   to_dict)
+from .base import MAX_SEED, check_finite, check_seed, default, from_dict, to_dict
 from .data import DataConfig, normalize_labels
 from .pipeline import PipelineConfig
 from .runtime import ServeConfig
-from .train import (BRANCH_KINDS, AugmentConfig, BranchConfig, FinetuneConfig,
-                    ModelSize, SelfDistillConfig, SupernetConfig, TrainConfig,
-                    normalize_widths)
+from .train import (BRANCH_KINDS, AugmentConfig, BranchConfig, FinetuneConfig, ModelSize, SelfDistillConfig,
+                    SupernetConfig, TrainConfig, normalize_widths)
 
 __all__ = ["AugmentConfig", "BootstrapConfig", "BRANCH_KINDS", "BranchConfig", "CalibrateConfig", "DataConfig",
            "EvaluateConfig", "FinetuneConfig", "MAX_SEED", "ModelSize", "PipelineConfig", "SelfDistillConfig",

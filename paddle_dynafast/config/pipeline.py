@@ -8,8 +8,8 @@ from ..errors import ConfigError
 from .analysis import CalibrateConfig, check_confidence
 from .base import check_finite, default
 from .data import DataConfig
-from .train import (BranchConfig, FinetuneConfig, ModelSize, SelfDistillConfig,
-                    SupernetConfig, TrainConfig, normalize_widths)
+from .train import (BranchConfig, FinetuneConfig, ModelSize, SelfDistillConfig, SupernetConfig, TrainConfig,
+                    normalize_widths)
 
 
 @dataclass(frozen=True)

@@ -76,21 +76,6 @@ def make_branch(hidden_size: int, num_labels: int, config: BranchConfig) -> nn.L
     return PooledClassifier(hidden_size, num_labels, config)
 
 
-def branch_flops(hidden_size: int, num_labels: int, config: BranchConfig, tokens: int) -> int:
-    """FLOPs (2 x multiply-accumulates) of one branch on one sample of ``tokens`` tokens."""
-    c, t = config.cls_hidden_size, tokens
-    if config.kind == "cls":
-        return 2 * hidden_size * c + 2 * c * num_labels
-    if config.kind == "mean":
-        return 2 * t * hidden_size + 2 * hidden_size * c + 2 * c * num_labels  # the masked sum, then the head
-    narrow = 2 * t * hidden_size * c
-    keys_values = 2 * (2 * t * c * c)
-    query_and_out = 2 * (2 * c * c)
-    attention = 2 * (2 * t * c)  # one query row against t keys, then against t values
-    head = 2 * c * c + 2 * c * num_labels
-    return narrow + keys_values + query_and_out + attention + head
-
-
 class Branches(nn.Layer):
     """A branch after every Transformer layer but the last (the last layer uses the model's own classifier).
 

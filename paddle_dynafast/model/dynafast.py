@@ -14,9 +14,9 @@ from typing import Dict, Sequence, Tuple
 
 from .. import artifacts
 from ..errors import ConfigError, MissingFileError
-from .loading import assign_weights, load_classifier
 from .branches import Branches
 from .exit import AdaptiveClassifier
+from .loading import assign_weights, load_classifier
 from .narrow import extract_submodel
 from .weights import read_weights, save_weights
 

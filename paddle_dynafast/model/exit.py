@@ -26,12 +26,8 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from ..config import BranchConfig
 from ..errors import ConfigError
 from .forward import dropout, embeddings_forward, encoder_layer_forward, extended_attention_mask
-from .branches import branch_flops
-from .flops import BertShape, head_flops, layer_flops
-
 
 NOT_RUN = -1.0
 """The uncertainty reported for layers a sample did not run."""
@@ -179,19 +175,6 @@ class ExitResult:
     """``[samples, num_layers]``: normalised entropy at each layer run, ``NOT_RUN`` (-1) after the exit."""
     flops: np.ndarray
     """``[samples]``: analytic FLOPs, branches included."""
-
-
-def sample_flops(shape: BertShape, branch_config: BranchConfig, tokens: np.ndarray, exit_layer: np.ndarray,
-                 width: float) -> np.ndarray:
-    """FLOPs of each sample: the layers it ran, the branches it consulted, and the final head if it got there."""
-    out = np.empty(len(tokens), dtype="float64")
-    for i, (t, e) in enumerate(zip(np.asarray(tokens), np.asarray(exit_layer))):
-        e = int(e)
-        branches = min(e, shape.num_layers - 1)
-        out[i] = (e * layer_flops(shape, int(t), width)
-                  + branches * branch_flops(shape.hidden_size, shape.num_labels, branch_config, int(t))
-                  + (head_flops(shape) if e == shape.num_layers else 0))
-    return out
 
 
 def simulate_exits(layer_probs: np.ndarray, speed: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:

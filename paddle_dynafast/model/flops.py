@@ -1,4 +1,4 @@
-"""Analytic FLOPs per sample, from its real token count, its width and its exit layer.
+"""Analytic FLOPs per sample, from its real token count, its width and its exit layer: every count of the package.
 
 FLOPs here are ``2 x multiply-accumulates`` of every matrix product: the Linear
 layers, and the two attention products ``Q K^T`` and ``P V``. Element-wise work
@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
+from ..config import BranchConfig
 from ..errors import ConfigError
 
 
@@ -72,3 +75,36 @@ def model_flops(shape: BertShape, tokens: int, width: float = 1.0, layers: int |
     if tokens < 1:
         raise ValueError(f"tokens must be >= 1, got {tokens}")
     return layers * layer_flops(shape, tokens, width) + head_flops(shape)
+
+
+def full_flops(shape: BertShape, tokens: np.ndarray, width: float = 1.0) -> np.ndarray:
+    """The model without exits at ``width`` on each sample of ``tokens`` tokens ``[n]``: every layer and the head."""
+    return np.array([model_flops(shape, int(t), width) for t in np.asarray(tokens)], dtype="float64")
+
+
+def branch_flops(hidden_size: int, num_labels: int, config: BranchConfig, tokens: int) -> int:
+    """FLOPs (2 x multiply-accumulates) of one branch on one sample of ``tokens`` tokens."""
+    c, t = config.cls_hidden_size, tokens
+    if config.kind == "cls":
+        return 2 * hidden_size * c + 2 * c * num_labels
+    if config.kind == "mean":
+        return 2 * t * hidden_size + 2 * hidden_size * c + 2 * c * num_labels  # the masked sum, then the head
+    narrow = 2 * t * hidden_size * c
+    keys_values = 2 * (2 * t * c * c)
+    query_and_out = 2 * (2 * c * c)
+    attention = 2 * (2 * t * c)  # one query row against t keys, then against t values
+    head = 2 * c * c + 2 * c * num_labels
+    return narrow + keys_values + query_and_out + attention + head
+
+
+def sample_flops(shape: BertShape, branch_config: BranchConfig, tokens: np.ndarray, exit_layer: np.ndarray,
+                 width: float) -> np.ndarray:
+    """FLOPs of each sample: the layers it ran, the branches it consulted, and the final head if it got there."""
+    out = np.empty(len(tokens), dtype="float64")
+    for i, (t, e) in enumerate(zip(np.asarray(tokens), np.asarray(exit_layer))):
+        e = int(e)
+        branches = min(e, shape.num_layers - 1)
+        out[i] = (e * layer_flops(shape, int(t), width)
+                  + branches * branch_flops(shape.hidden_size, shape.num_labels, branch_config, int(t))
+                  + (head_flops(shape) if e == shape.num_layers else 0))
+    return out

@@ -17,8 +17,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import paddle.nn as nn
-from paddlenlp.transformers import (BertConfig, BertForSequenceClassification,
-                                    BertTokenizer)
+from paddlenlp.transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
 from ..errors import CheckpointError, ConfigError, MissingFileError
 from .convert import bert_config_from_hf, convert_hf_state_dict, detect_format

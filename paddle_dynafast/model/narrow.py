@@ -20,8 +20,8 @@ import paddle.nn as nn
 from paddlenlp.transformers import BertForSequenceClassification
 
 from ..config import normalize_widths
-from .loading import assign_weights
 from .flops import BertShape
+from .loading import assign_weights
 
 
 def check_widths(widths: Sequence[float], shape: BertShape) -> Tuple[float, ...]:

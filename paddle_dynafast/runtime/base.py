@@ -40,8 +40,7 @@ from .. import artifacts
 from ..config import BranchConfig
 from ..errors import ArtifactError, ConfigError, MissingFileError, summary
 from ..model.branches import branch_config
-from ..model.exit import sample_flops
-from ..model.flops import BertShape, model_flops
+from ..model.flops import BertShape, full_flops, sample_flops
 from ..model.stage_info import versions
 
 logger = logging.getLogger(__name__)
@@ -195,7 +194,7 @@ class ExportInfo:
         """Analytic FLOPs of each sample ``[n]`` from its token count and exit layer, branches included."""
         if self.exit_loop:
             return sample_flops(self.shape, self.branch, tokens, exit_layer, self.width)
-        return np.array([model_flops(self.shape, int(t), self.width) for t in tokens], dtype="float64")
+        return full_flops(self.shape, tokens, self.width)
 
 
 def _program_names(raw: Dict[str, Any], key: str) -> Tuple[str, ...]:

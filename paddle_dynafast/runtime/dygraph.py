@@ -13,9 +13,9 @@ import paddle
 import paddle.nn.functional as F
 
 from ..errors import ArtifactError, ConfigError
-from ..model.loading import load_classifier
 from ..model.dynafast import DynaFastModel
 from ..model.flops import BertShape
+from ..model.loading import load_classifier
 from ..model.narrow import extract_submodel
 from ..model.stage_info import StageInfo
 from .base import EXPORT_FILE, ExportInfo, Runtime

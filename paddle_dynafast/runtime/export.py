@@ -40,10 +40,10 @@ from paddle.static import InputSpec
 from .. import artifacts, data, outputs
 from ..config import DataConfig
 from ..errors import ArtifactError, ConfigError, MissingFileError, summary
-from ..model.forward import Probabilities
-from ..model.loading import check_max_seq_len, load_classifier
 from ..model.dynafast import BRANCH_FILE, DynaFastModel
 from ..model.flops import BertShape
+from ..model.forward import Probabilities
+from ..model.loading import check_max_seq_len, load_classifier
 from ..model.narrow import extract_submodel
 from ..model.stage_info import StageInfo
 from . import bench, quantize

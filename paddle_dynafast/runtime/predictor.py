@@ -8,11 +8,11 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..data.batching import Collator, FeatureDataset, LengthGroupedBatchSampler
-from ..data.readers import Example
 from ..data.encoding import Features, encode
+from ..data.readers import Example
 from ..errors import ConfigError
-from ..model.loading import load_tokenizer
 from ..model.exit import check_speed
+from ..model.loading import load_tokenizer
 from .base import Runtime
 from .registry import AUTO, open_runtime
 

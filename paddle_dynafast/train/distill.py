@@ -27,16 +27,16 @@ import paddle.nn.functional as F
 from .. import artifacts, data, distributed
 from ..config import BRANCH_KINDS, BranchConfig, DataConfig, PipelineConfig, SelfDistillConfig, TrainConfig, default
 from ..errors import ConfigError
-from ..model.loading import check_max_seq_len, load_classifier, save_classifier
 from ..model.branches import Branches
 from ..model.dynafast import BRANCH_FILE, BRANCH_WEIGHTS, PICKLE_BRANCH_WEIGHTS, DynaFastModel
 from ..model.exit import AdaptiveClassifier
+from ..model.loading import check_max_seq_len, load_classifier, save_classifier
 from ..model.over_loader import layer_probabilities
 from ..model.stage_info import StageInfo
 from ..model.weights import SAFE_WEIGHTS
-from .augment import add_augment_arguments, augment_from_args, augment_features
-from .losses import kl_divergence, labelled_cross_entropy
+from .augment import add_augment_arguments, augment_features, augment_from_args
 from .loop import LoopState
+from .losses import kl_divergence, labelled_cross_entropy
 from .stage import Stage, StageResult, TrainSetup, backward_per_width, teacher_labels
 
 logger = logging.getLogger(__name__)

@@ -52,20 +52,20 @@ import paddle.nn as nn
 from paddlenlp.transformers import BertForSequenceClassification
 
 from .. import artifacts, data, distributed
+from ..analysis import stats
 from ..config import BootstrapConfig, DataConfig, PipelineConfig, SupernetConfig, TrainConfig, default
 from ..errors import CheckpointError
-from ..model.loading import assign_weights, build_classifier, check_max_seq_len, load_classifier, save_classifier
+from ..model.flops import BertShape, full_flops
 from ..model.forward import head_mask_forward
-from ..model.flops import BertShape, model_flops
+from ..model.loading import assign_weights, build_classifier, check_max_seq_len, load_classifier, save_classifier
 from ..model.narrow import (NarrowBertForSequenceClassification, check_widths, count_parameters, extract_submodel,
                             plain_state)
 from ..model.over_loader import accuracy, predict, predict_logits
-from ..analysis import stats
 from . import compat
 from .augment import add_augment_arguments, augment_features, augment_from_args
 from .importance import Importance, compute_importance, reorder
-from .losses import soft_cross_entropy
 from .loop import LoopState
+from .losses import soft_cross_entropy
 from .stage import Stage, StageResult, TrainSetup, backward_per_width, teacher_labels
 
 logger = logging.getLogger(__name__)
@@ -375,7 +375,7 @@ def _final_report(output_dir, trust_pickle, widths, teacher, tokenizer, loaders,
             row["neurons_per_layer"] = shape.neurons_at(width)
             row["parameters"] = count_parameters(sub)
             row["parameters_without_embeddings"] = count_parameters(sub, include_embeddings=False)
-            row["dev_mean_flops"] = float(np.mean([model_flops(shape, t, width) for t in tokens["dev"]]))
+            row["dev_mean_flops"] = float(full_flops(shape, tokens["dev"], width).mean())
             report[str(width)] = row
             logger.info("width %g: %s, %d heads and %d neurons per layer, %s parameters", width,
                         ", ".join(f"{s} {100 * row[f'{s}_accuracy']:.2f}" for s in splits), row["heads_per_layer"],
