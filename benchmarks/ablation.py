@@ -196,11 +196,9 @@ def plan(setup: Setup, names: Sequence[str], seeds: Sequence[int], table: Dict[s
 
 
 def _paired(correct: np.ndarray, reference: np.ndarray, bootstrap) -> Dict[str, float]:
-    from paddle_dynafast.analysis import stats
+    from paddle_dynafast import stats
 
-    interval = stats.paired_bootstrap(correct, reference, bootstrap.samples, bootstrap.seed, bootstrap.level)
-    return {"delta": interval.difference, "low": interval.low, "high": interval.high,
-            "mcnemar_p": stats.mcnemar(correct, reference).p_value}
+    return stats.paired_against(correct, reference, bootstrap.samples, bootstrap.seed, bootstrap.level)
 
 
 def evaluate(setup: Setup, distill_dir: str, out: Path, speeds=None) -> Dict[str, Any]:

@@ -25,7 +25,7 @@ _PUBLIC = {
     "soft_cross_entropy": "train.losses", "kl_divergence": "train.losses",
     # analysis and the whole pipeline
     "run_evaluation": "analysis.evaluate", "run_calibration": "analysis.calibrate", "run_pipeline": "pipeline",
-    "paired_bootstrap": "analysis.stats", "mcnemar": "analysis.stats", "simulate_patience": "analysis.criteria",
+    "paired_bootstrap": "stats", "mcnemar": "stats", "simulate_patience": "analysis.criteria",
     # the model side
     "load_classifier": "model.loading", "build_classifier": "model.loading", "save_classifier": "model.loading",
     "assign_weights": "model.loading", "head_mask_forward": "model.forward", "minilm_dir": "model.loading",

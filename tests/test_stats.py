@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from paddle_dynafast.analysis import stats
+from paddle_dynafast import stats
 
 
 def _pair(n=400, seed=0, p_a=0.88, p_flip=0.06):
@@ -81,3 +81,12 @@ def test_mcnemar_chi_square_with_continuity_correction_by_hand():
     assert result.p_value == pytest.approx(scipy_stats.chi2.sf(196 / 45, 1))
     assert 0.03 < result.p_value < 0.04
     assert stats.mcnemar(a, b, exact_below=100).method == "exact"
+
+
+def test_paired_against_is_the_interval_and_mcnemar_as_one_row():
+    rng = np.random.default_rng(5)
+    a, b = rng.random(300) < 0.8, rng.random(300) < 0.7
+    row = stats.paired_against(a, b, samples=500, seed=1)
+    interval = stats.paired_bootstrap(a, b, samples=500, seed=1)
+    assert row == {"delta": interval.difference, "low": interval.low, "high": interval.high,
+                   "mcnemar_p": stats.mcnemar(a, b).p_value}

@@ -30,12 +30,11 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .. import artifacts, outputs
+from .. import artifacts, outputs, stats
 from ..config import BootstrapConfig, BranchConfig, CalibrateConfig, check_confidence, to_dict
 from ..errors import ConfigError, DataError
 from ..model.dynafast import DynaFastModel
 from ..model.flops import BertShape
-from . import stats
 from .evaluate import GridPoint, SplitProbabilities, entropy_points, load_split, split_probabilities, with_intervals
 
 PROBS_FILES = {"dev": "dev_layer_probs.npz", "test": "test_layer_probs.npz"}

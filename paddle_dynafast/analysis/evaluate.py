@@ -25,7 +25,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 import paddle
 
-from .. import artifacts, data, outputs
+from .. import artifacts, data, outputs, stats
 from ..config import BootstrapConfig, BranchConfig, DataConfig, EvaluateConfig, to_dict
 from ..errors import DataError
 from ..model.dynafast import DynaFastModel
@@ -33,7 +33,7 @@ from ..model.exit import check_speed, simulate_exits
 from ..model.flops import BertShape, full_flops, sample_flops
 from ..model.loading import check_max_seq_len
 from ..model.over_loader import layer_probabilities
-from . import criteria, stats
+from . import criteria
 
 logger = logging.getLogger(__name__)
 

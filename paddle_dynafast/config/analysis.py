@@ -35,7 +35,7 @@ def normalize_patience(patience) -> Tuple[int, ...]:
 @dataclass(frozen=True)
 class BootstrapConfig:
     """The paired bootstrap behind every accuracy interval and the calibration's confidence
-    (:mod:`paddle_dynafast.analysis.stats`)."""
+    (:mod:`paddle_dynafast.stats`)."""
 
     samples: int = 10000
     """Resamples of the examples."""

@@ -51,9 +51,8 @@ import paddle
 import paddle.nn as nn
 from paddlenlp.transformers import BertForSequenceClassification
 
-from .. import artifacts, data, distributed
-from ..analysis import stats
-from ..config import BootstrapConfig, DataConfig, PipelineConfig, SupernetConfig, TrainConfig, default
+from .. import artifacts, data, distributed, stats
+from ..config import DataConfig, PipelineConfig, SupernetConfig, TrainConfig, default
 from ..errors import CheckpointError
 from ..model.flops import BertShape, full_flops
 from ..model.forward import head_mask_forward
@@ -152,14 +151,6 @@ def width_logits(ofa, width: float, loader) -> np.ndarray:
     ofa.model.eval()
     ofa.set_net_config(width_config(ofa, width))
     return predict(lambda batch: supernet_logits(ofa, batch), loader)
-
-
-def paired_against(correct: np.ndarray, reference: np.ndarray, bootstrap: BootstrapConfig = BootstrapConfig()) -> Dict:
-    """``accuracy(correct) - accuracy(reference)`` on the same examples, its paired-bootstrap interval and McNemar's
-    p (:mod:`paddle_dynafast.analysis.stats`, pure NumPy)."""
-    interval = stats.paired_bootstrap(correct, reference, bootstrap.samples, bootstrap.seed, bootstrap.level)
-    return {"delta": interval.difference, "low": interval.low, "high": interval.high,
-            "mcnemar_p": stats.mcnemar(correct, reference).p_value}
 
 
 # ----------------------------------------------------------------------------- stage 2
@@ -361,7 +352,7 @@ def _final_report(output_dir, trust_pickle, widths, teacher, tokenizer, loaders,
             for s in splits:
                 correct = width_logits(ofa, width, loaders[s]).argmax(-1) == np.asarray(gold[s])
                 row[f"{s}_accuracy"] = float(correct.mean())
-                row[f"{s}_vs_teacher"] = paired_against(correct, teacher_correct[s])
+                row[f"{s}_vs_teacher"] = stats.paired_against(correct, teacher_correct[s])
             sub = best if width == 1.0 else extract_submodel(best, best.config, width)
             if width != 1.0:
                 directory = output_dir / f"width-{width}"

@@ -168,3 +168,11 @@ def mcnemar(correct_a, correct_b, exact_below: int = 25) -> McNemar:
         return McNemar(only_a, only_b, None, p, "exact")
     statistic = (abs(only_a - only_b) - 1) ** 2 / n
     return McNemar(only_a, only_b, float(statistic), float(stats.chi2.sf(statistic, 1)), "chi2")
+
+
+def paired_against(correct, reference, samples: int = 10000, seed: int = 0, confidence: float = 0.95) -> dict:
+    """``accuracy(correct) - accuracy(reference)`` on the same examples as a JSON-ready row: the difference, its
+    paired-bootstrap interval (``low``, ``high``) and McNemar's p."""
+    interval = paired_bootstrap(correct, reference, samples, seed, confidence)
+    return {"delta": interval.difference, "low": interval.low, "high": interval.high,
+            "mcnemar_p": mcnemar(correct, reference).p_value}
