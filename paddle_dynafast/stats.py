@@ -31,7 +31,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 CHUNK = 500
 """Bootstrap replicates drawn at once (a ``[CHUNK, examples]`` index matrix)."""
