@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from paddle_dynafast import cli
-from paddle_dynafast.analysis import calibrate, stats
+from paddle_dynafast import stats
+from paddle_dynafast.analysis import calibrate
 from paddle_dynafast.analysis.evaluate import GridPoint, SplitProbabilities
 from paddle_dynafast.config import BootstrapConfig, CalibrateConfig, DataConfig
 
