@@ -6,7 +6,8 @@ import paddle
 import pytest
 
 from paddle_dynafast import cli
-from paddle_dynafast.analysis import criteria, evaluate, stats
+from paddle_dynafast import stats
+from paddle_dynafast.analysis import criteria, evaluate
 from paddle_dynafast.config import BootstrapConfig, DataConfig, EvaluateConfig
 from paddle_dynafast.model.dynafast import DynaFastModel
 from paddle_dynafast.model.flops import sample_flops
