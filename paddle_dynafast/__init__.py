@@ -35,7 +35,7 @@ _PUBLIC = {
     "accuracy": "model.over_loader",
     # the runtime side
     "export_model": "runtime.export", "Predictor": "runtime.predictor", "open_runtime": "runtime.registry",
-    "Runtime": "runtime.base", "ExportInfo": "runtime.base", "read_sign_key": "runtime.base",
+    "Runtime": "runtime.base", "ExportInfo": "runtime.export_info", "read_sign_key": "runtime.manifest",
     "serve": "runtime.serve", "create_app": "runtime.serve", "ModelServer": "runtime.serve",
     # data
     "load_splits": "data", "label_list": "data", "encode": "data", "make_loader": "data", "hold_out": "data",

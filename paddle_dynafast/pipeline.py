@@ -29,8 +29,8 @@ from .model.flops import BertShape
 from .model.loading import load_tokenizer
 from .model.narrow import check_widths
 from .runtime import bench
-from .runtime.base import EXPORT_FILE
 from .runtime.export import export_is_current, export_model
+from .runtime.export_info import EXPORT_FILE
 from .train import STAGES
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import pytest
 
 from paddle_dynafast.errors import ConfigError
 from paddle_dynafast.runtime import choose
-from paddle_dynafast.runtime.base import ExportInfo
+from paddle_dynafast.runtime.export_info import ExportInfo
 from paddle_dynafast.runtime.predictor import Predictor
 from paddle_dynafast.runtime.registry import open_runtime
 

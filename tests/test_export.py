@@ -16,7 +16,8 @@ from paddle_dynafast import data
 from paddle_dynafast.errors import ArtifactError
 from paddle_dynafast.model.dynafast import DynaFastModel
 from paddle_dynafast.runtime import export
-from paddle_dynafast.runtime.base import ExportInfo, read_sign_key, sha256, verify
+from paddle_dynafast.runtime.export_info import ExportInfo
+from paddle_dynafast.runtime.manifest import read_sign_key, sha256, verify
 from paddle_dynafast.runtime.predictor import Predictor
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from helpers import texts_of
 from paddle_dynafast.errors import ArtifactError, ConfigError
-from paddle_dynafast.runtime.base import ExportInfo
+from paddle_dynafast.runtime.export_info import ExportInfo
 from paddle_dynafast.runtime.bench import batches
 from paddle_dynafast.runtime.dygraph import DygraphRuntime
 from paddle_dynafast.runtime.onnx_runtime import OnnxRuntime

@@ -162,7 +162,7 @@ def to_json(results: Sequence[Result]) -> List[Dict]:
 
 def runtime_system(runtime: Runtime, speed: float = 0.0, name: Optional[str] = None) -> System:
     """A :class:`System` for any runtime at ``speed``, with its FLOPs from the runtime's
-    :class:`~paddle_dynafast.runtime.base.ExportInfo`."""
+    :class:`~paddle_dynafast.runtime.export_info.ExportInfo`."""
     info = runtime.info
     if speed and not info.exit_loop:
         logger.warning("speed %g has no effect on %s: it was exported without the exit loop", speed, info.directory)

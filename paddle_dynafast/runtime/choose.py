@@ -27,7 +27,9 @@ import numpy as np
 from .. import artifacts
 from ..errors import ArtifactError, ConfigError
 from ..model.loading import load_tokenizer
-from .base import INT8_ONNX_FILE, MANIFEST_FILE, ONNX_FILE, ExportInfo, Runtime
+from .base import Runtime
+from .export_info import INT8_ONNX_FILE, ONNX_FILE, ExportInfo
+from .manifest import MANIFEST_FILE
 from .registry import open_runtime
 
 logger = logging.getLogger(__name__)

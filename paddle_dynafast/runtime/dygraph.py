@@ -18,7 +18,8 @@ from ..model.flops import BertShape
 from ..model.loading import load_classifier
 from ..model.narrow import extract_submodel
 from ..model.stage_info import StageInfo
-from .base import EXPORT_FILE, ExportInfo, Runtime
+from .base import Runtime
+from .export_info import EXPORT_FILE, ExportInfo
 
 
 class DygraphRuntime(Runtime):

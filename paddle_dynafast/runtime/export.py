@@ -13,7 +13,7 @@ The directory holds ``model.json``/``model.pdiparams`` (Paddle 3's PIR format),
 the tokenizer, ``export.json`` (width, layers, labels, max_seq_len, whether the
 exit loop is inside, the program's output names) and ``manifest.json`` (library
 versions and the sha256 of every file, checked when a runtime opens the
-directory, and an HMAC with a sign key; see :mod:`paddle_dynafast.runtime.base`).
+directory, and an HMAC with a sign key; see :mod:`paddle_dynafast.runtime.manifest`).
 
 The output is claimed first (:func:`paddle_dynafast.outputs.claim`): never the
 model directory or a directory holding it, never a directory that is not an
@@ -47,7 +47,8 @@ from ..model.loading import check_max_seq_len, load_classifier
 from ..model.narrow import extract_submodel
 from ..model.stage_info import StageInfo
 from . import bench, quantize
-from .base import EXPORT_FILE, INT8_ONNX_FILE, ONNX_FILE, OUTPUTS, PROGRAM, verify, write_manifest
+from .export_info import EXPORT_FILE, INT8_ONNX_FILE, ONNX_FILE, OUTPUTS, PROGRAM, read_export_json
+from .manifest import write_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def export_is_current(output_dir: str | Path, model_dir: str | Path, width: floa
     ``model.onnx`` if ``onnx``, with ``model.int8.onnx`` of these activations (``"dynamic"``, ``"static"``) if
     ``int8``."""
     try:
-        info = verify(output_dir)
+        info = read_export_json(output_dir)
     except ArtifactError:  # missing or altered: export again
         return False
     # an int8 export written before dynamic activations existed is static

@@ -7,7 +7,8 @@ from typing import Optional, Tuple
 import numpy as np
 
 from ..errors import ArtifactError, ConfigError
-from .base import INT8_ONNX_FILE, ONNX_FILE, ExportInfo, Runtime
+from .base import Runtime
+from .export_info import INT8_ONNX_FILE, ONNX_FILE, ExportInfo
 
 PRECISIONS = {"fp32": ONNX_FILE, "int8": INT8_ONNX_FILE}
 

@@ -8,7 +8,8 @@ import numpy as np
 from paddle import inference
 
 from ..errors import ArtifactError, ConfigError
-from .base import PROGRAM, ExportInfo, Runtime
+from .base import Runtime
+from .export_info import PROGRAM, ExportInfo
 
 
 class PaddleInferenceRuntime(Runtime):
@@ -20,7 +21,7 @@ class PaddleInferenceRuntime(Runtime):
     ones); ``precision="bf16"`` runs oneDNN's bfloat16 kernels (AMX on CPUs that
     have it); on a GPU build of Paddle ``device="gpu"`` runs on GPU 0.
     ``sign_key`` checks the manifest's signature
-    (:func:`~paddle_dynafast.runtime.base.verify`).
+    (:func:`~paddle_dynafast.runtime.manifest.verify`).
     """
 
     kind = "paddle-inference"
