@@ -33,10 +33,10 @@ import numpy as np
 from paddle_dynafast import artifacts, data
 from paddle_dynafast.model.loading import load_tokenizer
 from paddle_dynafast.runtime import bench
+from paddle_dynafast.runtime.auto import open_runtime
 from paddle_dynafast.runtime.choose import cpu_name
 from paddle_dynafast.runtime.dygraph import DygraphRuntime
 from paddle_dynafast.runtime.export import export_is_current, export_model
-from paddle_dynafast.runtime.registry import open_runtime
 
 RUNTIMES = [("paddle-inference", "fp32", {"onednn": False}, "Paddle Inference native fp32"),
             ("paddle-inference", "fp32", {"onednn": True}, "Paddle Inference oneDNN fp32"),

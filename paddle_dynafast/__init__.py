@@ -34,7 +34,7 @@ _PUBLIC = {
     "plain_state": "model.narrow", "StageInfo": "model.stage_info", "predict": "model.over_loader",
     "accuracy": "model.over_loader",
     # the runtime side
-    "export_model": "runtime.export", "Predictor": "runtime.predictor", "open_runtime": "runtime.registry",
+    "export_model": "runtime.export", "Predictor": "runtime.predictor", "open_runtime": "runtime.auto",
     "Runtime": "runtime.base", "ExportInfo": "runtime.export_info", "read_sign_key": "runtime.manifest",
     "serve": "runtime.serve", "create_app": "runtime.serve", "ModelServer": "runtime.serve",
     # data

@@ -38,10 +38,11 @@ from .model.loading import load_tokenizer
 from .model.stage_info import StageInfo
 from .pipeline import quick, run_pipeline, step_dirs, summary_table
 from .runtime import bench, choose, quantize
+from .runtime.auto import AUTO
 from .runtime.export import export_model
 from .runtime.manifest import read_sign_key
 from .runtime.predictor import Predictor
-from .runtime.registry import AUTO, RUNTIMES
+from .runtime.registry import RUNTIMES
 from .train import STAGES
 from .train.finetune import add_size_arguments, size_from_args
 

@@ -8,7 +8,7 @@ from paddle_dynafast.errors import ConfigError
 from paddle_dynafast.runtime import choose
 from paddle_dynafast.runtime.export_info import ExportInfo
 from paddle_dynafast.runtime.predictor import Predictor
-from paddle_dynafast.runtime.registry import open_runtime
+from paddle_dynafast.runtime.auto import open_runtime
 
 
 @pytest.fixture()

@@ -11,7 +11,8 @@ from paddle_dynafast.runtime.bench import batches
 from paddle_dynafast.runtime.dygraph import DygraphRuntime
 from paddle_dynafast.runtime.onnx_runtime import OnnxRuntime
 from paddle_dynafast.runtime.predictor import Predictor
-from paddle_dynafast.runtime.registry import RUNTIMES, open_runtime
+from paddle_dynafast.runtime.auto import open_runtime
+from paddle_dynafast.runtime.registry import RUNTIMES
 
 
 @pytest.mark.parametrize("exit_loop", [True, False])

@@ -36,10 +36,10 @@ from ..errors import DataError
 from ..model.dynafast import DynaFastModel
 from ..model.loading import load_tokenizer
 from ..runtime import bench
+from ..runtime.auto import open_runtime
 from ..runtime.base import Runtime
 from ..runtime.choose import choose
 from ..runtime.export import export_is_current, export_model
-from ..runtime.registry import open_runtime
 from .calibrate import promised_drops
 
 logger = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ import numpy as np
 
 from ..data.batching import Collator, FeatureDataset, LengthGroupedBatchSampler
 from ..errors import ConfigError
+from .auto import AUTO, open_runtime
 from .base import Runtime
-from .registry import AUTO, open_runtime
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from ..model.loading import load_tokenizer
 from .base import Runtime
 from .export_info import INT8_ONNX_FILE, ONNX_FILE, ExportInfo
 from .manifest import MANIFEST_FILE
-from .registry import open_runtime
+from .registry import open_named
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Candidate:
         return f"{self.runtime} {self.precision}" + "".join(f" {k}={v}" for k, v in self.options)
 
     def open(self, directory: str | Path, threads: int) -> Runtime:
-        return open_runtime(directory, self.runtime, threads, self.precision, **dict(self.options))
+        return open_named(directory, self.runtime, threads, self.precision, **dict(self.options))
 
     def to_json(self) -> Dict[str, object]:
         return {"runtime": self.runtime, "precision": self.precision, "options": dict(self.options)}

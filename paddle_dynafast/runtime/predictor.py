@@ -13,8 +13,8 @@ from ..data.readers import Example
 from ..errors import ConfigError
 from ..model.exit import check_speed
 from ..model.loading import load_tokenizer
+from .auto import AUTO, open_runtime
 from .base import Runtime
-from .registry import AUTO, open_runtime
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Prediction:
 
 class Predictor:
     """Texts in, labels out, on ``source``: a :class:`~paddle_dynafast.runtime.base.Runtime`, or a directory
-    opened with :func:`~paddle_dynafast.runtime.registry.open_runtime` (``runtime`` and ``options``; by default
+    opened with :func:`~paddle_dynafast.runtime.auto.open_runtime` (``runtime`` and ``options``; by default
     ``auto``: the fastest runtime on this machine for the export, measured once and remembered, on 2 threads)."""
 
     def __init__(self, source: Union[str, Path, Runtime], runtime: str = AUTO, threads: int = 2,

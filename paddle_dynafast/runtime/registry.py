@@ -1,4 +1,6 @@
-"""Every runtime by the name ``--runtime`` takes, and :func:`open_runtime`."""
+"""Every runtime by the name ``--runtime`` takes, and :func:`open_named`, which opens one of them.
+
+``--runtime auto`` (the fastest here, measured) is above this module: :mod:`.auto`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,33 +12,14 @@ from .dygraph import DygraphRuntime
 from .onnx_runtime import OnnxRuntime
 from .paddle_inference import PaddleInferenceRuntime
 
-UNIVERSAL_OPTIONS = {"sign_key"}
-"""Options every export runtime takes (the others belong to one runtime)."""
-AUTO = "auto"
-"""The runtime name that means: the fastest here, measured (:mod:`paddle_dynafast.runtime.choose`)."""
-
 RUNTIMES: Dict[str, Type[Runtime]] = {cls.kind: cls for cls in (PaddleInferenceRuntime, OnnxRuntime, DygraphRuntime)}
 
 
-def open_runtime(directory: str | Path, kind: str = PaddleInferenceRuntime.kind, threads: int = 2,
-                 precision: str = "fp32", **options) -> Runtime:
-    """The runtime ``kind`` on ``directory`` (an export directory; for ``dygraph`` also a stage directory) in
-    ``precision`` (``fp32``; ``bf16`` on Paddle Inference with oneDNN; ``int8`` on ONNX Runtime).
-
-    ``options`` go to the runtime's constructor (``onednn``, ``device``, ``cache_capacity`` for Paddle Inference;
-    ``width``, ``exit_loop`` for dygraph). ``kind="auto"`` measures which runtime is fastest here for this export
-    and precision (:func:`paddle_dynafast.runtime.choose.choose`, remembered per machine) and opens that one."""
-    if kind == AUTO:
-        from .choose import choose  # choose opens runtimes through this module
-
-        specific = sorted(set(options) - UNIVERSAL_OPTIONS)
-        if specific:
-            raise ConfigError(f"options {specific} belong to one runtime: name it (runtime=...), not auto")
-        candidate, _ = choose(directory, precision, threads)
-        return open_runtime(directory, candidate.runtime, threads, candidate.precision,
-                            **{**options, **dict(candidate.options)})
+def open_named(directory: str | Path, kind: str, threads: int = 2, precision: str = "fp32", **options) -> Runtime:
+    """The runtime ``kind`` (a name of :data:`RUNTIMES`) on ``directory`` in ``precision``; ``options`` go to its
+    constructor."""
     if kind not in RUNTIMES:
-        raise ConfigError(f"runtime {kind!r} is not one of {sorted(RUNTIMES) + [AUTO]}")
+        raise ConfigError(f"runtime {kind!r} is not one of {sorted(RUNTIMES)}")
     runtime = RUNTIMES[kind]
     if precision not in runtime.precisions:
         raise ConfigError(f"runtime {kind} runs {' or '.join(runtime.precisions)}, not {precision}")

@@ -47,9 +47,9 @@ from fastapi.responses import JSONResponse
 
 from ..config import ServeConfig
 from ..errors import ConfigError
+from .auto import AUTO
 from .base import Runtime
 from .predictor import Predictor
-from .registry import AUTO
 
 logger = logging.getLogger(__name__)
 
