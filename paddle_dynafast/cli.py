@@ -490,7 +490,7 @@ def _run_predict(args) -> int:
 
 
 def _run_serve(args) -> int:
-    from .runtime.serve import serve  # FastAPI and uvicorn: only this command needs them
+    from .runtime.serve import serve
 
     config = ServeConfig(host=args.host, port=args.port, batching=not args.no_batching,
                          batch_window_ms=args.batch_window_ms, max_batch_size=args.max_batch_size,

@@ -21,7 +21,8 @@ from paddle_dynafast import cli
 from paddle_dynafast.config import ServeConfig
 from paddle_dynafast.runtime.base import Runtime
 from paddle_dynafast.runtime.predictor import Predictor
-from paddle_dynafast.runtime.serve import Batcher, ModelServer, PredictRequest
+from paddle_dynafast.runtime.batcher import Batcher, PredictRequest
+from paddle_dynafast.runtime.serve import ModelServer
 
 spec = importlib.util.spec_from_file_location(
     "serve_load", Path(__file__).resolve().parents[1] / "benchmarks" / "serve_load.py")
@@ -274,7 +275,7 @@ def test_a_signal_drains_the_requests_in_flight_then_exits(tiny_exports, sig):
     assert process.returncode in ((-signal.SIGTERM, 0) if sig == signal.SIGTERM else (130,)), err
     assert "stopped after 3 request(s) (3 ok) in 1 batch(es)" in err
     assert "serving " in err and f"on http://127.0.0.1:{port}" in err
-    batch_lines = [line for line in err.splitlines() if "paddle_dynafast.runtime.serve: batch " in line]
+    batch_lines = [line for line in err.splitlines() if "paddle_dynafast.runtime.batcher: batch " in line]
     if verbose:
         assert len(batch_lines) == 1 and "batch 1: 3 request(s), 3 text(s), speed 0, waited " in batch_lines[0]
     else:
