@@ -203,7 +203,7 @@ def _paired(correct: np.ndarray, reference: np.ndarray, bootstrap) -> Dict[str, 
 
 def evaluate(setup: Setup, distill_dir: str, out: Path, speeds=None) -> Dict[str, Any]:
     """The dev and test grids of one distilled model (skipped when written with the same configuration)."""
-    from paddle_dynafast import artifacts
+    from paddle_dynafast import atomic
     from paddle_dynafast.analysis.evaluate import run_evaluation
     from paddle_dynafast.config import EvaluateConfig, to_dict
 
@@ -213,9 +213,9 @@ def evaluate(setup: Setup, distill_dir: str, out: Path, speeds=None) -> Dict[str
         config = EvaluateConfig(model_dir=distill_dir, output_dir=str(out / split), data=setup.data, split=split,
                                 bootstrap=setup.bootstrap, **kwargs)
         path = out / split / "evaluation.json"
-        if not artifacts.written_with(path, to_dict(config)):
+        if not atomic.written_with(path, to_dict(config)):
             run_evaluation(config, overwrite=True, trust_pickle=setup.trust_pickle)
-        grids[split] = artifacts.read_json(path)
+        grids[split] = atomic.read_json(path)
     return grids
 
 
@@ -224,7 +224,7 @@ def resplits(setup: Setup, distill_dir: str, out: Path, repeats: int, speeds=Non
     and test examples, as `calibrate --resplits` does (NumPy only, about 3 s a re-split on SST-2). Kept in
     OUT/resplits.json with what it was computed from, so a later call (one that measures another lever beside the
     baseline, or ``--report``) reads it instead of computing it again."""
-    from paddle_dynafast import artifacts
+    from paddle_dynafast import atomic
     from paddle_dynafast.analysis.calibrate import resplit_promises
     from paddle_dynafast.analysis.evaluate import PROBS_FILE, SplitProbabilities
     from paddle_dynafast.config import CalibrateConfig, to_dict
@@ -238,16 +238,16 @@ def resplits(setup: Setup, distill_dir: str, out: Path, repeats: int, speeds=Non
                              confidence=0.9, bootstrap=setup.bootstrap, **kwargs)
     # the evaluation's own record of what it measured: a new evaluation invalidates the re-splits made from it
     written = {"calibrate": to_dict(config), "repeats": repeats,
-               "evaluations": [artifacts.read_json(out / split / "evaluation.json").get("config")
+               "evaluations": [atomic.read_json(out / split / "evaluation.json").get("config")
                                for split in ("dev", "test")]}
     path = out / "resplits.json"
-    if artifacts.written_with(path, written):
-        return artifacts.read_json(path)["resplits"]
+    if atomic.written_with(path, written):
+        return atomic.read_json(path)["resplits"]
     model = DynaFastModel.load(distill_dir, trust_pickle=setup.trust_pickle)
     result = resplit_promises(SplitProbabilities.load(out / "dev" / PROBS_FILE),
                               SplitProbabilities.load(out / "test" / PROBS_FILE),
                               BertShape.from_config(model.backbone.config), model.branches.config, config, repeats)
-    artifacts.write_json(path, {"config": written, "resplits": result})
+    atomic.write_json(path, {"config": written, "resplits": result})
     return result
 
 
@@ -349,7 +349,7 @@ def adopt_baseline(setup: Setup, run: Path, seeds: Sequence[int], table: Dict[st
     copies' stage.json point at their new places. ``RUN`` is only read. Returns what was adopted."""
     import shutil
 
-    from paddle_dynafast import artifacts, data
+    from paddle_dynafast import atomic, data
     from paddle_dynafast.config import to_dict
     from paddle_dynafast.model.stage_info import STAGE_FILE, StageInfo, normalize_config
 
@@ -366,7 +366,7 @@ def adopt_baseline(setup: Setup, run: Path, seeds: Sequence[int], table: Dict[st
             theirs = _flatten(normalize_config(info.config, type(config)))
             mine = _flatten(to_dict(config))
             differ = sorted(k for k in set(theirs) | set(mine) if theirs.get(k) != mine.get(k) and k not in ADOPT_IGNORED)
-            written = artifacts.read_json(source / STAGE_FILE)
+            written = atomic.read_json(source / STAGE_FILE)
             if written.get("dev_fingerprint") is not None:
                 same_examples = written["dev_fingerprint"] == dev
             else:  # written before stage.json held a fingerprint: the same number of dev and test examples
@@ -375,10 +375,10 @@ def adopt_baseline(setup: Setup, run: Path, seeds: Sequence[int], table: Dict[st
             if differ or not same_examples:
                 continue
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("checkpoint"), dirs_exist_ok=True)
-            stage = artifacts.read_json(target / STAGE_FILE)
+            stage = atomic.read_json(target / STAGE_FILE)
             stage["config"] = {**stage["config"], **{k: v for k, v in to_dict(config).items()
                                                      if k in ("output_dir", "teacher_dir", "model_dir", "data")}}
-            artifacts.write_json(target / STAGE_FILE, stage)
+            atomic.write_json(target / STAGE_FILE, stage)
             adopted.append(f"{source} -> {target}")
     return adopted
 
@@ -386,7 +386,7 @@ def adopt_baseline(setup: Setup, run: Path, seeds: Sequence[int], table: Dict[st
 def measure(setup: Setup, name: str, seed: int, table: Dict[str, Lever], speeds=None, calibrate_speeds=None,
             repeats: int = 0) -> Dict:
     """Train (or find) one lever at one seed and measure it."""
-    from paddle_dynafast import artifacts
+    from paddle_dynafast import atomic
     from paddle_dynafast.train.distill import self_distill
     from paddle_dynafast.train.supernet import train_supernet
 
@@ -411,7 +411,7 @@ def measure(setup: Setup, name: str, seed: int, table: Dict[str, Lever], speeds=
            "steps": {"supernet": supernet["train_steps"], "distill": distill["train_steps"]},
            "paths": {"supernet": supernet_config.output_dir, "distill": distill_config.output_dir,
                      "evaluation": str(out)}}
-    artifacts.write_json(out / "row.json", row)
+    atomic.write_json(out / "row.json", row)
     return row
 
 
@@ -455,9 +455,9 @@ def against_baseline(rows: List[Dict], setup: Setup, speeds: Sequence[float] = (
 
 
 def setup_grid(out: Path, split: str) -> List[Dict]:
-    from paddle_dynafast import artifacts
+    from paddle_dynafast import atomic
 
-    return artifacts.read_json(out / split / "evaluation.json")["points"]
+    return atomic.read_json(out / split / "evaluation.json")["points"]
 
 
 # ----------------------------------------------------------------------------- the tables
@@ -598,7 +598,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     import paddle
 
-    from paddle_dynafast import artifacts
+    from paddle_dynafast import atomic
     from paddle_dynafast.config import BootstrapConfig
     from paddle_dynafast.model.stage_info import StageInfo
 
@@ -633,9 +633,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 for seed in args.seeds for name in names]
     against_baseline(rows, setup)
     seeds = sorted({r["seed"] for r in rows})
-    artifacts.write_json(setup.output / "ablation.json", {"data": data.data_dir, "teacher": args.teacher,
+    atomic.write_json(setup.output / "ablation.json", {"data": data.data_dir, "teacher": args.teacher,
                                                           "seeds": seeds, "quick": args.quick, "rows": rows})
-    artifacts.write_text(setup.output / "ablation.md", markdown(rows))
+    atomic.write_text(setup.output / "ablation.md", markdown(rows))
     print(f"-> {setup.output / 'ablation.md'}")
 
 

@@ -30,7 +30,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from paddle_dynafast import artifacts, data
+from paddle_dynafast import atomic, data
 from paddle_dynafast.model.loading import load_tokenizer
 from paddle_dynafast.runtime import bench
 from paddle_dynafast.runtime.auto import open_runtime
@@ -165,7 +165,7 @@ def main() -> None:
     if args.points:
         points = json.loads(args.points)
     else:
-        calibration = artifacts.read_json(run / "calibration" / "calibration.json")
+        calibration = atomic.read_json(run / "calibration" / "calibration.json")
         points = [{**calibration[key], "label": label} for key, label in
                   (("fewest_flops_within_accuracy_budget", "accuracy budget"),
                    ("best_accuracy_within_flops_budget", "FLOPs budget")) if calibration.get(key)]
@@ -206,8 +206,8 @@ def main() -> None:
               "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "points": points,
               "references": [r["name"] for r in references], "results": results}
     table = markdown(results, references) if references else ""
-    artifacts.write_json(out / "bench.json", report)
-    artifacts.write_text(out / "bench.md", table)
+    atomic.write_json(out / "bench.json", report)
+    atomic.write_text(out / "bench.md", table)
     print(table)
 
 

@@ -38,7 +38,7 @@ def main() -> None:
     import paddle
 
     import paddle_dynafast as pdf
-    from paddle_dynafast import artifacts
+    from paddle_dynafast import atomic
     from paddle_dynafast.config import (BranchConfig, DataConfig, EvaluateConfig, FinetuneConfig, ModelSize,
                                         SelfDistillConfig, TrainConfig)
 
@@ -56,7 +56,7 @@ def main() -> None:
         log[name] = {"seconds": round(time.perf_counter() - started, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
         log["machine"] = {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                           "python": platform.python_version(), "paddlepaddle": paddle.__version__}
-        artifacts.write_json(log_path, log)
+        atomic.write_json(log_path, log)
 
     def train(epochs, lr):
         return TrainConfig(epochs=epochs, lr=lr)

@@ -26,7 +26,7 @@ from typing import List, Optional
 import paddle
 from tqdm.auto import tqdm
 
-from . import artifacts, data, distributed, outputs
+from . import atomic, data, distributed, outputs
 from .analysis.calibrate import run_calibration
 from .analysis.evaluate import markdown_table, run_evaluation
 from .analysis.timed import run_timed_calibration
@@ -548,7 +548,7 @@ def _bench(args, parsed) -> int:
     systems = [bench.exported_system(d, speed, name=name, runtime=args.runtime, threads=args.threads,
                                      **_runtime_options(args)) for name, d, speed in parsed]
     first = systems[0]
-    info = artifacts.read_json(Path(parsed[0][1]) / "export.json")
+    info = atomic.read_json(Path(parsed[0][1]) / "export.json")
     tokenizer = load_tokenizer(parsed[0][1])
     splits = data.load_splits(DataConfig(data_dir=args.data_dir, max_examples=args.max_examples))
     if args.split not in splits:
@@ -558,11 +558,11 @@ def _bench(args, parsed) -> int:
                             samples=args.samples, batch_size=args.batch_size, rounds=args.rounds)
     table = bench.markdown(results, args.batch_size)
     out = Path(args.output)
-    artifacts.write_json(out / "bench.json", {"results": bench.to_json(results), "split": args.split,
+    atomic.write_json(out / "bench.json", {"results": bench.to_json(results), "split": args.split,
                                              "examples": len(features), "threads": args.threads,
                                              "runtime": args.runtime, "onednn": not args.no_onednn,
                                              "machine": _machine()})
-    artifacts.write_text(out / "bench.md", table)
+    atomic.write_text(out / "bench.md", table)
     print(table, end="")
     print(f"({first.name} is the reference) -> {out}/bench.{{json,md}}")
     return 0

@@ -13,7 +13,7 @@ before any work, which
   says why it stopped). The kernel releases the lock when the holder exits,
   ``kill -9`` included;
 * removes what an earlier run killed while writing left behind (the
-  temporaries of :mod:`paddle_dynafast.artifacts`);
+  temporaries of :mod:`paddle_dynafast.atomic`);
 * refuses a directory the command did not write (it holds files but not the
   command's marker, such as ``export.json``), whatever the flags: nothing of
   the user's is deleted or overwritten;
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence, Tuple
 
-from . import artifacts
+from . import atomic
 from .errors import ArtifactError, ConfigError, OutputBusyError
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class Output:
         marker = directory / self.marker
         if not marker.is_file():
             return False
-        raw = artifacts.read_json(marker)
+        raw = atomic.read_json(marker)
         return isinstance(raw, dict) and self.key in raw and (self.value is None or raw[self.key] == self.value)
 
 
@@ -149,12 +149,12 @@ def _holder(fd: int) -> str:
 def remove_leftovers(directory: Path, inside: Optional[Sequence[str]] = None) -> None:
     """Remove the temporaries an interrupted writer of ``directory`` left beside it, and in it: every one when
     ``inside`` is None, else those of the files named in ``inside``."""
-    found = artifacts.leftovers(directory.parent, name=directory.name)
-    found += [p for p in artifacts.leftovers(directory)
-              if inside is None or artifacts.leftovers_name(p) in inside]
+    found = atomic.leftovers(directory.parent, name=directory.name)
+    found += [p for p in atomic.leftovers(directory)
+              if inside is None or atomic.leftovers_name(p) in inside]
     for path in found:
         logger.warning("removing %s, left behind by an interrupted run", path)
-        artifacts.remove(path)
+        atomic.remove(path)
 
 
 def check_output(directory: Path, output: Output, replace: bool) -> bool:
@@ -165,7 +165,7 @@ def check_output(directory: Path, output: Output, replace: bool) -> bool:
         return False
     if not os.access(directory, os.W_OK | os.X_OK):
         raise PermissionError(f"--output {directory} is not writable")
-    temporaries = set(artifacts.leftovers(directory))
+    temporaries = set(atomic.leftovers(directory))
     if not [p for p in directory.iterdir() if p not in temporaries]:
         return False
     if output.owns(directory):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from . import artifacts, data, outputs
+from . import atomic, data, outputs
 from .analysis.calibrate import run_calibration
 from .analysis.evaluate import run_evaluation
 from .config import CalibrateConfig, EvaluateConfig, PipelineConfig, to_dict
@@ -100,13 +100,13 @@ def _run(config: PipelineConfig, logdir: Optional[str], trust_pickle: bool) -> P
                                        max_accuracy_drop=config.max_accuracy_drop,
                                        min_flops_speedup=config.min_flops_speedup, confidence=config.confidence)
     calibration_file = dirs["calibrate"] / "calibration.json"
-    step("calibrate", lambda: (artifacts.read_json(calibration_file)
-                               if artifacts.written_with(calibration_file, to_dict(calibrate_config))
+    step("calibrate", lambda: (atomic.read_json(calibration_file)
+                               if atomic.written_with(calibration_file, to_dict(calibrate_config))
                                else run_calibration(calibrate_config, overwrite=True, trust_pickle=trust_pickle)))
     calibration = results["calibrate"]
 
     evaluate_config = EvaluateConfig(model_dir=str(final), output_dir=str(dirs["evaluate"]), data=config.data)
-    step("evaluate", lambda: None if artifacts.written_with(dirs["evaluate"] / "evaluation.json",
+    step("evaluate", lambda: None if atomic.written_with(dirs["evaluate"] / "evaluation.json",
                                                            to_dict(evaluate_config))
          else run_evaluation(evaluate_config, overwrite=True, trust_pickle=trust_pickle))
 
@@ -138,7 +138,7 @@ def _run(config: PipelineConfig, logdir: Optional[str], trust_pickle: bool) -> P
         "sizes_mb": {k: round(sum(f.stat().st_size for f in d.rglob("*") if f.is_file()) / 1e6, 1)
                      for k, d in dirs.items() if d.is_dir()},
     }
-    artifacts.write_json(root / "summary.json", summary)
+    atomic.write_json(root / "summary.json", summary)
     return PipelineResult(root, summary)
 
 
@@ -186,7 +186,7 @@ def summary_table(summary: Dict[str, Any]) -> str:
 
 def _quick_bench(dirs: Dict[str, Path], speed: float, config: PipelineConfig) -> Dict[str, Any]:
     """Latency and throughput of the exported adaptive model against the exported teacher, on test."""
-    info = artifacts.read_json(dirs["export"] / EXPORT_FILE)
+    info = atomic.read_json(dirs["export"] / EXPORT_FILE)
     splits = data.load_splits(config.data)
     split = "test" if "test" in splits else "dev"
     tokenizer = load_tokenizer(dirs["export"])

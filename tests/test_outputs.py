@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from paddle_dynafast import artifacts, outputs
+from paddle_dynafast import atomic, outputs
 from paddle_dynafast.errors import ArtifactError, ConfigError, OutputBusyError
 
 REPORT = outputs.Output("report", "report.json", "points", files=("report.json", "report.md"))
@@ -130,12 +130,12 @@ def test_two_identical_commands_one_runs_the_other_is_refused(tmp_path):
     """The same command twice at once on one output: exactly one does the work."""
     script = textwrap.dedent(f"""
         import sys, time
-        from paddle_dynafast import artifacts, outputs
+        from paddle_dynafast import atomic, outputs
         report = outputs.Output("report", "report.json", "points", files=("report.json",))
         try:
             with outputs.claim({str(tmp_path / 'out')!r}, report):
                 time.sleep(3)
-                artifacts.write_text({str(tmp_path / 'out' / 'report.json')!r}, sys.argv[1])
+                atomic.write_text({str(tmp_path / 'out' / 'report.json')!r}, sys.argv[1])
         except outputs.OutputBusyError as error:
             print("refused", error)
     """)
@@ -159,10 +159,10 @@ def test_a_file_or_unwritable_output_is_named_before_any_work(tmp_path):
             pass
 
 
-def test_artifacts_leftovers_match_only_their_own_names(tmp_path):
+def test_atomic_leftovers_match_only_their_own_names(tmp_path):
     for name in (".m.json.abcdefgh.tmp", ".publish.12345678.tmp", ".export.old-42", ".export.tmp", "x.tmp",
                  ".m.json.ABCDEFGH.tmp"):
         (tmp_path / name).write_text("")
-    assert [p.name for p in artifacts.leftovers(tmp_path)] == [".export.old-42", ".m.json.abcdefgh.tmp",
+    assert [p.name for p in atomic.leftovers(tmp_path)] == [".export.old-42", ".m.json.abcdefgh.tmp",
                                                                 ".publish.12345678.tmp"]
-    assert [p.name for p in artifacts.leftovers(tmp_path, name="export")] == [".export.old-42"]
+    assert [p.name for p in atomic.leftovers(tmp_path, name="export")] == [".export.old-42"]

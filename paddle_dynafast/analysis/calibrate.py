@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .. import artifacts, outputs, stats
+from .. import atomic, outputs, stats
 from ..config import BootstrapConfig, BranchConfig, CalibrateConfig, check_confidence, to_dict
 from ..errors import ConfigError, DataError
 from ..model.dynafast import DynaFastModel
@@ -291,7 +291,7 @@ def _calibrate(config: CalibrateConfig, trust_pickle: bool) -> Dict:
         result["resplits"] = resplit_promises(dev, test, BertShape.from_config(model.backbone.config),
                                               model.branches.config, config, config.resplits)
     result["config"] = to_dict(config)
-    artifacts.write_json(out / "calibration.json", result)
-    artifacts.write_text(out / "calibration.md",
+    atomic.write_json(out / "calibration.json", result)
+    atomic.write_text(out / "calibration.md",
                          "# Calibrated operating points\n\n" + markdown(result, measured_on_test(result)))
     return result

@@ -25,7 +25,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 import paddle
 
-from .. import artifacts, data, outputs, stats
+from .. import atomic, data, outputs, stats
 from ..config import BootstrapConfig, BranchConfig, DataConfig, EvaluateConfig, to_dict
 from ..errors import DataError
 from ..model.dynafast import DynaFastModel
@@ -115,7 +115,7 @@ class SplitProbabilities:
         buffer = io.BytesIO()
         np.savez_compressed(buffer, widths=np.asarray(widths), gold=self.gold, tokens=self.tokens,
                             fingerprint=np.asarray(self.fingerprint), **arrays)
-        artifacts.write_bytes(path, buffer.getvalue())
+        atomic.write_bytes(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: str | Path) -> "SplitProbabilities":
@@ -301,7 +301,7 @@ def plot(points: Sequence[GridPoint], path: str | Path, title: str) -> None:
     png = io.BytesIO()
     figure.savefig(png, format="png", dpi=120)
     plt.close(figure)
-    artifacts.write_bytes(path, png.getvalue())
+    atomic.write_bytes(path, png.getvalue())
 
 
 def write_grid(points: Sequence[GridPoint], output_dir: str | Path, name: str, title: str,
@@ -318,8 +318,8 @@ def write_grid(points: Sequence[GridPoint], output_dir: str | Path, name: str, t
         report["patience_points"] = [asdict(p) for p in patience[0]]
         report["patience_vs_entropy"] = patience[1]
         text += "\n## PABEE patience against entropy at equal FLOPs\n\n" + patience_table(*patience)
-    artifacts.write_json(paths["json"], report)
-    artifacts.write_text(paths["md"], text)
+    atomic.write_json(paths["json"], report)
+    atomic.write_text(paths["md"], text)
     plot(points, paths["png"], title)
     return paths
 

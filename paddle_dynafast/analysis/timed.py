@@ -30,7 +30,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from .. import artifacts, data, outputs
+from .. import atomic, data, outputs
 from ..config import TimedCalibrateConfig, to_dict
 from ..errors import DataError
 from ..model.dynafast import DynaFastModel
@@ -91,7 +91,7 @@ def run_timed_calibration(config: TimedCalibrateConfig, overwrite: bool = False,
     """``paddle-dynafast calibrate --runtime R``: see the module docstring; writes timed.json and timed.md (and the
     exports it measured, in ``exports/``)."""
     with outputs.claim(config.output_dir, TIMED, [config.model_dir, config.data.data_dir], overwrite):
-        artifacts.write_json(Path(config.output_dir) / "timed.json", {"reference": None, "complete": False})
+        atomic.write_json(Path(config.output_dir) / "timed.json", {"reference": None, "complete": False})
         return _timed(config, trust_pickle)
 
 
@@ -158,8 +158,8 @@ def _timed(config: TimedCalibrateConfig, trust_pickle: bool) -> Dict:
     result["config"] = to_dict(config)
     result["complete"] = True
     out = Path(config.output_dir)
-    artifacts.write_json(out / "timed.json", result)
-    artifacts.write_text(out / "timed.md", markdown(result))
+    atomic.write_json(out / "timed.json", result)
+    atomic.write_text(out / "timed.md", markdown(result))
     return result
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Sequence, Tuple
 
-from .. import artifacts
+from .. import atomic
 from ..errors import ConfigError, MissingFileError
 from .branches import Branches
 from .exit import AdaptiveClassifier
@@ -50,7 +50,7 @@ class DynaFastModel:
 
     def save_branches(self, directory: Path) -> None:
         save_weights(directory / BRANCH_WEIGHTS, self.branches.state_dict())
-        artifacts.write_json(directory / BRANCH_FILE, {**self.branches.describe(), "labels": self.labels})
+        atomic.write_json(directory / BRANCH_FILE, {**self.branches.describe(), "labels": self.labels})
 
     @staticmethod
     def has_branches(directory: str | Path) -> bool:
@@ -64,7 +64,7 @@ class DynaFastModel:
         if not cls.has_branches(directory):
             raise MissingFileError(f"{directory} has no {BRANCH_FILE}: it is not a model with branches "
                                    "(run `paddle-dynafast distill` on it first)")
-        description = artifacts.read_json(directory / BRANCH_FILE)
+        description = atomic.read_json(directory / BRANCH_FILE)
         loaded = load_classifier(directory, trust_pickle=trust_pickle)
         branches = Branches.from_description(description)
         weights = directory / BRANCH_WEIGHTS

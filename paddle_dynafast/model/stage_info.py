@@ -15,7 +15,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-from .. import __version__, artifacts
+from .. import __version__, atomic
 from ..config import DataConfig, default, from_dict, to_dict
 
 STAGE_FILE = "stage.json"
@@ -67,7 +67,7 @@ class StageInfo:
         path = directory / STAGE_FILE
         if not path.is_file():
             return cls(directory)
-        raw = artifacts.read_json(path)
+        raw = atomic.read_json(path)
         config = raw.get("config", {})
         data = config.get("data", {})
         widths = raw.get("widths") or (config.get("widths") if raw.get("stage") == "supernet" else None) or (1.0,)

@@ -17,7 +17,7 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save
 
-from .. import artifacts
+from .. import atomic
 from ..errors import CheckpointError, UntrustedFileError
 
 SAFE_WEIGHTS = "model.safetensors"
@@ -31,7 +31,7 @@ def save_weights(path: str | Path, weights: Mapping[str, Any]) -> None:
     ``OSError`` naming ``path``. PaddleNLP's ``from_pretrained`` reads the file (``format: np``)."""
     arrays = {name: np.ascontiguousarray(value.numpy() if hasattr(value, "numpy") else np.asarray(value))
               for name, value in weights.items()}
-    artifacts.write_bytes(path, save(arrays, metadata={"format": "np"}))
+    atomic.write_bytes(path, save(arrays, metadata={"format": "np"}))
 
 
 def check_trusted(path: str | Path, trust_pickle: bool) -> None:

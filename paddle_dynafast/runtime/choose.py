@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import artifacts
+from .. import atomic
 from ..errors import ArtifactError, ConfigError
 from ..model.loading import load_tokenizer
 from .base import Runtime
@@ -166,7 +166,7 @@ def choose(directory: str | Path, precision: str = "fp32", threads: int = 2, obj
     found = candidates(directory, precision)
     key = _key(directory, threads, precision, objective)
     path = cache_file()
-    known = artifacts.read_json(path) if remember and path.is_file() else {}
+    known = atomic.read_json(path) if remember and path.is_file() else {}
     if key in known and not refresh:
         remembered = Candidate.from_json(known[key]["candidate"])
         if remembered in found:
@@ -184,5 +184,5 @@ def choose(directory: str | Path, precision: str = "fp32", threads: int = 2, obj
     if remember:
         known[key] = {"candidate": best.candidate.to_json(), "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
                       "ms_per_batch": {t.candidate.name: round(1000 * t.seconds_per_batch, 3) for t in usable}}
-        artifacts.write_json(path, known)
+        atomic.write_json(path, known)
     return best.candidate, timings

@@ -37,7 +37,7 @@ import paddle
 from paddle import inference
 from paddle.static import InputSpec
 
-from .. import artifacts, data, outputs
+from .. import atomic, data, outputs
 from ..config import DataConfig
 from ..errors import ArtifactError, ConfigError, MissingFileError, summary
 from ..model.dynafast import BRANCH_FILE, DynaFastModel
@@ -121,7 +121,7 @@ def _export(model_dir: Path, output_dir: Path, width: float, no_exit: bool, max_
             ranges = quantize.activation_ranges(layer, layer if no_exit else layer.layer_logits, batches)
     static = paddle.jit.to_static(layer, input_spec=spec, full_graph=True)
     names = OUTPUTS[:1] if no_exit else OUTPUTS
-    with artifacts.atomic_dir(output_dir) as tmp:
+    with atomic.atomic_dir(output_dir) as tmp:
         paddle.jit.save(static, str(tmp / PROGRAM))
         info = {"width": width, "exit_loop": not no_exit, "num_layers": len(backbone.bert.encoder.layers),
                 "labels": list(labels), "max_seq_len": int(max_seq_len), "inputs": [s.name for s in spec],
@@ -137,7 +137,7 @@ def _export(model_dir: Path, output_dir: Path, width: float, no_exit: bool, max_
                                       + ("each input's (min, max) at run time" if activations == "dynamic"
                                          else "their calibrated (min, max)")}
         tokenizer.save_pretrained(str(tmp))
-        artifacts.write_json(tmp / EXPORT_FILE, info)
+        atomic.write_json(tmp / EXPORT_FILE, info)
         write_manifest(tmp, sign_key)
     logger.info("exported %s at width %s (%s) -> %s", model_dir, width, "plain" if no_exit else "exit loop", output_dir)
     return output_dir

@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from .. import artifacts
+from .. import atomic
 from ..config import BranchConfig
 from ..errors import ArtifactError
 from ..model.branches import branch_config
@@ -45,7 +45,7 @@ def read_export_json(directory: str | Path, sign_key: Optional[bytes] = None) ->
     """The raw ``export.json`` of ``directory``, after every file was checked against the manifest (and its
     signature with ``sign_key``)."""
     verify(directory, sign_key, required=(EXPORT_FILE,))
-    return artifacts.read_json(Path(directory) / EXPORT_FILE)
+    return atomic.read_json(Path(directory) / EXPORT_FILE)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
-from .. import artifacts
+from .. import atomic
 from ..errors import ArtifactError, ConfigError, MissingFileError
 from ..model.stage_info import versions
 
@@ -74,7 +74,7 @@ def write_manifest(directory: str | Path, sign_key: Optional[bytes] = None) -> N
     manifest: Dict[str, Any] = {"versions": versions(), "files": {p.name: sha256(p) for p in entries}}
     if sign_key is not None:
         manifest["signature"] = {"algorithm": SIGNATURE, "hmac": _signature(manifest, sign_key)}
-    artifacts.write_json(directory / MANIFEST_FILE, manifest)
+    atomic.write_json(directory / MANIFEST_FILE, manifest)
 
 
 def verify(directory: str | Path, sign_key: Optional[bytes] = None, required: Sequence[str] = ()) -> None:
@@ -84,7 +84,7 @@ def verify(directory: str | Path, sign_key: Optional[bytes] = None, required: Se
     path = directory / MANIFEST_FILE
     if not path.is_file():
         raise ArtifactError(f"{directory} has no {MANIFEST_FILE}: not an exported model")
-    manifest = artifacts.read_json(path)
+    manifest = atomic.read_json(path)
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict) or not files:
         raise ArtifactError(f"{path} lists no files: it must list every file of the export with its sha256")

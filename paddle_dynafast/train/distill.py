@@ -24,7 +24,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from .. import artifacts, data, distributed
+from .. import atomic, data, distributed
 from ..config import BRANCH_KINDS, BranchConfig, DataConfig, PipelineConfig, SelfDistillConfig, TrainConfig, default
 from ..errors import ConfigError
 from ..model.branches import Branches
@@ -144,7 +144,7 @@ class DistillStage(Stage):
             for parameter in a.backbone.parameters():
                 parameter.stop_gradient = True
         if distributed.is_main() and not (self.output_dir / SAFE_WEIGHTS).is_file():
-            with artifacts.publish_files(self.output_dir) as tmp:
+            with atomic.publish_files(self.output_dir) as tmp:
                 save_classifier(self.backbone, self.tokenizer, tmp)
         self.objective = distributed.data_parallel(BranchObjective(self.adaptive, self.branches, config.objective,
                                                                    config.mix_alpha, config.temperature))

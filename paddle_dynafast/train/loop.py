@@ -33,7 +33,7 @@ import numpy as np
 import paddle
 from tqdm.auto import tqdm
 
-from .. import artifacts, distributed
+from .. import atomic, distributed
 from ..config import TrainConfig
 from ..errors import CheckpointError, TrainingError
 from ..model.loading import assign_weights
@@ -168,26 +168,26 @@ class TrainLoop:
         distributed.barrier()
 
     def _write_checkpoint(self) -> None:
-        with artifacts.atomic_dir(self.checkpoint_dir) as tmp:
+        with atomic.atomic_dir(self.checkpoint_dir) as tmp:
             save_weights(tmp / "model.safetensors", self.model.state_dict())
             optimizer = self._optimizer_state(to_structured=True)
             save_weights(tmp / "optimizer.safetensors",
                          {k: v for k, v in optimizer.items() if isinstance(v, paddle.Tensor)})
-            artifacts.write_json(tmp / "optimizer.json",
+            atomic.write_json(tmp / "optimizer.json",
                                  {k: v for k, v in optimizer.items() if not isinstance(v, paddle.Tensor)})
-            artifacts.write_json(tmp / "rng.json", rng_state())
-            artifacts.write_json(tmp / "loop_state.json", asdict(self.state))
+            atomic.write_json(tmp / "rng.json", rng_state())
+            atomic.write_json(tmp / "loop_state.json", asdict(self.state))
 
     def load_checkpoint(self) -> None:
         directory = self.checkpoint_dir
-        state = artifacts.read_json(directory / "loop_state.json")
+        state = atomic.read_json(directory / "loop_state.json")
         self.state = LoopState(**state)
         if (directory / "model.safetensors").is_file():
             weights = read_weights(directory / "model.safetensors")
             optimizer: Dict[str, Any] = {k: paddle.to_tensor(v)
                                          for k, v in read_weights(directory / "optimizer.safetensors").items()}
-            optimizer.update(artifacts.read_json(directory / "optimizer.json"))
-            rng = artifacts.read_json(directory / "rng.json")
+            optimizer.update(atomic.read_json(directory / "optimizer.json"))
+            rng = atomic.read_json(directory / "rng.json")
         elif (directory / "model.pdparams").is_file():  # written by an earlier version: pickles
             weights = read_weights(directory / "model.pdparams", self.trust_pickle)
             optimizer = load_pickle(directory / "optimizer.pdopt", self.trust_pickle)

@@ -43,7 +43,7 @@ from typing import Any, ClassVar, ContextManager, Dict, List, Optional, Sequence
 
 import paddle
 
-from .. import artifacts, data, distributed, outputs
+from .. import atomic, data, distributed, outputs
 from ..config import DataConfig, PipelineConfig, TrainConfig, to_dict
 from ..errors import ArtifactError, DataError
 from ..model.stage_info import METRICS_FILE, STAGE_FILE, StageInfo, normalize_config, versions
@@ -182,14 +182,14 @@ class Stage(ABC):
     def _train(self) -> StageResult:
         info = {"stage": self.name, "complete": False, "config": to_dict(self.config), "versions": versions()}
         if distributed.is_main():  # ours from the start, so that a run killed in prepare is recognised
-            artifacts.write_json(self.output_dir / STAGE_FILE, info)
+            atomic.write_json(self.output_dir / STAGE_FILE, info)
         info = {**info, **self.prepare()}
         if distributed.is_main():
-            artifacts.write_json(self.output_dir / STAGE_FILE, info)
+            atomic.write_json(self.output_dir / STAGE_FILE, info)
         setup = self.build()
 
         def on_best(metrics):
-            with artifacts.publish_files(self.output_dir) as tmp:
+            with atomic.publish_files(self.output_dir) as tmp:
                 self.save_best(tmp)
 
         loop = TrainLoop(setup.model, self.config.train, setup.train_loader, self.output_dir / CHECKPOINT_DIR,
@@ -201,12 +201,12 @@ class Stage(ABC):
         if distributed.is_main():
             metrics = {"history": state.history, "train_steps": state.step,
                        "train_seconds": round(state.train_seconds, 1), **self.report(state)}
-            artifacts.write_json(self.output_dir / METRICS_FILE, metrics)
-            artifacts.write_json(self.output_dir / STAGE_FILE, {**info, "complete": True})
+            atomic.write_json(self.output_dir / METRICS_FILE, metrics)
+            atomic.write_json(self.output_dir / STAGE_FILE, {**info, "complete": True})
             shutil.rmtree(self.output_dir / CHECKPOINT_DIR, ignore_errors=True)
         distributed.barrier()
         if not distributed.is_main() and (self.output_dir / METRICS_FILE).is_file():  # on a shared disk
-            metrics = artifacts.read_json(self.output_dir / METRICS_FILE)
+            metrics = atomic.read_json(self.output_dir / METRICS_FILE)
         return StageResult(self.output_dir, metrics)
 
     def _begin(self, restart: bool, earlier: bool) -> Optional[StageResult]:
@@ -221,7 +221,7 @@ class Stage(ABC):
         info = StageInfo.read(self.output_dir)
         if info.is_complete_with(self.name, self.config):
             logger.info("%s is complete; nothing to do", self.output_dir)
-            return StageResult(self.output_dir, artifacts.read_json(self.output_dir / METRICS_FILE))
+            return StageResult(self.output_dir, atomic.read_json(self.output_dir / METRICS_FILE))
         check_resumable(info, self.name, self.config)
         seed_everything(self.config.train.seed)
         return None
@@ -234,7 +234,7 @@ class Stage(ABC):
         if not mine:
             return
         for path in mine:
-            artifacts.remove(path)
+            atomic.remove(path)
         kept = sorted(p.name for p in self.output_dir.iterdir())
         logger.warning("%s: removed the %s files of %s (%s)%s", self.output_dir, len(mine), self.name, why,
                        f"; kept {kept}, which {self.name} did not write" if kept else "")

@@ -51,7 +51,7 @@ import paddle
 import paddle.nn as nn
 from paddlenlp.transformers import BertForSequenceClassification
 
-from .. import artifacts, data, distributed, stats
+from .. import atomic, data, distributed, stats
 from ..config import DataConfig, PipelineConfig, SupernetConfig, TrainConfig, default
 from ..errors import CheckpointError
 from ..model.flops import BertShape, full_flops
@@ -321,12 +321,12 @@ def _importance(output_dir, teacher, loader, shape: BertShape):
     importance = None
     if distributed.is_main():
         if path.is_file():
-            raw = artifacts.read_json(path)
+            raw = atomic.read_json(path)
             importance = Importance(heads=np.asarray(raw["heads"]), neurons=np.asarray(raw["neurons"]))
         else:
             logger.info("scoring heads and neurons on %d held-out training examples", len(loader.dataset))
             importance = compute_importance(copy.deepcopy(teacher), loader)
-            artifacts.write_json(path, {"examples": len(loader.dataset), "heads": importance.heads.tolist(),
+            atomic.write_json(path, {"examples": len(loader.dataset), "heads": importance.heads.tolist(),
                                         "neurons": importance.neurons.tolist(),
                                         "head_order": importance.head_order().tolist()})
     heads = distributed.broadcast_array(None if importance is None else importance.heads,
@@ -356,7 +356,7 @@ def _final_report(output_dir, trust_pickle, widths, teacher, tokenizer, loaders,
             sub = best if width == 1.0 else extract_submodel(best, best.config, width)
             if width != 1.0:
                 directory = output_dir / f"width-{width}"
-                with artifacts.atomic_dir(directory) as tmp:
+                with atomic.atomic_dir(directory) as tmp:
                     save_classifier(sub, tokenizer, tmp)
                 reloaded = NarrowBertForSequenceClassification.from_pretrained(str(directory))
                 reloaded.eval()
