@@ -8,6 +8,7 @@ from typing import Optional, Tuple
 from ..errors import ConfigError
 from .base import check_finite, default
 from .data import DataConfig
+from .runtime import EXPORT_RUNTIMES, RuntimeName, as_precision, as_runtime
 
 
 def normalize_speeds(speeds) -> Tuple[float, ...]:
@@ -177,10 +178,10 @@ class TimedCalibrateConfig:
     def __post_init__(self) -> None:
         check_finite(self)
         check_confidence(self.confidence)
-        if self.runtime not in ("paddle-inference", "onnxruntime"):
-            raise ConfigError(f"runtime {self.runtime!r} is not paddle-inference or onnxruntime")
-        if self.precision not in ("fp32", "bf16", "int8"):
-            raise ConfigError(f"precision {self.precision!r} is not fp32, bf16 or int8")
+        object.__setattr__(self, "runtime", as_runtime(self.runtime, EXPORT_RUNTIMES))
+        object.__setattr__(self, "precision", as_precision(self.precision))
+        object.__setattr__(self, "reference_runtime",
+                           as_runtime(self.reference_runtime, (RuntimeName.AUTO,) + EXPORT_RUNTIMES))
         if self.max_accuracy_drop < 0:
             raise ConfigError(f"max_accuracy_drop must be >= 0 points, got {self.max_accuracy_drop}")
         if self.min_throughput_speedup is not None and self.min_throughput_speedup <= 0:
