@@ -23,7 +23,7 @@ from typing import Any, Dict, Optional
 from . import atomic, data, outputs
 from .analysis.calibrate import run_calibration
 from .analysis.evaluate import run_evaluation
-from .config import CalibrateConfig, EvaluateConfig, PipelineConfig, to_dict
+from .config import CalibrateConfig, EvaluateConfig, PipelineConfig, Precision, to_dict
 from .errors import MissingFileError
 from .model.flops import BertShape
 from .model.loading import load_tokenizer
@@ -191,7 +191,7 @@ def _quick_bench(dirs: Dict[str, Path], speed: float, config: PipelineConfig) ->
     split = "test" if "test" in splits else "dev"
     tokenizer = load_tokenizer(dirs["export"])
     features = data.encode(splits[split], tokenizer, info["max_seq_len"], info["labels"])
-    precision = "int8" if config.int8 else "fp32"
+    precision = Precision.INT8 if config.int8 else Precision.FP32
     systems = [bench.exported_system(dirs["export_full"], name="teacher, no exit, fp32"),
                bench.exported_system(dirs["export"], speed, precision=precision,
                                      name=f"width {info['width']:g}, speed {speed:g}, {precision}")]
