@@ -30,14 +30,14 @@ from . import atomic, data, distributed, outputs
 from .analysis.calibrate import run_calibration
 from .analysis.evaluate import markdown_table, run_evaluation
 from .analysis.timed import run_timed_calibration
-from .config import (BootstrapConfig, CalibrateConfig, DataConfig, EvaluateConfig, PipelineConfig, ServeConfig,
-                     TimedCalibrateConfig, TrainConfig, default)
+from .config import (INT8_ACTIVATIONS, BootstrapConfig, CalibrateConfig, DataConfig, EvaluateConfig, ExportConfig,
+                     PipelineConfig, ServeConfig, TimedCalibrateConfig, TrainConfig, default)
 from .errors import ConfigError, DataError, UserError
 from .model.exit import check_speed
 from .model.loading import load_tokenizer
 from .model.stage_info import StageInfo
 from .pipeline import quick, run_pipeline, step_dirs, summary_table
-from .runtime import bench, choose, quantize
+from .runtime import bench, choose
 from .runtime.auto import AUTO
 from .runtime.export import export_model
 from .runtime.manifest import read_sign_key
@@ -208,20 +208,22 @@ def build_parser() -> argparse.ArgumentParser:
                                    "of the program), or with --no-exit the plain fixed-width classifier.",
                        epilog="example: paddle-dynafast export --model runs/dynafast --width 0.5 --output runs/export-w0.5")
     p.add_argument("--model", required=True, help="a distill directory (with --no-exit also finetune/supernet)")
-    p.add_argument("--width", type=float, default=1.0, help="width to export (default 1.0)")
+    width = default(ExportConfig, "width")
+    p.add_argument("--width", type=float, default=width, help=f"width to export (default {width})")
     p.add_argument("--no-exit", action="store_true", help="export the plain classifier without branches")
     p.add_argument("--no-onnx", dest="onnx", action="store_false",
                    help="do not write model.onnx (paddle2onnx) beside the Paddle program (ONNX Runtime runs it)")
     p.add_argument("--int8", action="store_true",
                    help="also write model.int8.onnx: the matrix products in int8 (ONNX Runtime)")
-    p.add_argument("--int8-activations", choices=quantize.SCHEMES, default="dynamic",
+    p.add_argument("--int8-activations", choices=INT8_ACTIVATIONS, default=default(ExportConfig, "int8_activations"),
                    help="dynamic (default): activations quantized over their own range at run time; static: over "
                         "ranges calibrated on training texts")
     p.add_argument("--calibration-data", default=None,
                    help="with --int8-activations static: the data folder whose train split calibrates "
                         "(default: the one the model was trained on)")
-    p.add_argument("--calibration-examples", type=int, default=256,
-                   help="with --int8-activations static: training texts that calibrate (default 256)")
+    examples = default(ExportConfig, "calibration_examples")
+    p.add_argument("--calibration-examples", type=int, default=examples,
+                   help=f"with --int8-activations static: training texts that calibrate (default {examples})")
     p.add_argument("--max-seq-len", type=int, default=None, help="default: the one the model was trained with")
     _output_args(p, overwrite=True)
     _trust_pickle_arg(p)
@@ -427,11 +429,11 @@ def _run_export(args) -> int:
     calibration = None
     if args.calibration_data:
         calibration = StageInfo.read(args.model).data_config(args.calibration_data)
-    out = export_model(args.model, args.output, width=args.width, no_exit=args.no_exit, max_seq_len=args.max_seq_len,
-                       onnx=args.onnx, int8=args.int8, int8_activations=args.int8_activations, calibration=calibration,
-                       calibration_examples=args.calibration_examples, overwrite=args.overwrite,
-                       trust_pickle=args.trust_pickle,
-                       sign_key=read_sign_key(args.sign_key_file) if args.sign_key_file else None)
+    config = ExportConfig(model_dir=args.model, output_dir=args.output, width=args.width, no_exit=args.no_exit,
+                          max_seq_len=args.max_seq_len, onnx=args.onnx, int8=args.int8,
+                          int8_activations=args.int8_activations, calibration=calibration,
+                          calibration_examples=args.calibration_examples, sign_key_file=args.sign_key_file)
+    out = export_model(config, overwrite=args.overwrite, trust_pickle=args.trust_pickle)
     print(f"-> {out}")
     return 0
 

@@ -23,7 +23,7 @@ from typing import Any, Dict, Optional
 from . import atomic, data, outputs
 from .analysis.calibrate import run_calibration
 from .analysis.evaluate import run_evaluation
-from .config import CalibrateConfig, EvaluateConfig, PipelineConfig, Precision, to_dict
+from .config import CalibrateConfig, EvaluateConfig, ExportConfig, PipelineConfig, Precision, to_dict
 from .errors import MissingFileError
 from .model.flops import BertShape
 from .model.loading import load_tokenizer
@@ -117,8 +117,8 @@ def _run(config: PipelineConfig, logdir: Optional[str], trust_pickle: bool) -> P
                                             ("export_full", teacher, 1.0, True)):
             int8 = config.int8 and not no_exit
             if not export_is_current(dirs[key], source, width, no_exit, onnx=True, int8="dynamic" if int8 else None):
-                export_model(source, dirs[key], width=width, no_exit=no_exit, int8=int8, overwrite=True,
-                             trust_pickle=trust_pickle)
+                export_model(ExportConfig(source, dirs[key], width=width, no_exit=no_exit, int8=int8),
+                             overwrite=True, trust_pickle=trust_pickle)
 
     step("export", export_both)
     latency = _quick_bench(dirs, chosen["speed"], config) if config.bench_samples else None
