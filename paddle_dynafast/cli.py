@@ -17,7 +17,6 @@ import json
 import logging
 import math
 import os
-import platform
 import sys
 import traceback
 from pathlib import Path
@@ -26,15 +25,15 @@ from typing import List, Optional
 import paddle
 from tqdm.auto import tqdm
 
-from . import atomic, data, distributed, outputs
+from . import data, distributed, outputs
 from .analysis.calibrate import run_calibration
 from .analysis.evaluate import markdown_table, run_evaluation
 from .analysis.timed import run_timed_calibration
-from .config import (INT8_ACTIVATIONS, BootstrapConfig, CalibrateConfig, DataConfig, EvaluateConfig, ExportConfig,
-                     PipelineConfig, ServeConfig, TimedCalibrateConfig, TrainConfig, default)
+from .config import (INT8_ACTIVATIONS, BenchConfig, BenchSystem, BootstrapConfig, CalibrateConfig, DataConfig,
+                     EvaluateConfig, ExportConfig, PipelineConfig, RuntimeConfig, ServeConfig, TimedCalibrateConfig,
+                     TrainConfig, default)
 from .errors import ConfigError, DataError, UserError
 from .model.exit import check_speed
-from .model.loading import load_tokenizer
 from .model.stage_info import StageInfo
 from .pipeline import quick, run_pipeline, step_dirs, summary_table
 from .runtime import bench, choose
@@ -282,12 +281,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead: time every runtime that can run the export DIR in --precision, for throughput "
                         "and for latency, and remember the fastest for --runtime auto")
     p.add_argument("--data-dir", default=None, help="folder with the split to measure (needed with --system)")
-    p.add_argument("--split", choices=["train", "dev", "test"], default="test", help="split (default test)")
+    split = default(BenchConfig, "split")
+    p.add_argument("--split", choices=["train", "dev", "test"], default=split, help=f"split (default {split})")
     p.add_argument("--max-examples", type=int, default=None, help="use the first N examples")
-    p.add_argument("--samples", type=int, default=200, help="texts timed one by one for latency (default 200)")
-    p.add_argument("--batch-size", type=int, default=32, help="batch size of the throughput pass (default 32)")
-    p.add_argument("--rounds", type=int, default=5, help="throughput passes per system (default 5)")
-    _runtime_args(p, threads=2)
+    samples, batch, rounds = (default(BenchConfig, name) for name in ("samples", "batch_size", "rounds"))
+    p.add_argument("--samples", type=int, default=samples,
+                   help=f"texts timed one by one for latency (default {samples})")
+    p.add_argument("--batch-size", type=int, default=batch, help=f"batch size of the throughput pass (default {batch})")
+    p.add_argument("--rounds", type=int, default=rounds, help=f"throughput passes per system (default {rounds})")
+    _runtime_args(p, threads=default(BenchConfig, "runtime").threads)
     p.add_argument("--output", default=None, help="directory for bench.json and bench.md (needed with --system)")
     _overwrite_arg(p)
     p.set_defaults(run=_run_bench)
@@ -367,6 +369,11 @@ def _runtime_args(parser: argparse.ArgumentParser, threads: int) -> None:
                              "model.int8.onnx (export --int8)")
     _sign_key_arg(parser, "check the signature of")
     _trust_pickle_arg(parser)
+
+
+def _runtime_config(args) -> RuntimeConfig:
+    return RuntimeConfig(name=args.runtime, threads=args.threads, precision=args.precision, onednn=not args.no_onednn,
+                         sign_key_file=args.sign_key_file, trust_pickle=args.trust_pickle)
 
 
 def _runtime_options(args) -> dict:
@@ -521,14 +528,14 @@ def _run_pipeline(args) -> int:
     return 0
 
 
-def _parse_system(text: str):
-    """``(name, directory, speed)`` of a ``--system NAME=DIR[@SPEED]``; a bad part is an error naming the flag."""
+def _parse_system(text: str) -> BenchSystem:
+    """The system of a ``--system NAME=DIR[@SPEED]``; a bad part is an error naming the flag."""
     name, sep, rest = text.partition("=")
     if not sep or not name or not rest:
         raise ConfigError(f"--system {text!r} is not NAME=DIR or NAME=DIR@SPEED")
     directory, at, speed = rest.rpartition("@") if "@" in rest else (rest, "", "0")
     try:
-        return name, directory, check_speed(float(speed))
+        return BenchSystem(name, directory, check_speed(float(speed)))
     except (ValueError, ConfigError):
         raise ConfigError(f"--system {text!r}: the speed after @ must be a number in [0, 1], got {speed!r}") from None
 
@@ -539,34 +546,13 @@ def _run_bench(args) -> int:
     if not args.system or not args.data_dir or not args.output:
         raise ConfigError("bench needs --system NAME=DIR[@SPEED] (one or more), --data-dir and --output; "
                           "or --choose DIR")
-    bench.check_settings(samples=args.samples, batch_size=args.batch_size, rounds=args.rounds)
-    parsed = [_parse_system(text) for text in args.system]
-    inputs = [directory for _, directory, _ in parsed] + [args.data_dir]
-    with outputs.claim(args.output, outputs.BENCH, inputs, replace=args.overwrite):
-        return _bench(args, parsed)
-
-
-def _bench(args, parsed) -> int:
-    systems = [bench.exported_system(d, speed, name=name, runtime=args.runtime, threads=args.threads,
-                                     **_runtime_options(args)) for name, d, speed in parsed]
-    first = systems[0]
-    info = atomic.read_json(Path(parsed[0][1]) / "export.json")
-    tokenizer = load_tokenizer(parsed[0][1])
-    splits = data.load_splits(DataConfig(data_dir=args.data_dir, max_examples=args.max_examples))
-    if args.split not in splits:
-        raise DataError(f"{args.data_dir} has no {args.split} split")
-    features = data.encode(splits[args.split], tokenizer, info["max_seq_len"], info["labels"])
-    results = bench.measure(systems, features, [f.label for f in features], tokenizer.pad_token_id,
-                            samples=args.samples, batch_size=args.batch_size, rounds=args.rounds)
-    table = bench.markdown(results, args.batch_size)
-    out = Path(args.output)
-    atomic.write_json(out / "bench.json", {"results": bench.to_json(results), "split": args.split,
-                                             "examples": len(features), "threads": args.threads,
-                                             "runtime": args.runtime, "onednn": not args.no_onednn,
-                                             "machine": _machine()})
-    atomic.write_text(out / "bench.md", table)
-    print(table, end="")
-    print(f"({first.name} is the reference) -> {out}/bench.{{json,md}}")
+    config = BenchConfig(systems=tuple(_parse_system(text) for text in args.system), data_dir=args.data_dir,
+                         output_dir=args.output, split=args.split, max_examples=args.max_examples,
+                         samples=args.samples, batch_size=args.batch_size, rounds=args.rounds,
+                         runtime=_runtime_config(args))
+    result = bench.run_bench(config, overwrite=args.overwrite)
+    print(result.markdown(), end="")
+    print(f"({result.results[0].name} is the reference) -> {args.output}/bench.{{json,md}}")
     return 0
 
 
@@ -580,11 +566,6 @@ def _run_choose(args) -> int:
             print(f"  {'*' if timing.candidate == best else ' '} {timing.candidate.name:<36} {cost}")
     print(f"(* chosen, remembered in {choose.cache_file()} for --runtime auto)")
     return 0
-
-
-def _machine() -> dict:
-    return {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version()}
 
 
 def _set_threads(threads: int) -> None:
