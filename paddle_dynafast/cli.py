@@ -445,31 +445,10 @@ def _run_export(args) -> int:
     return 0
 
 
-def _read_inputs(args) -> List[data.Example]:
-    """The examples to predict, from --input or standard input: plain lines, --labeled LABEL TEXT lines, a .tsv
-    (``text_b`` for pairs) or JSON lines (--jsonl or a .jsonl file: ``text``, optional ``text_b`` and ``label``);
-    decoded strictly: bytes that are not UTF-8 are an error naming the file (or standard input), the line and the
-    byte offset."""
-    if args.input and (args.labeled or args.input.endswith(".tsv")):
-        return data.read_examples(args.input, strict=True)
-    where = args.input or "standard input"
-    stdin = getattr(sys.stdin, "buffer", None)
-    if args.input or stdin is not None:
-        lines = data.read_lines(args.input or stdin, where)
-    else:  # a text stream without bytes underneath (a notebook's)
-        lines = [line.rstrip("\r\n") for line in sys.stdin]
-    if args.jsonl or (args.input or "").endswith(".jsonl"):
-        return data.read_json_lines(lines, where)
-    empty = [i + 1 for i, t in enumerate(lines) if not t.strip()]
-    if empty:
-        raise DataError(f"{where}:{empty[0]}: empty line ({len(empty)} in all); give one text per line")
-    return [data.Example(t, None, None, f"{where}:{i + 1}") for i, t in enumerate(lines)]
-
-
 def _run_predict(args) -> int:
     if args.output and args.input:
         outputs.check_not_input(Path(args.output), [args.input], "predict", whole=False)
-    examples = _read_inputs(args)
+    examples = data.read_inputs(args.input, args.labeled, args.jsonl)
     texts, gold = [e.text_a for e in examples], [e.label for e in examples]
     pairs = [e.text_b for e in examples] if examples[0].text_b is not None else None
     predictor = Predictor(args.model, runtime=args.runtime, threads=args.threads, **_runtime_options(args))
