@@ -593,11 +593,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     _setup_logging(logging.DEBUG if args.verbose else logging.INFO)
     try:
         _set_threads(args.threads)
-        if getattr(args, "dist_timeout", None):
-            os.environ["PADDLE_PG_TIMEOUT"] = str(int(args.dist_timeout * 1000))
-        if not distributed.is_main():  # under a launcher, one process reports
-            sys.stdout = open(os.devnull, "w")
-        return args.run(args)
+        with distributed.peer_timeout(getattr(args, "dist_timeout", None)):
+            if not distributed.is_main():  # under a launcher, one process reports
+                sys.stdout = open(os.devnull, "w")
+            return args.run(args)
     except (UserError, OSError) as error:  # what the user gave, or the disk: one line naming it
         if args.verbose:
             traceback.print_exc()
