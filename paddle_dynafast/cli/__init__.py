@@ -1,15 +1,17 @@
 """The ``paddle-dynafast`` command line: arguments, then a config object, then library calls.
 
-One module per command, as ``transformers/commands`` has it: each ``register``\\ s its sub-command's arguments and
-the ``run`` that turns them into the command's config and calls the library (:mod:`.train` the training stages,
-from :data:`paddle_dynafast.train.STAGES`; :mod:`.evaluate`, :mod:`.calibrate`, :mod:`.export`, :mod:`.predict`,
-:mod:`.serve`, :mod:`.bench`, :mod:`.pipeline`); the argument groups they share are in :mod:`.common`, the
-console's logging in :mod:`.log`. Every default comes from the config dataclasses.
+One module per command, as ``transformers/commands`` has it: its ``register`` adds the sub-command and its
+arguments, its ``run`` turns them into the command's config, calls the library and prints (:mod:`.train`, the
+training stages, from :data:`paddle_dynafast.train.STAGES`; :mod:`.evaluate`, :mod:`.calibrate`, :mod:`.export`,
+:mod:`.predict`, :mod:`.serve`, :mod:`.bench`, :mod:`.pipeline`). The argument groups they share are in
+:mod:`.common`, the console's logging in :mod:`.log`. Every default comes from the config dataclasses.
 
 A user error (bad data, a bad flag, a bad artifact) is one line naming the problem and exit code 2; anything else
 is a bug and shows its traceback (``-v`` shows it for user errors too). What :func:`main` changes in the process
 for a command (the foreign loggers, standard output on a rank that does not report, ``PADDLE_PG_TIMEOUT``) is
-given back when it returns, so it can be called again in the same process (a notebook, a test).
+given back when it returns, so it can be called again in the same process (a notebook, a test). Two things stay:
+the handler on the package's own logger (:mod:`.log`), and Paddle's operator threads (``--threads``), which Paddle
+cannot read back.
 
 Example (the README's demo)::
 
