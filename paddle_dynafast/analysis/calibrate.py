@@ -14,7 +14,7 @@ with probability C under the paired bootstrap of the dev examples
 (:mod:`.stats`), that is when the C-quantile of its bootstrap drop, the
 *promised drop*, is at most ``max_accuracy_drop``. This is a one-sided upper
 confidence bound on the drop, so a point whose raw dev drop fits the budget by
-luck of the 872 SST-2 dev sentences is no longer chosen. ``confidence=None``
+the luck of which sentences are in dev is not chosen. ``confidence=None``
 keeps the raw rule (the raw dev drop within the budget).
 
 Speeds are chosen on dev and measured on test, so the test numbers are not

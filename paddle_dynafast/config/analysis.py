@@ -175,7 +175,7 @@ class CalibrateConfig:
     """The resamples behind ``confidence`` and the reported intervals."""
     resplits: int = 0
     """Also pool dev and test, re-split them at random this many times, and report how often the budget held on
-    the part not chosen on (NumPy only, about a second each on SST-2); 0 skips it."""
+    the part not chosen on (NumPy only: the model is not run again); 0 skips it."""
 
     def __post_init__(self) -> None:
         check_finite(self)
