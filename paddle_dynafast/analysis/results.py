@@ -224,8 +224,9 @@ class CalibrationResult:
 
         test, resplits, config = data["test"], data.get("resplits"), data.get("config")
         return cls(full_model=GridPoint(**data["full_model"]),
-                   budget=Budget(max_accuracy_drop=data["max_accuracy_drop_points"], confidence=data["confidence"],
-                                 min_flops_speedup=data["min_flops_speedup"]),
+                   # a file written before calibrate had a confidence has none: it chose by the raw dev drop
+                   budget=Budget(max_accuracy_drop=data["max_accuracy_drop_points"],
+                                 confidence=data.get("confidence"), min_flops_speedup=data["min_flops_speedup"]),
                    per_width={float(w): chosen(p) for w, p in data["per_width"].items()},
                    fewest_flops_within_accuracy_budget=chosen(data["fewest_flops_within_accuracy_budget"]),
                    best_accuracy_within_flops_budget=chosen(data["best_accuracy_within_flops_budget"]),
