@@ -11,7 +11,7 @@ On the dev split (:func:`paddle_dynafast.analysis.evaluate.entropy_points`):
 "Within the budget" is decided with a stated ``confidence`` C (default 0.9): a
 point is within when its drop against the full model stays within the budget
 with probability C under the paired bootstrap of the dev examples
-(:mod:`.stats`), that is when the C-quantile of its bootstrap drop, the
+(:mod:`paddle_dynafast.stats`), that is when the C-quantile of its bootstrap drop, the
 *promised drop*, is at most ``max_accuracy_drop``. This is a one-sided upper
 confidence bound on the drop, so a point whose raw dev drop fits the budget by
 the luck of which sentences are in dev is not chosen. ``confidence=None``
@@ -20,7 +20,9 @@ keeps the raw rule (the raw dev drop within the budget).
 Speeds are chosen on dev and measured on test, so the test numbers are not
 tuned on themselves: every chosen point is reported with its promised drop, its
 dev and test drops and their paired 95 % intervals, McNemar's p on test, and
-whether the budget held on test.
+whether the budget held on test. The budgets are a
+:class:`~paddle_dynafast.config.Budget`; the choice, a
+:class:`~paddle_dynafast.analysis.results.CalibrationResult`.
 """
 from __future__ import annotations
 

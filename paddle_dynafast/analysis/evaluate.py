@@ -11,7 +11,8 @@ layer, no branches).
 
 Every point's accuracy difference to the full model (width 1.0, speed 0) comes
 with its paired-bootstrap 95 % interval and McNemar's p-value
-(:mod:`.stats`), on the same examples.
+(:mod:`paddle_dynafast.stats`), on the same examples. The grid is an
+:class:`~paddle_dynafast.analysis.results.EvaluationResult`.
 """
 from __future__ import annotations
 

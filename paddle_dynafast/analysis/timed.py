@@ -19,7 +19,8 @@ measured at the start and at the end (their mean). Then:
   (``min_throughput_speedup`` and/or ``max_latency_ms``);
 
 and both are measured again on the test split. Only measured points are
-chosen: nothing is interpolated.
+chosen: nothing is interpolated. The result is a
+:class:`~paddle_dynafast.analysis.results.TimedResult`.
 """
 from __future__ import annotations
 
