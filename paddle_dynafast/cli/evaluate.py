@@ -40,7 +40,7 @@ def config_from_args(args: argparse.Namespace) -> EvaluateConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
-    print(markdown_table(run_evaluation(config, overwrite=args.overwrite, trust_pickle=args.trust_pickle)), end="")
+    result = run_evaluation(config_from_args(args), overwrite=args.overwrite, trust_pickle=args.trust_pickle)
+    print(markdown_table(result.points), end="")
     print(f"-> {args.output}/evaluation.{{json,md,png}}")
     return 0

@@ -17,7 +17,7 @@ PRECISIONS = {Precision.FP32: ONNX_FILE, Precision.INT8: INT8_ONNX_FILE}
 
 class OnnxRuntime(Runtime):
     """``intra_op`` threads, no inter-op parallelism, and thread spinning off, so that it does not steal the cores
-    of another runtime measured beside it (with spinning on, Paddle Inference timed beside it was 3x too slow)."""
+    of another runtime measured beside it."""
 
     kind = RuntimeName.ONNXRUNTIME
     precisions = tuple(PRECISIONS)
