@@ -31,6 +31,7 @@ from typing import Dict, List
 import numpy as np
 
 from paddle_dynafast import atomic, data
+from paddle_dynafast.config import ExportConfig
 from paddle_dynafast.model.loading import load_tokenizer
 from paddle_dynafast.runtime import bench
 from paddle_dynafast.runtime.auto import open_runtime
@@ -56,8 +57,8 @@ def exports(run: Path, points: List[dict], trust_pickle: bool) -> Dict[str, Path
     for name, (source, width, no_exit) in wanted.items():
         directory = run / "benchmark" / f"export-{name}"
         if not export_is_current(directory, source, width, no_exit, onnx=True, int8="dynamic"):
-            export_model(source, directory, width=width, no_exit=no_exit, onnx=True, int8=True, overwrite=True,
-                         trust_pickle=trust_pickle)
+            export_model(ExportConfig(source, directory, width=width, no_exit=no_exit, onnx=True, int8=True),
+                         overwrite=True, trust_pickle=trust_pickle)
         out[name] = directory
     return out
 

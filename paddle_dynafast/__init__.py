@@ -16,7 +16,9 @@ _PUBLIC = {
     "DataConfig": "config", "TrainConfig": "config", "ModelSize": "config", "FinetuneConfig": "config",
     "SupernetConfig": "config", "BranchConfig": "config", "SelfDistillConfig": "config",
     "EvaluateConfig": "config", "CalibrateConfig": "config", "PipelineConfig": "config", "ServeConfig": "config",
-    "AugmentConfig": "config", "BootstrapConfig": "config",
+    "AugmentConfig": "config", "BootstrapConfig": "config", "ExportConfig": "config", "PredictConfig": "config",
+    "BenchConfig": "config", "BenchSystem": "config", "RuntimeConfig": "config", "RuntimeName": "config",
+    "Precision": "config",
     # training stages
     "finetune": "train.finetune", "train_supernet": "train.supernet", "self_distill": "train.distill",
     "compute_importance": "train.importance", "reorder": "train.importance",
@@ -37,8 +39,10 @@ _PUBLIC = {
     "export_model": "runtime.export", "Predictor": "runtime.predictor", "open_runtime": "runtime.auto",
     "Runtime": "runtime.base", "ExportInfo": "runtime.export_info", "read_sign_key": "runtime.manifest",
     "serve": "runtime.serve", "create_app": "runtime.serve", "ModelServer": "runtime.serve",
+    "run_bench": "runtime.bench", "open_configured": "runtime.auto",
     # data
     "load_splits": "data", "label_list": "data", "encode": "data", "make_loader": "data", "hold_out": "data",
+    "read_inputs": "data",
     # errors
     "UserError": "errors", "ConfigError": "errors", "DataError": "errors", "CheckpointError": "errors",
     "ArtifactError": "errors", "UntrustedFileError": "errors", "OutputBusyError": "errors", "TrainingError": "errors",

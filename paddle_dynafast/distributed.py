@@ -11,13 +11,14 @@ evaluation is sharded and gathered (:func:`gather`); rank 0 alone writes
 checkpoints, logs and outputs. With one process every function here is a no-op.
 
 A peer that dies closes its connections and the others fail at once; a peer
-that hangs is given up after ``PADDLE_PG_TIMEOUT`` milliseconds (set from
-``--dist-timeout``; Paddle's default is 30 minutes).
+that hangs is given up after ``PADDLE_PG_TIMEOUT`` milliseconds (set by
+:func:`peer_timeout`, from ``--dist-timeout``; Paddle's default is 30 minutes).
 """
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any, List
+from typing import Any, Iterator, List, Optional
 
 import numpy as np
 import paddle
@@ -38,7 +39,29 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def setup(timeout_seconds: float | None = None) -> None:
+PG_TIMEOUT = "PADDLE_PG_TIMEOUT"
+"""The environment variable ``init_parallel_env`` reads: milliseconds before a silent peer is given up."""
+
+
+@contextlib.contextmanager
+def peer_timeout(seconds: Optional[float]) -> Iterator[None]:
+    """Inside, :data:`PG_TIMEOUT` says ``seconds`` (None: left as it is), for the process group :func:`setup`
+    starts there; on the way out the environment is as it was."""
+    if seconds is None:
+        yield
+        return
+    before = os.environ.get(PG_TIMEOUT)
+    os.environ[PG_TIMEOUT] = str(int(seconds * 1000))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PG_TIMEOUT, None)
+        else:
+            os.environ[PG_TIMEOUT] = before
+
+
+def setup() -> None:
     """``init_parallel_env`` once, when launched with more than one process.
 
     The rendezvous store is Paddle's socket ``TCPStore``, not the libuv one that Paddle 3 uses by default
@@ -50,8 +73,6 @@ def setup(timeout_seconds: float | None = None) -> None:
     """
     if world_size() <= 1 or dist.is_initialized():
         return
-    if timeout_seconds is not None:
-        os.environ.setdefault("PADDLE_PG_TIMEOUT", str(int(timeout_seconds * 1000)))
     if "FLAGS_tcp_store_using_libuv" not in os.environ:
         paddle.set_flags({"FLAGS_tcp_store_using_libuv": False})
     dist.init_parallel_env()

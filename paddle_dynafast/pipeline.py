@@ -24,7 +24,7 @@ from . import atomic, data, outputs
 from .analysis.calibrate import run_calibration
 from .analysis.evaluate import run_evaluation
 from .analysis.results import CalibrationResult
-from .config import CalibrateConfig, EvaluateConfig, PipelineConfig, to_dict
+from .config import CalibrateConfig, EvaluateConfig, ExportConfig, PipelineConfig, Precision, to_dict
 from .errors import MissingFileError
 from .model.flops import BertShape
 from .model.loading import load_tokenizer
@@ -119,8 +119,8 @@ def _run(config: PipelineConfig, logdir: Optional[str], trust_pickle: bool) -> P
                                             ("export_full", teacher, 1.0, True)):
             int8 = config.int8 and not no_exit
             if not export_is_current(dirs[key], source, width, no_exit, onnx=True, int8="dynamic" if int8 else None):
-                export_model(source, dirs[key], width=width, no_exit=no_exit, int8=int8, overwrite=True,
-                             trust_pickle=trust_pickle)
+                export_model(ExportConfig(source, dirs[key], width=width, no_exit=no_exit, int8=int8),
+                             overwrite=True, trust_pickle=trust_pickle)
 
     step("export", export_both)
     latency = _quick_bench(dirs, chosen.speed, config) if config.bench_samples else None
@@ -192,7 +192,7 @@ def _quick_bench(dirs: Dict[str, Path], speed: float, config: PipelineConfig) ->
     split = "test" if "test" in splits else "dev"
     tokenizer = load_tokenizer(dirs["export"])
     features = data.encode(splits[split], tokenizer, info["max_seq_len"], info["labels"])
-    precision = "int8" if config.int8 else "fp32"
+    precision = Precision.INT8 if config.int8 else Precision.FP32
     systems = [bench.exported_system(dirs["export_full"], name="teacher, no exit, fp32"),
                bench.exported_system(dirs["export"], speed, precision=precision,
                                      name=f"width {info['width']:g}, speed {speed:g}, {precision}")]

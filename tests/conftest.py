@@ -87,11 +87,12 @@ def tiny_dynafast_dir(tmp_path_factory, toy_data, tiny_supernet_dir):
 def tiny_exports(tmp_path_factory, tiny_dynafast_dir):
     """Exports of the tiny distilled model: ``{(width, exit_loop): directory}`` at widths 1.0 and 0.5, width 0.5 also
     as ONNX in fp32 and int8. Do not modify: copy them first."""
+    from paddle_dynafast.config import ExportConfig
     from paddle_dynafast.runtime.export import export_model
 
     root = tmp_path_factory.mktemp("export")
-    return {(w, exit_loop): export_model(tiny_dynafast_dir, root / f"w{w}-{exit_loop}", width=w, no_exit=not exit_loop,
-                                         onnx=w == 0.5, int8=w == 0.5)
+    return {(w, exit_loop): export_model(ExportConfig(tiny_dynafast_dir, root / f"w{w}-{exit_loop}", width=w,
+                                                      no_exit=not exit_loop, onnx=w == 0.5, int8=w == 0.5))
             for w in (1.0, 0.5) for exit_loop in (True, False)}
 
 
@@ -108,7 +109,8 @@ def tiny_pair_export(tmp_path_factory, pair_data):
     """A tiny BERT fine-tuned on the pair task, branches self-distilled at width 1.0 (no supernet), exported with the
     exit loop. Do not modify: copy it first."""
     from helpers import tiny_hf_weights, write_hf_dir
-    from paddle_dynafast.config import BranchConfig, DataConfig, FinetuneConfig, SelfDistillConfig, TrainConfig
+    from paddle_dynafast.config import (BranchConfig, DataConfig, ExportConfig, FinetuneConfig, SelfDistillConfig,
+                                        TrainConfig)
     from paddle_dynafast.runtime.export import export_model
     from paddle_dynafast.train import distill
     from paddle_dynafast.train.finetune import finetune
@@ -122,4 +124,4 @@ def tiny_pair_export(tmp_path_factory, pair_data):
         output_dir=str(root / "dynafast"), model_dir=str(root / "teacher"), data=data,
         train=TrainConfig(epochs=1, batch_size=16, lr=3e-3, seed=3),
         branch=BranchConfig(cls_hidden_size=16, cls_num_attention_heads=2)))
-    return export_model(root / "dynafast", root / "export", width=1.0)
+    return export_model(ExportConfig(root / "dynafast", root / "export", width=1.0))

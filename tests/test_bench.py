@@ -6,7 +6,9 @@ import pytest
 
 from helpers import texts_of
 from paddle_dynafast import cli
+from paddle_dynafast.config import BenchConfig, BenchSystem, RuntimeConfig
 from paddle_dynafast.data.encoding import Features
+from paddle_dynafast.errors import DataError
 from paddle_dynafast.runtime import bench
 from paddle_dynafast.runtime.predictor import Predictor
 
@@ -44,6 +46,31 @@ def test_batches_are_grouped_by_length_and_cover_every_row():
     assert sorted(rows.tolist()) == [0, 1, 2, 3, 4]
     assert [ids.shape for ids, _, _ in batches] == [(2, 9), (2, 5), (1, 3)]
 
+
+def test_run_bench_returns_the_typed_result_it_writes(tmp_path, tiny_exports, toy_data):
+    config = BenchConfig((BenchSystem("full", tiny_exports[(1.0, False)]),
+                          BenchSystem("adaptive", tiny_exports[(0.5, True)], speed=0.3)), toy_data, tmp_path / "b",
+                         samples=4, batch_size=16, rounds=1, runtime=RuntimeConfig("paddle-inference", threads=1))
+    result = bench.run_bench(config)
+    assert [r.name for r in result.results] == ["full", "adaptive"]
+    assert (result.split, result.examples, result.threads, result.batch_size) == ("test", 48, 1, 16)
+    expected = Predictor(tiny_exports[(0.5, True)], "paddle-inference", threads=1).predict(texts_of(toy_data, 48),
+                                                                                           speed=0.3)
+    gold = [int(line.split(" ", 1)[0]) for line in (toy_data / "test.txt").read_text().splitlines()]
+    adaptive = result.results[1]
+    assert adaptive.accuracy == pytest.approx(np.mean(expected.label_ids == np.array(gold)))
+    assert adaptive.mean_exit_layer == pytest.approx(expected.exit_layer.mean())
+    assert result.results[0].mean_exit_layer == 2 and adaptive.note.startswith("width 0.5, paddle-inference fp32, ")
+    written = json.loads((tmp_path / "b" / "bench.json").read_text())
+    assert written == json.loads(json.dumps(result.to_json()))
+    assert (written["runtime"], written["precision"], written["onednn"]) == ("paddle-inference", "fp32", True)
+    assert set(written["machine"]) == {"cpus", "processor", "python"}
+    assert (tmp_path / "b" / "bench.md").read_text() == result.markdown() == bench.markdown(result.results, 16)
+    (tmp_path / "only-train").mkdir()
+    (tmp_path / "only-train" / "train.txt").write_text((toy_data / "train.txt").read_text())
+    with pytest.raises(DataError, match=r"only-train has no test split"):
+        bench.run_bench(BenchConfig(config.systems[:1], tmp_path / "only-train", tmp_path / "c",
+                                    runtime=config.runtime))
 
 def test_bench_command(tmp_path, tiny_exports, toy_data, capsys):
     code = cli.main(["bench", "--system", f"full={tiny_exports[(1.0, False)]}",

@@ -71,6 +71,7 @@ def test_pooling_branches_export_equal_to_dygraph(tmp_path, tiny_dynafast_dir, t
 
     from helpers import texts_of
     from paddle_dynafast.model.dynafast import DynaFastModel
+    from paddle_dynafast.config import ExportConfig
     from paddle_dynafast.runtime.export import export_model
     from paddle_dynafast.runtime.predictor import Predictor
 
@@ -83,7 +84,7 @@ def test_pooling_branches_export_equal_to_dygraph(tmp_path, tiny_dynafast_dir, t
     for name in ("branches.safetensors", "branches.json"):
         (directory / name).unlink()
     DynaFastModel(model.backbone, model.tokenizer, branches, model.labels).save_branches(directory)
-    exported = export_model(directory, tmp_path / "export", width=0.5)
+    exported = export_model(ExportConfig(directory, tmp_path / "export", width=0.5))
     texts = texts_of(toy_data, 24)
     seen = set()
     for speed in (0.0, 0.02, 0.1, 0.3, 0.5):

@@ -268,3 +268,35 @@ def test_pairs_are_cut_as_the_tokenizer_cuts_them(tokenizer):
             expected = tokenizer(a, text_pair=b, max_length=max_seq_len, truncation=True)
             assert (got.input_ids, got.token_type_ids) == (expected["input_ids"], expected["token_type_ids"]), (
                 n_a, n_b, max_seq_len)
+
+
+def test_read_inputs_reads_each_format_from_a_file_or_standard_input(tmp_path):
+    import io
+    import json
+
+    (tmp_path / "plain.txt").write_text("good w1\nbad w2\n")
+    assert [(e.text_a, e.label, e.where) for e in data.read_inputs(tmp_path / "plain.txt")] == [
+        ("good w1", None, f"{tmp_path}/plain.txt:1"), ("bad w2", None, f"{tmp_path}/plain.txt:2")]
+    assert [(e.text_a, e.label) for e in data.read_inputs(tmp_path / "plain.txt", labeled=True)] == [
+        ("w1", "good"), ("w2", "bad")]  # LABEL TEXT: the first word is the label
+    (tmp_path / "pairs.tsv").write_text("label\ttext_a\ttext_b\n1\ta\tgood b\n")
+    assert [(e.text_a, e.text_b, e.label) for e in data.read_inputs(tmp_path / "pairs.tsv")] == [("a", "good b", "1")]
+    rows = [{"text": "a", "text_b": "b", "label": 1}, {"text": "c", "text_b": "d"}]
+    lines = "".join(json.dumps(r) + "\n" for r in rows)
+    (tmp_path / "in.jsonl").write_text(lines)
+    assert [(e.text_a, e.text_b, e.label) for e in data.read_inputs(tmp_path / "in.jsonl")] == [
+        ("a", "b", "1"), ("c", "d", None)]
+    stdin = io.TextIOWrapper(io.BytesIO(lines.encode()))
+    assert [e.where for e in data.read_inputs(jsonl=True, stdin=stdin)] == ["standard input:1", "standard input:2"]
+    notebook = io.StringIO("one\r\ntwo\n")  # a text stream with no bytes underneath
+    assert [e.text_a for e in data.read_inputs(stdin=notebook)] == ["one", "two"]
+
+
+def test_read_inputs_names_the_empty_line_and_the_undecodable_byte(tmp_path):
+    import io
+
+    (tmp_path / "in.txt").write_text("good\n \nbad\n\n")
+    with pytest.raises(DataError, match=r"in.txt:2: empty line \(2 in all\); give one text per line"):
+        data.read_inputs(tmp_path / "in.txt")
+    with pytest.raises(DataError, match=r"^standard input:2: not valid UTF-8 at byte offset 11 \(byte 5 of the line"):
+        data.read_inputs(stdin=io.TextIOWrapper(io.BytesIO(b"good w\nbad \xfe\n")))

@@ -105,3 +105,22 @@ def test_setup_uses_the_socket_store_unless_told(monkeypatch, env, expected):
         assert seen == {"FLAGS_tcp_store_using_libuv": expected}
     finally:
         paddle.set_flags(before)
+
+
+def test_the_peer_timeout_is_set_inside_and_restored_after(monkeypatch):
+    import os
+
+    from paddle_dynafast import distributed
+
+    monkeypatch.delenv("PADDLE_PG_TIMEOUT", raising=False)
+    with distributed.peer_timeout(2.5):
+        assert os.environ["PADDLE_PG_TIMEOUT"] == "2500"
+    assert "PADDLE_PG_TIMEOUT" not in os.environ
+    monkeypatch.setenv("PADDLE_PG_TIMEOUT", "60000")
+    with pytest.raises(KeyboardInterrupt):
+        with distributed.peer_timeout(30):
+            assert os.environ["PADDLE_PG_TIMEOUT"] == "30000"
+            raise KeyboardInterrupt
+    assert os.environ["PADDLE_PG_TIMEOUT"] == "60000"
+    with distributed.peer_timeout(None):  # not given: the environment's own
+        assert os.environ["PADDLE_PG_TIMEOUT"] == "60000"

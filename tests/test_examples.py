@@ -21,10 +21,11 @@ def test_finetune_example(tmp_path, tiny_hf_dir):
 
 
 def test_deploy_example_stands_alone(tmp_path, tiny_dynafast_dir):
+    from paddle_dynafast.config import ExportConfig
     from paddle_dynafast.runtime.export import export_model
     from paddle_dynafast.runtime.predictor import Predictor
 
-    out = export_model(tiny_dynafast_dir, tmp_path / "export", width=0.5)
+    out = export_model(ExportConfig(tiny_dynafast_dir, tmp_path / "export", width=0.5))
     texts = ["good w1 w2", "w3 bad w4 w5 w6"]
     code = ("import sys, runpy; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__'); "
             "assert not any(m.startswith('paddle_dynafast') for m in sys.modules), 'imported paddle_dynafast'")

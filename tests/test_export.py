@@ -13,6 +13,7 @@ import pytest
 
 from helpers import texts_of
 from paddle_dynafast import data
+from paddle_dynafast.config import ExportConfig
 from paddle_dynafast.errors import ArtifactError
 from paddle_dynafast.model.dynafast import DynaFastModel
 from paddle_dynafast.runtime import export
@@ -76,11 +77,11 @@ def test_altered_or_missing_files_are_named(tmp_path, tiny_exports):
 
 def test_exit_loop_needs_branches(tmp_path, tiny_supernet_dir):
     with pytest.raises(FileNotFoundError, match="pass no_exit=True"):
-        export.export_model(tiny_supernet_dir, tmp_path / "x")
-    out = export.export_model(tiny_supernet_dir, tmp_path / "plain", width=0.25, no_exit=True)
+        export.export_model(ExportConfig(tiny_supernet_dir, tmp_path / "x"))
+    out = export.export_model(ExportConfig(tiny_supernet_dir, tmp_path / "plain", width=0.25, no_exit=True))
     assert json.loads((out / "export.json").read_text())["exit_loop"] is False
     with pytest.raises(ValueError, match=r"width 0.3 was not trained"):
-        export.export_model(tiny_supernet_dir, tmp_path / "y", width=0.3, no_exit=True)
+        export.export_model(ExportConfig(tiny_supernet_dir, tmp_path / "y", width=0.3, no_exit=True))
 
 
 def test_an_export_is_current_only_for_the_same_source_width_and_kind(tmp_path, tiny_exports, tiny_dynafast_dir):
@@ -166,7 +167,7 @@ def test_export_json_is_checked_against_the_program(tmp_path, tiny_exports, key,
 def test_a_signed_export_refuses_deliberate_edits(tmp_path, tiny_dynafast_dir, tiny_exports, toy_data):
     (tmp_path / "key").write_bytes(b"0123456789abcdef0123456789abcdef\n")
     key = read_sign_key(tmp_path / "key")
-    signed = export.export_model(tiny_dynafast_dir, tmp_path / "signed", width=0.5, sign_key=key)
+    signed = export.export_model(ExportConfig(tiny_dynafast_dir, tmp_path / "signed", width=0.5), sign_key=key)
     assert json.loads((signed / "manifest.json").read_text())["signature"]["algorithm"] == "hmac-sha256"
     texts = texts_of(toy_data, 8)
     expected = Predictor(tiny_exports[(0.5, True)], threads=1).predict(texts).labels
@@ -186,20 +187,32 @@ def test_a_signed_export_refuses_deliberate_edits(tmp_path, tiny_dynafast_dir, t
         read_sign_key(tmp_path / "short")
 
 
+def test_the_sign_key_comes_from_the_configs_file_or_from_memory_not_both(tmp_path, tiny_dynafast_dir):
+    (tmp_path / "key").write_bytes(b"0123456789abcdef0123456789abcdef\n")
+    config = ExportConfig(tiny_dynafast_dir, tmp_path / "e", width=0.5, no_exit=True, onnx=False,
+                          sign_key_file=tmp_path / "key")
+    with pytest.raises(ValueError, match=r"two sign keys: sign_key and sign_key_file '.*key'; give one"):
+        export.export_model(config, sign_key=b"another key of 16+ bytes")
+    assert not (tmp_path / "e").exists()
+    out = export.export_model(config)
+    verify(out, read_sign_key(tmp_path / "key"))
+    with pytest.raises(ArtifactError, match="the signature does not match"):
+        verify(out, b"another key of 16+ bytes")
+
 def test_export_never_replaces_what_it_did_not_write_nor_its_input(tmp_path, tiny_dynafast_dir, tiny_exports):
     with pytest.raises(ValueError, match=r"would write over the input .*dynafast of export"):
-        export.export_model(tiny_dynafast_dir, tiny_dynafast_dir, overwrite=True)
+        export.export_model(ExportConfig(tiny_dynafast_dir, tiny_dynafast_dir), overwrite=True)
     assert DynaFastModel.load(tiny_dynafast_dir).widths  # still whole
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("mine")
     with pytest.raises(ArtifactError, match=r"notes is not empty and paddle-dynafast export did not write it"):
-        export.export_model(tiny_dynafast_dir, tmp_path / "notes", overwrite=True)
+        export.export_model(ExportConfig(tiny_dynafast_dir, tmp_path / "notes"), overwrite=True)
     assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
     earlier = _copy(tiny_exports, tmp_path, (1.0, False), name="earlier")
     with pytest.raises(ArtifactError, match=r"earlier holds an earlier export output; pass --overwrite"):
-        export.export_model(tiny_dynafast_dir, earlier, width=0.5)
+        export.export_model(ExportConfig(tiny_dynafast_dir, earlier, width=0.5))
     assert json.loads((earlier / "export.json").read_text())["width"] == 1.0
-    export.export_model(tiny_dynafast_dir, earlier, width=0.5, overwrite=True)
+    export.export_model(ExportConfig(tiny_dynafast_dir, earlier, width=0.5), overwrite=True)
     assert json.loads((earlier / "export.json").read_text())["width"] == 0.5
 
 
@@ -207,7 +220,7 @@ def test_export_never_replaces_what_it_did_not_write_nor_its_input(tmp_path, tin
 def test_an_export_directory_gets_the_users_umask(tmp_path, tiny_dynafast_dir, mask):
     previous = os.umask(mask)
     try:
-        out = export.export_model(tiny_dynafast_dir, tmp_path / "e", width=0.5, no_exit=True)
+        out = export.export_model(ExportConfig(tiny_dynafast_dir, tmp_path / "e", width=0.5, no_exit=True))
     finally:
         os.umask(previous)
     assert oct(out.stat().st_mode & 0o777) == oct(0o777 & ~mask)

@@ -170,3 +170,14 @@ def test_bad_json_lines_name_the_line(tmp_path, tiny_pair_export, capsys, conten
     (tmp_path / "in.jsonl").write_text(content)
     assert cli.main(["predict", "--model", str(tiny_pair_export), "--input", str(tmp_path / "in.jsonl")]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_library_call_logs_nothing_and_counts_truncation_in_its_result(tiny_exports, caplog):
+    predictor = Predictor(tiny_exports[(1.0, True)], threads=1)
+    caplog.set_level("DEBUG", logger="paddle_dynafast")
+    for _ in range(2):
+        result = predictor.predict(["w1 " * 40 + "good"])
+        assert result.truncated == 1
+    features, truncated = predictor.encode(["w1 " * 40, "good", "w2 " * 40])
+    assert truncated == 2 and [f.truncated for f in features] == [True, False, True]
+    assert caplog.records == []

@@ -9,6 +9,7 @@ import pytest
 from helpers import texts_of
 from paddle_dynafast.errors import ArtifactError, ConfigError
 from paddle_dynafast.runtime import quantize
+from paddle_dynafast.config import ExportConfig
 from paddle_dynafast.runtime.export import export_model
 from paddle_dynafast.runtime.onnx_runtime import OnnxRuntime
 from paddle_dynafast.runtime.predictor import Predictor
@@ -28,8 +29,9 @@ def test_weights_are_symmetric_int8_per_output_channel():
 def static_exports(tmp_path_factory, tiny_dynafast_dir):
     """Width 0.5 of the tiny distilled model with static int8 activations, ``{exit_loop: directory}``."""
     root = tmp_path_factory.mktemp("static")
-    return {exit_loop: export_model(tiny_dynafast_dir, root / str(exit_loop), width=0.5, no_exit=not exit_loop,
-                                    int8=True, int8_activations="static", calibration_examples=64)
+    return {exit_loop: export_model(ExportConfig(tiny_dynafast_dir, root / str(exit_loop), width=0.5,
+                                                 no_exit=not exit_loop, int8=True, int8_activations="static",
+                                                 calibration_examples=64))
             for exit_loop in (True, False)}
 
 
@@ -98,7 +100,7 @@ def test_names_that_match_no_product_are_an_error(tmp_path, tiny_exports):
 
 def test_an_unknown_activation_scheme_is_an_error(tiny_dynafast_dir, tmp_path):
     with pytest.raises(ConfigError, match="int8_activations 'fixed' is not one of dynamic, static"):
-        export_model(tiny_dynafast_dir, tmp_path / "x", int8=True, int8_activations="fixed")
+        export_model(ExportConfig(tiny_dynafast_dir, tmp_path / "x", int8=True, int8_activations="fixed"))
 
 
 def test_activation_scales():

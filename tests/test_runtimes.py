@@ -89,3 +89,31 @@ def test_a_precision_a_runtime_does_not_run_is_named(tiny_exports):
         open_runtime(tiny_exports[(1.0, True)], "paddle-inference", precision="int8")
     with pytest.raises(ConfigError, match="precision 'bf16' needs oneDNN on the CPU"):
         open_runtime(tiny_exports[(1.0, True)], "paddle-inference", precision="bf16", onednn=False)
+
+
+def test_every_runtime_names_its_kind_and_precisions_typed():
+    from paddle_dynafast.config import Precision, RuntimeName
+
+    assert {kind: cls.precisions for kind, cls in RUNTIMES.items()} == {
+        RuntimeName.PADDLE_INFERENCE: (Precision.FP32, Precision.BF16),
+        RuntimeName.ONNXRUNTIME: (Precision.FP32, Precision.INT8), RuntimeName.DYGRAPH: (Precision.FP32,)}
+    assert all(type(kind) is RuntimeName and kind is cls.kind for kind, cls in RUNTIMES.items())
+
+
+def test_a_runtime_config_opens_the_runtime_it_names_with_its_options(tiny_exports, tmp_path):
+    from paddle_dynafast.config import Precision, RuntimeConfig
+    from paddle_dynafast.runtime.auto import open_configured, runtime_options
+
+    assert runtime_options(RuntimeConfig(name="paddle-inference", onednn=False)) == {"precision": "fp32",
+                                                                                    "onednn": False}
+    assert runtime_options(RuntimeConfig(name="dygraph", trust_pickle=True)) == {"precision": "fp32",
+                                                                                 "trust_pickle": True}
+    assert runtime_options(RuntimeConfig(precision="int8")) == {"precision": Precision.INT8}  # auto: no runtime's own
+    (tmp_path / "key").write_bytes(b"0123456789abcdef0123456789abcdef\n")
+    assert runtime_options(RuntimeConfig(sign_key_file=str(tmp_path / "key")))["sign_key"] == \
+        b"0123456789abcdef0123456789abcdef"
+    runtime = open_configured(tiny_exports[(0.5, True)], RuntimeConfig(name="onnxruntime", threads=1, precision="int8"))
+    assert (runtime.kind, runtime.precision, runtime.session.get_session_options().intra_op_num_threads) == \
+        ("onnxruntime", "int8", 1)
+    with pytest.raises(ConfigError, match="runtime paddle-inference runs fp32 or bf16, not int8"):
+        open_configured(tiny_exports[(0.5, True)], RuntimeConfig(name="paddle-inference", precision="int8"))

@@ -32,7 +32,7 @@ def test_choices_are_only_measured_points():
 
 
 def test_bad_settings_are_named():
-    with pytest.raises(ValueError, match="runtime 'dygraph' is not paddle-inference or onnxruntime"):
+    with pytest.raises(ValueError, match=r"runtime 'dygraph' is not one of \['paddle-inference', 'onnxruntime'\]"):
         TimedCalibrateConfig("m", "o", DataConfig("d"), runtime="dygraph")
     with pytest.raises(ValueError, match="max_latency_ms must be > 0, got -1"):
         TimedCalibrateConfig("m", "o", DataConfig("d"), max_latency_ms=-1)

@@ -32,7 +32,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import atomic, data, outputs
-from ..config import Budget, TimedCalibrateConfig
+from ..config import Budget, ExportConfig, TimedCalibrateConfig
 from ..errors import DataError
 from ..model.dynafast import DynaFastModel
 from ..model.loading import load_tokenizer
@@ -86,7 +86,7 @@ def _exports(config: TimedCalibrateConfig, widths: Sequence[float], trust_pickle
     for key, (width, no_exit) in wanted.items():
         directory = root / ("full" if key == "full" else f"width-{width:g}")
         if not export_is_current(directory, config.model_dir, width, no_exit, onnx=True, int8="dynamic"):
-            export_model(config.model_dir, directory, width=width, no_exit=no_exit, onnx=True, int8=True,
+            export_model(ExportConfig(config.model_dir, directory, width=width, no_exit=no_exit, onnx=True, int8=True),
                          overwrite=True, trust_pickle=trust_pickle)
         out[key] = directory
     return out

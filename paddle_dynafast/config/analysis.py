@@ -8,6 +8,7 @@ from typing import Optional, Tuple
 from ..errors import ConfigError
 from .base import check_finite, default
 from .data import DataConfig
+from .runtime import EXPORT_RUNTIMES, RuntimeName, as_precision, as_runtime
 
 
 def normalize_speeds(speeds) -> Tuple[float, ...]:
@@ -236,10 +237,10 @@ class TimedCalibrateConfig:
     def __post_init__(self) -> None:
         check_finite(self)
         self.budget  # building the Budget checks the budgets, each error naming its value
-        if self.runtime not in ("paddle-inference", "onnxruntime"):
-            raise ConfigError(f"runtime {self.runtime!r} is not paddle-inference or onnxruntime")
-        if self.precision not in ("fp32", "bf16", "int8"):
-            raise ConfigError(f"precision {self.precision!r} is not fp32, bf16 or int8")
+        object.__setattr__(self, "runtime", as_runtime(self.runtime, EXPORT_RUNTIMES))
+        object.__setattr__(self, "precision", as_precision(self.precision))
+        object.__setattr__(self, "reference_runtime",
+                           as_runtime(self.reference_runtime, (RuntimeName.AUTO,) + EXPORT_RUNTIMES))
         if self.widths is not None:
             object.__setattr__(self, "widths", tuple(sorted((float(w) for w in self.widths), reverse=True)))
         object.__setattr__(self, "speeds", normalize_speeds(self.speeds))

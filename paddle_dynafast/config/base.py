@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import sys
 from typing import Any, Optional, Type, TypeVar
 
@@ -50,6 +51,17 @@ MAX_SEED = 2 ** 32 - 1
 def check_seed(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
         raise ConfigError(f"{name} must be a whole number in [0, {MAX_SEED}], got {value!r}")
+
+
+def check_count(name: str, value: int, minimum: int = 1) -> None:
+    """``value`` is a whole number >= ``minimum`` (a bool is not one); the error names ``name`` and the value."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+
+
+def all_cores() -> int:
+    """The CPU count of the machine (at least 1): the default thread count of the commands that compute."""
+    return os.cpu_count() or 1
 
 
 def to_dict(config: Any) -> dict:

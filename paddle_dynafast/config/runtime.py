@@ -1,10 +1,243 @@
-"""The configurations of the commands that run an export: serving over HTTP."""
+"""The configurations of the commands that make or run an export: export, predict, bench and serve; and the
+runtime names and precisions, typed once.
+
+:class:`RuntimeName` and :class:`Precision` are ``str`` enums: a member equals its string (``Precision.INT8 ==
+"int8"``), prints and formats as it and is written to JSON as it, so callers may keep passing plain strings;
+:func:`as_runtime` and :func:`as_precision` turn a string into a member, or raise a :class:`ConfigError` naming it
+and what is allowed.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import enum
+from dataclasses import dataclass, field
+from typing import Iterable, Optional, Tuple, Type, TypeVar
 
 from ..errors import ConfigError
-from .base import _positive
+from .base import _positive, all_cores, check_count, check_finite
+from .data import DataConfig
+
+
+class _Choice(str, enum.Enum):
+    """A name from a fixed set: equal to its string, printed and formatted as it (as ``enum.StrEnum`` does)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+class RuntimeName(_Choice):
+    """What runs a model (``--runtime``); in the order ``--help`` and errors list them."""
+
+    DYGRAPH = "dygraph"
+    ONNXRUNTIME = "onnxruntime"
+    PADDLE_INFERENCE = "paddle-inference"
+    AUTO = "auto"
+    """The fastest runtime here for the export and precision, measured once and remembered."""
+
+
+class Precision(_Choice):
+    """The arithmetic a runtime runs the model in (``--precision``)."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"
+    """oneDNN's bfloat16 kernels on Paddle Inference."""
+    INT8 = "int8"
+    """``model.int8.onnx`` on ONNX Runtime (``export --int8``)."""
+
+
+EXPORT_RUNTIMES: Tuple[RuntimeName, ...] = (RuntimeName.PADDLE_INFERENCE, RuntimeName.ONNXRUNTIME)
+"""The runtimes of an export directory's own files (dygraph runs the stage directory it was exported from)."""
+
+INT8_ACTIVATIONS: Tuple[str, ...] = ("dynamic", "static")
+"""How an int8 export quantizes activations: over each input's range at run time, or over calibrated ranges."""
+
+C = TypeVar("C", bound=_Choice)
+
+
+def _member(cls: Type[C], what: str, value: object, allowed: Optional[Iterable[C]]) -> C:
+    allowed = tuple(cls) if allowed is None else tuple(allowed)
+    member = next((m for m in allowed if m == value), None)
+    if member is None:
+        raise ConfigError(f"{what} {value!r} is not one of {[m.value for m in allowed]}")
+    return member
+
+
+def as_runtime(value: object, allowed: Optional[Iterable[RuntimeName]] = None) -> RuntimeName:
+    """``value`` (a :class:`RuntimeName` or its string) as a member of ``allowed`` (default: every one)."""
+    return _member(RuntimeName, "runtime", value, allowed)
+
+
+def as_precision(value: object, allowed: Optional[Iterable[Precision]] = None) -> Precision:
+    """``value`` (a :class:`Precision` or its string) as a member of ``allowed`` (default: every one)."""
+    return _member(Precision, "precision", value, allowed)
+
+
+def _path(value: object) -> Optional[str]:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Which runtime runs an export, and how (``--runtime``, ``--threads``, ``--precision``, ...)."""
+
+    name: RuntimeName = RuntimeName.AUTO
+    """The runtime; auto: the fastest here for this export and precision, measured once and remembered."""
+    threads: int = field(default_factory=all_cores)
+    """CPU threads of the runtime (default: every core)."""
+    precision: Precision = Precision.FP32
+    """fp32; bf16 on Paddle Inference with oneDNN; int8 on ONNX Runtime (an export made with int8)."""
+    onednn: bool = True
+    """Paddle Inference: oneDNN kernels on the CPU (False: its plain kernels)."""
+    sign_key_file: Optional[str] = None
+    """A file whose secret (at least 16 bytes) the export's manifest must be signed with; None: not checked."""
+    trust_pickle: bool = False
+    """dygraph: read pickled weights, which run any code they carry (only for files you trust)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", as_runtime(self.name))
+        object.__setattr__(self, "precision", as_precision(self.precision))
+        object.__setattr__(self, "sign_key_file", _path(self.sign_key_file))
+        check_count("threads", self.threads)
+
+
+def _check_speed(speed: float, what: str = "speed") -> None:
+    if not 0 <= speed <= 1:
+        raise ConfigError(f"{what} {speed} is not in [0, 1]")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """One width of a trained model written as a Paddle Inference program (``paddle-dynafast export``), with its
+    batched exit loop inside, or the plain classifier."""
+
+    model_dir: str
+    """A distill directory (a model with branches); with ``no_exit`` also a finetune or supernet directory."""
+    output_dir: str
+    """The export directory to write (never the model directory or one holding it)."""
+    width: float = 1.0
+    """The width to export: one the model was trained at."""
+    no_exit: bool = False
+    """Export the plain fixed-width classifier, without branches or exit loop."""
+    max_seq_len: Optional[int] = None
+    """Tokens per text of the export; None: the one the model was trained with."""
+    onnx: bool = True
+    """Also write model.onnx (paddle2onnx), exit loop included, for ONNX Runtime."""
+    int8: bool = False
+    """Also write model.int8.onnx: the matrix products in int8 (ONNX Runtime)."""
+    int8_activations: str = "dynamic"
+    """With ``int8``: dynamic, activations quantized over their own range at run time; static, over ranges
+    calibrated on training texts."""
+    calibration: Optional[DataConfig] = None
+    """With static activations: the data whose train split calibrates; None: the one the model was trained on."""
+    calibration_examples: int = 256
+    """With static activations: training texts that calibrate."""
+    sign_key_file: Optional[str] = None
+    """Sign manifest.json with an HMAC-SHA256 of this file's secret (at least 16 bytes); None: unsigned."""
+
+    def __post_init__(self) -> None:
+        check_finite(self)
+        for name in ("model_dir", "output_dir", "sign_key_file"):
+            object.__setattr__(self, name, _path(getattr(self, name)))
+        object.__setattr__(self, "width", float(self.width))
+        if not 0 < self.width <= 1:
+            raise ConfigError(f"width {self.width} is not in (0, 1]")
+        if self.max_seq_len is not None and (isinstance(self.max_seq_len, bool) or self.max_seq_len < 3):
+            raise ConfigError(f"max_seq_len {self.max_seq_len!r} is too short: [CLS] and [SEP] need 2 of them")
+        if self.int8_activations not in INT8_ACTIVATIONS:
+            raise ConfigError(f"int8_activations {self.int8_activations!r} is not one of {', '.join(INT8_ACTIVATIONS)}")
+        check_count("calibration_examples", self.calibration_examples)
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """Texts (or sentence pairs) classified by an export (``paddle-dynafast predict``), JSON lines out."""
+
+    model_dir: str
+    """An export directory."""
+    input_file: Optional[str] = None
+    """One text per line, a .tsv (``text_b`` for pairs), a .jsonl, or LABEL TEXT lines with ``labeled``; None:
+    standard input."""
+    labeled: bool = False
+    """The input is LABEL TEXT lines (the accuracy against them is reported)."""
+    jsonl: bool = False
+    """The input is JSON lines ``{"text": ..., "text_b": ..., "label": ...}`` (text_b and label optional)."""
+    output_file: Optional[str] = None
+    """Where the JSON lines go; None: standard output."""
+    speed: float = 0.0
+    """The exit threshold in [0, 1] (0: no early exit)."""
+    batch_size: int = 32
+    """Texts per batch (batches are grouped by length)."""
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    """What runs the export."""
+
+    def __post_init__(self) -> None:
+        for name in ("model_dir", "input_file", "output_file"):
+            object.__setattr__(self, name, _path(getattr(self, name)))
+        _check_speed(self.speed)
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class BenchSystem:
+    """One system of a benchmark: an export directory at a speed, under a name."""
+
+    name: str
+    """Its name in the tables."""
+    directory: str
+    """An export directory."""
+    speed: float = 0.0
+    """The exit threshold (for an export with the exit loop)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "directory", str(self.directory))
+        if not self.name:
+            raise ConfigError(f"the system of {self.directory} has no name")
+        _check_speed(self.speed, f"speed of system {self.name!r}")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Accuracy, FLOPs, latency and throughput of exported models on one split, interleaved
+    (``paddle-dynafast bench``; :func:`paddle_dynafast.runtime.bench.run_bench`)."""
+
+    systems: Tuple[BenchSystem, ...]
+    """The systems measured; the first is the reference of every ratio."""
+    data_dir: str
+    """The data folder holding the split to measure."""
+    output_dir: str
+    """Where bench.json and bench.md go."""
+    split: str = "test"
+    """The split measured: train, dev or test."""
+    max_examples: Optional[int] = None
+    """Use the first N examples of the split; None: all of them."""
+    samples: int = 200
+    """Texts timed one at a time for the latency."""
+    batch_size: int = 32
+    """Texts per batch of the throughput passes."""
+    rounds: int = 5
+    """Throughput passes per system (the median is reported)."""
+    runtime: RuntimeConfig = field(default_factory=lambda: RuntimeConfig(threads=2))
+    """What runs every system (2 threads by default: the numbers of a shared machine vary less)."""
+
+    def __post_init__(self) -> None:
+        for name in ("samples", "batch_size", "rounds"):
+            check_count(name, getattr(self, name))
+        object.__setattr__(self, "systems", tuple(self.systems))
+        if not self.systems:
+            raise ConfigError("no systems to measure")
+        names = [s.name for s in self.systems]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ConfigError(f"system names {repeated} repeat: every system needs a name of its own")
+        object.__setattr__(self, "data_dir", str(self.data_dir))
+        object.__setattr__(self, "output_dir", str(self.output_dir))
+        if self.split not in ("train", "dev", "test"):
+            raise ConfigError(f"split {self.split!r} is not train, dev or test")
+        if self.max_examples is not None:
+            check_count("max_examples", self.max_examples)
 
 
 @dataclass(frozen=True)
@@ -39,9 +272,7 @@ class ServeConfig:
         if not self.batch_window_ms >= 0:
             raise ConfigError(f"batch_window_ms must be >= 0, got {self.batch_window_ms!r}")
         for name in ("max_batch_size", "max_texts", "max_request_bytes"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
-        if not 0 <= self.speed <= 1:
-            raise ConfigError(f"speed {self.speed} is not in [0, 1]")
+            check_count(name, getattr(self, name))
+        _check_speed(self.speed)
         _positive("drain_seconds", self.drain_seconds)
+

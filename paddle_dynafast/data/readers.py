@@ -1,4 +1,5 @@
-"""Reading text-classification data: the split files of a data folder, plain lines, JSON lines.
+"""Reading text-classification data: the split files of a data folder, plain lines, JSON lines, and the texts to
+classify (:func:`read_inputs`: a file or standard input).
 
 Two file formats (``../shared/data/README.md``):
 
@@ -19,9 +20,10 @@ import hashlib
 import json
 import logging
 import random
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import BinaryIO, Dict, Iterable, Iterator, List, Optional, Sequence, TextIO
 
 from ..config import DataConfig
 from ..errors import DataError
@@ -190,6 +192,31 @@ def read_json_lines(lines: Iterable[str], where: str) -> List[Example]:
     if not examples:
         raise DataError(f"{where}: no lines")
     return examples
+
+
+def read_inputs(path: Optional[str | Path] = None, labeled: bool = False, jsonl: bool = False,
+                stdin: Optional[TextIO] = None) -> List[Example]:
+    """The texts to classify, from ``path`` or, without one, from ``stdin`` (default: ``sys.stdin`` of the call):
+    one text per line; ``labeled`` LABEL TEXT lines, or a .tsv (``text_b`` for pairs), read as a split file; JSON
+    lines with ``jsonl`` or from a .jsonl file (:func:`read_json_lines`). Decoded strictly: bytes that are not
+    UTF-8 are a :class:`DataError` naming the file (or standard input), the line and the byte offset; so is an
+    empty line."""
+    path = None if path is None else str(path)
+    if path and (labeled or path.endswith(".tsv")):
+        return read_examples(path, strict=True)
+    where = path or "standard input"
+    stdin = sys.stdin if stdin is None else stdin
+    raw = getattr(stdin, "buffer", None)
+    if path or raw is not None:
+        lines = read_lines(path or raw, where)
+    else:  # a text stream without bytes underneath (a notebook's)
+        lines = [line.rstrip("\r\n") for line in stdin]
+    if jsonl or (path or "").endswith(".jsonl"):
+        return read_json_lines(lines, where)
+    empty = [i + 1 for i, t in enumerate(lines) if not t.strip()]
+    if empty:
+        raise DataError(f"{where}:{empty[0]}: empty line ({len(empty)} in all); give one text per line")
+    return [Example(t, None, None, f"{where}:{i + 1}") for i, t in enumerate(lines)]
 
 
 def find_split(data_dir: str | Path, split: str) -> Optional[Path]:

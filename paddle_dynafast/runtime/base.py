@@ -20,6 +20,7 @@ from typing import ClassVar, Dict, Sequence, Tuple
 
 import numpy as np
 
+from ..config.runtime import Precision, RuntimeName
 from ..errors import ArtifactError, summary
 from .export_info import EXPORT_FILE, ExportInfo
 
@@ -27,11 +28,11 @@ from .export_info import EXPORT_FILE, ExportInfo
 class Runtime(ABC):
     """One way of running a model; see the module docstring."""
 
-    kind: ClassVar[str]
+    kind: ClassVar[RuntimeName]
     """The name ``--runtime`` takes."""
-    precisions: ClassVar[Tuple[str, ...]] = ("fp32",)
+    precisions: ClassVar[Tuple[Precision, ...]] = (Precision.FP32,)
     """The arithmetic it can run the model in (``precision=`` of its constructor)."""
-    precision: str = "fp32"
+    precision: Precision = Precision.FP32
     info: ExportInfo
 
     @abstractmethod

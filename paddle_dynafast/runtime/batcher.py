@@ -144,7 +144,7 @@ class Batcher:
         texts = [t for job in jobs for t in job.request.texts]
         text_b = None if first.text_b is None else [t for job in jobs for t in job.request.text_b]
         try:
-            features, _ = self.predictor.encode(texts, text_b, quiet=True)
+            features, _ = self.predictor.encode(texts, text_b)
             result = self.predictor.run_features(features, first.speed, self.config.max_batch_size)
         except Exception as error:  # answered with a 500 by each caller; the worker goes on
             logger.error("a batch of %d request(s) failed", len(jobs), exc_info=True)

@@ -6,21 +6,33 @@ them alike; we report medians and ratios against the first system. Latency is
 per sample at batch 1 (median and p90 over ``samples`` texts); throughput is
 texts per second at ``batch_size`` (median over ``rounds`` passes over the
 same texts). Tokenising is not timed: it is the same for every system.
+
+:func:`run_bench` is ``paddle-dynafast bench``: the systems of a
+:class:`~paddle_dynafast.config.BenchConfig` measured on a split of a data folder,
+the :class:`BenchResult` written to ``bench.json`` and its table to ``bench.md``.
 """
 from __future__ import annotations
 
 import logging
+import os
+import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .. import atomic, outputs
+from ..config import BenchConfig, DataConfig, Precision, RuntimeName, check_count
 from ..data.batching import Collator, FeatureDataset, LengthGroupedBatchSampler
-from ..errors import ConfigError
-from .auto import AUTO, open_runtime
+from ..data.encoding import encode
+from ..data.readers import load_splits
+from ..errors import ConfigError, DataError
+from ..model.loading import load_tokenizer
+from .auto import AUTO, open_configured, open_runtime
 from .base import Runtime
+from .export_info import EXPORT_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +86,7 @@ def run_all(system: System, prepared, n: int) -> Tuple[np.ndarray, np.ndarray]:
 def check_settings(samples: int, batch_size: int, rounds: int) -> None:
     """Each of the counts of :func:`measure` is a whole number >= 1."""
     for name, value in (("samples", samples), ("batch_size", batch_size), ("rounds", rounds)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+        check_count(name, value)
 
 
 def time_systems(systems: Sequence[System], full, singles, rounds: int) -> Tuple[Dict[str, List[float]], ...]:
@@ -167,7 +178,7 @@ def runtime_system(runtime: Runtime, speed: float = 0.0, name: Optional[str] = N
     if speed and not info.exit_loop:
         logger.warning("speed %g has no effect on %s: it was exported without the exit loop", speed, info.directory)
     label = name or f"{info.directory}" + (f" @ speed {speed:g}" if info.exit_loop else "")
-    precision = getattr(runtime, "precision", "fp32")
+    precision = getattr(runtime, "precision", Precision.FP32)
     note = f"width {info.width:g}, {runtime.kind} {precision}, " + (f"exit loop, speed {speed:g}" if info.exit_loop
                                                                      else "no exit")
     return System(label, lambda ids, types: runtime.run_batch(ids, types, speed), info.flops, note)
@@ -177,3 +188,69 @@ def exported_system(directory: str | Path, speed: float = 0.0, name: Optional[st
                     runtime: str = AUTO, threads: int = 2, **options) -> System:
     """:func:`runtime_system` of the runtime ``runtime`` opened on ``directory``."""
     return runtime_system(open_runtime(directory, runtime, threads, **options), speed, name)
+
+
+@dataclass
+class BenchResult:
+    """What :func:`run_bench` measured, as ``bench.json`` holds it (:meth:`to_json`)."""
+
+    results: List[Result]
+    """One per system, in the config's order; ratios against the first."""
+    split: str
+    """The split measured."""
+    examples: int
+    """Texts of the split measured (accuracy, FLOPs and throughput are over all of them)."""
+    threads: int
+    """CPU threads of every runtime."""
+    runtime: RuntimeName
+    """The runtime asked for (auto: the fastest here, per system)."""
+    onednn: bool
+    """Paddle Inference on oneDNN kernels."""
+    machine: Dict[str, Any]
+    """CPU count, processor and Python version (:func:`machine`)."""
+    batch_size: int
+    """Texts per batch of the throughput passes."""
+    precision: Precision
+    """The precision every system ran in."""
+
+    def to_json(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    def markdown(self) -> str:
+        return markdown(self.results, self.batch_size)
+
+
+def machine() -> Dict[str, Any]:
+    """The machine a measurement ran on: CPU count, processor and Python version."""
+    return {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version()}
+
+
+def run_bench(config: BenchConfig, overwrite: bool = False) -> BenchResult:
+    """Every system of ``config`` (opened on ``config.runtime``) measured on its split by :func:`measure`, the
+    result written to ``bench.json`` and its table to ``bench.md`` in ``config.output_dir``.
+
+    The output is claimed first (:func:`paddle_dynafast.outputs.claim`): an earlier bench output is replaced only
+    with ``overwrite``. The texts are tokenised as the first system's export does (its ``max_seq_len`` and
+    labels, from its ``export.json``); a split the data folder lacks is a :class:`DataError`."""
+    inputs = [s.directory for s in config.systems] + [config.data_dir]
+    with outputs.claim(config.output_dir, outputs.BENCH, inputs, replace=overwrite):
+        systems = [runtime_system(open_configured(s.directory, config.runtime), s.speed, s.name)
+                   for s in config.systems]
+        first = config.systems[0].directory  # checked against its manifest when its runtime opened it
+        info = atomic.read_json(Path(first) / EXPORT_FILE)
+        tokenizer = load_tokenizer(first)
+        splits = load_splits(DataConfig(data_dir=config.data_dir, max_examples=config.max_examples))
+        if config.split not in splits:
+            raise DataError(f"{config.data_dir} has no {config.split} split")
+        features = encode(splits[config.split], tokenizer, info["max_seq_len"], info["labels"])
+        results = measure(systems, features, [f.label for f in features], tokenizer.pad_token_id,
+                          samples=config.samples, batch_size=config.batch_size, rounds=config.rounds)
+        result = BenchResult(results=results, split=config.split, examples=len(features),
+                             threads=config.runtime.threads, runtime=config.runtime.name,
+                             onednn=config.runtime.onednn, machine=machine(), batch_size=config.batch_size,
+                             precision=config.runtime.precision)
+        out = Path(config.output_dir)
+        atomic.write_json(out / "bench.json", result.to_json())
+        atomic.write_text(out / "bench.md", result.markdown())
+    return result

@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import atomic
+from ..config.runtime import Precision, RuntimeName, as_precision, as_runtime
 from ..errors import ArtifactError, ConfigError
 from ..model.loading import load_tokenizer
 from .base import Runtime
@@ -41,10 +42,14 @@ OBJECTIVES = ("throughput", "latency")
 class Candidate:
     """One way of running an export: a runtime, a precision and the runtime's options."""
 
-    runtime: str
-    precision: str = "fp32"
+    runtime: RuntimeName
+    precision: Precision = Precision.FP32
     options: Tuple[Tuple[str, object], ...] = ()
     """``(name, value)`` pairs for the runtime's constructor."""
+
+    def __post_init__(self) -> None:  # strings (a remembered choice's JSON) become the names they spell
+        object.__setattr__(self, "runtime", as_runtime(self.runtime))
+        object.__setattr__(self, "precision", as_precision(self.precision))
 
     @property
     def name(self) -> str:
@@ -61,22 +66,21 @@ class Candidate:
         return cls(raw["runtime"], raw["precision"], tuple(sorted(raw["options"].items())))
 
 
-def candidates(directory: str | Path, precision: str = "fp32") -> List[Candidate]:
+def candidates(directory: str | Path, precision: Precision | str = Precision.FP32) -> List[Candidate]:
     """Every runtime that can run the export in ``directory`` in ``precision``."""
-    directory = Path(directory)
-    if precision == "fp32":
-        found = [Candidate("paddle-inference", options=(("onednn", False),)),
-                 Candidate("paddle-inference", options=(("onednn", True),))]
+    directory, precision = Path(directory), as_precision(precision)
+    paddle_inference, onnxruntime = RuntimeName.PADDLE_INFERENCE, RuntimeName.ONNXRUNTIME
+    if precision == Precision.FP32:
+        found = [Candidate(paddle_inference, options=(("onednn", False),)),
+                 Candidate(paddle_inference, options=(("onednn", True),))]
         if (directory / ONNX_FILE).is_file():
-            found.append(Candidate("onnxruntime"))
+            found.append(Candidate(onnxruntime))
         return found
-    if precision == "bf16":
-        return [Candidate("paddle-inference", "bf16", (("onednn", True),))]
-    if precision == "int8":
-        if not (directory / INT8_ONNX_FILE).is_file():
-            raise ConfigError(f"{directory} has no {INT8_ONNX_FILE}: export it with --int8")
-        return [Candidate("onnxruntime", "int8")]
-    raise ConfigError(f"precision {precision!r} is not fp32, bf16 or int8")
+    if precision == Precision.BF16:
+        return [Candidate(paddle_inference, precision, (("onednn", True),))]
+    if not (directory / INT8_ONNX_FILE).is_file():
+        raise ConfigError(f"{directory} has no {INT8_ONNX_FILE}: export it with --int8")
+    return [Candidate(onnxruntime, precision)]
 
 
 def typical_batches(info: ExportInfo, batch_size: int, count: int, seed: int = 0) -> List[Tuple[np.ndarray, ...]]:
@@ -138,7 +142,7 @@ def cache_file() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "paddle_dynafast" / "runtimes.json"
 
 
-def _key(directory: Path, threads: int, precision: str, objective: str) -> str:
+def _key(directory: Path, threads: int, precision: Precision, objective: str) -> str:
     manifest = hashlib.sha256((directory / MANIFEST_FILE).read_bytes()).hexdigest()[:16]
     return f"{manifest}|{cpu_name()}|threads={threads}|{precision}|{objective}"
 
@@ -154,14 +158,15 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def choose(directory: str | Path, precision: str = "fp32", threads: int = 2, objective: str = "throughput",
-           speed: float = 0.0, remember: bool = True, refresh: bool = False) -> Tuple[Candidate, List[Timing]]:
+def choose(directory: str | Path, precision: Precision | str = Precision.FP32, threads: int = 2,
+           objective: str = "throughput", speed: float = 0.0, remember: bool = True,
+           refresh: bool = False) -> Tuple[Candidate, List[Timing]]:
     """The fastest candidate for ``objective`` (``throughput``: batches of 32; ``latency``: one text at a time),
     from the remembered choice or a measurement (a few seconds; ``refresh`` measures again). Returns it and the
     timings (empty if remembered)."""
     if objective not in OBJECTIVES:
         raise ConfigError(f"objective {objective!r} is not one of {list(OBJECTIVES)}")
-    directory = Path(directory)
+    directory, precision = Path(directory), as_precision(precision)
     info = ExportInfo.read(directory)
     found = candidates(directory, precision)
     key = _key(directory, threads, precision, objective)

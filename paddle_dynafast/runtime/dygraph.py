@@ -12,6 +12,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
+from ..config.runtime import RuntimeName
 from ..errors import ArtifactError, ConfigError
 from ..model.dynafast import DynaFastModel
 from ..model.flops import BertShape
@@ -27,7 +28,7 @@ class DygraphRuntime(Runtime):
     the source of an export directory as that export was made (its manifest checked, with ``sign_key`` its
     signature). ``trust_pickle`` reads pickled weights (``.pdparams``) of an older version."""
 
-    kind = "dygraph"
+    kind = RuntimeName.DYGRAPH
 
     def __init__(self, directory: str | Path, width: Optional[float] = None, exit_loop: Optional[bool] = None,
                  threads: Optional[int] = None, sign_key: Optional[bytes] = None, trust_pickle: bool = False):

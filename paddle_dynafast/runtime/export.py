@@ -38,7 +38,7 @@ from paddle import inference
 from paddle.static import InputSpec
 
 from .. import atomic, data, outputs
-from ..config import DataConfig
+from ..config import DataConfig, ExportConfig
 from ..errors import ArtifactError, ConfigError, MissingFileError, summary
 from ..model.dynafast import BRANCH_FILE, DynaFastModel
 from ..model.flops import BertShape
@@ -48,42 +48,39 @@ from ..model.narrow import extract_submodel
 from ..model.stage_info import StageInfo
 from . import bench, quantize
 from .export_info import EXPORT_FILE, INT8_ONNX_FILE, ONNX_FILE, OUTPUTS, PROGRAM, read_export_json
-from .manifest import write_manifest
+from .manifest import read_sign_key, write_manifest
 
 logger = logging.getLogger(__name__)
 
 
-def export_model(model_dir: str | Path, output_dir: str | Path, width: float = 1.0, no_exit: bool = False,
-                 max_seq_len: Optional[int] = None, onnx: bool = True, int8: bool = False,
-                 int8_activations: str = "dynamic", calibration: Optional[DataConfig] = None,
-                 calibration_examples: int = 256, overwrite: bool = False, trust_pickle: bool = False,
+def export_model(config: ExportConfig, overwrite: bool = False, trust_pickle: bool = False,
                  sign_key: Optional[bytes] = None) -> Path:
-    """Write a Paddle Inference model of ``model_dir`` at ``width`` (see the module docstring).
+    """Write a Paddle Inference model of ``config.model_dir`` at ``config.width`` into ``config.output_dir`` (see
+    the module docstring and :class:`~paddle_dynafast.config.ExportConfig`); returns the output directory.
 
-    ``model_dir`` is a distill directory (a model with branches). With
-    ``no_exit`` it may also be a finetune or supernet directory. ``onnx`` (the
-    default) also writes ``model.onnx`` (:func:`to_onnx`), exit loop included;
-    ``int8`` also
+    ``model_dir`` is a distill directory (a model with branches); with ``no_exit``
+    it may also be a finetune or supernet directory. ``onnx`` also writes
+    ``model.onnx`` (:func:`to_onnx`), exit loop included; ``int8`` also
     ``model.int8.onnx`` (:mod:`paddle_dynafast.runtime.quantize`), its activations
     quantized at run time (``int8_activations="dynamic"``) or with ranges
     calibrated on ``calibration_examples`` training texts of ``calibration``
     (``"static"``; default data: the one the model was trained on, from its
-    ``stage.json``). ``overwrite`` replaces an
-    earlier export in ``output_dir``; ``trust_pickle`` reads pickled weights of an
-    older version; ``sign_key`` signs the manifest.
+    ``stage.json``). ``overwrite`` replaces an earlier export in ``output_dir``;
+    ``trust_pickle`` reads pickled weights of an older version. The manifest is
+    signed with the secret of ``config.sign_key_file``, or with ``sign_key`` (a
+    secret held in memory; not both).
     """
-    model_dir, output_dir = Path(model_dir), Path(output_dir)
-    if calibration_examples < 1:
-        raise ConfigError(f"calibration_examples must be >= 1, got {calibration_examples}")
-    if int8_activations not in quantize.SCHEMES:
-        raise ConfigError(f"int8_activations {int8_activations!r} is not one of {', '.join(quantize.SCHEMES)}")
-    with outputs.claim(output_dir, outputs.EXPORT, [model_dir], replace=overwrite):
-        return _export(model_dir, output_dir, float(width), no_exit, max_seq_len, onnx, trust_pickle, sign_key,
-                       (int8_activations, calibration, calibration_examples) if int8 else None)
+    if sign_key is not None and config.sign_key_file:
+        raise ConfigError(f"two sign keys: sign_key and sign_key_file {config.sign_key_file!r}; give one")
+    if config.sign_key_file:
+        sign_key = read_sign_key(config.sign_key_file)
+    with outputs.claim(Path(config.output_dir), outputs.EXPORT, [Path(config.model_dir)], replace=overwrite):
+        return _export(config, trust_pickle, sign_key)
 
 
-def _export(model_dir: Path, output_dir: Path, width: float, no_exit: bool, max_seq_len: Optional[int], onnx: bool,
-            trust_pickle: bool, sign_key: Optional[bytes], int8: Optional[tuple]) -> Path:
+def _export(config: ExportConfig, trust_pickle: bool, sign_key: Optional[bytes]) -> Path:
+    model_dir, output_dir = Path(config.model_dir), Path(config.output_dir)
+    width, no_exit = config.width, config.no_exit
     stage = StageInfo.read(model_dir)
     if DynaFastModel.has_branches(model_dir):
         model = DynaFastModel.load(model_dir, trust_pickle=trust_pickle)
@@ -101,8 +98,7 @@ def _export(model_dir: Path, output_dir: Path, width: float, no_exit: bool, max_
     else:
         raise MissingFileError(f"{model_dir} has no {BRANCH_FILE}: export the exit loop from a distill directory, "
                                "or pass no_exit=True (--no-exit) for the plain classifier")
-    if max_seq_len is None:
-        max_seq_len = stage.max_seq_len
+    max_seq_len = stage.max_seq_len if config.max_seq_len is None else config.max_seq_len
     check_max_seq_len(full_config, max_seq_len, model_dir)
 
     shape = BertShape.from_config(full_config)
@@ -112,12 +108,13 @@ def _export(model_dir: Path, output_dir: Path, width: float, no_exit: bool, max_
     else:
         layer, spec = model.at(width), ids_spec + [InputSpec([1], "float32", "speed")]
     layer.eval()
-    if int8:  # in dygraph, before to_static turns the layer's forward into the static program
-        activations, calibration, calibration_examples = int8
+    activations = config.int8_activations
+    if config.int8:  # in dygraph, before to_static turns the layer's forward into the static program
         if activations == "dynamic":
             ranges = quantize.linear_weights(layer)
         else:
-            batches = _calibration_batches(stage, calibration, calibration_examples, tokenizer, max_seq_len)
+            batches = _calibration_batches(stage, config.calibration, config.calibration_examples, tokenizer,
+                                           max_seq_len)
             ranges = quantize.activation_ranges(layer, layer if no_exit else layer.layer_logits, batches)
     static = paddle.jit.to_static(layer, input_spec=spec, full_graph=True)
     names = OUTPUTS[:1] if no_exit else OUTPUTS
@@ -127,12 +124,12 @@ def _export(model_dir: Path, output_dir: Path, width: float, no_exit: bool, max_
                 "labels": list(labels), "max_seq_len": int(max_seq_len), "inputs": [s.name for s in spec],
                 "outputs": dict(zip(names, _program_outputs(tmp, layer))), "source": str(model_dir),
                 "full_width_shape": asdict(shape), "branch": None if no_exit else model.branches.describe()}
-        if onnx or int8:
+        if config.onnx or config.int8:
             info["onnx_outputs"] = dict(zip(names, _onnx_outputs(to_onnx(tmp))))
-        if int8:
+        if config.int8:
             quantized = quantize.quantize_onnx(tmp / ONNX_FILE, tmp / INT8_ONNX_FILE, ranges)
             info["int8"] = {"file": INT8_ONNX_FILE, "matmuls": quantized, "activations": activations,
-                            "calibration_examples": calibration_examples if activations == "static" else None,
+                            "calibration_examples": config.calibration_examples if activations == "static" else None,
                             "scheme": "weights int8 symmetric per output channel; activations uint8 per tensor over "
                                       + ("each input's (min, max) at run time" if activations == "dynamic"
                                          else "their calibrated (min, max)")}

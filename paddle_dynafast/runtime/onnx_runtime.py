@@ -6,31 +6,32 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ..errors import ArtifactError, ConfigError
+from ..config.runtime import Precision, RuntimeName, as_precision
+from ..errors import ArtifactError
 from .base import Runtime
 from .export_info import INT8_ONNX_FILE, ONNX_FILE, ExportInfo
 
-PRECISIONS = {"fp32": ONNX_FILE, "int8": INT8_ONNX_FILE}
+PRECISIONS = {Precision.FP32: ONNX_FILE, Precision.INT8: INT8_ONNX_FILE}
+"""The file of the export each precision runs."""
 
 
 class OnnxRuntime(Runtime):
     """``intra_op`` threads, no inter-op parallelism, and thread spinning off, so that it does not steal the cores
     of another runtime measured beside it."""
 
-    kind = "onnxruntime"
+    kind = RuntimeName.ONNXRUNTIME
     precisions = tuple(PRECISIONS)
 
-    def __init__(self, directory: str | Path, threads: int = 2, precision: str = "fp32",
+    def __init__(self, directory: str | Path, threads: int = 2, precision: Precision | str = Precision.FP32,
                  sign_key: Optional[bytes] = None):
         import onnxruntime  # optional at import time: only this runtime needs it
 
-        if precision not in PRECISIONS:
-            raise ConfigError(f"precision {precision!r} is not one of {sorted(PRECISIONS)}")
+        precision = as_precision(precision, self.precisions)
         self.info, self.precision = ExportInfo.read(directory, sign_key), precision
         path = self.info.directory / PRECISIONS[precision]
         if not path.is_file():
             raise ArtifactError(f"{self.info.directory} has no {path.name}; export it with "
-                                + ("--int8" if precision == "int8" else "--onnx"))
+                                + ("--int8" if precision == Precision.INT8 else "--onnx"))
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

@@ -7,6 +7,7 @@ from typing import Optional, Tuple
 import numpy as np
 from paddle import inference
 
+from ..config.runtime import Precision, RuntimeName, as_precision
 from ..errors import ArtifactError, ConfigError
 from .base import Runtime
 from .export_info import PROGRAM, ExportInfo
@@ -24,14 +25,14 @@ class PaddleInferenceRuntime(Runtime):
     (:func:`~paddle_dynafast.runtime.manifest.verify`).
     """
 
-    kind = "paddle-inference"
-    precisions = ("fp32", "bf16")
+    kind = RuntimeName.PADDLE_INFERENCE
+    precisions = (Precision.FP32, Precision.BF16)
 
     def __init__(self, directory: str | Path, threads: int = 2, onednn: bool = True, device: str = "cpu",
-                 precision: str = "fp32", cache_capacity: int = 0, sign_key: Optional[bytes] = None):
-        if precision not in self.precisions:
-            raise ConfigError(f"precision {precision!r} is not one of {list(self.precisions)} for Paddle Inference")
-        if precision == "bf16" and not (onednn and device == "cpu"):
+                 precision: Precision | str = Precision.FP32, cache_capacity: int = 0,
+                 sign_key: Optional[bytes] = None):
+        precision = as_precision(precision, self.precisions)
+        if precision == Precision.BF16 and not (onednn and device == "cpu"):
             raise ConfigError("precision 'bf16' needs oneDNN on the CPU (not --no-onednn)")
         self.precision = precision
         self.info = ExportInfo.read(directory, sign_key)
@@ -50,7 +51,7 @@ class PaddleInferenceRuntime(Runtime):
                 config.enable_mkldnn()
                 if cache_capacity:
                     config.set_mkldnn_cache_capacity(cache_capacity)
-                if precision == "bf16":
+                if precision == Precision.BF16:
                     config.enable_mkldnn_bfloat16()
             else:
                 config.disable_mkldnn()

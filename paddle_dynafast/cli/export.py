@@ -1,0 +1,64 @@
+"""``paddle-dynafast export``: one width of a distilled model as a Paddle Inference program with its batched exit
+loop inside (and ONNX, and int8), or with ``--no-exit`` the plain classifier
+(:func:`paddle_dynafast.runtime.export.export_model`).
+
+Example::
+
+    paddle-dynafast export --model runs/dynafast --width 0.5 --output runs/export-w0.5
+"""
+from __future__ import annotations
+
+import argparse
+
+from ..config import INT8_ACTIVATIONS, ExportConfig, default
+from ..model.stage_info import StageInfo
+from ..runtime.export import export_model
+from .common import add_output_args, add_sign_key_arg, add_trust_pickle_arg
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export", help="write a Paddle Inference model, exit loop inside",
+        description="Export a width of a distilled model with its batched exit loop (speed is an input of the "
+                    "program), or with --no-exit the plain fixed-width classifier.",
+        epilog="example: paddle-dynafast export --model runs/dynafast --width 0.5 --output runs/export-w0.5")
+    p.add_argument("--model", required=True, help="a distill directory (with --no-exit also finetune/supernet)")
+    width = default(ExportConfig, "width")
+    p.add_argument("--width", type=float, default=width, help=f"width to export (default {width})")
+    p.add_argument("--no-exit", action="store_true", help="export the plain classifier without branches")
+    p.add_argument("--no-onnx", dest="onnx", action="store_false",
+                   help="do not write model.onnx (paddle2onnx) beside the Paddle program (ONNX Runtime runs it)")
+    p.add_argument("--int8", action="store_true",
+                   help="also write model.int8.onnx: the matrix products in int8 (ONNX Runtime)")
+    activations = default(ExportConfig, "int8_activations")
+    p.add_argument("--int8-activations", choices=INT8_ACTIVATIONS, default=activations,
+                   help=f"{activations} (default): activations quantized over their own range at run time; static: "
+                        "over ranges calibrated on training texts")
+    p.add_argument("--calibration-data", default=None,
+                   help="with --int8-activations static: the data folder whose train split calibrates "
+                        "(default: the one the model was trained on)")
+    examples = default(ExportConfig, "calibration_examples")
+    p.add_argument("--calibration-examples", type=int, default=examples,
+                   help=f"with --int8-activations static: training texts that calibrate (default {examples})")
+    p.add_argument("--max-seq-len", type=int, default=None, help="default: the one the model was trained with")
+    add_output_args(p, overwrite=True)
+    add_trust_pickle_arg(p)
+    add_sign_key_arg(p, "sign")
+    p.set_defaults(run=run)
+
+
+def config_from_args(args: argparse.Namespace) -> ExportConfig:
+    """``--calibration-data`` is read as the model was trained to read data (its max_seq_len, labels, seed)."""
+    calibration = None
+    if args.calibration_data:
+        calibration = StageInfo.read(args.model).data_config(args.calibration_data)
+    return ExportConfig(model_dir=args.model, output_dir=args.output, width=args.width, no_exit=args.no_exit,
+                        max_seq_len=args.max_seq_len, onnx=args.onnx, int8=args.int8,
+                        int8_activations=args.int8_activations, calibration=calibration,
+                        calibration_examples=args.calibration_examples, sign_key_file=args.sign_key_file)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = export_model(config_from_args(args), overwrite=args.overwrite, trust_pickle=args.trust_pickle)
+    print(f"-> {out}")
+    return 0
