@@ -34,6 +34,13 @@ def tiny_model(tiny_hf_dir):
 
 
 @pytest.fixture()
+def runtime_cache(tmp_path, monkeypatch):
+    """Where runtime auto remembers its measurements, for this test alone: ``runtimes.json``."""
+    monkeypatch.setenv("PADDLE_DYNAFAST_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "runtimes.json"
+
+
+@pytest.fixture()
 def tokenizer(tmp_path):
     """The tiny BERT's tokenizer (the 99-token vocabulary of helpers.VOCAB)."""
     from helpers import tiny_hf_weights, write_hf_dir

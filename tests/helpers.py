@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import threading
 from pathlib import Path
 from typing import Dict, Optional
@@ -11,6 +12,7 @@ import numpy as np
 from scipy.special import erf
 
 from paddle_dynafast.runtime.base import Runtime
+from paddle_dynafast.runtime.manifest import sha256
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = ["good", "bad"] + [f"w{i}" for i in range(92)]
@@ -237,3 +239,19 @@ class Recording(Runtime):
             self.fail = False
             raise RuntimeError("the runtime broke")
         return self.inner.run_batch(input_ids, token_type_ids, speed)
+
+
+def copy_export(tiny_exports, tmp_path: Path, key=(1.0, True), name: str = "copy") -> Path:
+    """A copy of one of the session's tiny exports, free to edit."""
+    return Path(shutil.copytree(tiny_exports[key], tmp_path / name))
+
+
+def edit_export_file(directory: Path, name: str, change) -> None:
+    """Edit a JSON file of an export and, as someone editing it on purpose would, update the manifest's hashes."""
+    path = directory / name
+    raw = json.loads(path.read_text())
+    change(raw)
+    path.write_text(json.dumps(raw))
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["files"] = {p.name: sha256(p) for p in sorted(directory.iterdir()) if p.name != "manifest.json"}
+    (directory / "manifest.json").write_text(json.dumps(manifest))
