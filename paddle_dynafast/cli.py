@@ -391,7 +391,8 @@ def _run_evaluate(args) -> int:
                             split=args.split, widths=tuple(args.widths) if args.widths else None,
                             patience=tuple(args.patience), batch_size=args.batch_size,
                             bootstrap=BootstrapConfig(samples=args.bootstrap_samples), **kwargs)
-    print(markdown_table(run_evaluation(config, overwrite=args.overwrite, trust_pickle=args.trust_pickle)), end="")
+    result = run_evaluation(config, overwrite=args.overwrite, trust_pickle=args.trust_pickle)
+    print(markdown_table(result.points), end="")
     print(f"-> {args.output}/evaluation.{{json,md,png}}")
     return 0
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 from . import atomic, data, outputs
 from .analysis.calibrate import run_calibration
 from .analysis.evaluate import run_evaluation
+from .analysis.results import CalibrationResult
 from .config import CalibrateConfig, EvaluateConfig, PipelineConfig, to_dict
 from .errors import MissingFileError
 from .model.flops import BertShape
@@ -100,20 +101,21 @@ def _run(config: PipelineConfig, logdir: Optional[str], trust_pickle: bool) -> P
                                        max_accuracy_drop=config.max_accuracy_drop,
                                        min_flops_speedup=config.min_flops_speedup, confidence=config.confidence)
     calibration_file = dirs["calibrate"] / "calibration.json"
-    step("calibrate", lambda: (atomic.read_json(calibration_file)
+    step("calibrate", lambda: (CalibrationResult.from_json(atomic.read_json(calibration_file))
                                if atomic.written_with(calibration_file, to_dict(calibrate_config))
                                else run_calibration(calibrate_config, overwrite=True, trust_pickle=trust_pickle)))
-    calibration = results["calibrate"]
+    calibration: CalibrationResult = results["calibrate"]
 
     evaluate_config = EvaluateConfig(model_dir=str(final), output_dir=str(dirs["evaluate"]), data=config.data)
     step("evaluate", lambda: None if atomic.written_with(dirs["evaluate"] / "evaluation.json",
                                                            to_dict(evaluate_config))
          else run_evaluation(evaluate_config, overwrite=True, trust_pickle=trust_pickle))
 
-    chosen = calibration["fewest_flops_within_accuracy_budget"] or calibration["full_model"]
+    chosen = calibration.fewest_flops_within_accuracy_budget or calibration.full_model
+    tested = calibration.measured_on_test(chosen.width, chosen.speed)
 
     def export_both():
-        for key, source, width, no_exit in (("export", final, chosen["width"], False),
+        for key, source, width, no_exit in (("export", final, chosen.width, False),
                                             ("export_full", teacher, 1.0, True)):
             int8 = config.int8 and not no_exit
             if not export_is_current(dirs[key], source, width, no_exit, onnx=True, int8="dynamic" if int8 else None):
@@ -121,7 +123,7 @@ def _run(config: PipelineConfig, logdir: Optional[str], trust_pickle: bool) -> P
                              trust_pickle=trust_pickle)
 
     step("export", export_both)
-    latency = _quick_bench(dirs, chosen["speed"], config) if config.bench_samples else None
+    latency = _quick_bench(dirs, chosen.speed, config) if config.bench_samples else None
     first, supernet = results[STAGES[0].name], results["supernet"]
     summary = {
         "config": to_dict(config), "paths": {k: str(v) for k, v in dirs.items()},
@@ -129,10 +131,9 @@ def _run(config: PipelineConfig, logdir: Optional[str], trust_pickle: bool) -> P
         "widths": {w: {k: v for k, v in row.items() if k in ("dev_accuracy", "test_accuracy", "parameters",
                                                               "dev_mean_flops")}
                    for w, row in supernet.metrics["widths"].items()},
-        "operating_point": {"width": chosen["width"], "speed": chosen["speed"], "dev_accuracy": chosen["accuracy"],
-                            "dev_flops_speedup": chosen["flops_speedup"]},
-        "test_at_operating_point": next((p for p in calibration.get("test", []) if isinstance(p, dict)
-                                         and p["width"] == chosen["width"] and p["speed"] == chosen["speed"]), None),
+        "operating_point": {"width": chosen.width, "speed": chosen.speed, "dev_accuracy": chosen.accuracy,
+                            "dev_flops_speedup": chosen.flops_speedup},
+        "test_at_operating_point": None if tested is None else asdict(tested),
         "latency": latency,
         "stage_seconds": seconds,
         "sizes_mb": {k: round(sum(f.stat().st_size for f in d.rglob("*") if f.is_file()) / 1e6, 1)

@@ -4,7 +4,7 @@ Two systems measured on the same examples are compared *paired*: every
 bootstrap replicate resamples the examples (with replacement) once and scores
 both systems on that one resample, so the noise the two share (which sentences
 happen to be in the split) cancels out of their difference. One standard error
-of an accuracy near 88 % is about 1.1 points on SST-2 dev (872 sentences); the
+of an accuracy near 88 % on 872 examples is about 1.1 points; the
 paired interval of a difference between two similar systems is much narrower
 than that, since they are right and wrong on mostly the same sentences.
 

@@ -1,5 +1,7 @@
 """Calibration: budgets pick the right points on dev, and the command reports them on test."""
 import json
+import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,7 +10,8 @@ from paddle_dynafast import cli
 from paddle_dynafast import stats
 from paddle_dynafast.analysis import calibrate
 from paddle_dynafast.analysis.evaluate import GridPoint, SplitProbabilities
-from paddle_dynafast.config import BootstrapConfig, CalibrateConfig, DataConfig
+from paddle_dynafast.analysis.results import CalibrationResult
+from paddle_dynafast.config import BootstrapConfig, Budget, CalibrateConfig, DataConfig
 
 
 def _point(width, speed, accuracy, speedup):
@@ -20,19 +23,22 @@ def test_calibration_picks_budgeted_points():
     points = [_point(1.0, 0.0, 0.900, 0.98), _point(1.0, 0.3, 0.898, 2.0), _point(1.0, 0.5, 0.880, 3.5),
               _point(0.5, 0.0, 0.897, 1.9), _point(0.5, 0.2, 0.896, 3.1), _point(0.5, 0.6, 0.870, 6.0),
               _point(0.25, 0.0, 0.860, 3.6), _point(0.25, 0.4, 0.850, 7.0)]
-    result = calibrate.calibrate(points, max_accuracy_drop=0.5, min_flops_speedup=3.0)
-    assert result["full_model"]["accuracy"] == 0.9
-    assert result["per_width"]["1.0"]["speed"] == 0.3 and result["per_width"]["0.5"]["speed"] == 0.2
-    assert result["per_width"]["0.25"] is None
-    best = result["fewest_flops_within_accuracy_budget"]
-    assert (best["width"], best["speed"]) == (0.5, 0.2)
-    reverse = result["best_accuracy_within_flops_budget"]
-    assert (reverse["width"], reverse["speed"]) == (0.5, 0.2)
-    assert calibrate.operating_points(result) == [{"width": 0.5, "speed": 0.2}, {"width": 1.0, "speed": 0.3}]
+    result = calibrate.calibrate(points, Budget(max_accuracy_drop=0.5, confidence=None, min_flops_speedup=3.0))
+    assert result.full_model.accuracy == 0.9
+    assert result.per_width[1.0].speed == 0.3 and result.per_width[0.5].speed == 0.2
+    assert result.per_width[0.25] is None
+    assert result.to_json()["per_width"]["1.0"]["speed"] == 0.3  # the file keys widths as strings
+    best = result.fewest_flops_within_accuracy_budget
+    assert (best.width, best.speed) == (0.5, 0.2)
+    reverse = result.best_accuracy_within_flops_budget
+    assert (reverse.width, reverse.speed) == (0.5, 0.2)
+    assert result.operating_points() == [(0.5, 0.2), (1.0, 0.3)]
     with pytest.raises(ValueError, match="no point at width 1.0 and speed 0"):
-        calibrate.calibrate(points[1:], 0.5, 3.0)
+        calibrate.calibrate(points[1:], Budget(0.5, None, 3.0))
     with pytest.raises(ValueError, match="min_flops_speedup must be >= 1, got 0.5"):
-        calibrate.calibrate(points, 0.5, 0.5)
+        calibrate.calibrate(points, Budget(0.5, None, 0.5))
+    # no FLOPs budget: no reverse choice
+    assert calibrate.calibrate(points, Budget(0.5, None, None)).best_accuracy_within_flops_budget is None
 
 
 def _correct_with(reference, lose, gain, start):
@@ -52,20 +58,20 @@ def test_confidence_rejects_a_point_that_fits_the_budget_by_luck():
     points = [_point(1.0, 0.0, reference.mean(), 1.0), _point(0.5, 0.5, noisy.mean(), 4.0),
               _point(1.0, 0.3, steady.mean(), 2.0)]
     correct = np.stack([reference, noisy, steady], axis=1)
-    raw = calibrate.calibrate(points, 0.5, 3.0)
-    assert (raw["fewest_flops_within_accuracy_budget"]["width"], raw["confidence"]) == (0.5, None)
-    sure = calibrate.calibrate(points, 0.5, 3.0, correct, confidence=0.9, bootstrap=BootstrapConfig(samples=4000))
-    best = sure["fewest_flops_within_accuracy_budget"]
-    assert (best["width"], best["speed"]) == (1.0, 0.3) and sure["per_width"]["0.5"] is None
+    raw = calibrate.calibrate(points, Budget(0.5, None, 3.0))
+    assert (raw.fewest_flops_within_accuracy_budget.width, raw.budget.confidence) == (0.5, None)
+    sure = calibrate.calibrate(points, Budget(0.5, 0.9, 3.0), correct, bootstrap=BootstrapConfig(samples=4000))
+    best = sure.fewest_flops_within_accuracy_budget
+    assert (best.width, best.speed) == (1.0, 0.3) and sure.per_width[0.5] is None
     # the promised drop is the 0.9-quantile of the bootstrap drop, on the same resamples for every point
     diffs = stats.bootstrap_differences(correct, reference, samples=4000, seed=0)
-    assert best["promised_drop"] == pytest.approx(-np.quantile(diffs[:, 2], 0.1))
-    assert 0.001 <= best["promised_drop"] <= 0.003  # one lost example in 1000, sometimes resampled twice or thrice
+    assert best.promised_drop == pytest.approx(-np.quantile(diffs[:, 2], 0.1))
+    assert 0.001 <= best.promised_drop <= 0.003  # one lost example in 1000, sometimes resampled twice or thrice
     promised = calibrate.promised_drops(correct, reference, 0.9, BootstrapConfig(samples=4000))
     assert promised[0] == 0 and 0.005 < promised[1] < 0.015  # 0.4 points + about 1.28 standard errors
-    assert sure["best_accuracy_within_flops_budget"]["width"] == 0.5  # the reverse budget keeps the raw rule
+    assert sure.best_accuracy_within_flops_budget.width == 0.5  # the reverse budget keeps the raw rule
     with pytest.raises(ValueError, match=r"confidence 0.9 needs the correctness of every point"):
-        calibrate.calibrate(points, 0.5, 3.0, confidence=0.9)
+        calibrate.calibrate(points, Budget(0.5, 0.9, 3.0))
     with pytest.raises(ValueError, match=r"confidence 1.0 is not in \[0.5, 1\)"):
         CalibrateConfig(model_dir="m", output_dir="o", data=DataConfig("d"), confidence=1.0)
 
@@ -80,8 +86,8 @@ def test_calibrate_command(tmp_path, toy_data, tiny_dynafast_dir, capsys):
     assert result["config"]["confidence"] == 0.8 and result["confidence"] == 0.8
     chosen = result["fewest_flops_within_accuracy_budget"]
     assert chosen["promised_drop"] <= 0.01 + 1e-9 and chosen["delta"] >= -chosen["promised_drop"] - 1e-9
-    assert {(p["width"], p["speed"]) for p in result["test"]} == {
-        (p["width"], p["speed"]) for p in calibrate.operating_points(result)}
+    assert {(p["width"], p["speed"]) for p in result["test"]} == set(
+        CalibrationResult.from_json(result).operating_points())
     assert all(p["delta_low"] <= p["delta"] <= p["delta_high"] for p in result["test"])
     out = capsys.readouterr().out
     assert "fewest FLOPs within the accuracy budget" in out and "promised dev drop" in out
@@ -97,10 +103,30 @@ def test_calibrate_command(tmp_path, toy_data, tiny_dynafast_dir, capsys):
                              confidence=0.8, bootstrap=BootstrapConfig(samples=500), resplits=2)
     again = calibrate.calibrate_probabilities(dev, test, BertShape.from_config(model.backbone.config),
                                               model.branches.config, config)
-    assert again["fewest_flops_within_accuracy_budget"] == chosen and again["test"] == result["test"]
+    assert again.to_json()["fewest_flops_within_accuracy_budget"] == chosen
+    assert again.to_json()["test"] == result["test"]
+    # all of it but what only the command adds (its configuration and the re-splits)
+    assert again == replace(CalibrationResult.from_json(result), resplits=None, config=None)
     assert cli.main(["calibrate", "--model", str(tiny_dynafast_dir), "--data-dir", str(toy_data), "--output",
                      str(tmp_path / "raw"), "--confidence", "none", "--threads", "1"]) == 0
     assert json.loads((tmp_path / "raw" / "calibration.json").read_text())["confidence"] is None
+
+
+def test_run_calibration_returns_what_it_writes_and_why_test_is_missing(tmp_path, toy_data, tiny_dynafast_dir):
+    folder = tmp_path / "no-test"
+    shutil.copytree(toy_data, folder)
+    (folder / "test.txt").unlink()
+    config = CalibrateConfig(model_dir=str(tiny_dynafast_dir), output_dir=str(tmp_path / "cal"),
+                             data=DataConfig(str(folder), max_seq_len=16), bootstrap=BootstrapConfig(samples=300))
+    result = calibrate.run_calibration(config)
+    written = json.loads((tmp_path / "cal" / "calibration.json").read_text())
+    assert result.to_json() == written and CalibrationResult.from_json(written) == result
+    assert result.config == config and result.budget == config.budget and result.resplits is None
+    assert result.test is None and result.test_not_measured == f"{folder} has no test split"
+    assert written["test"] == f"not measured: {folder} has no test split" and "test_fingerprint" not in written
+    table = (tmp_path / "cal" / "calibration.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| fewest FLOPs within the accuracy budget |"))
+    assert row.endswith("x |  | | | |  |")  # its test cells are empty
 
 
 def test_calibrate_config_needs_the_full_model():
@@ -131,7 +157,7 @@ def test_resplits_recalibrate_on_pooled_examples():
                              speeds=(0.0, 0.2, 0.5, 0.8), bootstrap=BootstrapConfig(samples=300))
     result = calibrate.resplit_promises(dev, test, shape, branch, config, repeats=4, seed=5)
     assert result == calibrate.resplit_promises(dev, test, shape, branch, config, repeats=4, seed=5)  # seeded
-    assert result["repeats"] == 4 and 0 <= result["held"] <= 1 and result["confidence"] == 0.9
+    assert result.repeats == 4 and 0 <= result.held <= 1 and result.confidence == 0.9
     # one re-split by hand: the same permutation, calibrated directly
     one = calibrate.resplit_promises(dev, test, shape, branch, config, repeats=1, seed=5)
     order = np.random.default_rng(5).permutation(320)
@@ -140,11 +166,11 @@ def test_resplits_recalibrate_on_pooled_examples():
     parts = [SplitProbabilities({w: p[i] for w, p in pooled.items()}, gold[i], tokens[i])
              for i in (order[:120], order[120:])]
     direct = calibrate.calibrate_probabilities(*parts, shape, branch, config)
-    chosen = direct["fewest_flops_within_accuracy_budget"]
-    measured = next(p for p in direct["test"] if (p["width"], p["speed"]) == (chosen["width"], chosen["speed"]))
-    assert one["test_drop_mean"] == pytest.approx(-100 * measured["delta"])
-    assert one["held"] == float(-100 * measured["delta"] <= 1.0 + 1e-9)
+    chosen = direct.fewest_flops_within_accuracy_budget
+    measured = next(p for p in direct.test if (p.width, p.speed) == (chosen.width, chosen.speed))
+    assert one.test_drop_mean == pytest.approx(-100 * measured.delta)
+    assert one.held == float(-100 * measured.delta <= 1.0 + 1e-9)
     # a model whose every width and exit answers like the full model keeps any promise
     same = SplitProbabilities({w: np.repeat(dev.probs[1.0][:, -1:], 3, axis=1) for w in dev.probs}, dev.gold, dev.tokens)
     steady = calibrate.resplit_promises(same, same, shape, branch, config, repeats=3)
-    assert steady["held"] == 1.0 and steady["test_drop_mean"] == 0.0
+    assert steady.held == 1.0 and steady.test_drop_mean == 0.0

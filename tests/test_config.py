@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from paddle_dynafast.config import (BranchConfig, CalibrateConfig, DataConfig, EvaluateConfig, FinetuneConfig,
-                                    ModelSize, PipelineConfig, SupernetConfig, TrainConfig, from_dict, to_dict)
+from paddle_dynafast.config import (BranchConfig, Budget, CalibrateConfig, DataConfig, EvaluateConfig, FinetuneConfig,
+                                    ModelSize, PipelineConfig, SupernetConfig, TimedCalibrateConfig, TrainConfig,
+                                    from_dict, to_dict)
 
 
 @pytest.mark.parametrize("build, message", [
@@ -82,3 +83,62 @@ def test_an_explicit_label_set_round_trips():
     assert config.labels == ("neg", "pos")
     assert from_dict(DataConfig, json.loads(json.dumps(to_dict(config)))) == config
     assert from_dict(DataConfig, {"data_dir": "d"}).labels is None  # a stage.json written before labels existed
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: Budget(max_accuracy_drop=-0.1), "max_accuracy_drop must be >= 0 points, got -0.1"),
+    (lambda: Budget(confidence=1.0), "confidence 1.0 is not in [0.5, 1) (or None for the raw dev drop)"),
+    (lambda: Budget(confidence=0.4), "confidence 0.4 is not in [0.5, 1)"),
+    (lambda: Budget(min_flops_speedup=0.5), "min_flops_speedup must be >= 1, got 0.5"),
+    (lambda: Budget(min_throughput_speedup=0), "min_throughput_speedup must be > 0, got 0"),
+    (lambda: Budget(max_latency_ms=-1), "max_latency_ms must be > 0, got -1"),
+    (lambda: Budget(max_accuracy_drop=float("nan")), "max_accuracy_drop must be a finite number, got nan"),
+    (lambda: Budget(max_latency_ms=float("inf")), "max_latency_ms must be a finite number, got inf"),
+    # the configs that build a budget are checked by it, with the same messages
+    (lambda: CalibrateConfig("m", "o", DataConfig("d"), min_flops_speedup=0.5),
+     "min_flops_speedup must be >= 1, got 0.5"),
+    (lambda: CalibrateConfig("m", "o", DataConfig("d"), max_accuracy_drop=-1), "max_accuracy_drop must be >= 0 points"),
+    (lambda: TimedCalibrateConfig("m", "o", DataConfig("d"), max_accuracy_drop=-1),
+     "max_accuracy_drop must be >= 0 points, got -1"),
+    (lambda: TimedCalibrateConfig("m", "o", DataConfig("d"), min_throughput_speedup=-2.0),
+     "min_throughput_speedup must be > 0, got -2.0"),
+    (lambda: PipelineConfig("o", DataConfig("d"), confidence=0.3), "confidence 0.3 is not in [0.5, 1)"),
+    (lambda: PipelineConfig("o", DataConfig("d"), min_flops_speedup=0.9), "min_flops_speedup must be >= 1, got 0.9"),
+])
+def test_a_bad_budget_is_named(build, message):
+    with pytest.raises(ValueError) as error:
+        build()
+    assert message in str(error.value)
+
+
+def test_the_budget_answers_for_hand_made_points():
+    budget = Budget(max_accuracy_drop=0.5, confidence=0.9, min_flops_speedup=3.0)
+    # promised drops are fractions, the budget is in points
+    assert budget.within_accuracy(0.005) and not budget.within_accuracy(0.0051)
+    assert budget.within_accuracy(-0.01)  # better than the full model
+    # a measured difference against the full model: accuracy minus the full model's
+    assert budget.held(-0.005) and budget.held(0.01) and not budget.held(-0.0051)
+    assert budget.within_flops(3.0) and budget.within_flops(7.5) and not budget.within_flops(2.99)
+    assert not Budget(min_flops_speedup=None).within_flops(100.0)  # no FLOPs budget: no point is within it
+    assert not budget.has_time_budget and not budget.within_time(100.0, 0.01)  # likewise without a time budget
+    both = Budget(min_throughput_speedup=2.0, max_latency_ms=5.0)
+    assert both.has_time_budget and both.within_time(2.0, 5.0)
+    assert not both.within_time(1.9, 1.0) and not both.within_time(4.0, 5.1)
+    assert Budget(max_latency_ms=5.0).within_time(0.1, 4.0)  # no throughput budget: any throughput
+    assert Budget(min_throughput_speedup=2.0).within_time(2.5, 1e6)  # no latency budget: any latency
+    zero = Budget(max_accuracy_drop=0.0)
+    assert zero.within_accuracy(0.0) and not zero.within_accuracy(0.0001) and zero.held(0.0)
+
+
+def test_every_command_builds_its_budget_from_its_fields():
+    assert CalibrateConfig("m", "o", DataConfig("d")).budget == Budget()  # every default once: the Budget's
+    calibrate = CalibrateConfig("m", "o", DataConfig("d"), max_accuracy_drop=1.0, confidence=None,
+                                min_flops_speedup=2.0)
+    assert calibrate.budget == Budget(max_accuracy_drop=1.0, confidence=None, min_flops_speedup=2.0)
+    timed = TimedCalibrateConfig("m", "o", DataConfig("d"), max_accuracy_drop=2.0, max_latency_ms=3.0)
+    assert timed.budget == Budget(max_accuracy_drop=2.0, min_flops_speedup=None, max_latency_ms=3.0)
+    pipeline = PipelineConfig("o", DataConfig("d"), max_accuracy_drop=2.0, confidence=0.8, min_flops_speedup=4.0)
+    assert pipeline.budget == Budget(max_accuracy_drop=2.0, confidence=0.8, min_flops_speedup=4.0)
+    assert PipelineConfig("o", DataConfig("d")).budget == Budget()
+    # the budget is built, not stored: the written config keeps its flat fields
+    assert "budget" not in to_dict(calibrate) and to_dict(calibrate)["max_accuracy_drop"] == 1.0

@@ -18,7 +18,7 @@ def test_grid_equals_the_batched_exit_loop(tmp_path, toy_data, tiny_dynafast_dir
     config = EvaluateConfig(model_dir=str(tiny_dynafast_dir), output_dir=str(tmp_path / "eval"),
                             data=DataConfig(data_dir=str(toy_data), max_seq_len=16), split="test",
                             speeds=(0.0, 0.1, 0.3, 0.5, 0.8, 1.0))
-    points = evaluate.run_evaluation(config)
+    points = evaluate.run_evaluation(config).points
     assert len(points) == 4 * 6
     model = DynaFastModel.load(tiny_dynafast_dir)
     loader, gold, tokens, _ = evaluate.load_split(model, config.data, "test", 64)
@@ -54,7 +54,8 @@ def test_intervals_patience_and_saved_probabilities(tmp_path, toy_data, tiny_dyn
     config = EvaluateConfig(model_dir=str(tiny_dynafast_dir), output_dir=str(tmp_path / "eval"),
                             data=DataConfig(data_dir=str(toy_data), max_seq_len=16), split="dev",
                             speeds=(0.0, 0.2, 0.5, 1.0), patience=(1,), bootstrap=BootstrapConfig(samples=2000))
-    points = evaluate.run_evaluation(config)
+    result = evaluate.run_evaluation(config)
+    points = result.points
     saved = evaluate.SplitProbabilities.load(tmp_path / "eval" / evaluate.PROBS_FILE)
     assert sorted(saved.probs) == [0.25, 0.5, 0.75, 1.0] and saved.probs[1.0].shape == (48, 2, 2)
     reference = saved.full_model_correct()
@@ -71,6 +72,9 @@ def test_intervals_patience_and_saved_probabilities(tmp_path, toy_data, tiny_dyn
         assert point.mcnemar_p == pytest.approx(stats.mcnemar(correct, reference).p_value)
         assert point.delta_low <= point.delta <= point.delta_high
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert result.to_json() == report and evaluate.EvaluationResult.from_json(report) == result  # what it returns
+    assert result.config == config and result.examples == 48
+    assert sorted(result.patience_vs_entropy) == [0.25, 0.5, 0.75, 1.0]
     assert len(report["patience_points"]) == 4 and set(report["patience_vs_entropy"]) == {"1.0", "0.75", "0.5", "0.25"}
     for row in report["patience_points"]:
         _, exit_layer = criteria.simulate_patience(saved.probs[row["width"]], 1)

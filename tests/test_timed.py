@@ -6,7 +6,8 @@ import pytest
 
 from paddle_dynafast import cli
 from paddle_dynafast.analysis import timed
-from paddle_dynafast.config import DataConfig, TimedCalibrateConfig
+from paddle_dynafast.analysis.results import TimedResult
+from paddle_dynafast.config import Budget, DataConfig, TimedCalibrateConfig
 
 
 def _point(width, speed, accuracy, throughput_speedup, latency_ms=1.0, reference=0.901):
@@ -20,15 +21,14 @@ def test_choices_are_only_measured_points():
     points = [_point(1.0, 0.0, 0.900, 2.0, 3.0), _point(1.0, 0.2, 0.897, 3.5, 1.5), _point(0.5, 0.1, 0.890, 5.0, 1.0),
               _point(0.5, 0.5, 0.880, 8.0, 0.5)]
     config = TimedCalibrateConfig("m", "o", DataConfig("d"), max_accuracy_drop=0.5, min_throughput_speedup=4.0)
-    chosen = timed.choose_points(points, config)
-    assert (chosen["fastest_within_accuracy_budget"]["width"], chosen["fastest_within_accuracy_budget"]["speed"]) \
-        == (1.0, 0.2)  # 0.890 is 1.1 points below
-    assert chosen["most_accurate_within_time_budget"]["speed"] == 0.1  # the most accurate of those >= 4x
+    fastest, most_accurate = timed.choose_points(points, config.budget)
+    assert (fastest.width, fastest.speed) == (1.0, 0.2)  # 0.890 is 1.1 points below
+    assert most_accurate.speed == 0.1  # the most accurate of those >= 4x
     latency = TimedCalibrateConfig("m", "o", DataConfig("d"), max_latency_ms=0.6)
-    assert timed.choose_points(points, latency)["most_accurate_within_time_budget"]["speed"] == 0.5
+    assert timed.choose_points(points, latency.budget)[1].speed == 0.5
     none = TimedCalibrateConfig("m", "o", DataConfig("d"), max_accuracy_drop=0.0, min_throughput_speedup=100.0)
-    assert timed.choose_points(points, none) == {"fastest_within_accuracy_budget": None,
-                                                       "most_accurate_within_time_budget": None}
+    assert timed.choose_points(points, none.budget) == (None, None)
+    assert timed.choose_points(points, Budget(max_accuracy_drop=0.5))[1] is None  # no wall-clock budget
 
 
 def test_bad_settings_are_named():
@@ -51,6 +51,7 @@ def test_calibrate_on_measured_time(tmp_path, toy_data, tiny_dynafast_dir, capsy
     fastest = result["fastest_within_accuracy_budget"]
     assert fastest["accuracy"] >= result["reference"]["accuracy"] - 0.02 - 1e-9
     assert any(p["choice"] == "fastest_within_accuracy_budget" for p in result["test"]["points"])
+    assert TimedResult.from_json(result).to_json() == result
     assert "fastest within the accuracy budget" in capsys.readouterr().out
     assert cli.main(["calibrate", "--model", str(tiny_dynafast_dir), "--data-dir", str(toy_data), "--output",
                      str(tmp_path / "x"), "--min-throughput-speedup", "2"]) == 2

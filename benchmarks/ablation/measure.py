@@ -4,6 +4,7 @@ and set of re-splits is kept beside the row and read back by later calls made wi
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
@@ -55,7 +56,8 @@ def resplits(setup: Setup, distill_dir: str, out: Path, repeats: int,
     model = DynaFastModel.load(distill_dir, trust_pickle=setup.trust_pickle)
     result = resplit_promises(SplitProbabilities.load(out / "dev" / PROBS_FILE),
                               SplitProbabilities.load(out / "test" / PROBS_FILE),
-                              BertShape.from_config(model.backbone.config), model.branches.config, config, repeats)
+                              BertShape.from_config(model.backbone.config), model.branches.config, config,
+                              repeats).to_json()
     atomic.write_json(path, {"config": written, "resplits": result})
     return result
 
@@ -75,14 +77,13 @@ def operating_points(setup: Setup, distill_dir: str, out: Path,
         if (drop, speedup) not in calibrations:
             calibrations[drop, speedup] = calibrate_probabilities(dev, test, shape, branch, config)
         calibration = calibrations[drop, speedup]
-        chosen = calibration["fewest_flops_within_accuracy_budget" if key == "budget"
-                             else "best_accuracy_within_flops_budget"]
-        measured = None
-        if chosen is not None:
-            measured = next(p for p in calibration["test"] if (p["width"], p["speed"]) == (chosen["width"],
-                                                                                          chosen["speed"]))
-        result[key] = {"budget_points": drop, "min_flops_speedup": speedup, "dev": chosen, "test": measured,
-                       "held": None if measured is None else bool(-100 * measured["delta"] <= drop + 1e-9)}
+        chosen = (calibration.fewest_flops_within_accuracy_budget if key == "budget"
+                  else calibration.best_accuracy_within_flops_budget)
+        measured = None if chosen is None else calibration.measured_on_test(chosen.width, chosen.speed)
+        result[key] = {"budget_points": drop, "min_flops_speedup": speedup,
+                       "dev": None if chosen is None else asdict(chosen),
+                       "test": None if measured is None else asdict(measured),
+                       "held": None if measured is None else calibration.budget.held(measured.delta)}
     return result
 
 

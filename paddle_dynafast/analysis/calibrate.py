@@ -11,31 +11,34 @@ On the dev split (:func:`paddle_dynafast.analysis.evaluate.entropy_points`):
 "Within the budget" is decided with a stated ``confidence`` C (default 0.9): a
 point is within when its drop against the full model stays within the budget
 with probability C under the paired bootstrap of the dev examples
-(:mod:`.stats`), that is when the C-quantile of its bootstrap drop, the
+(:mod:`paddle_dynafast.stats`), that is when the C-quantile of its bootstrap drop, the
 *promised drop*, is at most ``max_accuracy_drop``. This is a one-sided upper
 confidence bound on the drop, so a point whose raw dev drop fits the budget by
-luck of the 872 SST-2 dev sentences is no longer chosen. ``confidence=None``
+the luck of which sentences are in dev is not chosen. ``confidence=None``
 keeps the raw rule (the raw dev drop within the budget).
 
 Speeds are chosen on dev and measured on test, so the test numbers are not
 tuned on themselves: every chosen point is reported with its promised drop, its
 dev and test drops and their paired 95 % intervals, McNemar's p on test, and
-whether the budget held on test.
+whether the budget held on test. The budgets are a
+:class:`~paddle_dynafast.config.Budget`; the choice, a
+:class:`~paddle_dynafast.analysis.results.CalibrationResult`.
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
 from .. import atomic, outputs, stats
-from ..config import BootstrapConfig, BranchConfig, CalibrateConfig, check_confidence, to_dict
+from ..config import BootstrapConfig, BranchConfig, Budget, CalibrateConfig, check_confidence
 from ..errors import ConfigError, DataError
 from ..model.dynafast import DynaFastModel
 from ..model.flops import BertShape
-from .evaluate import GridPoint, SplitProbabilities, entropy_points, load_split, split_probabilities, with_intervals
+from .evaluate import SplitProbabilities, entropy_points, load_split, split_probabilities, with_intervals
+from .results import CalibrationResult, GridPoint, OperatingPoint, ResplitResult
 
 PROBS_FILES = {"dev": "dev_layer_probs.npz", "test": "test_layer_probs.npz"}
 
@@ -69,64 +72,42 @@ def promised_drops(correct: np.ndarray, reference: np.ndarray, confidence: float
     return -np.quantile(diffs, 1 - confidence, axis=0)
 
 
-def calibrate(points: Sequence[GridPoint], max_accuracy_drop: float, min_flops_speedup: float,
-              correct: Optional[np.ndarray] = None, confidence: Optional[float] = None,
-              bootstrap: BootstrapConfig = BootstrapConfig()) -> Dict:
-    """Operating points from a dev grid; accuracies in [0, 1], ``max_accuracy_drop`` in points (0.5 = 0.5 %).
+def calibrate(points: Sequence[GridPoint], budget: Budget, correct: Optional[np.ndarray] = None,
+              bootstrap: BootstrapConfig = BootstrapConfig()) -> CalibrationResult:
+    """Operating points from a dev grid (accuracies in [0, 1]) for ``budget``.
 
-    With ``confidence`` (and ``correct``, ``[examples, points]``, one column per
-    point), a point is within the budget when its promised drop
-    (:func:`promised_drops`) is; without, when its raw dev drop is.
+    With ``budget.confidence`` (and ``correct``, ``[examples, points]``, one
+    column per point), a point is within the accuracy budget when its promised
+    drop (:func:`promised_drops`) is; without, when its raw dev drop is.
     """
-    if max_accuracy_drop < 0:
-        raise ConfigError(f"max_accuracy_drop must be >= 0 points, got {max_accuracy_drop}")
-    if min_flops_speedup < 1:
-        raise ConfigError(f"min_flops_speedup must be >= 1, got {min_flops_speedup}")
-    check_confidence(confidence)
     ref = _full_index(points)
     reference = points[ref]
-    if confidence is None:
+    if budget.confidence is None:
         promised = np.array([reference.accuracy - p.accuracy for p in points])
     else:
         if correct is None or correct.shape[1] != len(points):
-            raise ValueError(f"confidence {confidence} needs the correctness of every point ([examples, "
+            raise ValueError(f"confidence {budget.confidence} needs the correctness of every point ([examples, "
                              f"{len(points)}]), got {None if correct is None else correct.shape}")
-        promised = promised_drops(correct, correct[:, ref], confidence, bootstrap)
-    within = [i for i in range(len(points)) if promised[i] <= max_accuracy_drop / 100 + 1e-12]
-    chosen = {}
+        promised = promised_drops(correct, correct[:, ref], budget.confidence, bootstrap)
+    within = [i for i in range(len(points)) if budget.within_accuracy(promised[i])]
 
-    def entry(i: Optional[int]) -> Optional[Dict]:
+    def chosen(i: Optional[int]) -> Optional[OperatingPoint]:
         if i is None:
             return None
-        return {**asdict(points[i]), "promised_drop": None if confidence is None else float(promised[i])}
+        return OperatingPoint(**asdict(points[i]),
+                              promised_drop=None if budget.confidence is None else float(promised[i]))
 
+    per_width = {}
     for width in sorted({p.width for p in points}, reverse=True):
         # ties in speed cannot happen; prefer the largest speed that keeps the budget
-        chosen[str(width)] = entry(_best([i for i in within if points[i].width == width], key=lambda i: points[i].speed))
+        per_width[width] = chosen(_best([i for i in within if points[i].width == width],
+                                        key=lambda i: points[i].speed))
     fastest = _best(within, key=lambda i: (points[i].flops_speedup, points[i].accuracy))
-    cheap = [i for i, p in enumerate(points) if p.flops_speedup >= min_flops_speedup - 1e-12]
+    cheap = [i for i, p in enumerate(points) if budget.within_flops(p.flops_speedup)]
     most_accurate = _best(cheap, key=lambda i: (points[i].accuracy, points[i].flops_speedup))
-    return {
-        "full_model": asdict(reference),
-        "max_accuracy_drop_points": max_accuracy_drop,
-        "min_flops_speedup": min_flops_speedup,
-        "confidence": confidence,
-        "per_width": chosen,
-        "fewest_flops_within_accuracy_budget": entry(fastest),
-        "best_accuracy_within_flops_budget": entry(most_accurate),
-    }
-
-
-def operating_points(calibration: Dict) -> List[Dict]:
-    """The distinct chosen (width, speed) pairs, for measuring them on another split."""
-    chosen = [calibration["fewest_flops_within_accuracy_budget"], calibration["best_accuracy_within_flops_budget"],
-              *calibration["per_width"].values()]
-    seen, out = set(), []
-    for point in chosen:
-        if point is not None and (point["width"], point["speed"]) not in seen:
-            seen.add((point["width"], point["speed"]))
-            out.append({"width": point["width"], "speed": point["speed"]})
-    return out
+    return CalibrationResult(full_model=reference, budget=budget, per_width=per_width,
+                             fewest_flops_within_accuracy_budget=chosen(fastest),
+                             best_accuracy_within_flops_budget=chosen(most_accurate))
 
 
 def _points(fraction: float) -> str:
@@ -134,87 +115,82 @@ def _points(fraction: float) -> str:
     return f"{round(100 * fraction, 2) + 0.0:.2f}"
 
 
-def _drop(point) -> str:
+def _drop(point: GridPoint) -> str:
     """``0.34 [-0.11, 0.80]``: the drop (full model minus this point) and its interval, in points."""
-    get = point.get if isinstance(point, dict) else lambda k: getattr(point, k)
-    if get("delta") is None:
+    if point.delta is None:
         return ""
-    return f"{_points(-get('delta'))} [{_points(-get('delta_high'))}, {_points(-get('delta_low'))}]"
+    return f"{_points(-point.delta)} [{_points(-point.delta_high)}, {_points(-point.delta_low)}]"
 
 
-def markdown(calibration: Dict, test_points: Dict[tuple, GridPoint] | None = None) -> str:
+def markdown(result: CalibrationResult) -> str:
     """The calibration as a Markdown table: promised drop, dev and test drops with their intervals."""
-    ref = calibration["full_model"]
-    budget = calibration["max_accuracy_drop_points"]
-    confidence = calibration.get("confidence")
-    rule = (f"a point is within it when its dev drop stays within it with probability {confidence:g} under the "
-            "paired bootstrap (the promised drop: that quantile of its bootstrap drop)" if confidence is not None
-            else "a point is within it when its raw dev drop is")
-    lines = [f"Full model (width 1.0, speed 0): dev accuracy {100 * ref['accuracy']:.2f}. "
-             f"Budget: at most {budget:g} points below it; {rule}; reverse: at least "
-             f"{calibration['min_flops_speedup']:g}x fewer FLOPs. Drops are in points, full model minus the point, "
-             "on the same examples, with paired-bootstrap 95 % intervals; McNemar's p on test.", "",
+    ref, budget = result.full_model, result.budget
+    rule = (f"a point is within it when its dev drop stays within it with probability {budget.confidence:g} under "
+            "the paired bootstrap (the promised drop: that quantile of its bootstrap drop)"
+            if budget.confidence is not None else "a point is within it when its raw dev drop is")
+    reverse = ("none" if budget.min_flops_speedup is None
+               else f"at least {budget.min_flops_speedup:g}x fewer FLOPs")
+    lines = [f"Full model (width 1.0, speed 0): dev accuracy {100 * ref.accuracy:.2f}. "
+             f"Budget: at most {budget.max_accuracy_drop:g} points below it; {rule}; reverse: {reverse}. "
+             "Drops are in points, full model minus the point, on the same examples, with paired-bootstrap 95 % "
+             "intervals; McNemar's p on test.", "",
              "| choice | width | speed | promised dev drop | dev acc | dev drop [95 % CI] | dev FLOPs speed-up "
              "| test acc | test drop [95 % CI] | McNemar p (test) | test FLOPs speed-up | budget held on test |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    rows = [("fewest FLOPs within the accuracy budget", calibration["fewest_flops_within_accuracy_budget"]),
-            ("best accuracy within the FLOPs budget", calibration["best_accuracy_within_flops_budget"])]
-    rows += [(f"largest speed at width {w}", p) for w, p in calibration["per_width"].items()]
+    rows = [("fewest FLOPs within the accuracy budget", result.fewest_flops_within_accuracy_budget),
+            ("best accuracy within the FLOPs budget", result.best_accuracy_within_flops_budget)]
+    rows += [(f"largest speed at width {w}", p) for w, p in result.per_width.items()]
     for name, p in rows:
         if p is None:
             lines.append(f"| {name} | none | | | | | | | | | | |")
             continue
-        promised = "" if p.get("promised_drop") is None else _points(p["promised_drop"])
-        test = (test_points or {}).get((p["width"], p["speed"]))
+        promised = "" if p.promised_drop is None else _points(p.promised_drop)
+        test = result.measured_on_test(p.width, p.speed)
         if test is None:
             test_cells = " | | | | "
         else:
-            held = "" if test.delta is None else ("yes" if -100 * test.delta <= budget + 1e-9 else "**no**")
+            held = "" if test.delta is None else ("yes" if budget.held(test.delta) else "**no**")
             test_cells = (f"{100 * test.accuracy:.2f} | {_drop(test)} | "
                           f"{'' if test.mcnemar_p is None else f'{test.mcnemar_p:.3g}'} | {test.flops_speedup:.2f}x "
                           f"| {held}")
-        lines.append(f"| {name} | {p['width']:g} | {p['speed']:g} | {promised} | {100 * p['accuracy']:.2f} "
-                     f"| {_drop(p)} | {p['flops_speedup']:.2f}x | {test_cells} |")
-    r = calibration.get("resplits")
-    if r:
-        lines += ["", f"Dev and test pooled and re-split at random {r['repeats']} times: the fewest-FLOPs point within "
+        lines.append(f"| {name} | {p.width:g} | {p.speed:g} | {promised} | {100 * p.accuracy:.2f} "
+                     f"| {_drop(p)} | {p.flops_speedup:.2f}x | {test_cells} |")
+    r = result.resplits
+    if r is not None:
+        lines += ["", f"Dev and test pooled and re-split at random {r.repeats} times: the fewest-FLOPs point within "
                   f"the budget, chosen on the dev-sized part, kept its budget on the other part in "
-                  f"{100 * r['held']:.0f} % of re-splits ({100 * r['full_model']:.0f} % chose the full model itself); "
-                  f"measured drop {r['test_drop_mean']:.2f} points on average (90th percentile "
-                  f"{r['test_drop_q90']:.2f}), median FLOPs speed-up {r['flops_speedup_median']:.2f}x."]
+                  f"{100 * r.held:.0f} % of re-splits ({100 * r.full_model:.0f} % chose the full model itself); "
+                  f"measured drop {r.test_drop_mean:.2f} points on average (90th percentile "
+                  f"{r.test_drop_q90:.2f}), median FLOPs speed-up {r.flops_speedup_median:.2f}x."]
     return "\n".join(lines) + "\n"
 
 
 def calibrate_probabilities(dev: SplitProbabilities, test: Optional[SplitProbabilities], shape: BertShape,
-                            branch_config: BranchConfig, config: CalibrateConfig) -> Dict:
+                            branch_config: BranchConfig, config: CalibrateConfig) -> CalibrationResult:
     """Choose on ``dev`` and measure on ``test`` (if given) from every classifier's probabilities, NumPy only.
 
-    Returns the calibration dict (:func:`calibrate`, with every chosen point's
-    dev interval) with ``"test"``: the chosen points measured on test, each with
-    its interval against the full model on test.
+    The result (:func:`calibrate`, every chosen point with its dev interval)
+    has ``test``: the chosen points measured on test, each with its interval
+    against the full model on test (None without ``test``).
     """
     widths = sorted(dev.probs, reverse=True)
     points, correct = entropy_points(dev, shape, branch_config, widths, config.speeds)
     points = with_intervals(points, correct, dev.full_model_correct(), config.bootstrap)
-    result = calibrate(points, config.max_accuracy_drop, config.min_flops_speedup, correct, config.confidence,
-                       config.bootstrap)
-    result["dev_fingerprint"] = dev.fingerprint
-    result["test"] = "not measured: no test split"
-    if test is not None:
-        measured = []
-        for point in operating_points(result):
-            (p,), c = entropy_points(test, shape, branch_config, [point["width"]], [point["speed"]])
-            measured.append((p, c[:, 0]))
-        test_points = with_intervals([p for p, _ in measured], np.stack([c for _, c in measured], axis=1),
-                                     test.full_model_correct(), config.bootstrap) if measured else []
-        result["test"] = [asdict(p) for p in test_points]
-        result["test_fingerprint"] = test.fingerprint
-    return result
+    result = replace(calibrate(points, config.budget, correct, config.bootstrap), dev_fingerprint=dev.fingerprint)
+    if test is None:
+        return result
+    measured = []
+    for width, speed in result.operating_points():
+        (p,), c = entropy_points(test, shape, branch_config, [width], [speed])
+        measured.append((p, c[:, 0]))
+    test_points = with_intervals([p for p, _ in measured], np.stack([c for _, c in measured], axis=1),
+                                 test.full_model_correct(), config.bootstrap) if measured else []
+    return replace(result, test=tuple(test_points), test_fingerprint=test.fingerprint)
 
 
 def resplit_promises(dev: SplitProbabilities, test: SplitProbabilities, shape: BertShape,
                      branch_config: BranchConfig, config: CalibrateConfig, repeats: int = 50,
-                     seed: int = 0) -> Dict:
+                     seed: int = 0) -> ResplitResult:
     """How often the calibrated point's budget holds on unseen examples, without training again: the dev and test
     examples of one model are pooled and re-split at random ``repeats`` times into parts of their sizes; each time
     the point is chosen on the first part (``config``'s budget and confidence) and measured on the second.
@@ -234,32 +210,26 @@ def resplit_promises(dev: SplitProbabilities, test: SplitProbabilities, shape: B
         return SplitProbabilities({w: p[index] for w, p in probs.items()}, gold[index], tokens[index])
 
     rng = np.random.default_rng(seed)
-    drops, speedups, full = [], [], 0
+    drops, held, speedups, full = [], [], [], 0
     for r in range(repeats):
         order = rng.permutation(len(gold))
         calibration = calibrate_probabilities(part(order[:len(dev.gold)]), part(order[len(dev.gold):]), shape,
                                               branch_config, config)
-        chosen = calibration["fewest_flops_within_accuracy_budget"]
-        measured = next(p for p in calibration["test"] if (p["width"], p["speed"]) == (chosen["width"],
-                                                                                      chosen["speed"]))
-        drops.append(-100 * measured["delta"])
-        speedups.append(measured["flops_speedup"])
-        full += chosen["width"] == 1.0 and chosen["speed"] == 0.0
+        chosen = calibration.fewest_flops_within_accuracy_budget
+        measured = calibration.measured_on_test(chosen.width, chosen.speed)
+        drops.append(-100 * measured.delta)
+        held.append(config.budget.held(measured.delta))
+        speedups.append(measured.flops_speedup)
+        full += chosen.width == 1.0 and chosen.speed == 0.0
     drops, speedups = np.array(drops), np.array(speedups)
-    return {"repeats": repeats, "budget_points": config.max_accuracy_drop, "confidence": config.confidence,
-            "held": float(np.mean(drops <= config.max_accuracy_drop + 1e-9)), "full_model": full / repeats,
-            "test_drop_mean": float(drops.mean()), "test_drop_q90": float(np.quantile(drops, 0.9)),
-            "flops_speedup_median": float(np.median(speedups)), "flops_speedup_mean": float(speedups.mean())}
+    return ResplitResult(repeats=repeats, budget_points=config.max_accuracy_drop, confidence=config.confidence,
+                         held=float(np.mean(held)), full_model=full / repeats, test_drop_mean=float(drops.mean()),
+                         test_drop_q90=float(np.quantile(drops, 0.9)),
+                         flops_speedup_median=float(np.median(speedups)), flops_speedup_mean=float(speedups.mean()))
 
 
-def measured_on_test(calibration: Dict) -> Dict[tuple, GridPoint]:
-    """The test measurements of a calibration dict, by (width, speed)."""
-    if not isinstance(calibration.get("test"), list):
-        return {}
-    return {(p["width"], p["speed"]): GridPoint(**p) for p in calibration["test"]}
-
-
-def run_calibration(config: CalibrateConfig, overwrite: bool = False, trust_pickle: bool = False) -> Dict:
+def run_calibration(config: CalibrateConfig, overwrite: bool = False,
+                    trust_pickle: bool = False) -> CalibrationResult:
     """``paddle-dynafast calibrate``: choose on dev, report on test; writes calibration.json and .md, and every
     classifier's probabilities on dev and test (``*_layer_probs.npz``) to re-calibrate from without the model. An
     earlier calibration in the output directory is replaced only with ``overwrite``
@@ -268,7 +238,7 @@ def run_calibration(config: CalibrateConfig, overwrite: bool = False, trust_pick
         return _calibrate(config, trust_pickle)
 
 
-def _calibrate(config: CalibrateConfig, trust_pickle: bool) -> Dict:
+def _calibrate(config: CalibrateConfig, trust_pickle: bool) -> CalibrationResult:
     model = DynaFastModel.load(config.model_dir, trust_pickle=trust_pickle)
     out = Path(config.output_dir)
     dev_split = load_split(model, config.data, "dev", config.batch_size)
@@ -278,20 +248,19 @@ def _calibrate(config: CalibrateConfig, trust_pickle: bool) -> Dict:
     try:
         test_split = load_split(model, config.data, "test", config.batch_size)
     except DataError as error:  # no test split: dev only
-        test, missing = None, f"not measured: {error}"
+        test, missing = None, str(error)
     else:
         test, missing = split_probabilities(model, test_split.loader, test_split.gold, test_split.tokens,
                                             model.widths, test_split.fingerprint), None
         test.save(out / PROBS_FILES["test"])
-    result = calibrate_probabilities(dev, test, BertShape.from_config(model.backbone.config), model.branches.config,
-                                     config)
-    if missing:
-        result["test"] = missing
+    shape = BertShape.from_config(model.backbone.config)
+    result = calibrate_probabilities(dev, test, shape, model.branches.config, config)
+    if missing is not None:
+        result = replace(result, test_not_measured=missing)
     elif config.resplits:
-        result["resplits"] = resplit_promises(dev, test, BertShape.from_config(model.backbone.config),
-                                              model.branches.config, config, config.resplits)
-    result["config"] = to_dict(config)
-    atomic.write_json(out / "calibration.json", result)
-    atomic.write_text(out / "calibration.md",
-                         "# Calibrated operating points\n\n" + markdown(result, measured_on_test(result)))
+        result = replace(result, resplits=resplit_promises(dev, test, shape, model.branches.config, config,
+                                                           config.resplits))
+    result = replace(result, config=config)
+    atomic.write_json(out / "calibration.json", result.to_json())
+    atomic.write_text(out / "calibration.md", "# Calibrated operating points\n\n" + markdown(result))
     return result

@@ -11,22 +11,22 @@ layer, no branches).
 
 Every point's accuracy difference to the full model (width 1.0, speed 0) comes
 with its paired-bootstrap 95 % interval and McNemar's p-value
-(:mod:`.stats`), on the same examples.
+(:mod:`paddle_dynafast.stats`), on the same examples. The grid is an
+:class:`~paddle_dynafast.analysis.results.EvaluationResult`.
 """
 from __future__ import annotations
 
-import dataclasses
 import io
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 import paddle
 
 from .. import atomic, data, outputs, stats
-from ..config import BootstrapConfig, BranchConfig, DataConfig, EvaluateConfig, to_dict
+from ..config import BootstrapConfig, BranchConfig, DataConfig, EvaluateConfig
 from ..errors import DataError
 from ..model.dynafast import DynaFastModel
 from ..model.exit import check_speed, simulate_exits
@@ -34,6 +34,7 @@ from ..model.flops import BertShape, full_flops, sample_flops
 from ..model.loading import check_max_seq_len
 from ..model.over_loader import layer_probabilities
 from . import criteria
+from .results import EvaluationResult, GridPoint, PatiencePoint
 
 logger = logging.getLogger(__name__)
 
@@ -41,52 +42,6 @@ TABLE_SPEEDS = (0.0, 0.1, 0.3, 0.5, 0.8)
 """The speeds of the FastBERT paper's tables."""
 
 PROBS_FILE = "layer_probs.npz"
-
-
-@dataclass(frozen=True)
-class GridPoint:
-    width: float
-    speed: float
-    accuracy: float
-    mean_flops: float
-    flops_speedup: float
-    """Mean FLOPs of the full model (width 1.0, all layers, no branches) over this point's mean FLOPs."""
-    mean_exit_layer: float
-    delta: Optional[float] = None
-    """``accuracy`` minus the full model's (width 1.0, speed 0) on the same examples; None if not measured."""
-    delta_low: Optional[float] = None
-    """Lower end of the paired-bootstrap interval of ``delta`` (``BootstrapConfig.level``, 95 %)."""
-    delta_high: Optional[float] = None
-    """Upper end of that interval."""
-    mcnemar_p: Optional[float] = None
-    """McNemar's two-sided p-value against the full model (exact below 25 discordant examples, else chi-square)."""
-
-
-@dataclass(frozen=True)
-class PatiencePoint:
-    """A PABEE patience point, with the entropy point it is compared with at equal (or lower) FLOPs."""
-
-    width: float
-    patience: int
-    accuracy: float
-    mean_flops: float
-    flops_speedup: float
-    mean_exit_layer: float
-    delta: Optional[float] = None
-    """``accuracy`` minus the full model's, as :attr:`GridPoint.delta`."""
-    delta_low: Optional[float] = None
-    delta_high: Optional[float] = None
-    mcnemar_p: Optional[float] = None
-    entropy_speed: Optional[float] = None
-    """Speed of the entropy point at this width with the smallest FLOPs speed-up at least this one's; None if none."""
-    entropy_accuracy: Optional[float] = None
-    entropy_flops_speedup: Optional[float] = None
-    vs_entropy: Optional[float] = None
-    """``accuracy`` minus that entropy point's, on the same examples."""
-    vs_entropy_low: Optional[float] = None
-    vs_entropy_high: Optional[float] = None
-    vs_entropy_p: Optional[float] = None
-    """McNemar's p-value of patience against that entropy point."""
 
 
 @dataclass
@@ -109,7 +64,7 @@ class SplitProbabilities:
         return self.probs[1.0][:, -1].argmax(-1) == self.gold
 
     def save(self, path: str | Path) -> None:
-        """Write an ``.npz`` atomically (a few hundred kB for SST-2 test at four widths)."""
+        """Write an ``.npz`` atomically (compressed; float32 probabilities: examples x layers x labels per width)."""
         widths = sorted(self.probs, reverse=True)
         arrays = {f"width_{w}": self.probs[w].astype("float32") for w in widths}
         buffer = io.BytesIO()
@@ -192,14 +147,15 @@ def with_intervals(points: Sequence, correct: np.ndarray, reference: np.ndarray,
     out = []
     for k, point in enumerate(points):
         low, high = _interval(boot, k + 1, 0, bootstrap.level)
-        out.append(dataclasses.replace(point, delta=float(correct[:, k].mean() - reference.mean()), delta_low=low,
+        out.append(replace(point, delta=float(correct[:, k].mean() - reference.mean()), delta_low=low,
                                        delta_high=high, mcnemar_p=stats.mcnemar(correct[:, k], reference).p_value))
     return out
 
 
 def patience_against_entropy(patience: Sequence[PatiencePoint], patience_correct: np.ndarray,
                              entropy: Sequence[GridPoint], entropy_correct: np.ndarray,
-                             bootstrap: BootstrapConfig = BootstrapConfig()) -> Tuple[List[PatiencePoint], Dict]:
+                             bootstrap: BootstrapConfig = BootstrapConfig()
+                             ) -> Tuple[List[PatiencePoint], Dict[float, Dict]]:
     """Each patience point against the entropy point of its width that is at least as cheap (paired interval and
     McNemar), and per width the entropy curve against the patience points at equal FLOPs (interpolated)."""
     boot = stats.bootstrap_accuracies(np.column_stack([patience_correct, entropy_correct]), bootstrap.samples,
@@ -214,14 +170,14 @@ def patience_against_entropy(patience: Sequence[PatiencePoint], patience_correct
             continue
         i = same_width[match]
         low, high = _interval(boot, k, offset + i, bootstrap.level)
-        out.append(dataclasses.replace(
+        out.append(replace(
             point, entropy_speed=entropy[i].speed, entropy_accuracy=entropy[i].accuracy,
             entropy_flops_speedup=entropy[i].flops_speedup,
             vs_entropy=float(patience_correct[:, k].mean() - entropy_correct[:, i].mean()), vs_entropy_low=low,
             vs_entropy_high=high, vs_entropy_p=stats.mcnemar(patience_correct[:, k], entropy_correct[:, i]).p_value))
     summary = {}
     for width in sorted({p.width for p in patience}, reverse=True):
-        summary[str(width)] = criteria.compare_at_equal_flops(
+        summary[width] = criteria.compare_at_equal_flops(
             [(e.flops_speedup, e.accuracy) for e in entropy if e.width == width],
             [(p.flops_speedup, p.accuracy) for p in patience if p.width == width])
     return out, summary
@@ -257,7 +213,7 @@ def markdown_table(points: Sequence[GridPoint], speeds: Sequence[float] = TABLE_
     return "\n".join(lines) + "\n"
 
 
-def patience_table(points: Sequence[PatiencePoint], summary: Dict) -> str:
+def patience_table(points: Sequence[PatiencePoint], summary: Dict[float, Dict]) -> str:
     """PABEE's points against the entropy point at least as cheap, and the equal-FLOPs summary per width."""
     lines = ["| width | patience | accuracy | Δ vs full model [95 % CI] | FLOPs speed-up | mean exit layer "
              "| entropy at ≥ that speed-up | patience − entropy [95 % CI] | McNemar p |",
@@ -274,7 +230,7 @@ def patience_table(points: Sequence[PatiencePoint], summary: Dict) -> str:
                      f"| {p.mean_exit_layer:.2f} | {match} |")
     lines.append("")
     for width, c in summary.items():
-        lines.append(f"Width {float(width):g}: the entropy curve, interpolated at equal FLOPs speed-up, is at least as "
+        lines.append(f"Width {width:g}: the entropy curve, interpolated at equal FLOPs speed-up, is at least as "
                      f"accurate as patience at {c['base_better_or_equal']} of {c['compared']} points, by "
                      f"{c['mean_gap_points']:+.2f} points on average.")
     return "\n".join(lines) + "\n"
@@ -304,23 +260,19 @@ def plot(points: Sequence[GridPoint], path: str | Path, title: str) -> None:
     atomic.write_bytes(path, png.getvalue())
 
 
-def write_grid(points: Sequence[GridPoint], output_dir: str | Path, name: str, title: str,
-               extra: Dict | None = None, patience: Optional[Tuple[Sequence[PatiencePoint], Dict]] = None
-               ) -> Dict[str, Path]:
-    """``name.json`` (every point), ``name.md`` (the table speeds, and patience against entropy if given) and
-    ``name.png`` (the curves)."""
+def write_grid(result: EvaluationResult, output_dir: str | Path, name: str, title: str) -> Dict[str, Path]:
+    """``name.json`` (:meth:`EvaluationResult.to_json`), ``name.md`` (the table speeds, and patience against
+    entropy if measured) and ``name.png`` (the curves)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {ext: output_dir / f"{name}.{ext}" for ext in ("json", "md", "png")}
-    report = {**(extra or {}), "points": [asdict(p) for p in points]}
-    text = f"# {title}\n\n" + markdown_table(points)
-    if patience is not None and patience[0]:
-        report["patience_points"] = [asdict(p) for p in patience[0]]
-        report["patience_vs_entropy"] = patience[1]
-        text += "\n## PABEE patience against entropy at equal FLOPs\n\n" + patience_table(*patience)
-    atomic.write_json(paths["json"], report)
+    text = f"# {title}\n\n" + markdown_table(result.points)
+    if result.patience_points:
+        text += ("\n## PABEE patience against entropy at equal FLOPs\n\n"
+                 + patience_table(result.patience_points, result.patience_vs_entropy))
+    atomic.write_json(paths["json"], result.to_json())
     atomic.write_text(paths["md"], text)
-    plot(points, paths["png"], title)
+    plot(result.points, paths["png"], title)
     return paths
 
 
@@ -347,20 +299,20 @@ def load_split(model: DynaFastModel, data_config: DataConfig, split: str, batch_
 
 def evaluate_probabilities(split: SplitProbabilities, shape: BertShape, branch_config: BranchConfig,
                            widths: Sequence[float], speeds: Sequence[float], patience: Sequence[int] = (),
-                           bootstrap: BootstrapConfig = BootstrapConfig()
-                           ) -> Tuple[List[GridPoint], Tuple[List[PatiencePoint], Dict]]:
+                           bootstrap: BootstrapConfig = BootstrapConfig()) -> EvaluationResult:
     """The entropy grid and the patience points with every interval, from probabilities alone (NumPy)."""
     reference = split.full_model_correct()
     points, correct = entropy_points(split, shape, branch_config, widths, speeds)
     points = with_intervals(points, correct, reference, bootstrap)
     if not patience:
-        return points, ([], {})
+        return EvaluationResult(tuple(points))
     waiting, waiting_correct = patience_points(split, shape, branch_config, widths, patience)
     waiting = with_intervals(waiting, waiting_correct, reference, bootstrap)
-    return points, patience_against_entropy(waiting, waiting_correct, points, correct, bootstrap)
+    waiting, summary = patience_against_entropy(waiting, waiting_correct, points, correct, bootstrap)
+    return EvaluationResult(tuple(points), tuple(waiting), summary)
 
 
-def run_evaluation(config: EvaluateConfig, overwrite: bool = False, trust_pickle: bool = False) -> List[GridPoint]:
+def run_evaluation(config: EvaluateConfig, overwrite: bool = False, trust_pickle: bool = False) -> EvaluationResult:
     """``paddle-dynafast evaluate``: the grid of ``config`` written as JSON, Markdown and PNG, the patience points
     beside it, and every classifier's probabilities (``layer_probs.npz``) to re-simulate any exit from. An earlier
     evaluation in the output directory is replaced only with ``overwrite`` (:mod:`paddle_dynafast.outputs`);
@@ -369,7 +321,7 @@ def run_evaluation(config: EvaluateConfig, overwrite: bool = False, trust_pickle
         return _evaluate(config, trust_pickle)
 
 
-def _evaluate(config: EvaluateConfig, trust_pickle: bool) -> List[GridPoint]:
+def _evaluate(config: EvaluateConfig, trust_pickle: bool) -> EvaluationResult:
     model = DynaFastModel.load(config.model_dir, trust_pickle=trust_pickle)
     widths = config.widths or model.widths
     for width in widths:
@@ -377,10 +329,9 @@ def _evaluate(config: EvaluateConfig, trust_pickle: bool) -> List[GridPoint]:
     split = load_split(model, config.data, config.split, config.batch_size)
     probs = split_probabilities(model, split.loader, split.gold, split.tokens, widths, split.fingerprint)
     shape = BertShape.from_config(model.backbone.config)
-    points, patience = evaluate_probabilities(probs, shape, model.branches.config, widths, config.speeds,
-                                              config.patience, config.bootstrap)
+    result = evaluate_probabilities(probs, shape, model.branches.config, widths, config.speeds, config.patience,
+                                    config.bootstrap)
+    result = replace(result, examples=len(split.gold), fingerprint=split.fingerprint, config=config)
     probs.save(Path(config.output_dir) / PROBS_FILE)
-    write_grid(points, config.output_dir, "evaluation", f"{Path(config.model_dir).name}, {config.split} split",
-               extra={"config": to_dict(config), "examples": len(split.gold), "fingerprint": split.fingerprint},
-               patience=patience)
-    return points
+    write_grid(result, config.output_dir, "evaluation", f"{Path(config.model_dir).name}, {config.split} split")
+    return result

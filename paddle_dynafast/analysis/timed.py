@@ -19,19 +19,20 @@ measured at the start and at the end (their mean). Then:
   (``min_throughput_speedup`` and/or ``max_latency_ms``);
 
 and both are measured again on the test split. Only measured points are
-chosen: nothing is interpolated.
+chosen: nothing is interpolated. The result is a
+:class:`~paddle_dynafast.analysis.results.TimedResult`.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .. import atomic, data, outputs
-from ..config import TimedCalibrateConfig, to_dict
+from ..config import Budget, TimedCalibrateConfig
 from ..errors import DataError
 from ..model.dynafast import DynaFastModel
 from ..model.loading import load_tokenizer
@@ -41,38 +42,18 @@ from ..runtime.base import Runtime
 from ..runtime.choose import choose
 from ..runtime.export import export_is_current, export_model
 from .calibrate import promised_drops
+from .results import Measurement, TimedPoint, TimedReference, TimedResult, TimedTest, Timing
 
 logger = logging.getLogger(__name__)
 
 TIMED = outputs.Output("calibrate --runtime", "timed.json", "reference", files=("timed.json", "timed.md", "exports"))
 
 
-@dataclass(frozen=True)
-class TimedPoint:
-    """One (width, speed) measured on a runtime in a precision, on one split."""
-
-    width: float
-    speed: float
-    runtime: str
-    """The runtime and precision, e.g. ``onnxruntime int8``."""
-    accuracy: float
-    mean_exit_layer: float
-    mean_flops: float
-    throughput: float
-    """Texts per second at batch 32 (median of the passes)."""
-    latency_ms: float
-    """Median milliseconds of one text at batch 1."""
-    promised_drop: float = 0.0
-    """The drop (a fraction) promised at the configured confidence, or the raw drop without one."""
-    flops_speedup: float = 1.0
-    throughput_speedup: float = 1.0
-    latency_speedup: float = 1.0
-
-
 def measure(runtime: Runtime, features, speed: float, batch_size: int, latency_samples: int,
-            rounds: int = 2) -> Dict[str, object]:
-    """Accuracy, exits, FLOPs, throughput and latency of ``runtime`` at ``speed`` on labelled ``features``; one
-    untimed pass first (the accuracy pass), so runtimes that prepare kernels per shape are timed warm."""
+            rounds: int = 2) -> Tuple[Measurement, np.ndarray]:
+    """Accuracy, exits, FLOPs, throughput and latency of ``runtime`` at ``speed`` on labelled ``features``, and
+    which examples it got right (``[examples]``); one untimed pass first (the accuracy pass), so runtimes that
+    prepare kernels per shape are timed warm."""
     pad = load_tokenizer(runtime.info.directory).pad_token_id
     gold = np.array([f.label for f in features])
     tokens = np.array([len(f.input_ids) for f in features])
@@ -82,12 +63,14 @@ def measure(runtime: Runtime, features, speed: float, batch_size: int, latency_s
     singles = bench.batches(features[:latency_samples], pad, 1)
     latency, passes = bench.time_systems([system], full, singles, rounds)
     latency, passes = latency[system.name], passes[system.name]
-    return {"accuracy": float((labels == gold).mean()), "correct": (labels == gold),
-            "mean_exit_layer": float(exits.mean()), "mean_flops": float(system.flops(tokens, exits).mean()),
-            "throughput": float(np.median(passes)), "latency_ms": 1000 * float(np.median(latency))}
+    measured = Measurement(accuracy=float((labels == gold).mean()), mean_exit_layer=float(exits.mean()),
+                           mean_flops=float(system.flops(tokens, exits).mean()), throughput=float(np.median(passes)),
+                           latency_ms=1000 * float(np.median(latency)))
+    return measured, labels == gold
 
 
-def run_timed_calibration(config: TimedCalibrateConfig, overwrite: bool = False, trust_pickle: bool = False) -> Dict:
+def run_timed_calibration(config: TimedCalibrateConfig, overwrite: bool = False,
+                          trust_pickle: bool = False) -> TimedResult:
     """``paddle-dynafast calibrate --runtime R``: see the module docstring; writes timed.json and timed.md (and the
     exports it measured, in ``exports/``)."""
     with outputs.claim(config.output_dir, TIMED, [config.model_dir, config.data.data_dir], overwrite):
@@ -109,7 +92,7 @@ def _exports(config: TimedCalibrateConfig, widths: Sequence[float], trust_pickle
     return out
 
 
-def _timed(config: TimedCalibrateConfig, trust_pickle: bool) -> Dict:
+def _timed(config: TimedCalibrateConfig, trust_pickle: bool) -> TimedResult:
     model = DynaFastModel.load(config.model_dir, trust_pickle=trust_pickle)
     widths = config.widths or model.widths
     dirs = _exports(config, widths, trust_pickle)
@@ -128,119 +111,114 @@ def _timed(config: TimedCalibrateConfig, trust_pickle: bool) -> Dict:
     reference_runtime = open_runtime(dirs["full"], reference_kind, config.threads, **reference_options)
     reference_name = f"{reference_kind} fp32" + "".join(f" {k}={v}" for k, v in reference_options.items())
     dev = features("dev", dirs["full"])
-    first = measure(reference_runtime, dev, 0.0, config.batch_size, config.latency_samples)
+    first, first_correct = measure(reference_runtime, dev, 0.0, config.batch_size, config.latency_samples)
 
     name = f"{config.runtime} {config.precision}"
-    points, correct = [], {}
+    measured, correct = [], []
     for width in widths:
         runtime = open_runtime(dirs[width], config.runtime, config.threads, config.precision)
         for speed in config.speeds:
-            m = measure(runtime, dev, speed, config.batch_size, config.latency_samples)
-            correct[(width, speed)] = m.pop("correct")
-            points.append(dict(width=width, speed=speed, runtime=name, **m))
-            logger.info("%s width %g speed %g: dev %.2f, %.0f/s, %.2f ms", name, width, speed,
-                        100 * m["accuracy"], m["throughput"], m["latency_ms"])
-    last = measure(reference_runtime, dev, 0.0, config.batch_size, config.latency_samples)
-    reference = {k: (first[k] + last[k]) / 2 if k in ("throughput", "latency_ms") else first[k]
-                 for k in first if k != "correct"}
-    matrix = np.stack([correct[(p["width"], p["speed"])] for p in points], axis=1)  # [examples, points]
-    if config.confidence is None:
-        promised = first["accuracy"] - matrix.mean(axis=0)
+            m, c = measure(runtime, dev, speed, config.batch_size, config.latency_samples)
+            measured.append((width, speed, m))
+            correct.append(c)
+            logger.info("%s width %g speed %g: dev %.2f, %.0f/s, %.2f ms", name, width, speed, 100 * m.accuracy,
+                        m.throughput, m.latency_ms)
+    last, _ = measure(reference_runtime, dev, 0.0, config.batch_size, config.latency_samples)
+    reference = TimedReference(
+        runtime=reference_name, first=Timing(first.throughput, first.latency_ms),
+        last=Timing(last.throughput, last.latency_ms),
+        measured=Measurement(accuracy=first.accuracy, mean_exit_layer=first.mean_exit_layer,
+                             mean_flops=first.mean_flops, throughput=(first.throughput + last.throughput) / 2,
+                             latency_ms=(first.latency_ms + last.latency_ms) / 2))
+    matrix = np.stack(correct, axis=1)  # [examples, points]
+    budget = config.budget
+    if budget.confidence is None:
+        promised = first.accuracy - matrix.mean(axis=0)
     else:
-        promised = promised_drops(matrix, first["correct"], config.confidence, config.bootstrap)
-    dev_points = [_point({**p, "promised_drop": float(d)}, reference) for p, d in zip(points, promised)]
-    result = {"reference": {"runtime": reference_name, **reference, "first": _timing(first), "last": _timing(last)},
-              "runtime": name, "points": [asdict(p) for p in dev_points],
-              "max_accuracy_drop_points": config.max_accuracy_drop, "confidence": config.confidence,
-              "min_throughput_speedup": config.min_throughput_speedup, "max_latency_ms": config.max_latency_ms}
-    result.update(choose_points(dev_points, config))
-    result["test"] = _on_test(config, result, dirs, features, reference_runtime, name)
-    result["config"] = to_dict(config)
-    result["complete"] = True
+        promised = promised_drops(matrix, first_correct, budget.confidence, config.bootstrap)
+    dev_points = tuple(_point(width, speed, name, m, reference.measured, float(d))
+                       for (width, speed, m), d in zip(measured, promised))
+    fastest, most_accurate = choose_points(dev_points, budget)
+    test, missing = _on_test(config, (fastest, most_accurate), dirs, features, reference_runtime, name)
+    result = TimedResult(reference=reference, runtime=name, points=dev_points, budget=budget,
+                         fastest_within_accuracy_budget=fastest, most_accurate_within_time_budget=most_accurate,
+                         test=test, config=config)
+    if missing is not None:
+        result = replace(result, test_not_measured=missing)
     out = Path(config.output_dir)
-    atomic.write_json(out / "timed.json", result)
+    atomic.write_json(out / "timed.json", result.to_json())
     atomic.write_text(out / "timed.md", markdown(result))
     return result
 
 
-def _timing(m: Dict) -> Dict[str, float]:
-    return {"throughput": m["throughput"], "latency_ms": m["latency_ms"]}
+def _point(width: float, speed: float, runtime: str, m: Measurement, reference: Measurement,
+           promised_drop: float = 0.0) -> TimedPoint:
+    return TimedPoint(width=width, speed=speed, runtime=runtime, accuracy=m.accuracy,
+                      mean_exit_layer=m.mean_exit_layer, mean_flops=m.mean_flops, throughput=m.throughput,
+                      latency_ms=m.latency_ms, promised_drop=promised_drop,
+                      flops_speedup=reference.mean_flops / m.mean_flops,
+                      throughput_speedup=m.throughput / reference.throughput,
+                      latency_speedup=reference.latency_ms / m.latency_ms)
 
 
-def _point(p: Dict, reference: Dict) -> TimedPoint:
-    return TimedPoint(width=p["width"], speed=p["speed"], runtime=p["runtime"], accuracy=p["accuracy"],
-                      mean_exit_layer=p["mean_exit_layer"], mean_flops=p["mean_flops"], throughput=p["throughput"],
-                      latency_ms=p["latency_ms"], promised_drop=p.get("promised_drop", 0.0),
-                      flops_speedup=reference["mean_flops"] / p["mean_flops"],
-                      throughput_speedup=p["throughput"] / reference["throughput"],
-                      latency_speedup=reference["latency_ms"] / p["latency_ms"])
-
-
-def choose_points(points: Sequence[TimedPoint], config) -> Dict[str, Optional[Dict]]:
+def choose_points(points: Sequence[TimedPoint],
+                  budget: Budget) -> Tuple[Optional[TimedPoint], Optional[TimedPoint]]:
     """The fastest point whose promised drop is within the accuracy budget, and the most accurate within the
-    wall-clock budget."""
-    within = [p for p in points if p.promised_drop <= config.max_accuracy_drop / 100 + 1e-12]
+    wall-clock budget (None when there is no such point, or no wall-clock budget)."""
+    within = [p for p in points if budget.within_accuracy(p.promised_drop)]
     fastest = max(within, key=lambda p: (p.throughput, p.accuracy)) if within else None
-    in_time = [p for p in points
-               if (config.min_throughput_speedup is None or p.throughput_speedup >= config.min_throughput_speedup)
-               and (config.max_latency_ms is None or p.latency_ms <= config.max_latency_ms)]
-    timed = None
-    if in_time and (config.min_throughput_speedup is not None or config.max_latency_ms is not None):
-        timed = max(in_time, key=lambda p: (p.accuracy, p.throughput))
-    return {"fastest_within_accuracy_budget": None if fastest is None else asdict(fastest),
-            "most_accurate_within_time_budget": None if timed is None else asdict(timed)}
+    in_time = [p for p in points if budget.within_time(p.throughput_speedup, p.latency_ms)]
+    timed = max(in_time, key=lambda p: (p.accuracy, p.throughput)) if in_time else None
+    return fastest, timed
 
 
-def _on_test(config, result: Dict, dirs, features, reference_runtime: Runtime, name: str) -> object:
-    """The chosen points and the reference measured again on the test split."""
+def _on_test(config: TimedCalibrateConfig, chosen: Tuple[Optional[TimedPoint], Optional[TimedPoint]], dirs,
+             features, reference_runtime: Runtime, name: str) -> Tuple[Optional[TimedTest], Optional[str]]:
+    """The chosen points and the reference measured again on the test split; or None and why not."""
     try:
         test = features("test", dirs["full"])
     except DataError as error:
-        return f"not measured: {error}"
-    reference = measure(reference_runtime, test, 0.0, config.batch_size, config.latency_samples)
-    reference.pop("correct")
-    out = {"reference": reference, "points": []}
-    for key in ("fastest_within_accuracy_budget", "most_accurate_within_time_budget"):
-        chosen = result[key]
-        if chosen is None or any(p["choice"] == key for p in out["points"]):
+        return None, str(error)
+    reference, _ = measure(reference_runtime, test, 0.0, config.batch_size, config.latency_samples)
+    points = {}
+    for key, point in zip(("fastest_within_accuracy_budget", "most_accurate_within_time_budget"), chosen):
+        if point is None:
             continue
-        runtime = open_runtime(dirs[chosen["width"]], config.runtime, config.threads, config.precision)
-        m = measure(runtime, test, chosen["speed"], config.batch_size, config.latency_samples)
-        m.pop("correct")
-        out["points"].append({"choice": key, **asdict(_point(dict(width=chosen["width"], speed=chosen["speed"],
-                                                                      runtime=name, **m), reference))})
-    return out
+        runtime = open_runtime(dirs[point.width], config.runtime, config.threads, config.precision)
+        m, _ = measure(runtime, test, point.speed, config.batch_size, config.latency_samples)
+        points[key] = _point(point.width, point.speed, name, m, reference)
+    return TimedTest(reference=reference, points=points), None
 
 
-def markdown(result: Dict) -> str:
-    ref = result["reference"]
-    lines = [f"Reference: the full model (width 1.0, no exit, fp32) on {ref['runtime']}: dev accuracy "
-             f"{100 * ref['accuracy']:.2f}, {ref['throughput']:.0f} texts/s at batch 32, {ref['latency_ms']:.2f} ms at "
-             f"batch 1. Measured: {result['runtime']}. Budgets: at most {result['max_accuracy_drop_points']:g} points "
-             f"below the reference (promised at confidence {result['confidence']}); time: throughput speed-up >= "
-             f"{result['min_throughput_speedup']}, latency <= {result['max_latency_ms']} ms.", "",
+def markdown(result: TimedResult) -> str:
+    ref, budget = result.reference.measured, result.budget
+    lines = [f"Reference: the full model (width 1.0, no exit, fp32) on {result.reference.runtime}: dev accuracy "
+             f"{100 * ref.accuracy:.2f}, {ref.throughput:.0f} texts/s at batch 32, {ref.latency_ms:.2f} ms at "
+             f"batch 1. Measured: {result.runtime}. Budgets: at most {budget.max_accuracy_drop:g} points "
+             f"below the reference (promised at confidence {budget.confidence}); time: throughput speed-up >= "
+             f"{budget.min_throughput_speedup}, latency <= {budget.max_latency_ms} ms.", "",
              "| choice | width | speed | dev acc | Δ dev | promised drop | FLOPs speed-up | throughput speed-up "
              "| latency speed-up | test acc | Δ test | test throughput speed-up | test latency speed-up |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    test = result["test"] if isinstance(result["test"], dict) else {"points": [], "reference": None}
-    for key, label in (("fastest_within_accuracy_budget", "fastest within the accuracy budget"),
-                       ("most_accurate_within_time_budget", "most accurate within the time budget")):
-        p = result[key]
+    test = result.test
+    for p, label in ((result.fastest_within_accuracy_budget, "fastest within the accuracy budget"),
+                     (result.most_accurate_within_time_budget, "most accurate within the time budget")):
         if p is None:
             lines.append(f"| {label} | none | | | | | | | | | | | |")
             continue
-        t = next((q for q in test["points"] if q["width"] == p["width"] and q["speed"] == p["speed"]), None)
-        test_cells = (f"{100 * t['accuracy']:.2f} | {100 * (t['accuracy'] - test['reference']['accuracy']):+.2f} "
-                      f"| {t['throughput_speedup']:.2f}x | {t['latency_speedup']:.2f}x") if t else " | | | "
-        lines.append(f"| {label} | {p['width']:g} | {p['speed']:g} | {100 * p['accuracy']:.2f} "
-                     f"| {100 * (p['accuracy'] - ref['accuracy']):+.2f} | {100 * p['promised_drop']:.2f} "
-                     f"| {p['flops_speedup']:.2f}x "
-                     f"| {p['throughput_speedup']:.2f}x | {p['latency_speedup']:.2f}x | {test_cells} |")
+        t = None if test is None else next(
+            (q for q in test.points.values() if q.width == p.width and q.speed == p.speed), None)
+        test_cells = (f"{100 * t.accuracy:.2f} | {100 * (t.accuracy - test.reference.accuracy):+.2f} "
+                      f"| {t.throughput_speedup:.2f}x | {t.latency_speedup:.2f}x") if t else " | | | "
+        lines.append(f"| {label} | {p.width:g} | {p.speed:g} | {100 * p.accuracy:.2f} "
+                     f"| {100 * (p.accuracy - ref.accuracy):+.2f} | {100 * p.promised_drop:.2f} "
+                     f"| {p.flops_speedup:.2f}x "
+                     f"| {p.throughput_speedup:.2f}x | {p.latency_speedup:.2f}x | {test_cells} |")
     lines += ["", "Every point measured on dev:", "",
               "| width | speed | dev acc | mean exit layer | FLOPs speed-up | throughput | latency |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
-    for p in result["points"]:
-        lines.append(f"| {p['width']:g} | {p['speed']:g} | {100 * p['accuracy']:.2f} | {p['mean_exit_layer']:.2f} "
-                     f"| {p['flops_speedup']:.2f}x | {p['throughput']:.0f}/s ({p['throughput_speedup']:.2f}x) "
-                     f"| {p['latency_ms']:.2f} ms ({p['latency_speedup']:.2f}x) |")
+    for p in result.points:
+        lines.append(f"| {p.width:g} | {p.speed:g} | {100 * p.accuracy:.2f} | {p.mean_exit_layer:.2f} "
+                     f"| {p.flops_speedup:.2f}x | {p.throughput:.0f}/s ({p.throughput_speedup:.2f}x) "
+                     f"| {p.latency_ms:.2f} ms ({p.latency_speedup:.2f}x) |")
     return "# Operating points on measured time\n\n" + "\n".join(lines) + "\n"

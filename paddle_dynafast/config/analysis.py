@@ -1,5 +1,5 @@
 """The configurations of measuring a model with branches: the evaluation grid, calibration on FLOPs and on
-measured time, and the bootstrap behind every interval."""
+measured time, the :class:`Budget` they choose with, and the bootstrap behind every interval."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -93,6 +93,64 @@ def check_confidence(confidence: Optional[float]) -> None:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """What an operating point may lose and must save against the full model (width 1.0, speed 0): an accuracy
+    budget decided at a stated confidence, a FLOPs budget, and wall-clock budgets. ``calibrate`` chooses with the
+    first two, ``calibrate --runtime`` with the accuracy and wall-clock ones; each ``within_*`` method answers for
+    one point."""
+
+    max_accuracy_drop: float = 0.5
+    """Points of dev accuracy a point may lose against the full model (0.5 = 0.5 %)."""
+    confidence: Optional[float] = 0.9
+    """A point is within the accuracy budget when its dev drop stays within it with this probability under the
+    paired bootstrap (its *promised drop*, the drop's ``confidence``-quantile, is at most ``max_accuracy_drop``);
+    None: when its raw dev drop is."""
+    min_flops_speedup: Optional[float] = 3.0
+    """The FLOPs budget: at least this many times fewer FLOPs than the full model; None: no FLOPs budget."""
+    min_throughput_speedup: Optional[float] = None
+    """Wall-clock budget: at least this many times the reference's texts per second at batch 32; None: none."""
+    max_latency_ms: Optional[float] = None
+    """Wall-clock budget: at most this many milliseconds per text at batch 1 (median); None: none."""
+
+    def __post_init__(self) -> None:
+        check_finite(self)
+        if self.max_accuracy_drop < 0:
+            raise ConfigError(f"max_accuracy_drop must be >= 0 points, got {self.max_accuracy_drop}")
+        check_confidence(self.confidence)
+        if self.min_flops_speedup is not None and self.min_flops_speedup < 1:
+            raise ConfigError(f"min_flops_speedup must be >= 1, got {self.min_flops_speedup}")
+        if self.min_throughput_speedup is not None and self.min_throughput_speedup <= 0:
+            raise ConfigError(f"min_throughput_speedup must be > 0, got {self.min_throughput_speedup}")
+        if self.max_latency_ms is not None and self.max_latency_ms <= 0:
+            raise ConfigError(f"max_latency_ms must be > 0, got {self.max_latency_ms}")
+
+    def within_accuracy(self, promised_drop: float) -> bool:
+        """A point whose promised drop (a fraction; the raw dev drop without a ``confidence``) is within
+        ``max_accuracy_drop``."""
+        return promised_drop <= self.max_accuracy_drop / 100 + 1e-12
+
+    def held(self, delta: float) -> bool:
+        """A point measured again (on test) kept the accuracy budget: ``delta``, its accuracy minus the full
+        model's on the same examples (a fraction), is at most ``max_accuracy_drop`` points below 0."""
+        return -100 * delta <= self.max_accuracy_drop + 1e-9
+
+    def within_flops(self, flops_speedup: float) -> bool:
+        """A point with at least ``min_flops_speedup`` times fewer FLOPs; with no FLOPs budget, none is."""
+        return self.min_flops_speedup is not None and flops_speedup >= self.min_flops_speedup - 1e-12
+
+    @property
+    def has_time_budget(self) -> bool:
+        """A throughput or a latency budget is set."""
+        return self.min_throughput_speedup is not None or self.max_latency_ms is not None
+
+    def within_time(self, throughput_speedup: float, latency_ms: float) -> bool:
+        """A point meeting every wall-clock budget set; with none set, none is."""
+        return (self.has_time_budget
+                and (self.min_throughput_speedup is None or throughput_speedup >= self.min_throughput_speedup)
+                and (self.max_latency_ms is None or latency_ms <= self.max_latency_ms))
+
+
+@dataclass(frozen=True)
 class CalibrateConfig:
     """Choose (width, speed) operating points on dev for an accuracy budget, and the reverse."""
 
@@ -102,14 +160,13 @@ class CalibrateConfig:
     """Where calibration.json and calibration.md go."""
     data: DataConfig
     """The data folder (dev chooses, test reports)."""
-    max_accuracy_drop: float = 0.5
+    max_accuracy_drop: float = default(Budget, "max_accuracy_drop")
     """Points of dev accuracy the adaptive model may lose against the full model (width 1.0, speed 0)."""
-    min_flops_speedup: float = 3.0
+    min_flops_speedup: float = default(Budget, "min_flops_speedup")
     """The reverse budget: the best accuracy with at least this many times fewer FLOPs."""
-    confidence: Optional[float] = 0.9
+    confidence: Optional[float] = default(Budget, "confidence")
     """A point is within the accuracy budget when its dev drop stays within it with this probability under the
-    paired bootstrap (the drop's ``confidence``-quantile is at most ``max_accuracy_drop``); None: when its raw dev
-    drop is (the rule before issue #13)."""
+    paired bootstrap (:attr:`Budget.confidence`); None: when its raw dev drop is."""
     speeds: Tuple[float, ...] = tuple(round(0.01 * i, 2) for i in range(101))
     """Speeds to search."""
     batch_size: int = 64
@@ -118,22 +175,24 @@ class CalibrateConfig:
     """The resamples behind ``confidence`` and the reported intervals."""
     resplits: int = 0
     """Also pool dev and test, re-split them at random this many times, and report how often the budget held on
-    the part not chosen on (NumPy only, about a second each on SST-2); 0 skips it."""
+    the part not chosen on (NumPy only: the model is not run again); 0 skips it."""
 
     def __post_init__(self) -> None:
         check_finite(self)
-        if self.max_accuracy_drop < 0:
-            raise ConfigError(f"max_accuracy_drop must be >= 0 points, got {self.max_accuracy_drop}")
-        check_confidence(self.confidence)
+        self.budget  # building the Budget checks the budgets, each error naming its value
         if isinstance(self.resplits, bool) or not isinstance(self.resplits, int) or self.resplits < 0:
             raise ConfigError(f"resplits must be a whole number >= 0, got {self.resplits!r}")
-        if self.min_flops_speedup < 1:
-            raise ConfigError(f"min_flops_speedup must be >= 1, got {self.min_flops_speedup}")
         object.__setattr__(self, "speeds", normalize_speeds(self.speeds))
         if 0.0 not in self.speeds:
             raise ConfigError("speeds must include 0 (the full model is the reference)")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+
+    @property
+    def budget(self) -> Budget:
+        """The accuracy budget and the reverse (FLOPs) budget."""
+        return Budget(max_accuracy_drop=self.max_accuracy_drop, confidence=self.confidence,
+                      min_flops_speedup=self.min_flops_speedup)
 
 
 @dataclass(frozen=True)
@@ -154,16 +213,16 @@ class TimedCalibrateConfig:
     """CPU threads of every runtime measured."""
     reference_runtime: str = "auto"
     """Where the full model (fp32, no exit) is timed as the reference: a runtime name, or auto: the fastest here."""
-    max_accuracy_drop: float = default(CalibrateConfig, "max_accuracy_drop")
+    max_accuracy_drop: float = default(Budget, "max_accuracy_drop")
     """Points of dev accuracy the chosen point may lose against the reference."""
-    confidence: Optional[float] = default(CalibrateConfig, "confidence")
+    confidence: Optional[float] = default(Budget, "confidence")
     """Within the accuracy budget with this probability under the paired bootstrap (as calibrate's); None: the raw
     dev drop."""
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
     """The resamples behind ``confidence``."""
-    min_throughput_speedup: Optional[float] = None
+    min_throughput_speedup: Optional[float] = default(Budget, "min_throughput_speedup")
     """Wall-clock budget: at least this many times the reference's texts per second at batch 32."""
-    max_latency_ms: Optional[float] = None
+    max_latency_ms: Optional[float] = default(Budget, "max_latency_ms")
     """Wall-clock budget: at most this many milliseconds per text at batch 1 (median)."""
     widths: Optional[Tuple[float, ...]] = None
     """Widths to measure; None: every width the model has branches for."""
@@ -176,20 +235,20 @@ class TimedCalibrateConfig:
 
     def __post_init__(self) -> None:
         check_finite(self)
-        check_confidence(self.confidence)
+        self.budget  # building the Budget checks the budgets, each error naming its value
         if self.runtime not in ("paddle-inference", "onnxruntime"):
             raise ConfigError(f"runtime {self.runtime!r} is not paddle-inference or onnxruntime")
         if self.precision not in ("fp32", "bf16", "int8"):
             raise ConfigError(f"precision {self.precision!r} is not fp32, bf16 or int8")
-        if self.max_accuracy_drop < 0:
-            raise ConfigError(f"max_accuracy_drop must be >= 0 points, got {self.max_accuracy_drop}")
-        if self.min_throughput_speedup is not None and self.min_throughput_speedup <= 0:
-            raise ConfigError(f"min_throughput_speedup must be > 0, got {self.min_throughput_speedup}")
-        if self.max_latency_ms is not None and self.max_latency_ms <= 0:
-            raise ConfigError(f"max_latency_ms must be > 0, got {self.max_latency_ms}")
         if self.widths is not None:
             object.__setattr__(self, "widths", tuple(sorted((float(w) for w in self.widths), reverse=True)))
         object.__setattr__(self, "speeds", normalize_speeds(self.speeds))
         for name in ("threads", "batch_size", "latency_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def budget(self) -> Budget:
+        """The accuracy budget and the wall-clock budgets (no FLOPs budget: time is measured)."""
+        return Budget(max_accuracy_drop=self.max_accuracy_drop, confidence=self.confidence, min_flops_speedup=None,
+                      min_throughput_speedup=self.min_throughput_speedup, max_latency_ms=self.max_latency_ms)

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 from ..errors import ConfigError
-from .analysis import CalibrateConfig, check_confidence
+from .analysis import Budget, CalibrateConfig
 from .base import check_finite, default
 from .data import DataConfig
 from .train import (BranchConfig, FinetuneConfig, ModelSize, SelfDistillConfig, SupernetConfig, TrainConfig,
@@ -59,10 +59,12 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         check_finite(self)
         object.__setattr__(self, "widths", normalize_widths(self.widths))
-        if self.max_accuracy_drop < 0:
-            raise ConfigError(f"max_accuracy_drop must be >= 0 points, got {self.max_accuracy_drop}")
-        if self.min_flops_speedup < 1:
-            raise ConfigError(f"min_flops_speedup must be >= 1, got {self.min_flops_speedup}")
-        check_confidence(self.confidence)
+        self.budget  # building the Budget checks the budgets, each error naming its value
         if self.bench_samples < 0:
             raise ConfigError(f"bench_samples must be >= 0, got {self.bench_samples}")
+
+    @property
+    def budget(self) -> Budget:
+        """The calibration's accuracy and FLOPs budgets."""
+        return Budget(max_accuracy_drop=self.max_accuracy_drop, confidence=self.confidence,
+                      min_flops_speedup=self.min_flops_speedup)

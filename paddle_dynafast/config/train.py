@@ -222,14 +222,11 @@ class SelfDistillConfig:
     widths: Optional[Tuple[float, ...]] = None
     """Widths to give branches; None: every width of the supernet."""
     shared_branches: bool = True
-    """One set of branches for all widths (True) or one set per width (False). On SST-2 the shared set was as good
-    or better at 53 of 76 (width, speed) points at equal FLOPs, with a quarter of the parameters (docs/results.md)."""
+    """One set of branches for all widths (True) or one set per width (False: as many sets as widths)."""
     objective: str = "mix"
     """'mix': mix_alpha x KL(branch || final classifier) + (1 - mix_alpha) x cross-entropy to the gold labels (on
     the labelled rows; unlabeled and augmented texts get the KL only); 'distill': the KL alone, no labels (FastBERT);
-    'labels': the cross-entropy alone (the paper's ablation). On SST-2 'mix' was ahead of 'distill' at equal FLOPs
-    at 62, 66 and 51 of 76 (width, speed) points at three seeds; on TREC-6 at 23, 36 and 64 (a tie), with cheaper
-    points for calibrate at every seed (docs/results.md, "Accuracy levers")."""
+    'labels': the cross-entropy alone (the paper's ablation)."""
     mix_alpha: float = 0.5
     """Weight of the KL term of 'mix'."""
     temperature: float = 1.0

@@ -9,8 +9,8 @@ paper's ``FastBERTClassifier``. A pooling branch reads one vector: the mean of t
 hidden states over the tokens (``kind="mean"``, the pooling all-MiniLM-L6-v2 was
 trained with) or the [CLS] state alone (``kind="cls"``, as the branches of DeeBERT,
 arXiv 2004.12993, and PABEE, arXiv 2006.04152), then a dense layer to
-``cls_hidden_size`` (tanh) and the logits. It costs a handful of operators, which at
-batch 1 is most of a FastBERT branch's time (README, "Performance").
+``cls_hidden_size`` (tanh) and the logits: a handful of operators, without the
+FastBERT branch's self-attention.
 
 Where we differ: only the [CLS] position of the branch's self-attention is ever
 used, so we compute that one query (keys and values still cover every token).

@@ -91,7 +91,7 @@ def encoder_layer_forward(self: nn.TransformerEncoderLayer, src: paddle.Tensor, 
 
 def dropout(layer: nn.Dropout, x: paddle.Tensor) -> paddle.Tensor:
     """``layer(x)`` while training; ``x`` itself in eval, so that an exported program holds no dropout op (Paddle
-    Inference runs an eval-mode dropout as a copy: about 8 % of an exit loop's time at batch 1 here)."""
+    Inference runs an eval-mode dropout as a copy)."""
     return layer(x) if layer.training else x
 
 

@@ -15,7 +15,7 @@ PRECISIONS = {"fp32": ONNX_FILE, "int8": INT8_ONNX_FILE}
 
 class OnnxRuntime(Runtime):
     """``intra_op`` threads, no inter-op parallelism, and thread spinning off, so that it does not steal the cores
-    of another runtime measured beside it (with spinning on, Paddle Inference timed beside it was 3x too slow)."""
+    of another runtime measured beside it."""
 
     kind = "onnxruntime"
     precisions = tuple(PRECISIONS)

@@ -7,9 +7,8 @@ from ``--unlabeled`` and augmented copies of the training texts,
 :mod:`paddle_dynafast.train.augment`, work as well as the training split). The
 ``labels`` objective trains the same branches on the gold labels instead: the
 paper's ablation; ``mix``, the default, weighs the two, ``alpha KL + (1 - alpha)
-CE`` (the cross-entropy on the rows that have a label): on SST-2 it was ahead of
-the KL alone at equal FLOPs at three seeds of three, on TREC-6 it tied. The KL may
-be softened by a temperature (``T^2 KL`` of ``softmax(z / T)``).
+CE`` (the cross-entropy on the rows that have a label). The KL may be softened by
+a temperature (``T^2 KL`` of ``softmax(z / T)``).
 
 The stage directory holds a :class:`~paddle_dynafast.model.dynafast.DynaFastModel`.
 """
