@@ -13,7 +13,7 @@ Run (a real export, texts from the SST-2 test split):
     .venv/bin/python benchmarks/serve_load.py --model runs/sst2/export --data-dir ../shared/data/sst2 \\
         --speeds 0 0.3 --clients 16 --requests 50 --output runs/serve-load
 
-``run_load`` is also what the tests' load test calls.
+tests/test_serve_load.py runs it at a tiny scale (4 clients x 3 requests, one round).
 """
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ from typing import Any, Dict, List, Sequence
 
 import httpx
 import numpy as np
+
+from paddle_dynafast import data
 
 
 @dataclass
@@ -122,8 +124,6 @@ def start_server(model: str, port: int, extra: Sequence[str], log: Path) -> subp
 
 
 def load_texts(data_dir: str, split: str, count: int) -> List[Dict[str, str]]:
-    from paddle_dynafast import data
-
     path = data.find_split(data_dir, split)
     if path is None:
         raise SystemExit(f"{data_dir} has no {split} split")

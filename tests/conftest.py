@@ -33,6 +33,22 @@ def tiny_model(tiny_hf_dir):
     return loaded.model
 
 
+@pytest.fixture()
+def runtime_cache(tmp_path, monkeypatch):
+    """Where runtime auto remembers its measurements, for this test alone: ``runtimes.json``."""
+    monkeypatch.setenv("PADDLE_DYNAFAST_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "runtimes.json"
+
+
+@pytest.fixture()
+def tokenizer(tmp_path):
+    """The tiny BERT's tokenizer (the 99-token vocabulary of helpers.VOCAB)."""
+    from helpers import tiny_hf_weights, write_hf_dir
+    from paddle_dynafast.model.loading import load_tokenizer
+
+    return load_tokenizer(write_hf_dir(tmp_path / "tokenizer", tiny_hf_weights()))
+
+
 @pytest.fixture(scope="session")
 def toy_data(tmp_path_factory):
     """The learnable toy task (label 1 iff 'good' appears), train 200 / dev 48 / test 48."""

@@ -1,13 +1,18 @@
-"""Tiny random BERTs, a NumPy reference forward, and small data sets for the tests."""
+"""Tiny random BERTs, a NumPy reference forward, small data sets, and a recording runtime for the tests."""
 from __future__ import annotations
 
 import json
 import random
+import shutil
+import threading
 from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
 from scipy.special import erf
+
+from paddle_dynafast.runtime.base import Runtime
+from paddle_dynafast.runtime.manifest import sha256
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = ["good", "bad"] + [f"w{i}" for i in range(92)]
@@ -213,3 +218,40 @@ def pairs_of(data_dir: Path, n: int, split: str = "test"):
     """``(text_a, text_b, label)`` lists of the first ``n`` rows of a pair ``.tsv`` split."""
     rows = [line.split("\t") for line in (data_dir / f"{split}.tsv").read_text().splitlines()[1:n + 1]]
     return [r[1] for r in rows], [r[2] for r in rows], [r[0] for r in rows]
+
+
+class Recording(Runtime):
+    """A runtime that records every call (speed, batch size), can hold its first call until ``release`` is set, and
+    fails when told to."""
+
+    def __init__(self, inner: Runtime, hold_first: bool = False):
+        self.inner, self.info, self.kind = inner, inner.info, inner.kind
+        self.calls, self.fail = [], False
+        self.entered, self.release = threading.Event(), threading.Event()
+        if not hold_first:
+            self.release.set()
+
+    def run_batch(self, input_ids, token_type_ids, speed=0.0):
+        self.calls.append((float(speed), len(input_ids)))
+        self.entered.set()
+        self.release.wait(30)
+        if self.fail:
+            self.fail = False
+            raise RuntimeError("the runtime broke")
+        return self.inner.run_batch(input_ids, token_type_ids, speed)
+
+
+def copy_export(tiny_exports, tmp_path: Path, key=(1.0, True), name: str = "copy") -> Path:
+    """A copy of one of the session's tiny exports, free to edit."""
+    return Path(shutil.copytree(tiny_exports[key], tmp_path / name))
+
+
+def edit_export_file(directory: Path, name: str, change) -> None:
+    """Edit a JSON file of an export and, as someone editing it on purpose would, update the manifest's hashes."""
+    path = directory / name
+    raw = json.loads(path.read_text())
+    change(raw)
+    path.write_text(json.dumps(raw))
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["files"] = {p.name: sha256(p) for p in sorted(directory.iterdir()) if p.name != "manifest.json"}
+    (directory / "manifest.json").write_text(json.dumps(manifest))

@@ -1,40 +1,50 @@
-"""benchmarks/ablation.py --quick on the tiny teacher: every lever trains, is measured and lands in the tables."""
-import importlib.util
+"""benchmarks/ablation.py run as its docstring says, on the tiny teacher: levers combine, unknown or clashing ones are
+refused, and with --quick every lever trains, is measured and lands in the tables. The script is run, not imported."""
 import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-spec = importlib.util.spec_from_file_location("ablation",
-                                              Path(__file__).resolve().parents[1] / "benchmarks" / "ablation.py")
-ablation = importlib.util.module_from_spec(spec)
-sys.modules["ablation"] = ablation  # its dataclasses look their module up
-spec.loader.exec_module(ablation)
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ablation.py"
 
 
-def test_levers_combine_and_share_supernets():
-    table = ablation.levers(None)
-    both = ablation.combine("supernet-augment+branches-mix", table)
-    assert both.supernet["augment"].copies == 2 and both.supernet_train == {"epochs": 1}
-    assert both.distill == {"objective": "mix", "mix_alpha": 0.5}
-    assert ablation.supernet_key("branches-mix", table) == "baseline"
-    assert ablation.supernet_key("logit-0.1+branches-mix", table) == "logit-0.1"
-    with pytest.raises(SystemExit, match="unknown lever"):
-        ablation.combine("supernet-unlabeled", table)  # needs --unlabeled
-    with pytest.raises(SystemExit, match="sets distill \\['augment'\\] twice"):
-        ablation.combine("branches-augment+branches-augment", table)
+def ablation(*args, returncode: int = 0) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
+                          timeout=1200)
+    assert done.returncode == returncode, done.stderr[-3000:]
+    return done
 
 
-def test_quick_ablation_on_the_tiny_teacher(tmp_path, toy_data, tiny_teacher_dir, capsys, monkeypatch):
+def resplit_files(out: Path) -> dict:
+    """Each resplits.json under ``out`` by its inode and time: a file written again (atomically) gets a new inode."""
+    return {path: (path.stat().st_ino, path.stat().st_mtime_ns) for path in out.glob("seed-*/*/resplits.json")}
+
+
+def test_levers_combine_share_supernets_and_refuse_unknown_or_clashing_ones(tmp_path, toy_data, tiny_teacher_dir):
+    common = ["--teacher", tiny_teacher_dir, "--data", toy_data, "--output", tmp_path / "ablation", "--threads", "1"]
+    # 200 training texts, 100 of them held out for importance (at most half): baseline supernet 3 epochs x 4
+    # batches of 32, branches 3 x 7; augmented stages 1 epoch over 3x the texts (ceil(300 / 32), ceil(600 / 32))
+    planned = ablation(*common, "--plan", "--levers", "supernet-augment+branches-augment", "logit-0.1+branches-mix",
+                       "branches-mix").stdout.splitlines()
+    steps = {line.split()[3]: int(line.split()[4]) for line in planned if line.startswith("seed 42 ")}
+    assert steps == {"supernet-baseline": 12, "dynafast-baseline": 21,
+                     "supernet-supernet-augment": 10, "dynafast-supernet-augment+branches-augment": 19,
+                     "supernet-logit-0.1": 12, "dynafast-logit-0.1+branches-mix": 21,
+                     "dynafast-branches-mix": 21}  # branches-mix trains no supernet of its own
+    assert "unknown lever(s) ['supernet-unlabeled']" in ablation(  # it needs --unlabeled
+        *common, "--levers", "supernet-unlabeled", returncode=1).stderr
+    assert "lever 'branches-augment+branches-augment' sets distill ['augment'] twice" in ablation(
+        *common, "--levers", "branches-augment+branches-augment", returncode=1).stderr
+    assert not (tmp_path / "ablation").exists()  # the levers are checked before any work
+
+
+def test_quick_ablation_on_the_tiny_teacher(tmp_path, toy_data, tiny_teacher_dir):
     out = tmp_path / "ablation"
     common = ["--teacher", str(tiny_teacher_dir), "--data", str(toy_data), "--output", str(out), "--quick",
               "--threads", "1", "--levers", "branches-mix", "supernet-augment", "--seeds", "3"]
-    ablation.main(common + ["--plan"])
-    planned = capsys.readouterr().out
-    assert "supernet-baseline" in planned and "supernet-supernet-augment" in planned and "dynafast-branches-mix" in planned
-    assert planned.count("supernet ") == 2  # branches-mix trains no supernet of its own
-    ablation.main(common)
+    # (what --plan lists before anything is trained: the test above)
+    assert ablation(*common).stdout.strip().endswith(f"-> {out / 'ablation.md'}")
     report = json.loads((out / "ablation.json").read_text())
     rows = {r["lever"]: r for r in report["rows"]}
     assert set(rows) == {"baseline", "branches-mix", "supernet-augment"}
@@ -42,6 +52,9 @@ def test_quick_ablation_on_the_tiny_teacher(tmp_path, toy_data, tiny_teacher_dir
     assert rows["supernet-augment"]["steps"]["supernet"] == 3
     stage = json.loads((Path(rows["supernet-augment"]["paths"]["supernet"]) / "stage.json").read_text())
     assert stage["num_examples"]["train"] == 3 * (160 - 32)  # two augmented copies of each text
+    mix = json.loads((Path(rows["branches-mix"]["paths"]["distill"]) / "stage.json").read_text())["config"]
+    baseline = json.loads((Path(rows["baseline"]["paths"]["distill"]) / "stage.json").read_text())["config"]
+    assert (mix["objective"], mix["mix_alpha"], baseline["objective"]) == ("mix", 0.5, "distill")
     for row in rows.values():
         assert row["widths"]["0.5"]["dev_vs_teacher"]["low"] <= row["widths"]["0.5"]["dev_vs_teacher"]["delta"]
         assert set(row["points"]) == {"budget", "3x", "5x"} and row["resplits"]["repeats"] == 3
@@ -55,34 +68,25 @@ def test_quick_ablation_on_the_tiny_teacher(tmp_path, toy_data, tiny_teacher_dir
         assert heading in text
     assert "| branches-mix | 3 |" in text
     # a later call on one lever writes the tables of that lever (the re-splits of its evaluations, already made,
-    # are read back, not made again); --report gathers every call's levers again
-    from paddle_dynafast.analysis import calibrate
-
-    def made_again(*args, **kwargs):
-        raise AssertionError("re-splits computed again for an evaluation that has them")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(calibrate, "resplit_promises", made_again)
-        ablation.main([a if a != "supernet-augment" else "branches-mix" for a in common])
+    # are read back, not made again: no resplits.json is written again); --report gathers every call's levers again
+    resplits = resplit_files(out)
+    assert len(resplits) == 3
+    ablation(*[a if a != "supernet-augment" else "branches-mix" for a in common])
+    assert resplit_files(out) == resplits
     assert json.loads((out / "ablation.json").read_text())["rows"][0]["resplits"] == rows["baseline"]["resplits"]
     assert "supernet-augment" not in (out / "ablation.md").read_text()
-    ablation.main(common[:9] + ["--report"])
+    ablation(*common[:9], "--report")
     assert sorted((out / "ablation.md").read_text().splitlines()) == sorted(text.splitlines())  # rows reordered
     assert [(r["lever"], r["seed"]) for r in json.loads((out / "ablation.json").read_text())["rows"]] == [
         ("baseline", 3), ("supernet-augment", 3), ("branches-mix", 3)]
-    capsys.readouterr()
-    ablation.main(common + ["--plan"])  # everything is trained now
-    planned = capsys.readouterr().out
+    planned = ablation(*common, "--plan").stdout  # everything is trained now
     assert planned.count(" done") == 5 and "training still to do: ~0.0 h" in planned
     # a finished run made with the baseline's configuration elsewhere is adopted as a seed's baseline, not retrained
-    import shutil
-
     run = tmp_path / "pipeline-run"
     shutil.copytree(Path(rows["baseline"]["paths"]["supernet"]), run / "supernet")
     shutil.copytree(Path(rows["baseline"]["paths"]["distill"]), run / "dynafast")
     other = [a if a != str(out) else str(tmp_path / "other") for a in common]
-    ablation.main(other + ["--plan", "--seeds", "3", "4", "--adopt-baseline", str(run)])
-    planned = capsys.readouterr().out
+    planned = ablation(*other, "--plan", "--seeds", "3", "4", "--adopt-baseline", run).stdout
     assert planned.count("adopted: ") == 1 and planned.count(" -> ") == 2
     assert "seed 3 supernet supernet-baseline" in planned and planned.count(" done") == 2  # seed 3's baseline only
     stage = json.loads((tmp_path / "other" / "seed-3" / "dynafast-baseline" / "stage.json").read_text())

@@ -1,20 +1,11 @@
 """Choosing the runtime by measurement: the candidates per precision, the fastest chosen, the choice remembered."""
 import json
 
-import numpy as np
 import pytest
 
 from paddle_dynafast.errors import ConfigError
 from paddle_dynafast.runtime import choose
 from paddle_dynafast.runtime.export_info import ExportInfo
-from paddle_dynafast.runtime.predictor import Predictor
-from paddle_dynafast.runtime.auto import open_runtime
-
-
-@pytest.fixture()
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("PADDLE_DYNAFAST_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache" / "runtimes.json"
 
 
 def test_candidates_per_precision(tiny_exports):
@@ -29,7 +20,7 @@ def test_candidates_per_precision(tiny_exports):
         choose.candidates(without, "int8")
 
 
-def test_the_fastest_is_chosen_and_remembered(tiny_exports, cache, monkeypatch):
+def test_the_fastest_is_chosen_and_remembered(tiny_exports, runtime_cache, monkeypatch):
     directory = tiny_exports[(0.5, True)]
     fake = {"paddle-inference fp32 onednn=False": 3.0, "paddle-inference fp32 onednn=True": 2.0,
             "onnxruntime fp32": 1.0}
@@ -42,7 +33,7 @@ def test_the_fastest_is_chosen_and_remembered(tiny_exports, cache, monkeypatch):
     monkeypatch.setattr(choose, "measure", fake_measure)
     best, timings = choose.choose(directory, threads=1)
     assert best.name == "onnxruntime fp32" and len(timings) == 3 and measured == [4]
-    remembered = json.loads(cache.read_text())
+    remembered = json.loads(runtime_cache.read_text())
     (entry,) = remembered.values()
     assert entry["candidate"] == {"runtime": "onnxruntime", "precision": "fp32", "options": {}}
     again, timings = choose.choose(directory, threads=1)
@@ -53,7 +44,7 @@ def test_the_fastest_is_chosen_and_remembered(tiny_exports, cache, monkeypatch):
         choose.choose(directory, objective="speed")
 
 
-def test_a_runtime_that_fails_is_reported_not_chosen(tiny_exports, cache):
+def test_a_runtime_that_fails_is_reported_not_chosen(tiny_exports, runtime_cache):
     directory = tiny_exports[(0.5, True)]
     broken = choose.Candidate("paddle-inference", options=(("device", "tpu"),))
     timings = choose.measure(directory, [broken, choose.Candidate("onnxruntime")],
@@ -62,24 +53,12 @@ def test_a_runtime_that_fails_is_reported_not_chosen(tiny_exports, cache):
     assert timings[1].error is None and 0 < timings[1].seconds_per_batch < 1
 
 
-def test_auto_runs_the_chosen_runtime_with_the_same_answers(tiny_exports, toy_data, cache):
-    from helpers import texts_of
-
-    directory, texts = tiny_exports[(0.5, True)], texts_of(toy_data, 16)
-    runtime = open_runtime(directory, "auto", threads=1)
-    assert runtime.kind in {"paddle-inference", "onnxruntime"} and cache.is_file()
-    got = Predictor(runtime).predict(texts, speed=0.3)
-    expected = Predictor(directory, threads=1).predict(texts, speed=0.3)
-    assert got.labels == expected.labels and got.exit_layer.tolist() == expected.exit_layer.tolist()
-    np.testing.assert_allclose(got.probs, expected.probs, atol=1e-4)
-
-
-def test_bench_choose_command(tiny_exports, cache, capsys):
+def test_bench_choose_command(tiny_exports, runtime_cache, capsys):
     from paddle_dynafast import cli
 
     assert cli.main(["bench", "--choose", str(tiny_exports[(0.5, True)]), "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert out.count("*") == 3 and "throughput (batches of 32" in out and "latency (one text at a time" in out
-    assert len(json.loads(cache.read_text())) == 2  # one choice per objective
+    assert len(json.loads(runtime_cache.read_text())) == 2  # one choice per objective
     assert cli.main(["bench", "--data-dir", "x"]) == 2
     assert "bench needs --system" in capsys.readouterr().err

@@ -1,4 +1,6 @@
 """Each shim in compat.py: the upstream break without it, the fix with it, and an error when it matches nothing."""
+import inspect
+
 import numpy as np
 import paddle
 import pytest
@@ -63,3 +65,19 @@ def test_paddleslim_constructor_shim_restores_after_an_error():
             raise RuntimeError("convert failed")
     assert SuperEmbedding.__dict__["__init__"] is original
 
+
+def test_the_embedding_shim_shares_no_default_between_layers():
+    """PaddleSlim's signature has ``candidate_config={}``, one dict shared by every layer built without one; the shim
+    takes None and gives each layer a dict of its own, as a layer built with ``{}`` gets."""
+    from paddleslim.nas.ofa.layers import SuperEmbedding
+
+    with compat.paddleslim_constructors():
+        parameters = inspect.signature(SuperEmbedding.__init__).parameters
+        a, b = SuperEmbedding(10, 4), SuperEmbedding(10, 4)
+        given = SuperEmbedding(10, 4, {})
+    assert not [p.name for p in parameters.values() if isinstance(p.default, (dict, list, set))]
+    assert a.candidate_config == b.candidate_config == given.candidate_config == {}
+    assert a.candidate_config is not b.candidate_config
+    a.candidate_config["expand_ratio"] = [0.5, 1.0]
+    assert b.candidate_config == {}
+    assert (a.expand_ratio, a.base_output_dim, a._padding_idx) == (None, 4, None)

@@ -1,7 +1,7 @@
 """Issue 15's hostile-user cases at the command line: nothing of the user's destroyed, no file's code run, no
 silently wrong answer, and every problem one line (exit code 2) naming it. The library-level checks behind them are
-tested beside their modules (test_outputs, test_weights, test_config, test_data, test_loop, test_export,
-test_predictor, test_bench)."""
+tested beside their modules (test_outputs, test_weights, test_config, test_readers, test_labels, test_loop,
+test_export, test_manifest, test_predictor, test_bench)."""
 import json
 import shutil
 from pathlib import Path

@@ -1,7 +1,7 @@
 """The HTTP server: answers equal Predictor's, every bad request is a 4xx naming it, a failing batch is a 500 and the
-server goes on, batches are grouped by speed and bounded in size, a bounded load test loses nothing, and SIGTERM or
-Ctrl-C answers the requests in flight before the process exits. Real servers on loopback ports, real HTTP."""
-import importlib.util
+server goes on, a bounded load test loses nothing and batching groups its requests, and SIGTERM or Ctrl-C answers the
+requests in flight before the process exits. Real servers on loopback ports, real HTTP. (How the worker groups
+requests into batches: test_batcher.py; the load benchmark benchmarks/serve_load.py: test_serve_load.py.)"""
 import json
 import signal
 import socket
@@ -10,47 +10,18 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
-from helpers import pairs_of, texts_of
+from helpers import Recording, pairs_of, texts_of
 from paddle_dynafast import cli
 from paddle_dynafast.config import ServeConfig
-from paddle_dynafast.runtime.base import Runtime
 from paddle_dynafast.runtime.predictor import Predictor
-from paddle_dynafast.runtime.batcher import Batcher, PredictRequest
 from paddle_dynafast.runtime.serve import ModelServer
 
-spec = importlib.util.spec_from_file_location(
-    "serve_load", Path(__file__).resolve().parents[1] / "benchmarks" / "serve_load.py")
-serve_load = sys.modules["serve_load"] = importlib.util.module_from_spec(spec)  # its dataclass looks itself up
-spec.loader.exec_module(serve_load)
-
 LIMITS = dict(max_texts=8, max_request_bytes=4096)
-
-
-class Recording(Runtime):
-    """A runtime that records every call (speed, batch size), can hold its first call until ``release`` is set, and
-    fails when told to."""
-
-    def __init__(self, inner: Runtime, hold_first: bool = False):
-        self.inner, self.info, self.kind = inner, inner.info, inner.kind
-        self.calls, self.fail = [], False
-        self.entered, self.release = threading.Event(), threading.Event()
-        if not hold_first:
-            self.release.set()
-
-    def run_batch(self, input_ids, token_type_ids, speed=0.0):
-        self.calls.append((float(speed), len(input_ids)))
-        self.entered.set()
-        self.release.wait(30)
-        if self.fail:
-            self.fail = False
-            raise RuntimeError("the runtime broke")
-        return self.inner.run_batch(input_ids, token_type_ids, speed)
 
 
 @pytest.fixture(scope="module")
@@ -163,45 +134,26 @@ def test_health_and_metrics(server, tiny_exports):
     assert httpx.get(server.url + "/predict").status_code == 405
 
 
-def test_batches_group_by_speed_keep_order_and_stay_within_the_size(tiny_exports):
-    """The worker is held in a first batch while ten requests of two speeds queue up; then each batch takes the
-    oldest request and the following ones of its speed, up to max_batch_size texts, in arrival order."""
-    runtime = Recording(Predictor(tiny_exports[(1.0, True)], threads=1).runtime, hold_first=True)
-    predictor = Predictor(runtime)
-    batcher = Batcher(predictor, ServeConfig(max_batch_size=8, batch_window_ms=1))
-    batcher.start()
-    try:
-        first = batcher.submit(PredictRequest(["good"], None, 0.0))
-        assert runtime.entered.wait(30)  # the worker is in the first batch
-        requests = [PredictRequest([f"w{i} good", f"w{i} bad", f"w{i}"], None, 0.5 if i % 2 else 0.0)
-                    for i in range(10)]
-        futures = [batcher.submit(r) for r in requests]
-        runtime.release.set()
-        answers = [f.result(timeout=30) for f in futures]
-        first.result(timeout=30)
-    finally:
-        batcher.close()
-    # speeds 0 (requests 0, 2, 4, 6, 8) and 0.5 (1, 3, 5, 7, 9), three texts each, at most two per batch of 8
-    assert runtime.calls == [(0.0, 1), (0.0, 6), (0.5, 6), (0.0, 6), (0.5, 6), (0.0, 3), (0.5, 3)]
-    for request, answer in zip(requests, answers):
-        expected = predictor.predict(request.texts, speed=request.speed)
-        assert [p["label"] for p in answer["predictions"]] == expected.labels and answer["speed"] == request.speed
-        np.testing.assert_allclose([p["probs"] for p in answer["predictions"]], expected.probs, atol=1e-5)
+def load(url: str, payloads, clients: int, requests: int):
+    """``clients`` threads, each posting ``requests`` requests one after another (client ``c``'s ``r``-th is
+    ``payloads[(c * requests + r) % len(payloads)]``): ``(payload index, status, body)`` of every request, the
+    latencies in ms and the seconds it took."""
+    def one_client(c):
+        answers, latency = [], []
+        with httpx.Client(base_url=url, timeout=120) as client:
+            for r in range(requests):
+                index = (c * requests + r) % len(payloads)
+                started = time.perf_counter()
+                response = client.post("/predict", json=payloads[index])
+                latency.append(1000 * (time.perf_counter() - started))
+                answers.append((index, response.status_code, response.json()))
+        return answers, latency
 
-
-def test_without_batching_every_request_runs_alone(tiny_exports):
-    runtime = Recording(Predictor(tiny_exports[(1.0, True)], threads=1).runtime, hold_first=True)
-    batcher = Batcher(Predictor(runtime), ServeConfig(batching=False))
-    batcher.start()
-    try:
-        futures = [batcher.submit(PredictRequest(["good", "bad"], None, 0.0))]
-        assert runtime.entered.wait(30)
-        futures += [batcher.submit(PredictRequest(["good", "bad"], None, 0.0)) for _ in range(3)]  # all waiting
-        runtime.release.set()
-        [f.result(timeout=30) for f in futures]
-    finally:
-        batcher.close()
-    assert runtime.calls == [(0.0, 2)] * 4
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        done = list(pool.map(one_client, range(clients)))
+    seconds = time.perf_counter() - started
+    return [a for answers, _ in done for a in answers], [ms for _, latency in done for ms in latency], seconds
 
 
 def test_load_loses_nothing_and_batching_gains(tiny_exports, toy_data, capsys):
@@ -216,14 +168,17 @@ def test_load_loses_nothing_and_batching_gains(tiny_exports, toy_data, capsys):
     for name, config in (("batching", ServeConfig(port=0, batch_window_ms=5)),
                          ("one by one", ServeConfig(port=0, batching=False))):
         with ModelServer(Predictor(tiny_exports[(1.0, True)], threads=1), config) as running:
-            serve_load.run_load(running.url, payloads, clients=8, requests=2)  # warm-up
-            result = serve_load.run_load(running.url, payloads, clients=8, requests=12)
+            load(running.url, payloads, clients=8, requests=2)  # warm-up
+            answers, latency, seconds = load(running.url, payloads, clients=8, requests=12)
             metrics = running.metrics
-        serve_load.check_answers(result, payloads)
-        assert len(result.answers) == 96 and len({i for i, _, _ in result.answers}) == 48
-        for index, _, body in result.answers:  # each caller got the rows of its own text
+        assert len(answers) == 96 and len({i for i, _, _ in answers}) == 48
+        for index, status, body in answers:  # each caller got one answer, 200, the rows of its own text
+            assert status == 200 and len(body["predictions"]) == 1, body
             np.testing.assert_allclose(body["predictions"][0]["probs"], expected.probs[index], atol=1e-5)
-        report[name] = {**result.summary(), "requests_per_batch": metrics["batch_requests"]["mean"]}
+        report[name] = {"requests_per_second": round(len(answers) / seconds, 1),
+                        "p50_ms": round(float(np.percentile(latency, 50)), 2),
+                        "p99_ms": round(float(np.percentile(latency, 99)), 2),
+                        "requests_per_batch": metrics["batch_requests"]["mean"]}
     with capsys.disabled():
         print(f"\nload test, tiny model, 8 clients x 12 requests: {json.dumps(report)}")
     assert report["one by one"]["requests_per_batch"] == 1.0

@@ -56,11 +56,12 @@ INT8_ACTIVATIONS: Tuple[str, ...] = ("dynamic", "static")
 C = TypeVar("C", bound=_Choice)
 
 
-def _member(cls: Type[C], what: str, value: object, allowed: Optional[Iterable[C]]) -> C:
+def _member(cls: Type[C], what: str, value: object, allowed: Optional[Iterable[C]], where: str = "") -> C:
     allowed = tuple(cls) if allowed is None else tuple(allowed)
     member = next((m for m in allowed if m == value), None)
     if member is None:
-        raise ConfigError(f"{what} {value!r} is not one of {[m.value for m in allowed]}")
+        raise ConfigError(f"{what} {value!r} is not one of {[m.value for m in allowed]}" + (f" for {where}" if where
+                                                                                           else ""))
     return member
 
 
@@ -69,9 +70,10 @@ def as_runtime(value: object, allowed: Optional[Iterable[RuntimeName]] = None) -
     return _member(RuntimeName, "runtime", value, allowed)
 
 
-def as_precision(value: object, allowed: Optional[Iterable[Precision]] = None) -> Precision:
-    """``value`` (a :class:`Precision` or its string) as a member of ``allowed`` (default: every one)."""
-    return _member(Precision, "precision", value, allowed)
+def as_precision(value: object, allowed: Optional[Iterable[Precision]] = None, where: str = "") -> Precision:
+    """``value`` (a :class:`Precision` or its string) as a member of ``allowed`` (default: every one); ``where``
+    (a runtime's name) ends the error message."""
+    return _member(Precision, "precision", value, allowed, where)
 
 
 def _path(value: object) -> Optional[str]:

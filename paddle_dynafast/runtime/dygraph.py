@@ -1,10 +1,14 @@
 """Paddle dygraph behind the runtime interface: the model as PaddleNLP trains it, no export needed.
 
 The reference the exported runtimes are checked against, and the baseline of a
-user who deploys the PaddleNLP model as it is.
+user who deploys the PaddleNLP model as it is. With ``threads``, each batch runs
+with that many CPU threads and Paddle's count is put back after it
+(:func:`~paddle_dynafast.runtime.threads.paddle_threads`); building the runtime
+changes nothing in the process.
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -21,12 +25,14 @@ from ..model.narrow import extract_submodel
 from ..model.stage_info import StageInfo
 from .base import Runtime
 from .export_info import EXPORT_FILE, ExportInfo
+from .threads import paddle_threads
 
 
 class DygraphRuntime(Runtime):
     """A stage directory at ``width`` (with the exit loop when it has branches, unless ``exit_loop=False``), or
     the source of an export directory as that export was made (its manifest checked, with ``sign_key`` its
-    signature). ``trust_pickle`` reads pickled weights (``.pdparams``) of an older version."""
+    signature). ``threads``: CPU threads of each batch (None: Paddle's count as it is). ``trust_pickle`` reads pickled
+    weights (``.pdparams``) of an older version."""
 
     kind = RuntimeName.DYGRAPH
 
@@ -41,8 +47,7 @@ class DygraphRuntime(Runtime):
             directory, width, exit_loop = source, export.width, export.exit_loop
         width = 1.0 if width is None else float(width)
         exit_loop = DynaFastModel.has_branches(directory) if exit_loop is None else exit_loop
-        if threads is not None:
-            paddle.base.core.set_num_threads(threads)
+        self.threads = threads
         stage = StageInfo.read(directory)
         branch = None
         if exit_loop:
@@ -66,9 +71,10 @@ class DygraphRuntime(Runtime):
     @paddle.no_grad()
     def run_batch(self, input_ids: np.ndarray, token_type_ids: np.ndarray,
                   speed: float = 0.0) -> Tuple[np.ndarray, np.ndarray]:
-        ids, types = paddle.to_tensor(input_ids), paddle.to_tensor(token_type_ids)
-        if self.info.exit_loop:
-            probs, exit_layer, _ = self.adaptive(ids, types, speed=speed)
-            return probs.numpy(), exit_layer.numpy()
-        probs = F.softmax(self.backbone(ids, token_type_ids=types), axis=-1).numpy()
+        with paddle_threads(self.threads) if self.threads is not None else contextlib.nullcontext():
+            ids, types = paddle.to_tensor(input_ids), paddle.to_tensor(token_type_ids)
+            if self.info.exit_loop:
+                probs, exit_layer, _ = self.adaptive(ids, types, speed=speed)
+                return probs.numpy(), exit_layer.numpy()
+            probs = F.softmax(self.backbone(ids, token_type_ids=types), axis=-1).numpy()
         return probs, np.full(len(probs), self.info.num_layers, dtype="int64")

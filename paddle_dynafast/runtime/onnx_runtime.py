@@ -26,7 +26,7 @@ class OnnxRuntime(Runtime):
                  sign_key: Optional[bytes] = None):
         import onnxruntime  # optional at import time: only this runtime needs it
 
-        precision = as_precision(precision, self.precisions)
+        precision = as_precision(precision, self.precisions, "ONNX Runtime")
         self.info, self.precision = ExportInfo.read(directory, sign_key), precision
         path = self.info.directory / PRECISIONS[precision]
         if not path.is_file():

@@ -31,7 +31,7 @@ class PaddleInferenceRuntime(Runtime):
     def __init__(self, directory: str | Path, threads: int = 2, onednn: bool = True, device: str = "cpu",
                  precision: Precision | str = Precision.FP32, cache_capacity: int = 0,
                  sign_key: Optional[bytes] = None):
-        precision = as_precision(precision, self.precisions)
+        precision = as_precision(precision, self.precisions, "Paddle Inference")
         if precision == Precision.BF16 and not (onednn and device == "cpu"):
             raise ConfigError("precision 'bf16' needs oneDNN on the CPU (not --no-onednn)")
         self.precision = precision

@@ -40,8 +40,11 @@ def paddleslim_constructors() -> Iterator[None]:
     ``finally``.
     """
     from paddleslim.nas.ofa.layers import SuperEmbedding, SuperLayerNorm  # see paddle_dynafast.train.supernet
-    def embedding_init(self, num_embeddings, embedding_dim, candidate_config={}, padding_idx=None, sparse=False,
+
+    def embedding_init(self, num_embeddings, embedding_dim, candidate_config=None, padding_idx=None, sparse=False,
                        weight_attr=None, name=None):
+        # PaddleSlim's signature, but its shared default ``candidate_config={}`` is a new dict per layer here
+        candidate_config = {} if candidate_config is None else candidate_config
         paddle.nn.Embedding.__init__(self, num_embeddings, embedding_dim, padding_idx=padding_idx, sparse=sparse,
                                      weight_attr=weight_attr, name=name)
         # the rest as in PaddleSlim 2.6.0 SuperEmbedding.__init__

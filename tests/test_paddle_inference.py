@@ -1,0 +1,43 @@
+"""Paddle Inference behind the runtime interface: bf16 on oneDNN stays close to float32; a precision, device or
+program it cannot run is named."""
+import re
+
+import numpy as np
+import pytest
+
+from helpers import copy_export, edit_export_file, texts_of
+from paddle_dynafast.errors import ArtifactError, ConfigError
+from paddle_dynafast.runtime.auto import open_runtime
+from paddle_dynafast.runtime.paddle_inference import PaddleInferenceRuntime
+from paddle_dynafast.runtime.predictor import Predictor
+
+
+def test_bf16_on_onednn_stays_close_to_float32(tiny_exports, toy_data):
+    directory, texts = tiny_exports[(1.0, True)], texts_of(toy_data, 32)
+    fp32 = Predictor(directory, "paddle-inference", threads=1).predict(texts, speed=0.3)
+    bf16 = Predictor(directory, "paddle-inference", threads=1, precision="bf16").predict(texts, speed=0.3)
+    assert np.mean(bf16.label_ids == fp32.label_ids) >= 0.9 and np.abs(bf16.probs - fp32.probs).mean() < 0.05
+
+
+def test_plain_kernels_and_onednn_give_the_same_answers(tiny_exports, toy_data):
+    directory, texts = tiny_exports[(0.5, True)], texts_of(toy_data, 16)
+    plain = Predictor(PaddleInferenceRuntime(directory, threads=1, onednn=False)).predict(texts, speed=0.3)
+    onednn = Predictor(PaddleInferenceRuntime(directory, threads=1, cache_capacity=4)).predict(texts, speed=0.3)
+    assert plain.exit_layer.tolist() == onednn.exit_layer.tolist()
+    np.testing.assert_allclose(plain.probs, onednn.probs, atol=1e-5)
+
+
+def test_what_it_cannot_run_is_named(tmp_path, tiny_exports):
+    directory = tiny_exports[(1.0, True)]
+    with pytest.raises(ConfigError, match="precision 'bf16' needs oneDNN on the CPU"):
+        open_runtime(directory, "paddle-inference", precision="bf16", onednn=False)
+    with pytest.raises(ConfigError, match=re.escape("precision 'int8' is not one of ['fp32', 'bf16'] for Paddle "
+                                                    "Inference")):
+        PaddleInferenceRuntime(directory, precision="int8")
+    with pytest.raises(ConfigError, match="device 'tpu' is not 'cpu' or 'gpu'"):
+        PaddleInferenceRuntime(directory, device="tpu")
+    without = copy_export(tiny_exports, tmp_path)
+    (without / "model.json").unlink()
+    edit_export_file(without, "export.json", lambda raw: None)  # the manifest rewritten without it
+    with pytest.raises(ArtifactError, match=r"copy has no model.json or model.pdmodel"):
+        PaddleInferenceRuntime(without)
