@@ -98,6 +98,7 @@ def _run(config: PipelineConfig, logdir: Optional[str], trust_pickle: bool) -> P
     final, teacher = dirs[STAGES[-1].name], dirs[STAGES[0].name]
 
     calibrate_config = CalibrateConfig(model_dir=str(final), output_dir=str(dirs["calibrate"]), data=config.data,
+                                       teacher_dir=str(teacher),
                                        max_accuracy_drop=config.max_accuracy_drop,
                                        min_flops_speedup=config.min_flops_speedup, confidence=config.confidence)
     calibration_file = dirs["calibrate"] / "calibration.json"

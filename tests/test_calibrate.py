@@ -76,7 +76,7 @@ def test_confidence_rejects_a_point_that_fits_the_budget_by_luck():
         CalibrateConfig(model_dir="m", output_dir="o", data=DataConfig("d"), confidence=1.0)
 
 
-def test_calibrate_command(tmp_path, toy_data, tiny_dynafast_dir, capsys):
+def test_calibrate_command(tmp_path, toy_data, tiny_dynafast_dir, tiny_teacher_dir, capsys):
     code = cli.main(["calibrate", "--model", str(tiny_dynafast_dir), "--data-dir", str(toy_data),
                      "--output", str(tmp_path / "cal"), "--max-accuracy-drop", "1", "--threads", "1",
                      "--confidence", "0.8", "--bootstrap-samples", "500", "--resplits", "2"])
@@ -105,11 +105,30 @@ def test_calibrate_command(tmp_path, toy_data, tiny_dynafast_dir, capsys):
                                               model.branches.config, config)
     assert again.to_json()["fewest_flops_within_accuracy_budget"] == chosen
     assert again.to_json()["test"] == result["test"]
-    # all of it but what only the command adds (its configuration and the re-splits)
-    assert again == replace(CalibrationResult.from_json(result), resplits=None, config=None)
+    # all of it but what only the command adds (its configuration, the re-splits and where the teacher is)
+    assert again == replace(CalibrationResult.from_json(result), resplits=None, config=None, teacher_dir=None)
+    # the drops are against the teacher the model descends from, found through the stage directories
+    assert result["teacher"]["directory"] == str(tiny_teacher_dir) and "Reference: the teacher" in out
+    assert result["teacher"]["dev_accuracy"] == pytest.approx(dev.reference_correct().mean())
+    assert chosen["delta"] == pytest.approx(chosen["accuracy"] - result["teacher"]["dev_accuracy"])
     assert cli.main(["calibrate", "--model", str(tiny_dynafast_dir), "--data-dir", str(toy_data), "--output",
                      str(tmp_path / "raw"), "--confidence", "none", "--threads", "1"]) == 0
     assert json.loads((tmp_path / "raw" / "calibration.json").read_text())["confidence"] is None
+
+
+def test_the_budget_is_measured_against_the_reference_given():
+    """A point 1 example below the full model but 2 above the teacher: within a 0-point budget against the teacher,
+    not against the full model."""
+    points = [GridPoint(1.0, 0.0, 0.6, 10.0, 1.0, 2.0), GridPoint(1.0, 0.5, 0.5, 5.0, 2.0, 1.0)]
+    correct = np.array([[1, 1], [1, 1], [1, 1], [1, 0], [1, 1], [1, 1], [0, 0], [0, 0], [0, 0], [0, 0]], bool)
+    teacher = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0, 0], bool)
+    budget = Budget(max_accuracy_drop=0.0, confidence=None)
+    assert calibrate.calibrate(points, budget, correct).fewest_flops_within_accuracy_budget.speed == 0.0
+    cheap = calibrate.calibrate(points, budget, correct, reference_correct=teacher).fewest_flops_within_accuracy_budget
+    assert cheap.speed == 0.5
+    confident = calibrate.calibrate(points, Budget(max_accuracy_drop=0.0, confidence=0.9), correct,
+                                    BootstrapConfig(samples=500), teacher)
+    assert confident.fewest_flops_within_accuracy_budget.promised_drop <= 0
 
 
 def test_run_calibration_returns_what_it_writes_and_why_test_is_missing(tmp_path, toy_data, tiny_dynafast_dir):

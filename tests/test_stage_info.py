@@ -1,5 +1,6 @@
 """The typed reader of stage.json: what a directory says about itself, and every fallback in one place."""
 import json
+import shutil
 
 import pytest
 
@@ -40,3 +41,16 @@ def test_a_directory_written_before_the_split_seed_split_with_the_training_seed(
                                                                 train=TrainConfig(seed=7)))
     with pytest.raises(ValueError, match=r"FinetuneConfig has no field\(s\) \['nonsense'\]"):
         normalize_config({**config, "nonsense": 1}, FinetuneConfig)
+
+
+def test_the_teacher_is_found_through_the_stage_directories(tiny_teacher_dir, tiny_supernet_dir, tiny_dynafast_dir,
+                                                            tmp_path):
+    assert StageInfo.read(tiny_teacher_dir).teacher() == tiny_teacher_dir
+    assert StageInfo.read(tiny_supernet_dir).teacher() == tiny_teacher_dir
+    assert StageInfo.read(tiny_dynafast_dir).teacher() == tiny_teacher_dir
+    assert StageInfo.read(tmp_path).teacher() is None  # not a directory of ours
+    moved = shutil.copytree(tiny_dynafast_dir, tmp_path / "moved")
+    stage = json.loads((moved / "stage.json").read_text())
+    stage["config"]["model_dir"] = str(tmp_path / "gone")
+    (moved / "stage.json").write_text(json.dumps(stage))
+    assert StageInfo.read(moved).teacher() is None  # the chain is broken: said, not guessed

@@ -38,7 +38,7 @@ def test_bad_settings_are_named():
         TimedCalibrateConfig("m", "o", DataConfig("d"), max_latency_ms=-1)
 
 
-def test_calibrate_on_measured_time(tmp_path, toy_data, tiny_dynafast_dir, capsys, monkeypatch):
+def test_calibrate_on_measured_time(tmp_path, toy_data, tiny_dynafast_dir, tiny_teacher_dir, capsys, monkeypatch):
     monkeypatch.setenv("PADDLE_DYNAFAST_CACHE", str(tmp_path / "cache"))
     code = cli.main(["calibrate", "--model", str(tiny_dynafast_dir), "--data-dir", str(toy_data), "--output",
                      str(tmp_path / "timed"), "--runtime", "onnxruntime", "--precision", "int8", "--threads", "1",
@@ -52,6 +52,17 @@ def test_calibrate_on_measured_time(tmp_path, toy_data, tiny_dynafast_dir, capsy
     assert fastest["accuracy"] >= result["reference"]["accuracy"] - 0.02 - 1e-9
     assert any(p["choice"] == "fastest_within_accuracy_budget" for p in result["test"]["points"])
     assert TimedResult.from_json(result).to_json() == result
+    # the reference is the teacher, exported without exits; every point's drop is against it, with its interval
+    assert result["teacher_dir"] == str(tiny_teacher_dir)
+    reference = json.loads((tmp_path / "timed" / "exports" / "full" / "export.json").read_text())
+    assert reference["source"] == str(tiny_teacher_dir) and reference["exit_loop"] is False
+    for p in result["points"] + [q for q in result["test"]["points"]]:
+        assert p["delta_low"] <= p["delta"] <= p["delta_high"]
+    assert fastest["delta"] == pytest.approx(fastest["accuracy"] - result["reference"]["accuracy"])
+    # what ran is named by its hashes: the int8 program of every width
+    manifest = json.loads((tmp_path / "timed" / "exports" / f"width-{fastest['width']:g}" / "manifest.json").read_text())
+    assert result["program_files"][str(float(fastest["width"]))] == {"model.int8.onnx":
+                                                                      manifest["files"]["model.int8.onnx"]}
     assert "fastest within the accuracy budget" in capsys.readouterr().out
     assert cli.main(["calibrate", "--model", str(tiny_dynafast_dir), "--data-dir", str(toy_data), "--output",
                      str(tmp_path / "x"), "--min-throughput-speedup", "2"]) == 2

@@ -3,13 +3,15 @@
 On the dev split (:func:`paddle_dynafast.analysis.evaluate.entropy_points`):
 
 * for each width, the largest ``speed`` within ``max_accuracy_drop`` points of
-  the full model (width 1.0, speed 0);
+  the reference: the teacher, the model the user had before compression (found
+  through the stage directories, or given), else the full model (width 1.0,
+  speed 0);
 * the single (width, speed) with the fewest mean FLOPs within that budget;
 * the reverse: the best dev accuracy whose mean FLOPs are at most
   ``1 / min_flops_speedup`` of the full model's.
 
 "Within the budget" is decided with a stated ``confidence`` C (default 0.9): a
-point is within when its drop against the full model stays within the budget
+point is within when its drop against the reference stays within the budget
 with probability C under the paired bootstrap of the dev examples
 (:mod:`paddle_dynafast.stats`), that is when the C-quantile of its bootstrap drop, the
 *promised drop*, is at most ``max_accuracy_drop``. This is a one-sided upper
@@ -26,6 +28,7 @@ whether the budget held on test. The budgets are a
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -34,11 +37,16 @@ import numpy as np
 
 from .. import atomic, outputs, stats
 from ..config import BootstrapConfig, BranchConfig, Budget, CalibrateConfig, check_confidence
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, MissingFileError
 from ..model.dynafast import DynaFastModel
 from ..model.flops import BertShape
+from ..model.loading import load_classifier
+from ..model.over_loader import predict_logits
+from ..model.stage_info import StageInfo
 from .evaluate import SplitProbabilities, entropy_points, load_split, split_probabilities, with_intervals
 from .results import CalibrationResult, GridPoint, OperatingPoint, ResplitResult
+
+logger = logging.getLogger(__name__)
 
 PROBS_FILES = {"dev": "dev_layer_probs.npz", "test": "test_layer_probs.npz"}
 
@@ -73,22 +81,28 @@ def promised_drops(correct: np.ndarray, reference: np.ndarray, confidence: float
 
 
 def calibrate(points: Sequence[GridPoint], budget: Budget, correct: Optional[np.ndarray] = None,
-              bootstrap: BootstrapConfig = BootstrapConfig()) -> CalibrationResult:
+              bootstrap: BootstrapConfig = BootstrapConfig(),
+              reference_correct: Optional[np.ndarray] = None) -> CalibrationResult:
     """Operating points from a dev grid (accuracies in [0, 1]) for ``budget``.
 
-    With ``budget.confidence`` (and ``correct``, ``[examples, points]``, one
-    column per point), a point is within the accuracy budget when its promised
-    drop (:func:`promised_drops`) is; without, when its raw dev drop is.
+    Drops are measured against ``reference_correct`` (``[examples]``: the model
+    before compression, the teacher) when given, else against the grid's full
+    model (width 1.0, speed 0). With ``budget.confidence`` (and ``correct``,
+    ``[examples, points]``, one column per point), a point is within the
+    accuracy budget when its promised drop (:func:`promised_drops`) is; without,
+    when its raw dev drop is.
     """
     ref = _full_index(points)
     reference = points[ref]
     if budget.confidence is None:
-        promised = np.array([reference.accuracy - p.accuracy for p in points])
+        reference_accuracy = reference.accuracy if reference_correct is None else float(np.mean(reference_correct))
+        promised = np.array([reference_accuracy - p.accuracy for p in points])
     else:
         if correct is None or correct.shape[1] != len(points):
             raise ValueError(f"confidence {budget.confidence} needs the correctness of every point ([examples, "
                              f"{len(points)}]), got {None if correct is None else correct.shape}")
-        promised = promised_drops(correct, correct[:, ref], budget.confidence, bootstrap)
+        against = correct[:, ref] if reference_correct is None else reference_correct
+        promised = promised_drops(correct, against, budget.confidence, bootstrap)
     within = [i for i in range(len(points)) if budget.within_accuracy(promised[i])]
 
     def chosen(i: Optional[int]) -> Optional[OperatingPoint]:
@@ -116,7 +130,7 @@ def _points(fraction: float) -> str:
 
 
 def _drop(point: GridPoint) -> str:
-    """``0.34 [-0.11, 0.80]``: the drop (full model minus this point) and its interval, in points."""
+    """``0.34 [-0.11, 0.80]``: the drop (the reference minus this point) and its interval, in points."""
     if point.delta is None:
         return ""
     return f"{_points(-point.delta)} [{_points(-point.delta_high)}, {_points(-point.delta_low)}]"
@@ -125,14 +139,20 @@ def _drop(point: GridPoint) -> str:
 def markdown(result: CalibrationResult) -> str:
     """The calibration as a Markdown table: promised drop, dev and test drops with their intervals."""
     ref, budget = result.full_model, result.budget
+    if result.teacher_dir is not None:
+        reference = (f"Reference: the teacher ({result.teacher_dir}), the model before compression: dev accuracy "
+                     f"{100 * result.reference_accuracy:.2f}; the full model (width 1.0, speed 0) "
+                     f"{100 * ref.accuracy:.2f} ({100 * ref.delta:+.2f} against it)")
+    else:
+        reference = f"Reference: the full model (width 1.0, speed 0): dev accuracy {100 * ref.accuracy:.2f}"
     rule = (f"a point is within it when its dev drop stays within it with probability {budget.confidence:g} under "
             "the paired bootstrap (the promised drop: that quantile of its bootstrap drop)"
             if budget.confidence is not None else "a point is within it when its raw dev drop is")
     reverse = ("none" if budget.min_flops_speedup is None
                else f"at least {budget.min_flops_speedup:g}x fewer FLOPs")
-    lines = [f"Full model (width 1.0, speed 0): dev accuracy {100 * ref.accuracy:.2f}. "
-             f"Budget: at most {budget.max_accuracy_drop:g} points below it; {rule}; reverse: {reverse}. "
-             "Drops are in points, full model minus the point, on the same examples, with paired-bootstrap 95 % "
+    lines = [f"{reference}. "
+             f"Budget: at most {budget.max_accuracy_drop:g} points below the reference; {rule}; reverse: {reverse}. "
+             "Drops are in points, the reference minus the point, on the same examples, with paired-bootstrap 95 % "
              "intervals; McNemar's p on test.", "",
              "| choice | width | speed | promised dev drop | dev acc | dev drop [95 % CI] | dev FLOPs speed-up "
              "| test acc | test drop [95 % CI] | McNemar p (test) | test FLOPs speed-up | budget held on test |",
@@ -171,12 +191,15 @@ def calibrate_probabilities(dev: SplitProbabilities, test: Optional[SplitProbabi
 
     The result (:func:`calibrate`, every chosen point with its dev interval)
     has ``test``: the chosen points measured on test, each with its interval
-    against the full model on test (None without ``test``).
+    against the reference on test (None without ``test``).
     """
     widths = sorted(dev.probs, reverse=True)
     points, correct = entropy_points(dev, shape, branch_config, widths, config.speeds)
-    points = with_intervals(points, correct, dev.full_model_correct(), config.bootstrap)
-    result = replace(calibrate(points, config.budget, correct, config.bootstrap), dev_fingerprint=dev.fingerprint)
+    points = with_intervals(points, correct, dev.reference_correct(), config.bootstrap)
+    teacher = None if dev.reference is None else dev.reference_correct()
+    result = replace(calibrate(points, config.budget, correct, config.bootstrap, teacher),
+                     dev_fingerprint=dev.fingerprint,
+                     reference_accuracy=None if teacher is None else float(teacher.mean()))
     if test is None:
         return result
     measured = []
@@ -184,8 +207,9 @@ def calibrate_probabilities(dev: SplitProbabilities, test: Optional[SplitProbabi
         (p,), c = entropy_points(test, shape, branch_config, [width], [speed])
         measured.append((p, c[:, 0]))
     test_points = with_intervals([p for p, _ in measured], np.stack([c for _, c in measured], axis=1),
-                                 test.full_model_correct(), config.bootstrap) if measured else []
-    return replace(result, test=tuple(test_points), test_fingerprint=test.fingerprint)
+                                 test.reference_correct(), config.bootstrap) if measured else []
+    return replace(result, test=tuple(test_points), test_fingerprint=test.fingerprint,
+                   test_reference_accuracy=None if test.reference is None else float(test.reference_correct().mean()))
 
 
 def resplit_promises(dev: SplitProbabilities, test: SplitProbabilities, shape: BertShape,
@@ -203,11 +227,12 @@ def resplit_promises(dev: SplitProbabilities, test: SplitProbabilities, shape: B
     if repeats < 1:
         raise ConfigError(f"repeats must be >= 1, got {repeats}")
     widths = sorted(set(dev.probs) & set(test.probs), reverse=True)
-    probs = {w: np.concatenate([dev.probs[w], test.probs[w]]) for w in widths}
-    gold, tokens = np.concatenate([dev.gold, test.gold]), np.concatenate([dev.tokens, test.tokens])
-
-    def part(index: np.ndarray) -> SplitProbabilities:
-        return SplitProbabilities({w: p[index] for w, p in probs.items()}, gold[index], tokens[index])
+    both = (dev.reference is None) == (test.reference is None)
+    pooled = SplitProbabilities({w: np.concatenate([dev.probs[w], test.probs[w]]) for w in widths},
+                                np.concatenate([dev.gold, test.gold]), np.concatenate([dev.tokens, test.tokens]),
+                                reference=np.concatenate([dev.reference, test.reference])
+                                if both and dev.reference is not None else None)
+    gold, part = pooled.gold, pooled.part
 
     rng = np.random.default_rng(seed)
     drops, held, speedups, full = [], [], [], 0
@@ -238,20 +263,53 @@ def run_calibration(config: CalibrateConfig, overwrite: bool = False,
         return _calibrate(config, trust_pickle)
 
 
+def find_teacher(model_dir: str | Path, teacher_dir: Optional[str] = None) -> Optional[Path]:
+    """The model before compression that ``model_dir`` descends from (``teacher_dir`` when given, else through the
+    stage directories' stage.json); None, and a log line, when there is none to find."""
+    if teacher_dir is not None:
+        if not Path(teacher_dir).is_dir():
+            raise MissingFileError(f"teacher directory {teacher_dir} does not exist")
+        return Path(teacher_dir)
+    found = StageInfo.read(model_dir).teacher()
+    if found is None:
+        logger.warning("%s names no teacher that is still there (its stage.json, through the supernet): drops are "
+                       "measured against its own full model (width 1.0, speed 0); give the teacher to measure "
+                       "against the model before compression", model_dir)
+    return found
+
+
+def teacher_probabilities(teacher_dir: Path, model: DynaFastModel, loader, trust_pickle: bool) -> np.ndarray:
+    """The teacher's probabilities ``[examples, num_labels]`` over ``loader`` (encoded for ``model``, whose labels
+    the teacher must have in the same order)."""
+    teacher = load_classifier(teacher_dir, trust_pickle=trust_pickle).model
+    labels = StageInfo.read(teacher_dir).labels_or_numbers(teacher.num_labels)
+    if tuple(labels) != tuple(model.labels):
+        raise ConfigError(f"the teacher {teacher_dir} has labels {list(labels)}, the model {list(model.labels)}: "
+                          "not the model it was compressed from")
+    logits = predict_logits(teacher, loader)
+    shifted = np.exp(logits - logits.max(-1, keepdims=True))
+    return shifted / shifted.sum(-1, keepdims=True)
+
+
 def _calibrate(config: CalibrateConfig, trust_pickle: bool) -> CalibrationResult:
     model = DynaFastModel.load(config.model_dir, trust_pickle=trust_pickle)
+    teacher = find_teacher(config.model_dir, config.teacher_dir)
     out = Path(config.output_dir)
-    dev_split = load_split(model, config.data, "dev", config.batch_size)
-    dev = split_probabilities(model, dev_split.loader, dev_split.gold, dev_split.tokens, model.widths,
-                              dev_split.fingerprint)
+
+    def probabilities(split) -> SplitProbabilities:
+        probs = split_probabilities(model, split.loader, split.gold, split.tokens, model.widths, split.fingerprint)
+        if teacher is None:
+            return probs
+        return replace(probs, reference=teacher_probabilities(teacher, model, split.loader, trust_pickle))
+
+    dev = probabilities(load_split(model, config.data, "dev", config.batch_size))
     dev.save(out / PROBS_FILES["dev"])
     try:
         test_split = load_split(model, config.data, "test", config.batch_size)
     except DataError as error:  # no test split: dev only
         test, missing = None, str(error)
     else:
-        test, missing = split_probabilities(model, test_split.loader, test_split.gold, test_split.tokens,
-                                            model.widths, test_split.fingerprint), None
+        test, missing = probabilities(test_split), None
         test.save(out / PROBS_FILES["test"])
     shape = BertShape.from_config(model.backbone.config)
     result = calibrate_probabilities(dev, test, shape, model.branches.config, config)
@@ -260,7 +318,7 @@ def _calibrate(config: CalibrateConfig, trust_pickle: bool) -> CalibrationResult
     elif config.resplits:
         result = replace(result, resplits=resplit_promises(dev, test, shape, model.branches.config, config,
                                                            config.resplits))
-    result = replace(result, config=config)
+    result = replace(result, config=config, teacher_dir=None if teacher is None else str(teacher))
     atomic.write_json(out / "calibration.json", result.to_json())
     atomic.write_text(out / "calibration.md", "# Calibrated operating points\n\n" + markdown(result))
     return result

@@ -20,7 +20,7 @@ import io
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
@@ -56,6 +56,9 @@ class SplitProbabilities:
     """``[examples]`` token counts."""
     fingerprint: str = ""
     """Which examples (:func:`paddle_dynafast.data.fingerprint`)."""
+    reference: Optional[np.ndarray] = None
+    """``[examples, num_labels]``: the probabilities of the model the user had before compression (the teacher),
+    the accuracy reference of calibration; None: the full model (width 1.0, final classifier) is the reference."""
 
     def full_model_correct(self) -> np.ndarray:
         """``[examples]``: the full model (width 1.0, final classifier) is right."""
@@ -63,10 +66,24 @@ class SplitProbabilities:
             raise ValueError("no probabilities at width 1.0, the full model to compare with")
         return self.probs[1.0][:, -1].argmax(-1) == self.gold
 
+    def reference_correct(self) -> np.ndarray:
+        """``[examples]``: the reference is right: the teacher when its probabilities are here, else the full
+        model."""
+        if self.reference is None:
+            return self.full_model_correct()
+        return self.reference.argmax(-1) == self.gold
+
+    def part(self, index: np.ndarray) -> "SplitProbabilities":
+        """The examples at ``index`` (the reference's too)."""
+        return SplitProbabilities({w: p[index] for w, p in self.probs.items()}, self.gold[index], self.tokens[index],
+                                  reference=None if self.reference is None else self.reference[index])
+
     def save(self, path: str | Path) -> None:
         """Write an ``.npz`` atomically (compressed; float32 probabilities: examples x layers x labels per width)."""
         widths = sorted(self.probs, reverse=True)
         arrays = {f"width_{w}": self.probs[w].astype("float32") for w in widths}
+        if self.reference is not None:
+            arrays["reference"] = self.reference.astype("float32")
         buffer = io.BytesIO()
         np.savez_compressed(buffer, widths=np.asarray(widths), gold=self.gold, tokens=self.tokens,
                             fingerprint=np.asarray(self.fingerprint), **arrays)
@@ -77,7 +94,8 @@ class SplitProbabilities:
         with np.load(str(path)) as f:
             widths = [float(w) for w in f["widths"]]
             return cls(probs={w: f[f"width_{w}"] for w in widths}, gold=f["gold"], tokens=f["tokens"],
-                       fingerprint=str(f["fingerprint"]))
+                       fingerprint=str(f["fingerprint"]),
+                       reference=f["reference"] if "reference" in f.files else None)
 
 
 def split_probabilities(model: DynaFastModel, loader, gold: Sequence[int], tokens: Sequence[int],

@@ -44,7 +44,8 @@ class GridPoint:
     """Mean FLOPs of the full model (width 1.0, all layers, no branches) over this point's mean FLOPs."""
     mean_exit_layer: float
     delta: Optional[float] = None
-    """``accuracy`` minus the full model's (width 1.0, speed 0) on the same examples; None if not measured."""
+    """``accuracy`` minus the reference's on the same examples: the full model's (width 1.0, speed 0) in a grid, the
+    teacher's in a calibration that has one; None if not measured."""
     delta_low: Optional[float] = None
     """Lower end of the paired-bootstrap interval of ``delta`` (``BootstrapConfig.level``, 95 %)."""
     delta_high: Optional[float] = None
@@ -121,8 +122,8 @@ class OperatingPoint(GridPoint):
     """A grid point chosen on dev, with the drop it promises."""
 
     promised_drop: Optional[float] = None
-    """The ``confidence``-quantile of its bootstrap drop against the full model (a fraction); None when the budget
-    has no confidence (the raw dev drop decides)."""
+    """The ``confidence``-quantile of its bootstrap drop against the reference (the teacher, else the full model; a
+    fraction); None when the budget has no confidence (the raw dev drop decides)."""
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,17 @@ class CalibrationResult:
     """How often the budget held on random re-splits of dev and test; None when not asked for."""
     config: Optional[CalibrateConfig] = None
     """The configuration of ``calibrate`` that produced it."""
+    teacher_dir: Optional[str] = None
+    """The model before compression that every drop is measured against; None: the full model is the reference."""
+    reference_accuracy: Optional[float] = None
+    """The teacher's dev accuracy (None without a teacher: ``full_model`` is the reference)."""
+    test_reference_accuracy: Optional[float] = None
+    """The teacher's test accuracy, when test was measured."""
+
+    @property
+    def reference(self) -> str:
+        """What the drops are measured against: ``teacher`` or ``full model``."""
+        return "full model" if self.teacher_dir is None else "teacher"
 
     def operating_points(self) -> List[Tuple[float, float]]:
         """The distinct chosen (width, speed) pairs: the two budgets' points, then each width's."""
@@ -214,6 +226,9 @@ class CalibrationResult:
             out["test_fingerprint"] = self.test_fingerprint
         if self.resplits is not None:
             out["resplits"] = self.resplits.to_json()
+        if self.teacher_dir is not None:
+            out["teacher"] = {"directory": self.teacher_dir, "dev_accuracy": self.reference_accuracy,
+                              "test_accuracy": self.test_reference_accuracy}
         out["config"] = None if self.config is None else to_dict(self.config)
         return out
 
@@ -222,7 +237,7 @@ class CalibrationResult:
         def chosen(point: Optional[Dict[str, Any]]) -> Optional[OperatingPoint]:
             return None if point is None else OperatingPoint(**point)
 
-        test, resplits, config = data["test"], data.get("resplits"), data.get("config")
+        test, resplits, config, teacher = data["test"], data.get("resplits"), data.get("config"), data.get("teacher")
         return cls(full_model=GridPoint(**data["full_model"]),
                    # a file written before calibrate had a confidence has none: it chose by the raw dev drop
                    budget=Budget(max_accuracy_drop=data["max_accuracy_drop_points"],
@@ -235,7 +250,10 @@ class CalibrationResult:
                    test_not_measured=_not_measured(test) if isinstance(test, str) else cls.test_not_measured,
                    test_fingerprint=data.get("test_fingerprint"),
                    resplits=None if resplits is None else ResplitResult.from_json(resplits),
-                   config=None if config is None else from_dict(CalibrateConfig, config))
+                   config=None if config is None else from_dict(CalibrateConfig, config),
+                   teacher_dir=None if teacher is None else teacher["directory"],
+                   reference_accuracy=None if teacher is None else teacher["dev_accuracy"],
+                   test_reference_accuracy=None if teacher is None else teacher["test_accuracy"])
 
 
 @dataclass(frozen=True)
@@ -258,6 +276,15 @@ class TimedPoint:
     flops_speedup: float = 1.0
     throughput_speedup: float = 1.0
     latency_speedup: float = 1.0
+    delta: Optional[float] = None
+    """``accuracy`` minus the reference's on the same examples; None in a file written before it was recorded."""
+    delta_low: Optional[float] = None
+    """Lower end of the paired-bootstrap interval of ``delta``."""
+    delta_high: Optional[float] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        """Its fields; the interval only when it was measured."""
+        return {k: v for k, v in asdict(self).items() if not (k.startswith("delta") and v is None)}
 
 
 @dataclass(frozen=True)
@@ -315,7 +342,7 @@ class TimedTest:
 
     def to_json(self) -> Dict[str, Any]:
         return {"reference": asdict(self.reference),
-                "points": [{"choice": choice, **asdict(p)} for choice, p in self.points.items()]}
+                "points": [{"choice": choice, **p.to_json()} for choice, p in self.points.items()]}
 
     @classmethod
     def from_json(cls, data: Dict[str, Any]) -> "TimedTest":
@@ -345,20 +372,26 @@ class TimedResult:
     """Why ``test`` is None."""
     config: Optional[TimedCalibrateConfig] = None
     """The configuration that produced it."""
+    teacher_dir: Optional[str] = None
+    """The model before compression measured as the reference; None: the model's own full width."""
+    program_files: Dict[float, Dict[str, str]] = field(default_factory=dict)
+    """Width -> the sha256 of every file the measured runtime ran (``model.int8.onnx``, ...), from the export's
+    manifest: an export of the same width ships what was measured when its files have these hashes."""
 
     def to_json(self) -> Dict[str, Any]:
         def chosen(point: Optional[TimedPoint]) -> Optional[Dict[str, Any]]:
-            return None if point is None else asdict(point)
+            return None if point is None else point.to_json()
 
         return {"reference": self.reference.to_json(), "runtime": self.runtime,
-                "points": [asdict(p) for p in self.points],
+                "points": [p.to_json() for p in self.points],
                 "max_accuracy_drop_points": self.budget.max_accuracy_drop, "confidence": self.budget.confidence,
                 "min_throughput_speedup": self.budget.min_throughput_speedup,
                 "max_latency_ms": self.budget.max_latency_ms,
                 "fastest_within_accuracy_budget": chosen(self.fastest_within_accuracy_budget),
                 "most_accurate_within_time_budget": chosen(self.most_accurate_within_time_budget),
                 "test": NOT_MEASURED + self.test_not_measured if self.test is None else self.test.to_json(),
-                "config": None if self.config is None else to_dict(self.config), "complete": True}
+                "config": None if self.config is None else to_dict(self.config), "teacher_dir": self.teacher_dir,
+                "program_files": {str(w): files for w, files in self.program_files.items()}, "complete": True}
 
     @classmethod
     def from_json(cls, data: Dict[str, Any]) -> "TimedResult":
@@ -378,4 +411,6 @@ class TimedResult:
                    most_accurate_within_time_budget=chosen(data["most_accurate_within_time_budget"]),
                    test=None if isinstance(test, str) else TimedTest.from_json(test),
                    test_not_measured=_not_measured(test) if isinstance(test, str) else cls.test_not_measured,
-                   config=None if config is None else from_dict(TimedCalibrateConfig, config))
+                   config=None if config is None else from_dict(TimedCalibrateConfig, config),
+                   teacher_dir=data.get("teacher_dir"),
+                   program_files={float(w): files for w, files in data.get("program_files", {}).items()})

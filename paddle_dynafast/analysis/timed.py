@@ -31,8 +31,8 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import atomic, data, outputs
-from ..config import Budget, ExportConfig, TimedCalibrateConfig
+from .. import atomic, data, outputs, stats
+from ..config import BootstrapConfig, Budget, ExportConfig, TimedCalibrateConfig
 from ..errors import DataError
 from ..model.dynafast import DynaFastModel
 from ..model.loading import load_tokenizer
@@ -41,7 +41,9 @@ from ..runtime.auto import open_runtime
 from ..runtime.base import Runtime
 from ..runtime.choose import choose
 from ..runtime.export import export_is_current, export_model
-from .calibrate import promised_drops
+from ..runtime.export_info import INT8_ONNX_FILE, ONNX_FILE, PROGRAM
+from ..runtime.manifest import MANIFEST_FILE
+from .calibrate import find_teacher, promised_drops
 from .results import Measurement, TimedPoint, TimedReference, TimedResult, TimedTest, Timing
 
 logger = logging.getLogger(__name__)
@@ -78,15 +80,17 @@ def run_timed_calibration(config: TimedCalibrateConfig, overwrite: bool = False,
         return _timed(config, trust_pickle)
 
 
-def _exports(config: TimedCalibrateConfig, widths: Sequence[float], trust_pickle: bool) -> Dict[object, Path]:
-    """The full model without exits (key ``"full"``) and every width with the exit loop, ONNX and int8 included."""
+def _exports(config: TimedCalibrateConfig, widths: Sequence[float], reference: Path,
+             trust_pickle: bool) -> Dict[object, Path]:
+    """The reference (the teacher, else the full model) without exits (key ``"full"``) and every width with the exit
+    loop, ONNX and int8 included."""
     root = Path(config.output_dir) / "exports"
-    wanted = {"full": (1.0, True), **{w: (w, False) for w in widths}}
+    wanted = {"full": (reference, 1.0, True), **{w: (Path(config.model_dir), w, False) for w in widths}}
     out = {}
-    for key, (width, no_exit) in wanted.items():
+    for key, (source, width, no_exit) in wanted.items():
         directory = root / ("full" if key == "full" else f"width-{width:g}")
-        if not export_is_current(directory, config.model_dir, width, no_exit, onnx=True, int8="dynamic"):
-            export_model(ExportConfig(config.model_dir, directory, width=width, no_exit=no_exit, onnx=True, int8=True),
+        if not export_is_current(directory, source, width, no_exit, onnx=True, int8="dynamic"):
+            export_model(ExportConfig(str(source), directory, width=width, no_exit=no_exit, onnx=True, int8=True),
                          overwrite=True, trust_pickle=trust_pickle)
         out[key] = directory
     return out
@@ -95,7 +99,8 @@ def _exports(config: TimedCalibrateConfig, widths: Sequence[float], trust_pickle
 def _timed(config: TimedCalibrateConfig, trust_pickle: bool) -> TimedResult:
     model = DynaFastModel.load(config.model_dir, trust_pickle=trust_pickle)
     widths = config.widths or model.widths
-    dirs = _exports(config, widths, trust_pickle)
+    teacher = find_teacher(config.model_dir, config.teacher_dir)
+    dirs = _exports(config, widths, teacher or Path(config.model_dir), trust_pickle)
     splits = data.load_splits(config.data)
 
     def features(split: str, directory: Path):
@@ -136,13 +141,16 @@ def _timed(config: TimedCalibrateConfig, trust_pickle: bool) -> TimedResult:
         promised = first.accuracy - matrix.mean(axis=0)
     else:
         promised = promised_drops(matrix, first_correct, budget.confidence, config.bootstrap)
-    dev_points = tuple(_point(width, speed, name, m, reference.measured, float(d))
-                       for (width, speed, m), d in zip(measured, promised))
+    dev_points = tuple(replace(_point(width, speed, name, m, reference.measured, float(d)),
+                               **_interval(matrix[:, k], first_correct, config.bootstrap))
+                       for k, ((width, speed, m), d) in enumerate(zip(measured, promised)))
     fastest, most_accurate = choose_points(dev_points, budget)
     test, missing = _on_test(config, (fastest, most_accurate), dirs, features, reference_runtime, name)
     result = TimedResult(reference=reference, runtime=name, points=dev_points, budget=budget,
                          fastest_within_accuracy_budget=fastest, most_accurate_within_time_budget=most_accurate,
-                         test=test, config=config)
+                         test=test, config=config, teacher_dir=None if teacher is None else str(teacher),
+                         program_files={float(w): program_files(dirs[w], config.runtime, config.precision)
+                                        for w in widths})
     if missing is not None:
         result = replace(result, test_not_measured=missing)
     out = Path(config.output_dir)
@@ -159,6 +167,20 @@ def _point(width: float, speed: float, runtime: str, m: Measurement, reference: 
                       flops_speedup=reference.mean_flops / m.mean_flops,
                       throughput_speedup=m.throughput / reference.throughput,
                       latency_speedup=reference.latency_ms / m.latency_ms)
+
+
+def _interval(correct: np.ndarray, reference: np.ndarray, bootstrap: BootstrapConfig) -> Dict[str, float]:
+    """``delta``, ``delta_low``, ``delta_high`` of a point against the reference on the same examples (fractions)."""
+    interval = stats.paired_bootstrap(correct, reference, bootstrap.samples, bootstrap.seed, bootstrap.level)
+    return {"delta": interval.difference, "delta_low": interval.low, "delta_high": interval.high}
+
+
+def program_files(directory: Path, runtime: str, precision: str) -> Dict[str, str]:
+    """The sha256 (from the export's verified manifest) of the files ``runtime`` runs in ``precision``."""
+    names = {("onnxruntime", "fp32"): (ONNX_FILE,), ("onnxruntime", "int8"): (INT8_ONNX_FILE,)}.get(
+        (str(runtime), str(precision)), (f"{PROGRAM}.json", f"{PROGRAM}.pdiparams"))
+    listed = atomic.read_json(Path(directory) / MANIFEST_FILE)["files"]
+    return {name: listed[name] for name in names}
 
 
 def choose_points(points: Sequence[TimedPoint],
@@ -179,20 +201,22 @@ def _on_test(config: TimedCalibrateConfig, chosen: Tuple[Optional[TimedPoint], O
         test = features("test", dirs["full"])
     except DataError as error:
         return None, str(error)
-    reference, _ = measure(reference_runtime, test, 0.0, config.batch_size, config.latency_samples)
+    reference, reference_correct = measure(reference_runtime, test, 0.0, config.batch_size, config.latency_samples)
     points = {}
     for key, point in zip(("fastest_within_accuracy_budget", "most_accurate_within_time_budget"), chosen):
         if point is None:
             continue
         runtime = open_runtime(dirs[point.width], config.runtime, config.threads, config.precision)
-        m, _ = measure(runtime, test, point.speed, config.batch_size, config.latency_samples)
-        points[key] = _point(point.width, point.speed, name, m, reference)
+        m, correct = measure(runtime, test, point.speed, config.batch_size, config.latency_samples)
+        points[key] = replace(_point(point.width, point.speed, name, m, reference),
+                              **_interval(correct, reference_correct, config.bootstrap))
     return TimedTest(reference=reference, points=points), None
 
 
 def markdown(result: TimedResult) -> str:
     ref, budget = result.reference.measured, result.budget
-    lines = [f"Reference: the full model (width 1.0, no exit, fp32) on {result.reference.runtime}: dev accuracy "
+    model = "the full model" if result.teacher_dir is None else f"the teacher ({result.teacher_dir})"
+    lines = [f"Reference: {model} (width 1.0, no exit, fp32) on {result.reference.runtime}: dev accuracy "
              f"{100 * ref.accuracy:.2f}, {ref.throughput:.0f} texts/s at batch 32, {ref.latency_ms:.2f} ms at "
              f"batch 1. Measured: {result.runtime}. Budgets: at most {budget.max_accuracy_drop:g} points "
              f"below the reference (promised at confidence {budget.confidence}); time: throughput speed-up >= "

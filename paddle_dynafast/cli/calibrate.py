@@ -26,6 +26,9 @@ def register(subparsers) -> None:
                                      "../shared/data/sst2 --max-accuracy-drop 0.5 --output runs/calibration")
     add_measure_args(p, CalibrateConfig)
     add_budget_args(p)
+    p.add_argument("--teacher", default=None,
+                   help="the model before compression, which the accuracy budget is measured against (default: the "
+                        "teacher --model descends from, found through its stage.json)")
     p.add_argument("--resplits", type=int, default=default(CalibrateConfig, "resplits"),
                    help="also re-split dev+test at random N times and report how often the budget held on the part "
                         "not chosen on (NumPy only; default 0: skipped)")
@@ -38,12 +41,12 @@ def register(subparsers) -> None:
                        help=f"with --runtime: int8 on onnxruntime, bf16 on paddle-inference (default {precision})")
     timed.add_argument("--min-throughput-speedup", type=float, default=None,
                        help="with --runtime: the most accurate point with at least this throughput speed-up at batch "
-                            "32 over the full fp32 model on the reference runtime")
+                            "32 over the teacher in fp32 on the reference runtime")
     timed.add_argument("--max-latency-ms", type=float, default=None,
                        help="with --runtime: ... and/or at most this median latency at batch 1")
     timed.add_argument("--reference-runtime", default=default(TimedCalibrateConfig, "reference_runtime"),
                        choices=names((RuntimeName.AUTO,) + EXPORT_RUNTIMES),
-                       help="where the full fp32 model is timed (default auto: the fastest here)")
+                       help="where the teacher is timed in fp32 (default auto: the fastest here)")
     p.set_defaults(run=run)
 
 
@@ -53,7 +56,7 @@ def config_from_args(args: argparse.Namespace) -> CalibrateConfig:
         raise ConfigError("--min-throughput-speedup and --max-latency-ms need --runtime (the runtime to time)")
     return CalibrateConfig(model_dir=args.model, output_dir=args.output, data=trained_data_config(args),
                            max_accuracy_drop=args.max_accuracy_drop, min_flops_speedup=args.min_flops_speedup,
-                           confidence=args.confidence, batch_size=args.batch_size,
+                           confidence=args.confidence, batch_size=args.batch_size, teacher_dir=args.teacher,
                            bootstrap=BootstrapConfig(samples=args.bootstrap_samples), resplits=args.resplits)
 
 
@@ -62,8 +65,9 @@ def timed_config_from_args(args: argparse.Namespace) -> TimedCalibrateConfig:
     return TimedCalibrateConfig(model_dir=args.model, output_dir=args.output, data=trained_data_config(args),
                                 runtime=args.runtime, precision=args.precision, threads=args.threads,
                                 reference_runtime=args.reference_runtime, max_accuracy_drop=args.max_accuracy_drop,
+                                confidence=args.confidence, bootstrap=BootstrapConfig(samples=args.bootstrap_samples),
                                 min_throughput_speedup=args.min_throughput_speedup,
-                                max_latency_ms=args.max_latency_ms)
+                                max_latency_ms=args.max_latency_ms, teacher_dir=args.teacher)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -162,9 +162,13 @@ class CalibrateConfig:
     data: DataConfig
     """The data folder (dev chooses, test reports)."""
     max_accuracy_drop: float = default(Budget, "max_accuracy_drop")
-    """Points of dev accuracy the adaptive model may lose against the full model (width 1.0, speed 0)."""
+    """Points of dev accuracy the adaptive model may lose against the teacher (see ``teacher_dir``)."""
     min_flops_speedup: float = default(Budget, "min_flops_speedup")
     """The reverse budget: the best accuracy with at least this many times fewer FLOPs."""
+    teacher_dir: Optional[str] = None
+    """The model before compression, whose dev accuracy the budget is measured against; None: the teacher the model
+    descends from (its stage.json, through the supernet), or the full model (width 1.0, speed 0) when none is
+    found."""
     confidence: Optional[float] = default(Budget, "confidence")
     """A point is within the accuracy budget when its dev drop stays within it with this probability under the
     paired bootstrap (:attr:`Budget.confidence`); None: when its raw dev drop is."""
@@ -213,7 +217,10 @@ class TimedCalibrateConfig:
     threads: int = 2
     """CPU threads of every runtime measured."""
     reference_runtime: str = "auto"
-    """Where the full model (fp32, no exit) is timed as the reference: a runtime name, or auto: the fastest here."""
+    """Where the teacher (fp32, no exit) is timed as the reference: a runtime name, or auto: the fastest here."""
+    teacher_dir: Optional[str] = None
+    """The model before compression, the reference of accuracy and time; None: the teacher the model descends from
+    (its stage.json), or its own full width when none is found."""
     max_accuracy_drop: float = default(Budget, "max_accuracy_drop")
     """Points of dev accuracy the chosen point may lose against the reference."""
     confidence: Optional[float] = default(Budget, "confidence")

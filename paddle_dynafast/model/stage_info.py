@@ -78,6 +78,18 @@ class StageInfo:
                        "seed", default(DataConfig, "split_seed")))),
                    widths=tuple(float(w) for w in widths), versions=dict(raw.get("versions", {})), config=config)
 
+    def teacher(self) -> Optional[Path]:
+        """The fine-tuned model this directory descends from: itself for a finetune directory, the supernet's
+        ``teacher_dir`` for a supernet, and through the supernet (or the classifier it was distilled from) for a
+        distill directory; None when the chain is broken (a directory moved, or not written by us)."""
+        if self.stage == "finetune":
+            return self.directory
+        parent = {"supernet": "teacher_dir", "distill": "model_dir"}.get(self.stage or "")
+        source = self.config.get(parent) if parent else None
+        if not source or not Path(source).is_dir():
+            return None
+        return StageInfo.read(source).teacher()
+
     def labels_or_numbers(self, num_labels: int) -> Tuple[str, ...]:
         """The labels, or ``"0"``, ``"1"``, ... for a directory that does not name them."""
         return self.labels if self.labels is not None else tuple(str(i) for i in range(num_labels))
