@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..analysis.promise import export_calibrated, read_promise
 from ..config import INT8_ACTIVATIONS, ExportConfig, default
+from ..errors import ConfigError
 from ..model.stage_info import StageInfo
 from ..runtime.export import export_model
 from .common import add_output_args, add_sign_key_arg, add_trust_pickle_arg
@@ -24,7 +26,11 @@ def register(subparsers) -> None:
         epilog="example: paddle-dynafast export --model runs/dynafast --width 0.5 --output runs/export-w0.5")
     p.add_argument("--model", required=True, help="a distill directory (with --no-exit also finetune/supernet)")
     width = default(ExportConfig, "width")
-    p.add_argument("--width", type=float, default=width, help=f"width to export (default {width})")
+    p.add_argument("--width", type=float, default=None,
+                   help=f"width to export (default {width}, or the one --calibrated chose)")
+    p.add_argument("--calibrated", metavar="DIR", default=None,
+                   help="a calibrate output directory: export the point it chose, with the promise it made in "
+                        "export.json (calibrated with --runtime: the very files it measured)")
     p.add_argument("--no-exit", action="store_true", help="export the plain classifier without branches")
     p.add_argument("--no-onnx", dest="onnx", action="store_false",
                    help="do not write model.onnx (paddle2onnx) beside the Paddle program (ONNX Runtime runs it)")
@@ -52,13 +58,26 @@ def config_from_args(args: argparse.Namespace) -> ExportConfig:
     calibration = None
     if args.calibration_data:
         calibration = StageInfo.read(args.model).data_config(args.calibration_data)
-    return ExportConfig(model_dir=args.model, output_dir=args.output, width=args.width, no_exit=args.no_exit,
+    width = default(ExportConfig, "width") if args.width is None else args.width
+    return ExportConfig(model_dir=args.model, output_dir=args.output, width=width, no_exit=args.no_exit,
                         max_seq_len=args.max_seq_len, onnx=args.onnx, int8=args.int8,
                         int8_activations=args.int8_activations, calibration=calibration,
                         calibration_examples=args.calibration_examples, sign_key_file=args.sign_key_file)
 
 
 def run(args: argparse.Namespace) -> int:
-    out = export_model(config_from_args(args), overwrite=args.overwrite, trust_pickle=args.trust_pickle)
-    print(f"-> {out}")
+    config = config_from_args(args)
+    if args.calibrated is None:
+        out = export_model(config, overwrite=args.overwrite, trust_pickle=args.trust_pickle)
+        print(f"-> {out}")
+        return 0
+    if args.no_exit:
+        raise ConfigError("--calibrated exports the point a calibration chose, with its exit loop; not with --no-exit")
+    promise, _ = read_promise(args.calibrated)
+    if args.width is not None and args.width != promise.width:
+        raise ConfigError(f"--width {args.width:g}: {args.calibrated} chose width {promise.width:g}; give one or "
+                          "the other")
+    out, promise = export_calibrated(args.calibrated, config, overwrite=args.overwrite,
+                                     trust_pickle=args.trust_pickle)
+    print(f"{promise.summary()}\n-> {out}")
     return 0

@@ -49,12 +49,13 @@ from ..model.stage_info import StageInfo
 from . import bench, quantize
 from .export_info import EXPORT_FILE, INT8_ONNX_FILE, ONNX_FILE, OUTPUTS, PROGRAM, read_export_json
 from .manifest import read_sign_key, write_manifest
+from .promise import Promise
 
 logger = logging.getLogger(__name__)
 
 
 def export_model(config: ExportConfig, overwrite: bool = False, trust_pickle: bool = False,
-                 sign_key: Optional[bytes] = None) -> Path:
+                 sign_key: Optional[bytes] = None, promise: Optional[Promise] = None) -> Path:
     """Write a Paddle Inference model of ``config.model_dir`` at ``config.width`` into ``config.output_dir`` (see
     the module docstring and :class:`~paddle_dynafast.config.ExportConfig`); returns the output directory.
 
@@ -68,17 +69,19 @@ def export_model(config: ExportConfig, overwrite: bool = False, trust_pickle: bo
     ``stage.json``). ``overwrite`` replaces an earlier export in ``output_dir``;
     ``trust_pickle`` reads pickled weights of an older version. The manifest is
     signed with the secret of ``config.sign_key_file``, or with ``sign_key`` (a
-    secret held in memory; not both).
+    secret held in memory; not both). ``promise``, what the calibration that chose
+    this width promised (:mod:`paddle_dynafast.runtime.promise`), goes into
+    ``export.json``.
     """
     if sign_key is not None and config.sign_key_file:
         raise ConfigError(f"two sign keys: sign_key and sign_key_file {config.sign_key_file!r}; give one")
     if config.sign_key_file:
         sign_key = read_sign_key(config.sign_key_file)
     with outputs.claim(Path(config.output_dir), outputs.EXPORT, [Path(config.model_dir)], replace=overwrite):
-        return _export(config, trust_pickle, sign_key)
+        return _export(config, trust_pickle, sign_key, promise)
 
 
-def _export(config: ExportConfig, trust_pickle: bool, sign_key: Optional[bytes]) -> Path:
+def _export(config: ExportConfig, trust_pickle: bool, sign_key: Optional[bytes], promise: Optional[Promise]) -> Path:
     model_dir, output_dir = Path(config.model_dir), Path(config.output_dir)
     width, no_exit = config.width, config.no_exit
     stage = StageInfo.read(model_dir)
@@ -133,6 +136,8 @@ def _export(config: ExportConfig, trust_pickle: bool, sign_key: Optional[bytes])
                             "scheme": "weights int8 symmetric per output channel; activations uint8 per tensor over "
                                       + ("each input's (min, max) at run time" if activations == "dynamic"
                                          else "their calibrated (min, max)")}
+        if promise is not None:
+            info["promise"] = promise.to_json()
         tokenizer.save_pretrained(str(tmp))
         atomic.write_json(tmp / EXPORT_FILE, info)
         write_manifest(tmp, sign_key)

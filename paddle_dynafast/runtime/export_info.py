@@ -20,6 +20,7 @@ from ..errors import ArtifactError
 from ..model.branches import branch_config
 from ..model.flops import BertShape, full_flops, sample_flops
 from .manifest import verify
+from .promise import Promise
 
 PROGRAM = "model"
 
@@ -71,6 +72,8 @@ class ExportInfo:
     """The same for ``model.onnx``, when there is one."""
     source: str = ""
     """The directory it was exported from."""
+    promise: Optional[Promise] = None
+    """What the calibration that chose its (width, speed) promised; None for an export made without one."""
 
     @classmethod
     def read(cls, directory: str | Path, sign_key: Optional[bytes] = None) -> "ExportInfo":
@@ -86,7 +89,8 @@ class ExportInfo:
                        branch=None if branch is None else branch_config(branch),
                        outputs=_program_names(raw, "outputs"), onnx_outputs=_program_names(raw, "onnx_outputs"),
                        inputs=tuple(raw.get("inputs", INPUTS[:3 if raw["exit_loop"] else 2])),
-                       source=str(raw.get("source", "")))
+                       source=str(raw.get("source", "")),
+                       promise=None if raw.get("promise") is None else Promise.from_json(raw["promise"]))
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ArtifactError(f"{directory / EXPORT_FILE} is malformed: {type(error).__name__} {error}") from error
         if info.num_layers != info.shape.num_layers:
