@@ -3,8 +3,10 @@
 Systems (SST-2 test unless --split): (a) the fine-tuned PaddleNLP classifier in
 dygraph; the full model exported, in Paddle Inference with native kernels, with
 oneDNN and with oneDNN bfloat16, and in ONNX Runtime in fp32 and int8; (c) the
-width-0.5 sub-model; (d) the adaptive export (exit loop inside) at the operating
-points chosen on dev by calibrate, on every runtime and precision. For each:
+width-0.5 sub-model; (d) the adaptive export (exit loop inside) the run ships
+(``RUN/export``, at the point its calibration chose and promised) and, after a
+calibration on FLOPs, at the point chosen for the FLOPs budget, on every runtime
+and precision the export holds. For each:
 accuracy, mean analytic FLOPs and exit layer, median latency at batch 1,
 throughput at batch 32, peak memory, and ratios against the full model in
 Paddle Inference fp32 (the faster of native and oneDNN) and in ONNX Runtime fp32.
@@ -31,6 +33,8 @@ from typing import Dict, List
 import numpy as np
 
 from paddle_dynafast import atomic, data
+from paddle_dynafast.analysis.promise import CALIBRATION_FILE
+from paddle_dynafast.analysis.results import CalibrationResult
 from paddle_dynafast.config import ExportConfig
 from paddle_dynafast.model.loading import load_tokenizer
 from paddle_dynafast.runtime import bench
@@ -38,6 +42,7 @@ from paddle_dynafast.runtime.auto import open_runtime
 from paddle_dynafast.runtime.choose import cpu_name
 from paddle_dynafast.runtime.dygraph import DygraphRuntime
 from paddle_dynafast.runtime.export import export_is_current, export_model
+from paddle_dynafast.runtime.export_info import INT8_ONNX_FILE, ExportInfo
 
 RUNTIMES = [("paddle-inference", "fp32", {"onednn": False}, "Paddle Inference native fp32"),
             ("paddle-inference", "fp32", {"onednn": True}, "Paddle Inference oneDNN fp32"),
@@ -52,7 +57,8 @@ def exports(run: Path, points: List[dict], trust_pickle: bool) -> Dict[str, Path
     ``points``, made when missing or stale, in ``run/benchmark``."""
     wanted = {"full": (run / "teacher", 1.0, True), "width-0.5": (run / "supernet", 0.5, True)}
     for point in points:
-        wanted[f"adaptive-w{point['width']:g}"] = (run / "dynafast", point["width"], False)
+        if not point.get("shipped"):
+            wanted[f"adaptive-w{point['width']:g}"] = (run / "dynafast", point["width"], False)
     out = {}
     for name, (source, width, no_exit) in wanted.items():
         directory = run / "benchmark" / f"export-{name}"
@@ -74,11 +80,13 @@ def systems(run: Path, points: List[dict], dirs: Dict[str, Path]) -> List[dict]:
         specs.append({"name": f"(c) width 0.5, {label}", "kind": kind, "precision": precision, "options": options,
                       "directory": str(dirs["width-0.5"]), "speed": 0.0, "group": "width-0.5"})
     for point in points:
+        directory = run / "export" if point.get("shipped") else dirs[f"adaptive-w{point['width']:g}"]
         for kind, precision, options, label in RUNTIMES:
+            if precision == "int8" and not (directory / INT8_ONNX_FILE).is_file():
+                continue  # shipped without int8
             specs.append({"name": f"(d) w{point['width']:g} s{point['speed']:g} ({point['label']}), {label}",
                           "kind": kind, "precision": precision, "options": options,
-                          "directory": str(dirs[f"adaptive-w{point['width']:g}"]), "speed": point["speed"],
-                          "group": point["label"]})
+                          "directory": str(directory), "speed": point["speed"], "group": point["label"]})
     return specs
 
 
@@ -166,10 +174,13 @@ def main() -> None:
     if args.points:
         points = json.loads(args.points)
     else:
-        calibration = atomic.read_json(run / "calibration" / "calibration.json")
-        points = [{**calibration[key], "label": label} for key, label in
-                  (("fewest_flops_within_accuracy_budget", "accuracy budget"),
-                   ("best_accuracy_within_flops_budget", "FLOPs budget")) if calibration.get(key)]
+        promise = ExportInfo.read(run / "export").promise
+        points = [{"width": promise.width, "speed": promise.speed, "label": "shipped", "shipped": True}]
+        flops = run / "calibration" / CALIBRATION_FILE
+        if flops.is_file():
+            cheap = CalibrationResult.from_json(atomic.read_json(flops)).best_accuracy_within_flops_budget
+            if cheap is not None:
+                points.append({"width": cheap.width, "speed": cheap.speed, "label": "FLOPs budget"})
     dirs = exports(run, points, args.trust_pickle)
     specs = [s for s in systems(run, points, dirs) if args.only is None or any(o in s["name"] for o in args.only)]
     rounds: Dict[str, List[dict]] = {s["name"]: [] for s in specs}

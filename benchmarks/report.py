@@ -204,7 +204,9 @@ def dataset_section(title: str, run: Path, figures: Path, random: Optional[Path]
     widths = sorted({p["width"] for p in evaluation["points"]}, reverse=True)
     name = run.name
     shutil.copy(run / "evaluation" / "evaluation.png", figures / f"{name}-speed.png")
-    calibration = (run / "calibration" / "calibration.md").read_text().split("\n", 2)[2]
+    chosen_by = next(p for p in (run / "calibration" / "calibration.md", run / "calibration" / "timed.md")
+                     if p.is_file())
+    calibration = chosen_by.read_text().split("\n", 2)[2]
     out = [f"## {title}", "", "### Teacher", "", *teacher_section(run, random, reference), "",
            "### Width (DynaBERT supernet)", "", *width_section(run), "",
            "### Depth at every width (FastBERT exits, test split)", "",
@@ -295,6 +297,18 @@ def targets(runs: Path) -> List[str]:
             row(text, f"width {chosen['width']:g} speed {chosen['speed']:g}: {drop:.2f} points below "
                 f"[{-100 * test['delta_high']:.2f}, {-100 * test['delta_low']:.2f}] at {test['flops_speedup']:.2f}x"
                 + promised, drop <= limit + 1e-9)
+    timed = load(run / "calibration" / "timed.json")
+    if timed and isinstance(timed.get("test"), dict):
+        chosen = timed.get("fastest_within_accuracy_budget")
+        test = next((p for p in timed["test"]["points"] if p["choice"] == "fastest_within_accuracy_budget"), None)
+        if chosen and test and test.get("delta") is not None:
+            budget, drop = timed["max_accuracy_drop_points"], -100 * test["delta"]
+            row(f"calibrated point on {timed['runtime']} (budget {budget:g} points, confidence "
+                f"{timed['confidence']}): test drop within the budget (#13, #22)",
+                f"width {chosen['width']:g} speed {chosen['speed']:g}: {drop:.2f} points below "
+                f"[{-100 * test['delta_high']:.2f}, {-100 * test['delta_low']:.2f}], "
+                f"{test['throughput_speedup']:.2f}x throughput, {test['latency_speedup']:.2f}x latency, promised "
+                f"{100 * chosen['promised_drop']:.2f}", drop <= budget + 1e-9)
     labels = load(run / "evaluation-dynafast-labels" / "evaluation.json")
     if evaluation and labels:
         c = compare(evaluation, labels)

@@ -18,20 +18,25 @@ import logging
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Union
 
 from . import atomic, data, outputs
 from .analysis.calibrate import run_calibration
 from .analysis.evaluate import run_evaluation
-from .analysis.results import CalibrationResult
-from .config import CalibrateConfig, EvaluateConfig, ExportConfig, PipelineConfig, Precision, to_dict
-from .errors import MissingFileError
+from .analysis.promise import CALIBRATION_FILE, TIMED_FILE, export_calibrated, read_promise
+from .analysis.results import CalibrationResult, TimedResult
+from .analysis.timed import run_timed_calibration
+from .config import (CalibrateConfig, EvaluateConfig, ExportConfig, PipelineConfig, Precision, TimedCalibrateConfig,
+                     to_dict)
+from .errors import ArtifactError, MissingFileError
 from .model.flops import BertShape
 from .model.loading import load_tokenizer
 from .model.narrow import check_widths
 from .runtime import bench
+from .runtime.auto import AUTO
 from .runtime.export import export_is_current, export_model
-from .runtime.export_info import EXPORT_FILE
+from .runtime.export_info import EXPORT_FILE, ExportInfo
+from .runtime.promise import Promise
 from .train import STAGES
 
 logger = logging.getLogger(__name__)
@@ -97,34 +102,25 @@ def _run(config: PipelineConfig, logdir: Optional[str], trust_pickle: bool) -> P
         model_dir = str(dirs[stage.name])
     final, teacher = dirs[STAGES[-1].name], dirs[STAGES[0].name]
 
-    calibrate_config = CalibrateConfig(model_dir=str(final), output_dir=str(dirs["calibrate"]), data=config.data,
-                                       teacher_dir=str(teacher),
-                                       max_accuracy_drop=config.max_accuracy_drop,
-                                       min_flops_speedup=config.min_flops_speedup, confidence=config.confidence)
-    calibration_file = dirs["calibrate"] / "calibration.json"
-    step("calibrate", lambda: (CalibrationResult.from_json(atomic.read_json(calibration_file))
-                               if atomic.written_with(calibration_file, to_dict(calibrate_config))
-                               else run_calibration(calibrate_config, overwrite=True, trust_pickle=trust_pickle)))
-    calibration: CalibrationResult = results["calibrate"]
+    step("calibrate", lambda: _calibrate(config, final, teacher, dirs["calibrate"], trust_pickle))
 
     evaluate_config = EvaluateConfig(model_dir=str(final), output_dir=str(dirs["evaluate"]), data=config.data)
     step("evaluate", lambda: None if atomic.written_with(dirs["evaluate"] / "evaluation.json",
                                                            to_dict(evaluate_config))
          else run_evaluation(evaluate_config, overwrite=True, trust_pickle=trust_pickle))
 
-    chosen = calibration.fewest_flops_within_accuracy_budget or calibration.full_model
-    tested = calibration.measured_on_test(chosen.width, chosen.speed)
+    promise, _ = read_promise(dirs["calibrate"])
 
     def export_both():
-        for key, source, width, no_exit in (("export", final, chosen.width, False),
-                                            ("export_full", teacher, 1.0, True)):
-            int8 = config.int8 and not no_exit
-            if not export_is_current(dirs[key], source, width, no_exit, onnx=True, int8="dynamic" if int8 else None):
-                export_model(ExportConfig(source, dirs[key], width=width, no_exit=no_exit, int8=int8),
-                             overwrite=True, trust_pickle=trust_pickle)
+        if not _carries(dirs["export"], promise):
+            export_calibrated(dirs["calibrate"], ExportConfig(str(final), str(dirs["export"]), int8=config.int8),
+                              overwrite=True, trust_pickle=trust_pickle)
+        if not export_is_current(dirs["export_full"], teacher, 1.0, True, onnx=True):
+            export_model(ExportConfig(str(teacher), str(dirs["export_full"]), no_exit=True), overwrite=True,
+                         trust_pickle=trust_pickle)
 
     step("export", export_both)
-    latency = _quick_bench(dirs, chosen.speed, config) if config.bench_samples else None
+    latency = _quick_bench(dirs, promise.speed, config) if config.bench_samples else None
     first, supernet = results[STAGES[0].name], results["supernet"]
     summary = {
         "config": to_dict(config), "paths": {k: str(v) for k, v in dirs.items()},
@@ -132,9 +128,10 @@ def _run(config: PipelineConfig, logdir: Optional[str], trust_pickle: bool) -> P
         "widths": {w: {k: v for k, v in row.items() if k in ("dev_accuracy", "test_accuracy", "parameters",
                                                               "dev_mean_flops")}
                    for w, row in supernet.metrics["widths"].items()},
-        "operating_point": {"width": chosen.width, "speed": chosen.speed, "dev_accuracy": chosen.accuracy,
-                            "dev_flops_speedup": chosen.flops_speedup},
-        "test_at_operating_point": None if tested is None else asdict(tested),
+        "operating_point": {"width": promise.width, "speed": promise.speed, "dev_accuracy": promise.dev.accuracy,
+                            "dev_flops_speedup": promise.flops_speedup},
+        "test_at_operating_point": _tested(results["calibrate"], promise),
+        "promise": promise.to_json(),
         "latency": latency,
         "stage_seconds": seconds,
         "sizes_mb": {k: round(sum(f.stat().st_size for f in d.rglob("*") if f.is_file()) / 1e6, 1)
@@ -142,6 +139,51 @@ def _run(config: PipelineConfig, logdir: Optional[str], trust_pickle: bool) -> P
     }
     atomic.write_json(root / "summary.json", summary)
     return PipelineResult(root, summary)
+
+
+def _calibrate(config: PipelineConfig, model: Path, teacher: Path, output: Path,
+               trust_pickle: bool) -> Union[CalibrationResult, TimedResult]:
+    """The calibrate step: on measured time as the served program (``config.served``), else on FLOPs; the teacher is
+    the reference. Skipped when its output was written with the same configuration."""
+    common = dict(model_dir=str(model), output_dir=str(output), data=config.data, teacher_dir=str(teacher),
+                  max_accuracy_drop=config.max_accuracy_drop, confidence=config.confidence)
+    if config.served is None:
+        flops = CalibrateConfig(**common, min_flops_speedup=config.min_flops_speedup)
+        if atomic.written_with(output / CALIBRATION_FILE, to_dict(flops)):
+            return CalibrationResult.from_json(atomic.read_json(output / CALIBRATION_FILE))
+        _remove_other_kind(output, TIMED_FILE)
+        return run_calibration(flops, overwrite=True, trust_pickle=trust_pickle)
+    runtime, precision = config.served
+    timed = TimedCalibrateConfig(**common, runtime=runtime, precision=precision, speeds=config.timed_speeds)
+    if atomic.written_with(output / TIMED_FILE, to_dict(timed)):
+        return TimedResult.from_json(atomic.read_json(output / TIMED_FILE))
+    _remove_other_kind(output, CALIBRATION_FILE)
+    return run_timed_calibration(timed, overwrite=True, trust_pickle=trust_pickle)
+
+
+def _remove_other_kind(output: Path, marker: str) -> None:
+    """The run's calibration directory made the other way (on FLOPs, or on measured time) is the pipeline's own
+    earlier output: it is replaced, as every step replaces its own output when the configuration changed."""
+    if (output / marker).is_file():
+        logger.info("%s was calibrated the other way before (%s): calibrating again", output, marker)
+        atomic.remove(output)
+
+
+def _tested(calibration: Union[CalibrationResult, TimedResult], promise: Promise) -> Optional[Dict[str, Any]]:
+    """The operating point measured on test: its accuracy and drop against the reference."""
+    if isinstance(calibration, CalibrationResult):
+        tested = calibration.measured_on_test(promise.width, promise.speed)
+        return None if tested is None else asdict(tested)
+    return None if promise.test is None else {"width": promise.width, "speed": promise.speed,
+                                               **asdict(promise.test)}
+
+
+def _carries(directory: Path, promise: Promise) -> bool:
+    """``directory`` holds an intact export carrying ``promise``."""
+    try:
+        return ExportInfo.read(directory).promise == promise
+    except (ArtifactError, MissingFileError):
+        return False
 
 
 def summary_table(summary: Dict[str, Any]) -> str:
@@ -179,11 +221,24 @@ def summary_table(summary: Dict[str, Any]) -> str:
     lines.append(f"| **width {point['width']:g}, speed {point['speed']:g}** (calibrated, exported; {how}) "
                  f"| {pct(point['dev_accuracy'])} | {pct(accuracy)}{cost} "
                  f"| {point['dev_flops_speedup']:.2f}x | {timing(adaptive, True)} |")
+    promise = summary.get("promise")
+    if promise is not None:
+        p = Promise.from_json(promise)
+        lines += ["", f"promise: {p.summary()}; dev drop {_drop(p.dev)}"
+                  + ("" if p.test is None else f", test drop {_drop(p.test)}")
+                  + ("" if p.throughput_speedup is None else f"; measured on dev: {p.throughput_speedup:.2f}x "
+                     f"throughput, {p.latency_speedup:.2f}x latency against the teacher on {p.reference_runtime}")]
     seconds = summary["stage_seconds"]
     lines.append("")
     lines.append("stages: " + ", ".join(f"{name} {s:.1f} s" for name, s in seconds.items())
                  + f" (total {sum(seconds.values()):.1f} s)")
     return "\n".join(lines) + "\n"
+
+
+def _drop(split) -> str:
+    """``0.34 [-0.11, 0.80]`` points."""
+    interval = "" if split.drop_low is None else f" [{split.drop_low:.2f}, {split.drop_high:.2f}]"
+    return f"{split.drop:.2f}{interval}"
 
 
 def _quick_bench(dirs: Dict[str, Path], speed: float, config: PipelineConfig) -> Dict[str, Any]:
@@ -193,9 +248,9 @@ def _quick_bench(dirs: Dict[str, Path], speed: float, config: PipelineConfig) ->
     split = "test" if "test" in splits else "dev"
     tokenizer = load_tokenizer(dirs["export"])
     features = data.encode(splits[split], tokenizer, info["max_seq_len"], info["labels"])
-    precision = Precision.INT8 if config.int8 else Precision.FP32
+    runtime, precision = config.served or (AUTO, str(Precision.FP32))
     systems = [bench.exported_system(dirs["export_full"], name="teacher, no exit, fp32"),
-               bench.exported_system(dirs["export"], speed, precision=precision,
+               bench.exported_system(dirs["export"], speed, precision=precision, runtime=runtime,
                                      name=f"width {info['width']:g}, speed {speed:g}, {precision}")]
     results = bench.measure(systems, features, [f.label for f in features], tokenizer.pad_token_id,
                             samples=min(config.bench_samples, len(features)), rounds=2)

@@ -41,6 +41,14 @@ def test_pipeline_runs_every_stage_then_skips_them(pipeline_run):
     assert [r["name"] for r in summary["latency"]["results"]] == [
         "teacher, no exit, fp32", f"width {point['width']:g}, speed {point['speed']:g}, int8"]
     assert (run / "export" / "model.int8.onnx").is_file() and not (run / "export-full" / "model.int8.onnx").exists()
+    # int8 is served, so the calibration measured the int8 program against the teacher, and the export ships it
+    promise = summary["promise"]
+    assert promise["measured_on"] == "onnxruntime int8" and promise["reference"] == "teacher"
+    assert (promise["width"], promise["speed"]) == (point["width"], point["speed"])
+    assert pdf.ExportInfo.read(run / "export").promise.to_json() == promise
+    manifest = json.loads((run / "export" / "manifest.json").read_text())["files"]
+    assert promise["program_files"] == {"model.int8.onnx": manifest["model.int8.onnx"]}
+    assert "promise: width" in pdf.pipeline.summary_table(summary)
     for name in ("teacher", "supernet", "dynafast"):
         assert json.loads((run / name / "stage.json").read_text())["complete"]
     pdf.Predictor(run / "export", threads=1)  # verifies the manifest
@@ -129,7 +137,7 @@ def test_report_shows_the_intervals_and_promises_of_the_run(pipeline_run, tmp_pa
         assert expected in text
     targets = "\n".join(report.targets(tmp_path / "runs"))
     assert "width 0.25 within 2.5 dev points of the teacher (#13)" in targets
-    assert "test drop within the budget (#13)" in targets and "the point chosen on dev (#13)" in targets
+    assert "test drop within the budget (#13, #22)" in targets  # the int8 run is calibrated on measured time
 
 
 def test_summary_table_puts_the_exported_models_side_by_side(pipeline_run):
@@ -151,4 +159,7 @@ def test_summary_table_puts_the_exported_models_side_by_side(pipeline_run):
                         f"({adaptive['ratios']['throughput_speedup']:.2f}x) |")
     assert table.splitlines()[-1].startswith("stages: finetune ")
     untimed = pdf.pipeline.summary_table({**s, "latency": None}).splitlines()  # bench_samples=0
-    assert untimed[2].endswith("| 1.00x |  |  |") and untimed[-3].endswith("x |  |  |")
+    calibrated = [line for line in untimed if line.startswith("| **width")]
+    assert untimed[2].endswith("| 1.00x |  |  |") and calibrated[0].endswith("x |  |  |")
+    assert table.splitlines()[-3].startswith(f"promise: width {point['width']:g}, speed {point['speed']:g} on "
+                                             "onnxruntime int8: at most 2 points below the teacher")

@@ -7,7 +7,7 @@ import pytest
 from helpers import write_sentiment_data
 from paddle_dynafast.config import DataConfig
 from paddle_dynafast.data.labels import label_list
-from paddle_dynafast.data.readers import (Example, find_split, read_inputs, fingerprint, hold_out, load_splits, read_examples,
+from paddle_dynafast.data.readers import (Example, calibration_examples, find_split, read_inputs, fingerprint, hold_out, load_splits, read_examples,
                                           read_json_lines, read_lines, read_texts)
 from paddle_dynafast.errors import DataError
 
@@ -217,3 +217,16 @@ def test_read_inputs_names_the_empty_line_and_the_undecodable_byte(tmp_path):
         read_inputs(tmp_path / "in.txt")
     with pytest.raises(DataError, match=r"^standard input:2: not valid UTF-8 at byte offset 11 \(byte 5 of the line"):
         read_inputs(stdin=io.TextIOWrapper(io.BytesIO(b"good w\nbad \xfe\n")))
+
+
+def test_a_holdout_leaves_training_for_calibration(tmp_path):
+    folder = write_sentiment_data(tmp_path / "d", n_train=40, n_dev=10, n_test=10)
+    plain = load_splits(DataConfig(str(folder)))
+    held = load_splits(DataConfig(str(folder), holdout=6))
+    assert len(held["holdout"]) == 6 and len(held["train"]) == 34 and held["dev"] == plain["dev"]
+    assert {e.where for e in held["train"]} | {e.where for e in held["holdout"]} == {e.where for e in plain["train"]}
+    assert held == load_splits(DataConfig(str(folder), holdout=6))  # seeded: the same examples every time
+    assert calibration_examples(held) == held["dev"] + held["holdout"]
+    assert calibration_examples(plain) == plain["dev"]
+    with pytest.raises(ValueError, match="holdout must be a whole number >= 0, got -1"):
+        DataConfig(str(folder), holdout=-1)

@@ -54,3 +54,10 @@ def test_the_teacher_is_found_through_the_stage_directories(tiny_teacher_dir, ti
     stage["config"]["model_dir"] = str(tmp_path / "gone")
     (moved / "stage.json").write_text(json.dumps(stage))
     assert StageInfo.read(moved).teacher() is None  # the chain is broken: said, not guessed
+
+
+def test_the_training_holdout_is_read_back_for_calibration(tmp_path):
+    (tmp_path / "stage.json").write_text(json.dumps({"stage": "finetune", "complete": True, "config": {
+        "data": {"data_dir": "d", "max_seq_len": 32, "split_seed": 7, "holdout": 500}}}))
+    info = StageInfo.read(tmp_path)
+    assert info.holdout == 500 and info.data_config("e") == DataConfig("e", max_seq_len=32, split_seed=7, holdout=500)

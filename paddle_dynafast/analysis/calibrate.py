@@ -35,7 +35,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from .. import atomic, outputs, stats
+from .. import atomic, data, outputs, stats
 from ..config import BootstrapConfig, BranchConfig, Budget, CalibrateConfig, check_confidence
 from ..errors import ConfigError, DataError, MissingFileError
 from ..model.dynafast import DynaFastModel
@@ -302,7 +302,7 @@ def _calibrate(config: CalibrateConfig, trust_pickle: bool) -> CalibrationResult
             return probs
         return replace(probs, reference=teacher_probabilities(teacher, model, split.loader, trust_pickle))
 
-    dev = probabilities(load_split(model, config.data, "dev", config.batch_size))
+    dev = probabilities(load_split(model, config.data, data.CALIBRATION, config.batch_size))
     dev.save(out / PROBS_FILES["dev"])
     try:
         test_split = load_split(model, config.data, "test", config.batch_size)

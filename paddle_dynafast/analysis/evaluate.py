@@ -304,15 +304,24 @@ class LabelledSplit(NamedTuple):
 
 
 def load_split(model: DynaFastModel, data_config: DataConfig, split: str, batch_size: int) -> LabelledSplit:
-    """One labelled split, encoded with the model's tokenizer and labels."""
+    """One labelled split, encoded with the model's tokenizer and labels; ``calibration``: dev and the training
+    examples held out to calibrate with (:func:`paddle_dynafast.data.calibration_examples`)."""
     check_max_seq_len(model.backbone.config, data_config.max_seq_len, "the model")
-    splits = data.load_splits(data_config)
-    if split not in splits:
-        raise DataError(f"{data_config.data_dir} has no {split} split")
-    features = data.encode(splits[split], model.tokenizer, data_config.max_seq_len, model.labels)
+    examples = split_examples(data.load_splits(data_config), split, data_config.data_dir)
+    features = data.encode(examples, model.tokenizer, data_config.max_seq_len, model.labels)
     loader = data.make_loader(features, model.tokenizer.pad_token_id, batch_size, shuffle=False)
     return LabelledSplit(loader, [f.label for f in features], [len(f.input_ids) for f in features],
-                         data.fingerprint(splits[split]))
+                         data.fingerprint(examples))
+
+
+def split_examples(splits: Dict[str, List[data.Example]], split: str, data_dir: str) -> List[data.Example]:
+    """The examples of ``split`` (``calibration``: dev and the holdout); a split the folder lacks is an error naming
+    it."""
+    if split == data.CALIBRATION:
+        return data.calibration_examples(splits)
+    if split not in splits:
+        raise DataError(f"{data_dir} has no {split} split")
+    return splits[split]
 
 
 def evaluate_probabilities(split: SplitProbabilities, shape: BertShape, branch_config: BranchConfig,

@@ -44,6 +44,7 @@ from ..runtime.export import export_is_current, export_model
 from ..runtime.export_info import INT8_ONNX_FILE, ONNX_FILE, PROGRAM
 from ..runtime.manifest import MANIFEST_FILE
 from .calibrate import find_teacher, promised_drops
+from .evaluate import split_examples
 from .results import Measurement, TimedPoint, TimedReference, TimedResult, TimedTest, Timing
 
 logger = logging.getLogger(__name__)
@@ -104,10 +105,8 @@ def _timed(config: TimedCalibrateConfig, trust_pickle: bool) -> TimedResult:
     splits = data.load_splits(config.data)
 
     def features(split: str, directory: Path):
-        if split not in splits:
-            raise DataError(f"{config.data.data_dir} has no {split} split")
-        tokenizer = load_tokenizer(directory)
-        return data.encode(splits[split], tokenizer, config.data.max_seq_len, model.labels, quiet=True)
+        examples = split_examples(splits, split, config.data.data_dir)
+        return data.encode(examples, load_tokenizer(directory), config.data.max_seq_len, model.labels, quiet=True)
 
     reference_kind, reference_options = config.reference_runtime, {}
     if reference_kind == "auto":
@@ -115,7 +114,7 @@ def _timed(config: TimedCalibrateConfig, trust_pickle: bool) -> TimedResult:
         reference_kind, reference_options = candidate.runtime, dict(candidate.options)
     reference_runtime = open_runtime(dirs["full"], reference_kind, config.threads, **reference_options)
     reference_name = f"{reference_kind} fp32" + "".join(f" {k}={v}" for k, v in reference_options.items())
-    dev = features("dev", dirs["full"])
+    dev = features(data.CALIBRATION, dirs["full"])
     first, first_correct = measure(reference_runtime, dev, 0.0, config.batch_size, config.latency_samples)
 
     name = f"{config.runtime} {config.precision}"
@@ -213,6 +212,13 @@ def _on_test(config: TimedCalibrateConfig, chosen: Tuple[Optional[TimedPoint], O
     return TimedTest(reference=reference, points=points), None
 
 
+def _drop(point: TimedPoint, drop: float) -> str:
+    """``0.34 [-0.11, 0.80]``: the drop in points and its interval, when it was measured."""
+    if point.delta_low is None:
+        return f"{drop:.2f}"
+    return f"{drop:.2f} [{-100 * point.delta_high:.2f}, {-100 * point.delta_low:.2f}]"
+
+
 def markdown(result: TimedResult) -> str:
     ref, budget = result.reference.measured, result.budget
     model = "the full model" if result.teacher_dir is None else f"the teacher ({result.teacher_dir})"
@@ -221,21 +227,27 @@ def markdown(result: TimedResult) -> str:
              f"batch 1. Measured: {result.runtime}. Budgets: at most {budget.max_accuracy_drop:g} points "
              f"below the reference (promised at confidence {budget.confidence}); time: throughput speed-up >= "
              f"{budget.min_throughput_speedup}, latency <= {budget.max_latency_ms} ms.", "",
-             "| choice | width | speed | dev acc | Δ dev | promised drop | FLOPs speed-up | throughput speed-up "
-             "| latency speed-up | test acc | Δ test | test throughput speed-up | test latency speed-up |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| choice | width | speed | dev acc | dev drop [95 % CI] | promised dev drop | FLOPs speed-up "
+             "| throughput speed-up | latency speed-up | test acc | test drop [95 % CI] | test throughput speed-up "
+             "| test latency speed-up | budget held on test |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     test = result.test
     for p, label in ((result.fastest_within_accuracy_budget, "fastest within the accuracy budget"),
                      (result.most_accurate_within_time_budget, "most accurate within the time budget")):
         if p is None:
-            lines.append(f"| {label} | none | | | | | | | | | | | |")
+            lines.append(f"| {label} | none | | | | | | | | | | | | |")
             continue
         t = None if test is None else next(
             (q for q in test.points.values() if q.width == p.width and q.speed == p.speed), None)
-        test_cells = (f"{100 * t.accuracy:.2f} | {100 * (t.accuracy - test.reference.accuracy):+.2f} "
-                      f"| {t.throughput_speedup:.2f}x | {t.latency_speedup:.2f}x") if t else " | | | "
+        if t is None:
+            test_cells = " | | | | "
+        else:
+            drop = 100 * (test.reference.accuracy - t.accuracy)
+            held = "yes" if budget.held(-drop / 100) else "**no**"
+            test_cells = (f"{100 * t.accuracy:.2f} | {_drop(t, drop)} | {t.throughput_speedup:.2f}x "
+                          f"| {t.latency_speedup:.2f}x | {held}")
         lines.append(f"| {label} | {p.width:g} | {p.speed:g} | {100 * p.accuracy:.2f} "
-                     f"| {100 * (p.accuracy - ref.accuracy):+.2f} | {100 * p.promised_drop:.2f} "
+                     f"| {_drop(p, 100 * (ref.accuracy - p.accuracy))} | {100 * p.promised_drop:.2f} "
                      f"| {p.flops_speedup:.2f}x "
                      f"| {p.throughput_speedup:.2f}x | {p.latency_speedup:.2f}x | {test_cells} |")
     lines += ["", "Every point measured on dev:", "",

@@ -60,6 +60,9 @@ def add_data_args(parser: argparse.ArgumentParser, trained: bool = False) -> Non
         parser.add_argument("--labels", nargs="+", default=None,
                             help="the label set in the classifier's order (default: the training split's, refusing "
                                  "a rare label or a non-integer among integers as a likely typo)")
+        parser.add_argument("--holdout", type=int, default=default(DataConfig, "holdout"),
+                            help="training examples kept out of training and added to dev to calibrate with "
+                                 "(default 0: none)")
     if trained:
         parser.add_argument("--seed", type=int, default=None,
                             help="seed of the dev slice held out of a folder without dev (default: the model's)")
@@ -68,7 +71,8 @@ def add_data_args(parser: argparse.ArgumentParser, trained: bool = False) -> Non
 def data_config(args: argparse.Namespace) -> DataConfig:
     """The :class:`DataConfig` of :func:`add_data_args` (a training command's)."""
     return DataConfig(data_dir=args.data_dir, max_seq_len=args.max_seq_len, max_examples=args.max_examples,
-                      split_seed=args.seed, labels=tuple(args.labels) if args.labels else None)
+                      split_seed=args.seed, labels=tuple(args.labels) if args.labels else None,
+                      holdout=args.holdout)
 
 
 def trained_data_config(args: argparse.Namespace) -> DataConfig:

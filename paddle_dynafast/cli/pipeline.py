@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import PipelineConfig, TrainConfig, default
+from ..config import EXPORT_RUNTIMES, PipelineConfig, TrainConfig, default
 from ..pipeline import quick, run_pipeline, step_dirs, summary_table
 from ..train import STAGES
 from ..train.finetune import add_size_arguments, size_from_args
-from .common import add_budget_args, add_data_args, data_config
+from .common import add_budget_args, add_data_args, data_config, names
 
 
 def register(subparsers) -> None:
@@ -41,7 +41,10 @@ def register(subparsers) -> None:
                    help=f"supernet widths (default {' '.join(map(str, widths))})")
     add_budget_args(p)
     p.add_argument("--int8", action="store_true",
-                   help="also export the adaptive model in int8 (ONNX Runtime) and time it so in the summary")
+                   help="serve the adaptive model in int8 (ONNX Runtime): calibrated on time measured as that program")
+    p.add_argument("--runtime", choices=names(EXPORT_RUNTIMES), default=None,
+                   help="calibrate on time measured on this runtime in the served precision (default: onnxruntime "
+                        "with --int8, else on FLOPs in dygraph fp32)")
     p.add_argument("--quick", action="store_true",
                    help="the demo: a slice of each split, one epoch per stage, widths 1 and 0.5, int8")
     p.add_argument("--logdir", default=None, help="VisualDL logs, one subdirectory per stage")
@@ -60,7 +63,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         output_dir=args.output, data=data_config(args), model_dir=args.model, random_init=args.random_init,
         size=size_from_args(args), finetune=train("finetune"), supernet=train("supernet"), distill=train("distill"),
         widths=tuple(args.widths), max_accuracy_drop=args.max_accuracy_drop, min_flops_speedup=args.min_flops_speedup,
-        confidence=args.confidence, int8=args.int8)
+        confidence=args.confidence, int8=args.int8, runtime=args.runtime)
     return quick(config) if args.quick else config
 
 

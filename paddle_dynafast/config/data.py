@@ -43,6 +43,9 @@ class DataConfig:
     labels: Optional[Tuple[str, ...]] = None
     """The label set in the classifier's order; None takes the training split's labels, refusing a label that is
     rare (a typo?) or not a whole number among whole numbers (``0.0`` among ``0``/``1``)."""
+    holdout: int = 0
+    """Training examples kept out of every training stage (a seeded slice of train) and added to dev when a model is
+    calibrated: more examples to promise on. 0: none."""
 
     def __post_init__(self) -> None:
         check_finite(self)
@@ -54,5 +57,7 @@ class DataConfig:
             raise ConfigError(f"max_examples must be >= 1 or None, got {self.max_examples}")
         if self.max_eval_examples is not None and self.max_eval_examples < 1:
             raise ConfigError(f"max_eval_examples must be >= 1 or None, got {self.max_eval_examples}")
+        if isinstance(self.holdout, bool) or not isinstance(self.holdout, int) or self.holdout < 0:
+            raise ConfigError(f"holdout must be a whole number >= 0, got {self.holdout!r}")
         if not 0 < self.dev_fraction < 1:
             raise ConfigError(f"dev_fraction {self.dev_fraction} is not in (0, 1)")

@@ -5,9 +5,10 @@ from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 from ..errors import ConfigError
-from .analysis import Budget, CalibrateConfig
+from .analysis import Budget, CalibrateConfig, TimedCalibrateConfig, normalize_speeds
 from .base import check_finite, default
 from .data import DataConfig
+from .runtime import EXPORT_RUNTIMES, Precision, RuntimeName, as_runtime
 from .train import (BranchConfig, FinetuneConfig, ModelSize, SelfDistillConfig, SupernetConfig, TrainConfig,
                     normalize_widths)
 
@@ -51,8 +52,13 @@ class PipelineConfig:
     confidence: Optional[float] = default(CalibrateConfig, "confidence")
     """Probability with which the calibrated point's dev drop stays within the budget (None: the raw drop)."""
     int8: bool = False
-    """Also export the adaptive model in int8 (model.int8.onnx, dynamic activations), and time it that way in the
-    summary; the full model stays float32, its best runtime here."""
+    """Serve the adaptive model in int8 (model.int8.onnx on ONNX Runtime): it is calibrated on measured time as that
+    program, and timed that way in the summary; the teacher stays float32, its best runtime here."""
+    runtime: Optional[str] = None
+    """Calibrate on time measured on this runtime (paddle-inference, onnxruntime) in the served precision; None:
+    onnxruntime with ``int8``, else on analytic FLOPs in dygraph float32."""
+    timed_speeds: Tuple[float, ...] = default(TimedCalibrateConfig, "speeds")
+    """The speeds measured at every width when calibrating on measured time."""
     bench_samples: int = 100
     """Texts timed at batch 1 for the summary's latency (0 skips the timing)."""
 
@@ -60,8 +66,18 @@ class PipelineConfig:
         check_finite(self)
         object.__setattr__(self, "widths", normalize_widths(self.widths))
         self.budget  # building the Budget checks the budgets, each error naming its value
+        if self.runtime is not None:
+            object.__setattr__(self, "runtime", as_runtime(self.runtime, EXPORT_RUNTIMES))
+        object.__setattr__(self, "timed_speeds", normalize_speeds(self.timed_speeds))
         if self.bench_samples < 0:
             raise ConfigError(f"bench_samples must be >= 0, got {self.bench_samples}")
+
+    @property
+    def served(self) -> Optional[Tuple[str, str]]:
+        """``(runtime, precision)`` the calibration measures on, or None to calibrate on FLOPs."""
+        if self.runtime is None and not self.int8:
+            return None
+        return str(self.runtime or RuntimeName.ONNXRUNTIME), str(Precision.INT8 if self.int8 else Precision.FP32)
 
     @property
     def budget(self) -> Budget:

@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 
 SPLITS = ("train", "dev", "test")
+HOLDOUT = "holdout"
+"""The split of training examples held out of training to calibrate with (``DataConfig.holdout``)."""
+CALIBRATION = "calibration"
+"""The name of what a model is calibrated on: dev and the holdout (:func:`calibration_examples`)."""
 
 
 @dataclass(frozen=True)
@@ -243,10 +247,19 @@ def load_splits(source: DataConfig | str | Path) -> Dict[str, List[Example]]:
         splits["train"], splits["dev"] = hold_out(splits["train"], n_dev, config.split_seed)
         logger.info("%s has no dev split: held out %d of %d train examples as dev (seed %d)",
                     data_dir, len(splits["dev"]), len(splits["train"]) + len(splits["dev"]), config.split_seed)
+    if config.holdout:
+        splits["train"], splits[HOLDOUT] = hold_out(splits["train"], config.holdout, config.split_seed + 1)
+        logger.info("%s: held out %d train examples from training, to calibrate with dev (seed %d)", data_dir,
+                    len(splits[HOLDOUT]), config.split_seed + 1)
     for split, examples in splits.items():
         cap = config.max_examples if split == "train" or config.max_eval_examples is None else config.max_eval_examples
         splits[split] = examples if cap is None else examples[:cap]
     return splits
+
+
+def calibration_examples(splits: Dict[str, List[Example]]) -> List[Example]:
+    """What a model is calibrated on: dev, and the training examples held out for it (``DataConfig.holdout``)."""
+    return splits["dev"] + splits.get(HOLDOUT, [])
 
 
 def fingerprint(examples: Sequence[Example]) -> str:

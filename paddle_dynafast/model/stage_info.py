@@ -55,6 +55,8 @@ class StageInfo:
     """The token length the model was trained with."""
     split_seed: int = default(DataConfig, "split_seed")
     """The seed that chose the held-out dev slice of a data folder without dev."""
+    holdout: int = default(DataConfig, "holdout")
+    """Training examples kept out of training to calibrate with (``DataConfig.holdout``)."""
     widths: Tuple[float, ...] = (1.0,)
     """Widths the weights were trained for: a supernet's, a distilled model's branches', else 1.0."""
     versions: Dict[str, str] = field(default_factory=dict)
@@ -76,6 +78,7 @@ class StageInfo:
                    max_seq_len=int(data.get("max_seq_len", default(DataConfig, "max_seq_len"))),
                    split_seed=int(data.get("split_seed", config.get("train", {}).get(
                        "seed", default(DataConfig, "split_seed")))),
+                   holdout=int(data.get("holdout", default(DataConfig, "holdout"))),
                    widths=tuple(float(w) for w in widths), versions=dict(raw.get("versions", {})), config=config)
 
     def teacher(self) -> Optional[Path]:
@@ -95,9 +98,10 @@ class StageInfo:
         return self.labels if self.labels is not None else tuple(str(i) for i in range(num_labels))
 
     def data_config(self, data_dir: str, **changes) -> DataConfig:
-        """A :class:`DataConfig` on ``data_dir`` cut as this model was trained (``max_seq_len``, ``split_seed``)."""
+        """A :class:`DataConfig` on ``data_dir`` cut as this model was trained (``max_seq_len``, ``split_seed``, the
+        training examples it held out)."""
         return dataclasses.replace(DataConfig(data_dir=data_dir, max_seq_len=self.max_seq_len,
-                                              split_seed=self.split_seed), **changes)
+                                              split_seed=self.split_seed, holdout=self.holdout), **changes)
 
     def is_complete_with(self, stage: str, config: Any) -> bool:
         """A finished ``stage`` made with ``config`` (a moved directory still counts: ``output_dir`` is not
