@@ -40,3 +40,17 @@ def test_a_directory_written_before_the_split_seed_split_with_the_training_seed(
                                                                 train=TrainConfig(seed=7)))
     with pytest.raises(ValueError, match=r"FinetuneConfig has no field\(s\) \['nonsense'\]"):
         normalize_config({**config, "nonsense": 1}, FinetuneConfig)
+
+
+@pytest.mark.parametrize("content", ["[]", '{"config": [1]}', '{"labels": 3}', '{"config": {"data": '
+                                                                               '{"max_seq_len": "long"}}}'])
+def test_a_malformed_stage_json_is_named(tmp_path, content):
+    from paddle_dynafast.errors import ArtifactError
+
+    (tmp_path / "stage.json").write_text(content)
+    with pytest.raises(ArtifactError, match=r"stage.json is malformed: "):
+        StageInfo.read(tmp_path)
+    (tmp_path / "stage.json").unlink()
+    (tmp_path / "stage.json").symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(ArtifactError, match=r"stage.json is a symbolic link"):
+        StageInfo.read(tmp_path)
