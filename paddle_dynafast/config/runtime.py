@@ -166,13 +166,15 @@ class PredictConfig:
     jsonl: bool = False
     """The input is JSON lines ``{"text": ..., "text_b": ..., "label": ...}`` (text_b and label optional)."""
     output_file: Optional[str] = None
-    """Where the JSON lines go; None: standard output."""
+    """Where the JSON lines go, written atomically, never inside ``model_dir``; None: standard output."""
     speed: float = 0.0
     """The exit threshold in [0, 1] (0: no early exit)."""
     batch_size: int = 32
     """Texts per batch (batches are grouped by length)."""
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     """What runs the export."""
+    overwrite: bool = False
+    """Replace an existing ``output_file`` (without it, an existing file is refused)."""
 
     def __post_init__(self) -> None:
         for name in ("model_dir", "input_file", "output_file"):
