@@ -226,6 +226,15 @@ def claim(directory: str | Path, output: Output, inputs: Sequence[Optional[str |
         yield earlier
 
 
+def is_stream(path: Path) -> bool:
+    """``path`` is (or links to) a terminal, a pipe or a socket: written as it is, never replaced."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
 @contextlib.contextmanager
 def claim_file(path: str | Path, command: str, inputs: Sequence[Optional[str | Path]] = (),
                input_dirs: Sequence[Optional[str | Path]] = (), replace: bool = False,
@@ -234,12 +243,16 @@ def claim_file(path: str | Path, command: str, inputs: Sequence[Optional[str | P
     never one of ``inputs`` nor inside one of ``input_dirs``, one writer at a time (the lock of ``path``), what a
     killed run left beside it removed, an existing file replaced only with ``replace`` (``--overwrite``), and
     written atomically: the file appears whole when the block succeeds; on an error (a full disk) it is left as it
-    was."""
+    was. A stream (``/dev/stdout``, a named pipe) is written as it is."""
     path = Path(path)
     check_not_input(path, inputs, command, whole=False)
     check_not_inside(path, input_dirs, command)
     if path.is_dir():
         raise ArtifactError(f"--output {path} is a directory; {command} writes one file")
+    if is_stream(path):  # /dev/stdout, a named pipe: nothing to replace (nor a place beside it to lock or write)
+        with open(path, "w", encoding=encoding) as f:
+            yield f
+        return
     with locked(path):
         remove_leftovers(path, inside=())
         if os.path.lexists(path) and not replace:

@@ -235,3 +235,17 @@ def test_an_output_file_is_claimed_like_a_directory(tmp_path):
     with pytest.raises(ArtifactError, match=r"--output .*dir is a directory; predict writes one file"):
         with outputs.claim_file(tmp_path / "dir", "predict"):
             pass
+
+
+def test_a_stream_is_written_as_it_is(tmp_path):
+    """``--output /dev/stdout`` or a named pipe: nothing to replace, no lock or temporary beside it."""
+    import threading
+
+    os.mkfifo(tmp_path / "pipe")
+    received = []
+    reader = threading.Thread(target=lambda: received.append((tmp_path / "pipe").read_text()), daemon=True)
+    reader.start()
+    with outputs.claim_file(tmp_path / "pipe", "predict") as f:
+        f.write("line\n")
+    reader.join(10)
+    assert received == ["line\n"] and os.listdir(tmp_path) == ["pipe"]
