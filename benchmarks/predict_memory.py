@@ -28,13 +28,16 @@ def write_input(path: Path, lines: int, seed: int = 0) -> Path:
 
 
 def measure(tree: str, model: str, source: Path, flags: list) -> tuple:
-    """``(peak MB, seconds)`` of one predict run with the package of ``tree``."""
+    """``(peak MB, seconds)`` of one predict run with the package of ``tree``, its lines written to a file beside
+    ``source``."""
     script = ("import resource, subprocess, sys, time; t = time.perf_counter(); done = subprocess.run(sys.argv[1:], "
               "stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True); "
               "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
               "time.perf_counter() - t); sys.stderr.write(done.stderr[-2000:] if done.returncode else '')")
+    source.with_suffix(".out").unlink(missing_ok=True)
     done = subprocess.run([sys.executable, "-c", script, sys.executable, "-m", "paddle_dynafast", "predict", "--model",
-                           model, "--input", str(source), *flags], capture_output=True, text=True,
+                           model, "--input", str(source), "--output", str(source.with_suffix(".out")), *flags],
+                          capture_output=True, text=True, cwd=source.parent,  # not a tree: -m imports from cwd first
                           env={**os.environ, "PYTHONPATH": os.path.abspath(tree)})
     code, peak, seconds = done.stdout.split()
     if code != "0":
