@@ -11,15 +11,19 @@ before any work, which
   on the same output is refused at once with the holder's PID (it does not
   wait: a command that hangs silently behind another is worse than one that
   says why it stopped). The kernel releases the lock when the holder exits,
-  ``kill -9`` included;
-* removes what an earlier run killed while writing left behind (the
-  temporaries of :mod:`paddle_dynafast.atomic`);
+  ``kill -9`` included. The lock file is never opened through a link;
+* removes what an earlier run killed while writing left behind: the
+  temporaries of :mod:`paddle_dynafast.atomic`, each a directory holding its
+  marker; nothing else, whatever its name;
 * refuses a directory the command did not write (it holds files but not the
   command's marker, such as ``export.json``), whatever the flags: nothing of
   the user's is deleted or overwritten;
 * refuses to replace the command's own earlier output unless asked (``replace``:
   ``--overwrite``, or ``--restart`` for a training stage, whose earlier output
   is otherwise resumed).
+
+``predict --output`` claims a file with :func:`claim_file`: the same guard for
+one file, written atomically, never inside the model directory it reads.
 """
 from __future__ import annotations
 
@@ -27,10 +31,11 @@ import contextlib
 import fcntl
 import logging
 import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import IO, Iterator, Optional, Sequence, Tuple
 
 from . import atomic
 from .errors import ArtifactError, ConfigError, OutputBusyError
@@ -94,6 +99,19 @@ def check_not_input(output: Path, inputs: Sequence[Optional[str | Path]], comman
                               "choose another --output")
 
 
+def check_not_inside(output: Path, directories: Sequence[Optional[str | Path]], command: str) -> None:
+    """Refuse an output inside (or equal to) one of ``directories``, which the command reads (``predict``'s model
+    directory): an input is never written into."""
+    target = Path(output).resolve()
+    for directory in directories:
+        if directory is None:
+            continue
+        resolved = Path(directory).resolve()
+        if resolved == target or resolved in target.parents:
+            raise ConfigError(f"--output {output} is inside {directory}, which {command} reads; an input is never "
+                              "written into: choose another --output")
+
+
 def lock_path(directory: Path) -> Path:
     directory = Path(directory).resolve()
     if not directory.name:
@@ -104,14 +122,22 @@ def lock_path(directory: Path) -> Path:
 @contextlib.contextmanager
 def locked(directory: str | Path) -> Iterator[Path]:
     """Hold the exclusive lock of ``directory`` (see the module docstring); refused at once if another process
-    holds it, with its PID. The lock file is removed on release."""
+    holds it, with its PID. The lock file is opened without following a link (a link planted under its name would
+    have us truncate whatever it points at) and must be a regular file. It is removed on release."""
     path = lock_path(Path(directory))
     while True:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o666)
         except OSError as error:  # a read-only or missing location: said before any work
+            if os.path.islink(path):
+                raise ArtifactError(f"the lock file {path} of --output {directory} is a symbolic link (to "
+                                    f"{os.readlink(path)}); paddle-dynafast never writes through a link: remove "
+                                    "it") from None
             raise OSError(error.errno, f"cannot write --output {directory}: {error.strerror} ({path})") from error
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ArtifactError(f"the lock file {path} of --output {directory} is not a regular file: remove it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -120,7 +146,7 @@ def locked(directory: str | Path) -> Iterator[Path]:
             raise OutputBusyError(f"{directory} is being written by another paddle-dynafast process (PID {holder}, "
                                   f"lock {path}); wait for it to finish or stop it") from None
         try:  # the last holder may have removed the file between our open and our lock: lock the file that is there
-            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            same = os.lstat(path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
             same = False
         if same:
@@ -132,7 +158,8 @@ def locked(directory: str | Path) -> Iterator[Path]:
         yield path
     finally:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+            if os.lstat(path).st_ino == os.fstat(fd).st_ino:  # ours still: not a file put in its place
+                os.unlink(path)
         os.close(fd)
 
 
@@ -197,3 +224,39 @@ def claim(directory: str | Path, output: Output, inputs: Sequence[Optional[str |
         if lock:
             remove_leftovers(directory, None if earlier or output.files is None else output.files)
         yield earlier
+
+
+def is_stream(path: Path) -> bool:
+    """``path`` is (or links to) a terminal, a pipe or a socket: written as it is, never replaced."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+@contextlib.contextmanager
+def claim_file(path: str | Path, command: str, inputs: Sequence[Optional[str | Path]] = (),
+               input_dirs: Sequence[Optional[str | Path]] = (), replace: bool = False,
+               encoding: str = "utf-8") -> Iterator[IO]:
+    """Claim the output *file* ``path`` (``predict --output``) and yield it open for writing (text in ``encoding``):
+    never one of ``inputs`` nor inside one of ``input_dirs``, one writer at a time (the lock of ``path``), what a
+    killed run left beside it removed, an existing file replaced only with ``replace`` (``--overwrite``), and
+    written atomically: the file appears whole when the block succeeds; on an error (a full disk) it is left as it
+    was. A stream (``/dev/stdout``, a named pipe) is written as it is."""
+    path = Path(path)
+    check_not_input(path, inputs, command, whole=False)
+    check_not_inside(path, input_dirs, command)
+    if path.is_dir():
+        raise ArtifactError(f"--output {path} is a directory; {command} writes one file")
+    if is_stream(path):  # /dev/stdout, a named pipe: nothing to replace (nor a place beside it to lock or write)
+        with open(path, "w", encoding=encoding) as f:
+            yield f
+        return
+    with locked(path):
+        remove_leftovers(path, inside=())
+        if os.path.lexists(path) and not replace:
+            raise ArtifactError(f"--output {path} exists; pass --overwrite to replace it, or choose another --output "
+                                "(nothing was changed)")
+        with atomic.atomic_file(path, encoding=encoding) as f:
+            yield f

@@ -12,7 +12,6 @@ import numpy as np
 from scipy.special import erf
 
 from paddle_dynafast.runtime.base import Runtime
-from paddle_dynafast.runtime.manifest import sha256
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = ["good", "bad"] + [f"w{i}" for i in range(92)]
@@ -252,6 +251,15 @@ def edit_export_file(directory: Path, name: str, change) -> None:
     raw = json.loads(path.read_text())
     change(raw)
     path.write_text(json.dumps(raw))
+    rehash(directory)
+
+
+def rehash(directory: Path) -> None:
+    """Update the manifest's hashes of an edited export, as someone editing it on purpose would (following links,
+    as ``sha256sum`` does)."""
+    import hashlib
+
     manifest = json.loads((directory / "manifest.json").read_text())
-    manifest["files"] = {p.name: sha256(p) for p in sorted(directory.iterdir()) if p.name != "manifest.json"}
+    manifest["files"] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())
+                         if p.name != "manifest.json"}
     (directory / "manifest.json").write_text(json.dumps(manifest))

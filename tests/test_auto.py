@@ -36,8 +36,10 @@ def test_auto_opens_the_candidate_chosen_with_its_options(opened, monkeypatch):
         return Candidate("paddle-inference", "bf16", (("onednn", True),)), []
 
     monkeypatch.setattr(auto, "choose", choose)
+    verified = []  # with a sign key, the signature is checked before anything is measured
+    monkeypatch.setattr(auto.ExportInfo, "read", lambda directory, key: verified.append((directory, key, chosen[:])))
     auto.open_runtime("dir", auto.AUTO, threads=1, precision="bf16", sign_key=b"k")
-    assert chosen == [("dir", "bf16", 1)]
+    assert verified == [("dir", b"k", [])] and chosen == [("dir", "bf16", 1)]
     assert opened == [(("dir", "paddle-inference", 1, "bf16"), {"sign_key": b"k", "onednn": True})]
 
 

@@ -1,5 +1,6 @@
 """Choosing the runtime by measurement: the candidates per precision, the fastest chosen, the choice remembered."""
 import json
+import logging
 
 import pytest
 
@@ -62,3 +63,61 @@ def test_bench_choose_command(tiny_exports, runtime_cache, capsys):
     assert len(json.loads(runtime_cache.read_text())) == 2  # one choice per objective
     assert cli.main(["bench", "--data-dir", "x"]) == 2
     assert "bench needs --system" in capsys.readouterr().err
+
+
+@pytest.fixture()
+def fake_measure(monkeypatch):
+    """Measurements recorded instead of made: ONNX Runtime the fastest."""
+    measured = []
+
+    def measure(directory, found, batches, threads=2, speed=0.0, rounds=3):
+        measured.append(len(found))
+        return [choose.Timing(c, 1.0 if c.runtime == "onnxruntime" else 2.0) for c in found]
+
+    monkeypatch.setattr(choose, "measure", measure)
+    return measured
+
+
+@pytest.mark.parametrize("content, why", [
+    ('{"KEY": {"candidate": "x"}}', "an entry of the wrong shape (TypeError"),
+    ('{"KEY": {"candidate": {"runtime": "tensorrt", "precision": "fp32", "options": {}}}}',
+     "an entry of the wrong shape (ConfigError runtime 'tensorrt' is not one of"),
+    ('{"KEY": {"candidate": {"runtime": "onnxruntime", "precision": "fp32", "options": []}}}',
+     "an entry of the wrong shape (AttributeError"),
+    ('["not", "choices"]', "holds a JSON list, not choices"),
+    ('{"truncated', "is not valid JSON"),
+])
+def test_a_cache_that_cannot_be_read_is_measured_again_and_said(tiny_exports, runtime_cache, fake_measure, caplog,
+                                                                 content, why):
+    directory = tiny_exports[(0.5, True)]
+    key = choose._key(directory, 1, choose.Precision.FP32, "throughput")
+    runtime_cache.parent.mkdir(parents=True)
+    runtime_cache.write_text(content.replace("KEY", key))
+    with caplog.at_level(logging.WARNING, logger="paddle_dynafast.runtime.choose"):
+        best, timings = choose.choose(directory, threads=1)
+    assert best.name == "onnxruntime fp32" and len(timings) == 3 and fake_measure == [3]
+    assert str(runtime_cache) in caplog.text and why in caplog.text and "measuring again" in caplog.text
+    assert json.loads(runtime_cache.read_text())[key]["candidate"]["runtime"] == "onnxruntime"  # repaired
+    assert choose.choose(directory, threads=1) == (best, []) and fake_measure == [3]
+
+
+def test_a_cache_that_cannot_be_written_is_a_warning_naming_it(tiny_exports, tmp_path, fake_measure, caplog,
+                                                               monkeypatch):
+    directory = tiny_exports[(0.5, True)]
+    (tmp_path / "file").write_text("in the way")
+    monkeypatch.setenv("PADDLE_DYNAFAST_CACHE", str(tmp_path / "file"))
+    with caplog.at_level(logging.WARNING, logger="paddle_dynafast.runtime.choose"):
+        assert choose.choose(directory, threads=1)[0].name == "onnxruntime fp32"
+    assert (f"cannot write the runtime cache {tmp_path / 'file' / 'runtimes.json'} ([Errno 17] File exists: "
+            f"'{tmp_path / 'file'}'): the choice is not remembered") in caplog.text
+    monkeypatch.setenv("PADDLE_DYNAFAST_CACHE", str(tmp_path / "read-only"))
+
+    def read_only(path, obj):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(choose.atomic, "write_json", read_only)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="paddle_dynafast.runtime.choose"):
+        assert choose.choose(directory, threads=1)[0].name == "onnxruntime fp32"
+    assert f"cannot write the runtime cache {tmp_path / 'read-only' / 'runtimes.json'} ([Errno 13] Permission " \
+           "denied" in caplog.text and fake_measure == [3, 3]

@@ -56,6 +56,16 @@ def test_a_user_error_is_one_line_an_internal_error_shows_its_traceback(tmp_path
     assert "internal error" in err
 
 
+def test_verbose_is_taken_before_or_after_the_command():
+    """``serve ... -v`` was an argparse error printed after the warnings -v lets through (issue 25)."""
+    parse = cli.build_parser().parse_args
+    for command in (["serve", "--model", "m"], ["predict", "--model", "m"], ["finetune", "--data-dir", "d",
+                                                                                 "--output", "o"]):
+        assert parse(command).verbose is False
+        assert parse(["-v", *command]).verbose is True
+        assert parse([*command, "-v"]).verbose is True and parse([*command, "--verbose"]).verbose is True
+
+
 def test_every_command_module_registers_its_sub_commands_in_order():
     subparsers = next(a for a in cli.build_parser()._actions if a.dest == "command")
     assert list(subparsers.choices) == ["finetune", "supernet", "distill", "evaluate", "calibrate", "export",

@@ -87,10 +87,27 @@ def test_paths_are_kept_as_strings_and_names_as_members(tmp_path):
 
 
 def test_the_defaults_each_command_runs_with():
-    assert RuntimeConfig().threads == (os.cpu_count() or 1) and RuntimeConfig().name == "auto"
+    assert RuntimeConfig().threads == len(os.sched_getaffinity(0)) and RuntimeConfig().name == "auto"
     assert default(PredictConfig, "runtime") == RuntimeConfig()
     assert default(BenchConfig, "runtime") == RuntimeConfig(threads=2)  # a shared machine's numbers vary less
     assert (default(ExportConfig, "width"), default(ExportConfig, "onnx"), default(ExportConfig, "int8")) == \
         (1.0, True, False)
     bench = BenchConfig([BenchSystem("full", Path("e"))], "d", "o")
     assert bench.systems == (BenchSystem("full", "e", 0.0),) and (bench.samples, bench.rounds) == (200, 5)
+
+
+def test_threads_are_bounded_by_the_cpus_this_process_may_use(monkeypatch):
+    """Not the machine's count: a container's or taskset's share (os.sched_getaffinity). Here: one CPU of eight."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3})
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert RuntimeConfig().threads == 1 and default(BenchConfig, "runtime").threads == 1
+    for threads in (2, 100_000, 100_000_000_000):
+        with pytest.raises(ConfigError, match=rf"^threads {threads} is more than the 1 CPUs this process may use "
+                                              r"\(os.sched_getaffinity\); give at most 1$"):
+            RuntimeConfig(threads=threads)
+    with pytest.raises(ConfigError, match=r"^threads must be a whole number >= 1, got 0$"):
+        RuntimeConfig(threads=0)
+
+
+def test_predict_replaces_an_existing_output_only_when_asked():
+    assert PredictConfig("m").overwrite is False and PredictConfig("m", output_file="o", overwrite=True).overwrite

@@ -4,6 +4,7 @@ with the arguments it was given and returns its exit code. It imports nothing he
 import os
 import subprocess
 import sys
+import tempfile
 import warnings
 
 import pytest
@@ -70,3 +71,61 @@ def test_it_imports_nothing_heavy_before_it_has_set_them():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+@pytest.fixture()
+def no_home(tmp_path, monkeypatch):
+    """A home directory that cannot be made (a file stands in its way), the libraries' variables unset, and the
+    temporary directory a fresh one."""
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("HOME", str(tmp_path / "file" / "home"))
+    for variable in ("PPNLP_HOME", "MPLCONFIGDIR", "PADDLE_DYNAFAST_CACHE", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(variable, raising=False)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    return tmp_path / "tmp" / f"paddle-dynafast-{os.getuid()}"
+
+
+def test_a_home_that_cannot_be_written_is_moved_to_a_private_folder(no_home, command_line, monkeypatch):
+    with warnings.catch_warnings():
+        assert console.main(["predict"]) == 7
+    assert (os.environ["PPNLP_HOME"], os.environ["MPLCONFIGDIR"], os.environ["PADDLE_DYNAFAST_CACHE"]) == (
+        str(no_home / "paddlenlp"), str(no_home / "matplotlib"), str(no_home / "paddle_dynafast"))
+    assert oct(no_home.stat().st_mode & 0o777) == "0o700" and command_line == [["predict"]]
+    monkeypatch.setenv("MPLCONFIGDIR", "/somewhere/mine")  # a variable the user set is kept
+    monkeypatch.delenv("PPNLP_HOME")
+    assert console.writable_homes() is None and os.environ["MPLCONFIGDIR"] == "/somewhere/mine"
+
+
+def test_what_cannot_be_moved_is_one_line_saying_what_to_set(no_home, command_line, capsys, monkeypatch):
+    no_home.symlink_to(no_home.parent)  # the private folder is a link: someone else may own where it points
+    with warnings.catch_warnings():
+        assert console.main(["predict"]) == 2
+    assert capsys.readouterr().err == (f"paddle-dynafast: error: {os.environ['HOME']}/.paddlenlp cannot be written, "
+                                       f"nor {no_home} ({no_home} is not a directory of this user's): set PPNLP_HOME "
+                                       "to a directory you can write\n")
+    monkeypatch.setenv("PPNLP_HOME", str(no_home.parent.parent / "file" / "nlp"))
+    with warnings.catch_warnings():
+        assert console.main(["predict"]) == 2
+    assert "PPNLP_HOME=" in capsys.readouterr().err and command_line == []
+
+
+def test_every_command_runs_with_a_read_only_home(tmp_path, tiny_exports):
+    """The issue's case, for real: the home directory a read-only mount (a user and mount namespace of our own)."""
+    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True)
+    if probe.returncode:
+        pytest.skip(f"no read-only mount without privileges here (unshare -rm: {probe.stderr.decode().strip()})")
+    home, scratch = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    scratch.mkdir()
+    (tmp_path / "in.txt").write_text("good w1\n")
+    command = (f"mount --bind -o ro {home} {home} && cd {tmp_path} && HOME={home} TMPDIR={scratch} "
+               f"{sys.executable} -m paddle_dynafast predict --model {tiny_exports[(1.0, True)]} --input in.txt "
+               "--threads 1 --runtime paddle-inference")
+    environment = {k: v for k, v in os.environ.items() if k not in ("PPNLP_HOME", "MPLCONFIGDIR",
+                                                                    "PADDLE_DYNAFAST_CACHE")}
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", command], capture_output=True, text=True, timeout=300,
+                          env=environment)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert '"label"' in done.stdout and list(home.iterdir()) == []
+    assert (scratch / f"paddle-dynafast-{os.getuid()}" / "paddlenlp" / "models").is_dir()

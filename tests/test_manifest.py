@@ -143,3 +143,65 @@ def test_the_sign_key_comes_from_the_configs_file_or_from_memory_not_both(tmp_pa
     verify(out, read_sign_key(tmp_path / "key"))
     with pytest.raises(ArtifactError, match="the signature does not match"):
         verify(out, b"another key of 16+ bytes")
+
+
+def test_a_link_in_an_export_is_refused_by_name_whatever_its_hash(tmp_path, tiny_exports):
+    """Every file is a regular file inside the directory (lstat), even a link whose target's sha256 is listed."""
+    import hashlib
+
+    for name, target in (("passwd.txt", Path("/etc/passwd")), ("vocab.txt", tmp_path / "outside.txt"),
+                         ("sub", tmp_path)):
+        directory = copy_export(tiny_exports, tmp_path, name=f"with-{name}")
+        if name == "vocab.txt":
+            target.write_bytes((directory / name).read_bytes())
+            (directory / name).unlink()
+        (directory / name).symlink_to(target)
+        manifest = json.loads((directory / MANIFEST_FILE).read_text())
+        if target.is_file():
+            manifest["files"][name] = hashlib.sha256(target.read_bytes()).hexdigest()
+        (directory / MANIFEST_FILE).write_text(json.dumps(manifest))
+        with pytest.raises(ArtifactError, match=rf"with-{name}/{name} is a symbolic link \(to {target}\): every file "
+                                                rf"of .*with-{name} must be a regular file inside it"):
+            verify(directory)
+    with pytest.raises(ArtifactError, match=r"holds \['link'\]: an export directory holds files only"):
+        (tmp_path / "files").mkdir()
+        (tmp_path / "files" / "link").symlink_to("/etc/passwd")
+        write_manifest(tmp_path / "files")
+
+
+def test_the_manifest_covers_the_source_the_export_was_made_from(tmp_path, tiny_exports, tiny_dynafast_dir, caplog):
+    from paddle_dynafast.runtime.manifest import verify_source
+
+    exported = tiny_exports[(1.0, True)]
+    source = json.loads((exported / MANIFEST_FILE).read_text())["source"]
+    assert source["directory"] == str(tiny_dynafast_dir) and sorted(source["files"]) == [
+        "branches.json", "branches.safetensors", "config.json", "model.safetensors", "stage.json",
+        "tokenizer_config.json", "vocab.txt"]
+    verify_source(exported, tiny_dynafast_dir, signed=True)
+    copied = Path(shutil.copytree(tiny_dynafast_dir, tmp_path / "source"))
+    (copied / "model_state.pdparams").write_bytes(b"a pickle the loader would prefer no more, but still")
+    with pytest.raises(ArtifactError, match=r"source/model_state.pdparams was not in .*source when .* was exported "
+                                            r"from it: the source changed since; export it again"):
+        verify_source(exported, copied)
+    (copied / "model_state.pdparams").unlink()
+    (copied / "vocab.txt").unlink()
+    with pytest.raises(ArtifactError, match=r"source/vocab.txt is missing: .* was exported from it"):
+        verify_source(exported, copied)
+    older = copy_export(tiny_exports, tmp_path, name="older")  # written before sources were recorded, then signed
+    (older / MANIFEST_FILE).unlink()
+    write_manifest(older, KEY)
+    with pytest.raises(ArtifactError, match=r"older/manifest.json does not cover the source .* of the export, and a "
+                                            r"sign key was given: the dygraph runtime would run unchecked weights"):
+        verify_source(older, tiny_dynafast_dir, signed=True)
+    with caplog.at_level(logging.INFO, logger="paddle_dynafast.runtime.manifest"):
+        verify_source(older, tiny_dynafast_dir)
+    assert "records no sha256 of its source" in caplog.text
+    signed = copy_export(tiny_exports, tmp_path, name="signed")
+    (signed / MANIFEST_FILE).unlink()
+    write_manifest(signed, KEY, source=tiny_dynafast_dir)
+    verify(signed, KEY)
+    manifest = json.loads((signed / MANIFEST_FILE).read_text())
+    manifest["source"]["files"]["model.safetensors"] = "0" * 64  # an attacker's weights, their hash recorded
+    (signed / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="the signature does not match"):
+        verify(signed, KEY)

@@ -54,7 +54,7 @@ def test_predict_command(tmp_path, tiny_exports, toy_data, capsys):
     assert [line["label"] for line in lines] == expected.labels
     (tmp_path / "in.txt").write_text("good w1\n\nbad w2\n")
     code = cli.main(["predict", "--model", str(tiny_exports[(0.5, True)]), "--input", str(tmp_path / "in.txt")])
-    assert code == 2 and "in.txt:2: empty line (1 in all)" in capsys.readouterr().err
+    assert code == 2 and "in.txt:2: empty line; give one text per line" in capsys.readouterr().err
 
 
 def _predict(*args):

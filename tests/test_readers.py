@@ -213,7 +213,7 @@ def test_read_inputs_names_the_empty_line_and_the_undecodable_byte(tmp_path):
     import io
 
     (tmp_path / "in.txt").write_text("good\n \nbad\n\n")
-    with pytest.raises(DataError, match=r"in.txt:2: empty line \(2 in all\); give one text per line"):
+    with pytest.raises(DataError, match=r"in.txt:2: empty line; give one text per line"):
         read_inputs(tmp_path / "in.txt")
     with pytest.raises(DataError, match=r"^standard input:2: not valid UTF-8 at byte offset 11 \(byte 5 of the line"):
         read_inputs(stdin=io.TextIOWrapper(io.BytesIO(b"good w\nbad \xfe\n")))
@@ -230,3 +230,41 @@ def test_a_holdout_leaves_training_for_calibration(tmp_path):
     assert calibration_examples(plain) == plain["dev"]
     with pytest.raises(ValueError, match="holdout must be a whole number >= 0, got -1"):
         DataConfig(str(folder), holdout=-1)
+
+
+def test_what_csv_and_json_would_stop_on_is_named_with_its_line(tmp_path):
+    (tmp_path / "big.tsv").write_text("label\ttext_a\n1\tgood\n0\t" + "w" * 131_073 + "\n")
+    with pytest.raises(DataError, match=r"big.tsv:3: field larger than field limit \(131072\): no text to classify "
+                                        r"is that long; is the file damaged, or not tab-separated\?"):
+        read_examples(tmp_path / "big.tsv")
+    with pytest.raises(DataError, match=r"in.jsonl:2: JSON nested too deeply; expected one flat object a line"):
+        read_json_lines(['{"text": "a"}', "[" * 100_000 + "]" * 100_000], "in.jsonl")
+
+
+def test_inputs_are_read_as_they_are_used_and_an_empty_input_has_none(tmp_path):
+    import io
+
+    from paddle_dynafast.data.readers import iter_inputs
+
+    pulled = []
+
+    class Stdin:  # standard input whose bytes underneath count the lines taken from them
+        def __init__(self, count):
+            self.buffer = self.lines(count)
+
+        def lines(self, count):
+            for i in range(count):
+                pulled.append(i)
+                yield f"w{i % 90} good\n".encode()
+
+    examples = iter_inputs(stdin=Stdin(10_000))
+    first = [next(examples) for _ in range(3)]
+    assert [e.where for e in first] == ["standard input:1", "standard input:2", "standard input:3"] and len(pulled) == 3
+    assert sum(1 for _ in examples) == 9_997
+    for name, content in (("e.txt", ""), ("e.tsv", ""), ("h.tsv", "label\ttext_a\n"), ("e.jsonl", "")):
+        (tmp_path / name).write_text(content)
+        assert read_inputs(tmp_path / name, labeled=name == "e.txt") == []
+    assert read_inputs(stdin=io.TextIOWrapper(io.BytesIO(b""))) == []
+    with pytest.raises(DataError, match=r"in.lines: unknown format '.lines'; expected .txt \(LABEL TEXT\) or .tsv"):
+        (tmp_path / "in.lines").write_text("1 good\n")
+        read_inputs(tmp_path / "in.lines", labeled=True)

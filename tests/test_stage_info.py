@@ -61,3 +61,17 @@ def test_the_training_holdout_is_read_back_for_calibration(tmp_path):
         "data": {"data_dir": "d", "max_seq_len": 32, "split_seed": 7, "holdout": 500}}}))
     info = StageInfo.read(tmp_path)
     assert info.holdout == 500 and info.data_config("e") == DataConfig("e", max_seq_len=32, split_seed=7, holdout=500)
+
+
+@pytest.mark.parametrize("content", ["[]", '{"config": [1]}', '{"labels": 3}', '{"config": {"data": '
+                                                                               '{"max_seq_len": "long"}}}'])
+def test_a_malformed_stage_json_is_named(tmp_path, content):
+    from paddle_dynafast.errors import ArtifactError
+
+    (tmp_path / "stage.json").write_text(content)
+    with pytest.raises(ArtifactError, match=r"stage.json is malformed: "):
+        StageInfo.read(tmp_path)
+    (tmp_path / "stage.json").unlink()
+    (tmp_path / "stage.json").symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(ArtifactError, match=r"stage.json is a symbolic link"):
+        StageInfo.read(tmp_path)

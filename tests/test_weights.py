@@ -80,3 +80,24 @@ def test_a_write_that_cannot_finish_is_an_os_error_naming_the_file_and_leaves_th
     assert "w.safetensors" in done.stdout
     assert load_file(str(tmp_path / "w.safetensors"))["a"].tolist() == [0.0, 1.0, 2.0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.safetensors"]
+
+
+@pytest.mark.parametrize("value, count", [(float("nan"), 1), (float("inf"), 2), (-float("inf"), 37)])
+def test_weights_that_are_not_finite_are_refused_naming_the_tensor(tmp_path, value, count):
+    from safetensors.numpy import save_file
+
+    from paddle_dynafast.errors import CheckpointError
+
+    arrays = {"bert.pooler.dense.bias": np.zeros(32, "float32"), "classifier.bias": np.zeros(37, "float32"),
+              "position_ids": np.arange(4)}
+    arrays["classifier.bias"][:count] = value
+    save_file(arrays, str(tmp_path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=rf"model.safetensors: tensor classifier.bias holds {count} of 37 values "
+                                              r"that are not finite \(NaN or infinity\): the weights are damaged$"):
+        weights.read_weights(tmp_path / "model.safetensors")
+    arrays["classifier.bias"][:] = 0
+    save_file(arrays, str(tmp_path / "model.safetensors"))
+    assert sorted(weights.read_weights(tmp_path / "model.safetensors")) == sorted(arrays)
+    (tmp_path / "link.safetensors").symlink_to(tmp_path / "model.safetensors")
+    with pytest.raises(Exception, match=r"link.safetensors is a symbolic link"):
+        weights.read_weights(tmp_path / "link.safetensors")

@@ -31,7 +31,8 @@ from typing import List, Optional
 import paddle
 
 from .. import distributed
-from ..errors import ConfigError, UserError
+from ..config import check_threads
+from ..errors import UserError
 from . import bench, calibrate, evaluate, export, pipeline, predict, serve, train
 from .log import command_logging
 
@@ -47,13 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(subparsers)
+    for sub in subparsers.choices.values():  # -v also after the command's name (unset there: the one before counts)
+        sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="debug logging, and tracebacks of every error")
     return parser
 
 
 def set_threads(threads: int) -> None:
-    """Paddle's CPU threads for its operators (Paddle offers no way to read them back, so this one is not undone)."""
-    if threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {threads}")
+    """Paddle's CPU threads for its operators (Paddle offers no way to read them back, so this one is not undone),
+    at most the CPUs this process may use (:func:`~paddle_dynafast.config.check_threads`)."""
+    check_threads("--threads", threads)
     paddle.base.core.set_num_threads(threads)
 
 

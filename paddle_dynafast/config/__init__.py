@@ -14,7 +14,8 @@ name is importable from here.
 """
 from .analysis import (BootstrapConfig, Budget, CalibrateConfig, EvaluateConfig, TimedCalibrateConfig,
                        check_confidence, normalize_patience, normalize_speeds)
-from .base import MAX_SEED, all_cores, check_count, check_finite, check_seed, default, from_dict, to_dict
+from .base import (MAX_SEED, all_cores, check_count, check_finite, check_seed, check_threads, default, from_dict,
+                   to_dict, usable_cores)
 from .data import DataConfig, normalize_labels
 from .pipeline import PipelineConfig
 from .runtime import (EXPORT_RUNTIMES, INT8_ACTIVATIONS, BenchConfig, BenchSystem, ExportConfig, Precision,
@@ -27,5 +28,5 @@ __all__ = ["AugmentConfig", "BenchConfig", "BenchSystem", "BootstrapConfig", "BR
            "INT8_ACTIVATIONS", "MAX_SEED", "ModelSize", "PipelineConfig", "Precision", "PredictConfig",
            "RuntimeConfig", "RuntimeName", "SelfDistillConfig", "ServeConfig", "SupernetConfig",
            "TimedCalibrateConfig", "TrainConfig", "all_cores", "as_precision", "as_runtime", "check_confidence",
-           "check_count", "check_finite", "check_seed", "default", "from_dict", "normalize_labels",
-           "normalize_patience", "normalize_speeds", "normalize_widths", "to_dict"]
+           "check_count", "check_finite", "check_seed", "check_threads", "default", "from_dict", "normalize_labels",
+           "normalize_patience", "normalize_speeds", "normalize_widths", "to_dict", "usable_cores"]

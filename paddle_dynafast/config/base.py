@@ -59,9 +59,29 @@ def check_count(name: str, value: int, minimum: int = 1) -> None:
         raise ConfigError(f"{name} must be a whole number >= {minimum}, got {value!r}")
 
 
+def usable_cores() -> int:
+    """The CPUs this process may run on (``os.sched_getaffinity``: a container's or ``taskset``'s share, not the
+    machine's count), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # a platform without affinity
+        return os.cpu_count() or 1
+
+
 def all_cores() -> int:
-    """The CPU count of the machine (at least 1): the default thread count of the commands that compute."""
-    return os.cpu_count() or 1
+    """The CPUs this process may use (:func:`usable_cores`): the default thread count of the commands that
+    compute."""
+    return usable_cores()
+
+
+def check_threads(name: str, value: int) -> None:
+    """``value`` threads: a whole number from 1 to the CPUs this process may use (more only crowd the same cores,
+    and each costs memory: 100 000 of them exhaust it)."""
+    check_count(name, value)
+    limit = usable_cores()
+    if value > limit:
+        raise ConfigError(f"{name} {value} is more than the {limit} CPUs this process may use "
+                          f"(os.sched_getaffinity); give at most {limit}")
 
 
 def to_dict(config: Any) -> dict:

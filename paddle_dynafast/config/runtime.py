@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional, Tuple, Type, TypeVar
 
 from ..errors import ConfigError
-from .base import _positive, all_cores, check_count, check_finite
+from .base import _positive, all_cores, check_count, check_finite, check_threads, usable_cores
 from .data import DataConfig
 
 
@@ -87,7 +87,7 @@ class RuntimeConfig:
     name: RuntimeName = RuntimeName.AUTO
     """The runtime; auto: the fastest here for this export and precision, measured once and remembered."""
     threads: int = field(default_factory=all_cores)
-    """CPU threads of the runtime (default: every core)."""
+    """CPU threads of the runtime, at most the CPUs this process may use (default: all of them)."""
     precision: Precision = Precision.FP32
     """fp32; bf16 on Paddle Inference with oneDNN; int8 on ONNX Runtime (an export made with int8)."""
     onednn: bool = True
@@ -101,7 +101,7 @@ class RuntimeConfig:
         object.__setattr__(self, "name", as_runtime(self.name))
         object.__setattr__(self, "precision", as_precision(self.precision))
         object.__setattr__(self, "sign_key_file", _path(self.sign_key_file))
-        check_count("threads", self.threads)
+        check_threads("threads", self.threads)
 
 
 def _check_speed(speed: float, what: str = "speed") -> None:
@@ -166,13 +166,15 @@ class PredictConfig:
     jsonl: bool = False
     """The input is JSON lines ``{"text": ..., "text_b": ..., "label": ...}`` (text_b and label optional)."""
     output_file: Optional[str] = None
-    """Where the JSON lines go; None: standard output."""
+    """Where the JSON lines go, written atomically, never inside ``model_dir``; None: standard output."""
     speed: float = 0.0
     """The exit threshold in [0, 1] (0: no early exit)."""
     batch_size: int = 32
     """Texts per batch (batches are grouped by length)."""
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     """What runs the export."""
+    overwrite: bool = False
+    """Replace an existing ``output_file`` (without it, an existing file is refused)."""
 
     def __post_init__(self) -> None:
         for name in ("model_dir", "input_file", "output_file"):
@@ -221,8 +223,8 @@ class BenchConfig:
     """Texts per batch of the throughput passes."""
     rounds: int = 5
     """Throughput passes per system (the median is reported)."""
-    runtime: RuntimeConfig = field(default_factory=lambda: RuntimeConfig(threads=2))
-    """What runs every system (2 threads by default: the numbers of a shared machine vary less)."""
+    runtime: RuntimeConfig = field(default_factory=lambda: RuntimeConfig(threads=min(2, usable_cores())))
+    """What runs every system (2 threads by default, or 1 on one CPU: the numbers of a shared machine vary less)."""
 
     def __post_init__(self) -> None:
         for name in ("samples", "batch_size", "rounds"):

@@ -10,11 +10,15 @@ Two file formats (``../shared/data/README.md``):
 A ``.txt`` file whose first label is followed by a tab is read as
 ``LABEL<TAB>TEXT`` lines, and logged as tab-separated. A UTF-8 byte-order mark
 (BOM) at the start of a file is removed and logged. Bad input is a
-:class:`DataError` naming the file and line; nothing is dropped silently.
+:class:`DataError` naming the file and line; nothing is dropped silently. That includes what a reader of ``csv`` or
+``json`` would stop on: a ``.tsv`` field longer than ``csv``'s limit (131 072 characters), a JSON line nested too
+deeply to decode. :func:`iter_inputs` reads the texts to classify as they are used, so that an input of any length
+streams through in bounded memory.
 """
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import hashlib
 import json
@@ -105,7 +109,11 @@ def _lines(path: Path, strict: bool = False) -> Iterator[str]:
 
 
 def _read_label_text(path: Path, strict: bool = False) -> List[Example]:
-    examples, separator = [], " "
+    return list(_iter_label_text(path, strict))
+
+
+def _iter_label_text(path: Path, strict: bool = False) -> Iterator[Example]:
+    separator = " "
     for number, line in enumerate(_lines(path, strict), start=1):
         if not line.strip():
             raise DataError(f"{path}:{number}: empty line; expected 'LABEL TEXT'")
@@ -122,29 +130,49 @@ def _read_label_text(path: Path, strict: bool = False) -> List[Example]:
             raise DataError(f"{path}:{number}: the label {label!r} holds a tab; expected 'LABEL TEXT' (one space)")
         if not text.strip():
             raise DataError(f"{path}:{number}: empty text after label {label!r}")
-        examples.append(Example(text.strip(), None, label, f"{path}:{number}"))
-    return examples
+        yield Example(text.strip(), None, label, f"{path}:{number}")
 
 
 def _read_tsv(path: Path, strict: bool = False) -> List[Example]:
-    examples = []
+    return list(_iter_tsv(path, strict))
+
+
+def _csv_rows(reader, path: Path) -> Iterator[List[str]]:
+    """The rows of ``reader``; a row ``csv`` cannot take (a field over its limit of 131 072 characters) is a
+    :class:`DataError` naming the file and line."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise DataError(f"{path}:{reader.line_num}: {error}: no text to classify is that long; is the file "
+                            "damaged, or not tab-separated?") from None
+        yield row
+
+
+def _iter_tsv(path: Path, strict: bool = False, empty_ok: bool = False) -> Iterator[Example]:
+    """The examples of a ``.tsv`` as they are read; a file without even a header is an error unless ``empty_ok``
+    (then it has no examples)."""
     reader = csv.reader(_lines(path, strict), delimiter="\t", quoting=csv.QUOTE_NONE)
-    header = next(reader, None)
+    rows = _csv_rows(reader, path)
+    header = next(rows, None)
     if header is None:
+        if empty_ok:
+            return
         raise DataError(f"{path}: empty file, no header")
     missing = [c for c in ("label", "text_a") if c not in header]
     if missing:
         raise DataError(f"{path}:1: header {header} is missing column(s) {missing}")
     col = {name: header.index(name) for name in header}
-    for number, row in enumerate(reader, start=2):
+    for number, row in enumerate(rows, start=2):
         if len(row) != len(header):
             raise DataError(f"{path}:{number}: {len(row)} fields, header has {len(header)}")
         text_a = row[col["text_a"]].strip()
         text_b = row[col["text_b"]].strip() if "text_b" in col else None
         if not text_a or text_b == "":
             raise DataError(f"{path}:{number}: empty text")
-        examples.append(Example(text_a, text_b, row[col["label"]].strip(), f"{path}:{number}"))
-    return examples
+        yield Example(text_a, text_b, row[col["label"]].strip(), f"{path}:{number}")
 
 
 def read_texts(path: str | Path) -> List[Example]:
@@ -169,7 +197,15 @@ def read_texts(path: str | Path) -> List[Example]:
 def read_json_lines(lines: Iterable[str], where: str) -> List[Example]:
     """Examples from JSON lines ``{"text": ..., "text_b": ..., "label": ...}`` (``text_b`` and ``label`` optional, other
     keys ignored); ``where`` names the source in errors. Every line must be a pair, or none."""
-    examples = []
+    examples = list(iter_json_lines(lines, where))
+    if not examples:
+        raise DataError(f"{where}: no lines")
+    return examples
+
+
+def iter_json_lines(lines: Iterable[str], where: str) -> Iterator[Example]:
+    """:func:`read_json_lines` one line at a time (none for no lines)."""
+    pair = None
     for number, line in enumerate(lines, start=1):
         here = f"{where}:{number}"
         if not line.strip():
@@ -178,6 +214,8 @@ def read_json_lines(lines: Iterable[str], where: str) -> List[Example]:
             row = json.loads(line)
         except json.JSONDecodeError as error:
             raise DataError(f"{here}: not valid JSON ({error})") from None
+        except RecursionError:  # the decoder recurses per level: a line nested 100 000 deep
+            raise DataError(f"{here}: JSON nested too deeply; expected one flat object a line") from None
         if not isinstance(row, dict) or "text" not in row:
             keys = sorted(row) if isinstance(row, dict) else type(row).__name__
             raise DataError(f"{here}: expected an object with a \"text\" field, got {keys}")
@@ -188,14 +226,12 @@ def read_json_lines(lines: Iterable[str], where: str) -> List[Example]:
                 raise DataError(f"{here}: \"{key}\" is empty")
         example = Example(row["text"].strip(), row["text_b"].strip() if "text_b" in row else None,
                           str(row["label"]) if "label" in row else None, here)
-        pair = example.text_b is not None
-        if examples and pair != (examples[0].text_b is not None):
-            kinds = ("a pair", "a single text") if pair else ("a single text", "a pair")
+        if pair is None:
+            pair = example.text_b is not None
+        elif pair != (example.text_b is not None):
+            kinds = ("a single text", "a pair") if pair else ("a pair", "a single text")
             raise DataError(f"{here}: {kinds[0]}, but line 1 is {kinds[1]}; give \"text_b\" on every line or on none")
-        examples.append(example)
-    if not examples:
-        raise DataError(f"{where}: no lines")
-    return examples
+        yield example
 
 
 def read_inputs(path: Optional[str | Path] = None, labeled: bool = False, jsonl: bool = False,
@@ -204,23 +240,47 @@ def read_inputs(path: Optional[str | Path] = None, labeled: bool = False, jsonl:
     one text per line; ``labeled`` LABEL TEXT lines, or a .tsv (``text_b`` for pairs), read as a split file; JSON
     lines with ``jsonl`` or from a .jsonl file (:func:`read_json_lines`). Decoded strictly: bytes that are not
     UTF-8 are a :class:`DataError` naming the file (or standard input), the line and the byte offset; so is an
-    empty line."""
+    empty line. An empty input gives no examples. :func:`iter_inputs` reads them one at a time."""
+    return list(iter_inputs(path, labeled, jsonl, stdin))
+
+
+def iter_inputs(path: Optional[str | Path] = None, labeled: bool = False, jsonl: bool = False,
+                stdin: Optional[TextIO] = None) -> Iterator[Example]:
+    """:func:`read_inputs` one example at a time, each read when it is asked for: memory does not grow with the
+    input, and an error is raised when its line is reached."""
     path = None if path is None else str(path)
     if path and (labeled or path.endswith(".tsv")):
-        return read_examples(path, strict=True)
+        file = Path(path)
+        if not file.is_file():
+            raise DataError(f"{file}: no such file")
+        if file.suffix == ".tsv":
+            yield from _iter_tsv(file, strict=True, empty_ok=True)
+        elif file.suffix == ".txt":
+            yield from _iter_label_text(file, strict=True)
+        else:
+            raise DataError(f"{file}: unknown format {file.suffix!r}; expected .txt (LABEL TEXT) or .tsv")
+        return
     where = path or "standard input"
     stdin = sys.stdin if stdin is None else stdin
     raw = getattr(stdin, "buffer", None)
-    if path or raw is not None:
-        lines = read_lines(path or raw, where)
-    else:  # a text stream without bytes underneath (a notebook's)
-        lines = [line.rstrip("\r\n") for line in stdin]
-    if jsonl or (path or "").endswith(".jsonl"):
-        return read_json_lines(lines, where)
-    empty = [i + 1 for i, t in enumerate(lines) if not t.strip()]
-    if empty:
-        raise DataError(f"{where}:{empty[0]}: empty line ({len(empty)} in all); give one text per line")
-    return [Example(t, None, None, f"{where}:{i + 1}") for i, t in enumerate(lines)]
+    if path:
+        if not Path(path).is_file():
+            raise DataError(f"{path}: no such file")
+        handle = open(path, "rb")
+    else:
+        handle = contextlib.nullcontext(raw)
+    with handle as source:
+        if source is not None:
+            lines = decode_lines(source, where, strict=True)
+        else:  # a text stream without bytes underneath (a notebook's)
+            lines = (line.rstrip("\r\n") for line in stdin)
+        if jsonl or (path or "").endswith(".jsonl"):
+            yield from iter_json_lines(lines, where)
+            return
+        for number, text in enumerate(lines, start=1):
+            if not text.strip():
+                raise DataError(f"{where}:{number}: empty line; give one text per line")
+            yield Example(text, None, None, f"{where}:{number}")
 
 
 def find_split(data_dir: str | Path, split: str) -> Optional[Path]:

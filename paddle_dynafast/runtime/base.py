@@ -10,7 +10,7 @@ and serve use only this interface.
 
 When a runtime opens an export it checks ``export.json`` against the program
 itself (:meth:`Runtime.check_program`): the input and output names, and one
-text of ``max_seq_len`` tokens at speed 0, which must give one probability per
+text of ``max_seq_len`` tokens at speed 0, which must give one finite probability per
 label and, with the exit loop, run ``num_layers`` layers.
 """
 from __future__ import annotations
@@ -60,6 +60,9 @@ class Runtime(ABC):
         if tuple(np.shape(probs)) != (1, len(info.labels)):
             raise ArtifactError(f"{where} lists {len(info.labels)} labels {list(info.labels)}; the program returns "
                                 f"probabilities of shape {list(np.shape(probs))}")
+        if not np.isfinite(probs).all():  # NaN weights: every answer would be NaN (never printed as one)
+            raise ArtifactError(f"{info.directory}: the program gives probabilities that are not finite (NaN or "
+                                "infinity) on a text of max_seq_len tokens: its weights are damaged")
         if info.exit_loop and int(np.asarray(exit_layer).reshape(-1)[0]) != info.num_layers:
             raise ArtifactError(f"{where} says num_layers {info.num_layers}; at speed 0 the program runs "
                                 f"{int(np.asarray(exit_layer).reshape(-1)[0])} layers")

@@ -10,6 +10,10 @@ remembers the choice in a small JSON file keyed by the export's manifest, the CP
 the thread count, the precision and the objective, so the measurement runs once
 per machine. ``Predictor(..., runtime="auto")`` and ``--runtime auto`` use it;
 ``paddle-dynafast bench --choose`` prints the measurement.
+
+The remembered choices are a cache, never a reason to fail: a file that cannot be read (damaged, a link, its
+directory a file) or an entry of the wrong shape is measured again, with a warning naming the file; one that cannot
+be written (read-only) is a warning naming it, and the command goes on with its measured choice.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import atomic
+from .. import atomic, files
 from ..config.runtime import Precision, RuntimeName, as_precision, as_runtime
 from ..errors import ArtifactError, ConfigError
 from ..model.loading import load_tokenizer
@@ -171,9 +175,9 @@ def choose(directory: str | Path, precision: Precision | str = Precision.FP32, t
     found = candidates(directory, precision)
     key = _key(directory, threads, precision, objective)
     path = cache_file()
-    known = atomic.read_json(path) if remember and path.is_file() else {}
+    known = read_cache(path) if remember else {}
     if key in known and not refresh:
-        remembered = Candidate.from_json(known[key]["candidate"])
+        remembered = _remembered(known[key], path)
         if remembered in found:
             return remembered, []
     batch_size, count = (32, 4) if objective == "throughput" else (1, 24)
@@ -189,5 +193,41 @@ def choose(directory: str | Path, precision: Precision | str = Precision.FP32, t
     if remember:
         known[key] = {"candidate": best.candidate.to_json(), "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
                       "ms_per_batch": {t.candidate.name: round(1000 * t.seconds_per_batch, 3) for t in usable}}
-        atomic.write_json(path, known)
+        write_cache(path, known)
     return best.candidate, timings
+
+
+def read_cache(path: Path) -> Dict[str, object]:
+    """The remembered choices in ``path``; none (and a warning naming it) when it cannot be read."""
+    try:
+        if not files.exists(path):
+            return {}
+        known = atomic.read_json(path)
+    except (OSError, ArtifactError) as error:  # damaged, a link, a directory that is a file, permissions
+        logger.warning("cannot read the runtime cache %s (%s): measuring again", path, error)
+        return {}
+    if not isinstance(known, dict):
+        logger.warning("the runtime cache %s holds a JSON %s, not choices: measuring again", path,
+                       type(known).__name__)
+        return {}
+    return known
+
+
+def _remembered(entry: object, path: Path) -> Optional[Candidate]:
+    """The candidate a cache entry remembers; None (and a warning naming the file) for an entry of the wrong
+    shape."""
+    try:
+        return Candidate.from_json(entry["candidate"])
+    except (KeyError, TypeError, ValueError, AttributeError) as error:  # ConfigError is a ValueError
+        logger.warning("the runtime cache %s holds an entry of the wrong shape (%s %s): measuring again", path,
+                       type(error).__name__, error)
+        return None
+
+
+def write_cache(path: Path, known: Dict[str, object]) -> None:
+    """Remember ``known`` in ``path``; a place that cannot be written is a warning naming it, not an error."""
+    try:
+        atomic.write_json(path, known)
+    except OSError as error:
+        logger.warning("cannot write the runtime cache %s (%s): the choice is not remembered; set "
+                       "PADDLE_DYNAFAST_CACHE to a directory you can write", path, error)

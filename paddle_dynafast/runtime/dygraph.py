@@ -16,6 +16,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
+from .. import files
 from ..config.runtime import RuntimeName
 from ..errors import ArtifactError, ConfigError
 from ..model.dynafast import DynaFastModel
@@ -25,26 +26,33 @@ from ..model.narrow import extract_submodel
 from ..model.stage_info import StageInfo
 from .base import Runtime
 from .export_info import EXPORT_FILE, ExportInfo
+from .manifest import verify_source
 from .threads import paddle_threads
 
 
 class DygraphRuntime(Runtime):
     """A stage directory at ``width`` (with the exit loop when it has branches, unless ``exit_loop=False``), or
-    the source of an export directory as that export was made (its manifest checked, with ``sign_key`` its
-    signature). ``threads``: CPU threads of each batch (None: Paddle's count as it is). ``trust_pickle`` reads pickled
-    weights (``.pdparams``) of an older version."""
+    the source of an export directory as that export was made: the export's manifest is checked (with ``sign_key``
+    its signature), then the source's model files against the sha256 the manifest recorded of them, before anything
+    is loaded; with ``sign_key`` an export whose signature does not cover its source is refused, and so is a stage
+    directory (it carries no signature). ``threads``: CPU threads of each batch (None: Paddle's count as it is).
+    ``trust_pickle`` reads pickled weights (``.pdparams``) of an older version."""
 
     kind = RuntimeName.DYGRAPH
 
     def __init__(self, directory: str | Path, width: Optional[float] = None, exit_loop: Optional[bool] = None,
                  threads: Optional[int] = None, sign_key: Optional[bytes] = None, trust_pickle: bool = False):
         directory = Path(directory)
-        if (directory / EXPORT_FILE).is_file():
+        if files.exists(directory / EXPORT_FILE):
             export = ExportInfo.read(directory, sign_key)
             source = Path(export.source)
             if not source.is_dir():
                 raise ArtifactError(f"{directory} was exported from {source}, which is gone: dygraph needs it")
+            verify_source(directory, source, signed=sign_key is not None)
             directory, width, exit_loop = source, export.width, export.exit_loop
+        elif sign_key is not None:
+            raise ConfigError(f"{directory} is not an export: a sign key checks an export's signature, and a stage "
+                              "directory carries none; give an export directory, or no sign key")
         width = 1.0 if width is None else float(width)
         exit_loop = DynaFastModel.has_branches(directory) if exit_loop is None else exit_loop
         self.threads = threads

@@ -140,7 +140,7 @@ def _export(config: ExportConfig, trust_pickle: bool, sign_key: Optional[bytes],
             info["promise"] = promise.to_json()
         tokenizer.save_pretrained(str(tmp))
         atomic.write_json(tmp / EXPORT_FILE, info)
-        write_manifest(tmp, sign_key)
+        write_manifest(tmp, sign_key, source=model_dir)
     logger.info("exported %s at width %s (%s) -> %s", model_dir, width, "plain" if no_exit else "exit loop", output_dir)
     return output_dir
 

@@ -7,7 +7,8 @@ from typing import Optional, Tuple
 import numpy as np
 
 from ..config.runtime import Precision, RuntimeName, as_precision
-from ..errors import ArtifactError
+from .. import files
+from ..errors import ArtifactError, summary
 from .base import Runtime
 from .export_info import INT8_ONNX_FILE, ONNX_FILE, ExportInfo
 
@@ -29,7 +30,7 @@ class OnnxRuntime(Runtime):
         precision = as_precision(precision, self.precisions, "ONNX Runtime")
         self.info, self.precision = ExportInfo.read(directory, sign_key), precision
         path = self.info.directory / PRECISIONS[precision]
-        if not path.is_file():
+        if not files.exists(path):
             raise ArtifactError(f"{self.info.directory} has no {path.name}; export it with "
                                 + ("--int8" if precision == Precision.INT8 else "--onnx"))
         options = onnxruntime.SessionOptions()
@@ -37,7 +38,12 @@ class OnnxRuntime(Runtime):
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only: it warns about every constant paddle2onnx left unused
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = onnxruntime.InferenceSession(str(files.check_regular(path)), options,
+                                                        providers=["CPUExecutionProvider"])
+        except Exception as error:  # InvalidProtobuf, Fail: a damaged or truncated file
+            raise ArtifactError(f"{path} cannot be loaded by ONNX Runtime (damaged or truncated?): "
+                                f"{summary(error)}") from error
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.check_program([i.name for i in self.session.get_inputs()], self.output_names, self.info.onnx_outputs)
 

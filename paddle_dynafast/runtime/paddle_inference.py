@@ -1,6 +1,7 @@
 """Paddle Inference behind the runtime interface: the exported program on CPU (plain kernels or oneDNN) or GPU."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -8,7 +9,8 @@ import numpy as np
 from paddle import inference
 
 from ..config.runtime import Precision, RuntimeName, as_precision
-from ..errors import ArtifactError, ConfigError
+from .. import files
+from ..errors import ArtifactError, ConfigError, summary
 from .base import Runtime
 from .export_info import PROGRAM, ExportInfo
 
@@ -38,7 +40,7 @@ class PaddleInferenceRuntime(Runtime):
         self.info = ExportInfo.read(directory, sign_key)
         directory = self.info.directory
         program = next((directory / f"{PROGRAM}{suffix}" for suffix in (".json", ".pdmodel")
-                        if (directory / f"{PROGRAM}{suffix}").is_file()), None)
+                        if files.exists(directory / f"{PROGRAM}{suffix}")), None)
         if program is None:
             raise ArtifactError(f"{directory} has no {PROGRAM}.json or {PROGRAM}.pdmodel")
         config = inference.Config(str(program), str(directory / f"{PROGRAM}.pdiparams"))
@@ -58,7 +60,11 @@ class PaddleInferenceRuntime(Runtime):
         else:
             raise ConfigError(f"device {device!r} is not 'cpu' or 'gpu'")
         config.disable_glog_info()
-        self.predictor = inference.create_predictor(config)
+        try:
+            self.predictor = inference.create_predictor(config)
+        except Exception as error:  # Paddle's RuntimeError or ValueError on a damaged file: name the file
+            raise ArtifactError(f"{_damaged(program)} cannot be loaded by Paddle Inference (damaged or truncated?): "
+                                f"{summary(error)}") from error
         self.output_names = self.predictor.get_output_names()
         self.check_program(self.predictor.get_input_names(), self.output_names, self.info.outputs)
 
@@ -72,3 +78,16 @@ class PaddleInferenceRuntime(Runtime):
         self.predictor.run()
         by_name = {n: self.predictor.get_output_handle(n).copy_to_cpu() for n in self.output_names}
         return self._outputs(by_name, self.info.outputs, [by_name[n] for n in self.output_names])
+
+
+def _damaged(program: Path) -> Path:
+    """Which file of a program Paddle Inference refused is damaged: the program when it is not a PIR program's JSON
+    (an object with ``program``), else its parameters."""
+    if program.suffix == ".json":
+        try:
+            raw = json.loads(files.read_bytes(program))
+        except (ValueError, RecursionError):
+            return program
+        if not isinstance(raw, dict) or not isinstance(raw.get("program"), dict):
+            return program
+    return program.with_suffix(".pdiparams")
