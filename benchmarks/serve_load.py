@@ -5,7 +5,7 @@ every request alone (``--no-batching``), each in its own process with ``--thread
 ``--clients`` concurrent clients each send ``--requests`` requests of ``--texts-per-request`` texts one after
 another, to one server and then the other, for ``--rounds`` interleaved rounds (A, B, A, B, ...: the noise of a
 shared machine falls on both alike). Reported per (speed, server): medians over the rounds of requests per second,
-texts per second, p50 and p99 latency, and from the server's /metrics the mean requests per batch and exit layer.
+texts per second, p50 and p99 latency, and from the server's /metrics.json the mean requests per batch and exit layer.
 Every request must get exactly one answer, 200, one prediction per text; anything else stops the run.
 
 Run (a real export, texts from the SST-2 test split):
@@ -191,10 +191,10 @@ def main() -> None:
             for speed in args.speeds:
                 payloads = payloads_of(texts, args.texts_per_request, speed)
                 for name, (url, _) in servers.items():
-                    before = httpx.get(url + "/metrics").json()
+                    before = httpx.get(url + "/metrics.json").json()
                     result = run_load(url, payloads, args.clients, args.requests)
                     check_answers(result, payloads)
-                    after = httpx.get(url + "/metrics").json()
+                    after = httpx.get(url + "/metrics.json").json()
                     batches = after["batches"] - before["batches"]
                     layers = {k: after["exit_layer"]["histogram"].get(k, 0)
                               - before["exit_layer"]["histogram"].get(k, 0) for k in after["exit_layer"]["histogram"]}
