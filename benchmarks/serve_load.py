@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import platform
+import re
 import socket
 import statistics
 import subprocess
@@ -147,9 +148,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: str, port: int, extra: Sequence[str], log: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "paddle_dynafast", "serve", "--model", model, "--port", str(port), *extra]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+LAUNCH = ("import sys; [sys.modules.__setitem__(m, None) for m in sys.argv[1].split(',') if m]; "
+          "sys.argv = ['paddle-dynafast'] + sys.argv[2:]; from paddle_dynafast.console import main; sys.exit(main())")
+"""``paddle-dynafast`` with some modules made unimportable (``uvloop,httptools``: uvicorn falls back to asyncio
+and h11)."""
+
+
+def start_server(model: str, port: int, extra: Sequence[str], log: Path, blocked: str = "",
+                 pythonpath: str = "") -> subprocess.Popen:
+    """``paddle-dynafast serve`` of ``model`` on ``port``, without the ``blocked`` modules, importing paddle_dynafast
+    from ``pythonpath`` if given (another checkout: the server before a change)."""
+    command = [sys.executable, "-c", LAUNCH, blocked, "serve", "--model", model, "--port", str(port), *extra]
+    env = {**os.environ, **({"PYTHONPATH": pythonpath} if pythonpath else {})}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(log, "w"), env=env)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -182,6 +193,12 @@ def payloads_of(texts: Sequence[Dict[str, str]], per_request: int, speed: float)
             payload["text_b"] = [t["text_b"] for t in chunk]
         out.append(payload)
     return out
+
+
+def metrics_of(url: str) -> Dict[str, Any]:
+    """The server's counts as JSON (``/metrics.json``; ``/metrics`` of a server from before Prometheus)."""
+    response = httpx.get(url + "/metrics.json")
+    return response.json() if response.status_code == 200 else httpx.get(url + "/metrics").json()
 
 
 class Offline:
@@ -242,6 +259,10 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", help="precision of every server (fp32, bf16, int8)")
     parser.add_argument("--no-one-by-one", action="store_true", help="leave out the server without batching")
     parser.add_argument("--workers", type=int, default=1, help="also a server of N processes (--threads / N each)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=PYTHONPATH[:BLOCKED]",
+                        help="also a batching server named NAME, importing paddle_dynafast from PYTHONPATH (empty: "
+                             "this one) without the comma-separated BLOCKED modules; repeatable. Example: "
+                             "--variant 'main, asyncio+h11=/work/main:uvloop,httptools'")
     parser.add_argument("--offline-batch", type=int, default=32, help="batch of the offline reference (default 32)")
     parser.add_argument("--atol", type=float, default=None,
                         help="largest difference of a probability from Predictor's (default 1e-4, int8 0.05)")
@@ -268,12 +289,18 @@ def main() -> None:
         plans.append(("one by one", common + ["--no-batching"]))
     if args.workers > 1:
         plans.append((f"{args.workers} workers", batching + ["--workers", str(args.workers)]))
+    launches = {name: (extra, "", "") for name, extra in plans}
+    for variant in args.variant:
+        name, _, where = variant.partition("=")
+        pythonpath, _, blocked = where.partition(":")
+        launches[name] = (batching, blocked, pythonpath)
     servers = {}
     try:
-        for name, extra in plans:
+        for name, (extra, blocked, pythonpath) in launches.items():
             port = free_port()
-            servers[name] = (f"http://127.0.0.1:{port}", start_server(args.model, port, extra,
-                                                                      out / f"server-{name.replace(' ', '-')}.log"))
+            log = out / f"server-{re.sub(r'[^A-Za-z0-9]+', '-', name)}.log"
+            servers[name] = (f"http://127.0.0.1:{port}", start_server(args.model, port, extra, log, blocked,
+                                                                      pythonpath))
         offline = Offline(args.model, runtime, args.precision, args.threads, texts, args.offline_batch)
         expected = {speed: offline.expected(texts, speed) if "text_b" not in texts[0] else None
                     for speed in args.speeds}
@@ -289,10 +316,10 @@ def main() -> None:
                 offline_runs.setdefault(speed, []).append(offline.throughput(speed))
                 payloads = payloads_of(texts, args.texts_per_request, speed)
                 for name, (url, _) in servers.items():
-                    before = httpx.get(url + "/metrics.json").json()
+                    before = metrics_of(url)
                     result = run_load(url, payloads, args.clients, args.requests)
                     worst = check_answers(result, payloads, expected[speed], atol)
-                    after = httpx.get(url + "/metrics.json").json()
+                    after = metrics_of(url)
                     batches = after["batches"] - before["batches"]
                     layers = {k: after["exit_layer"]["histogram"].get(k, 0)
                               - before["exit_layer"]["histogram"].get(k, 0) for k in after["exit_layer"]["histogram"]}
