@@ -155,10 +155,11 @@ and h11)."""
 
 
 def start_server(model: str, port: int, extra: Sequence[str], log: Path, blocked: str = "",
-                 pythonpath: str = "") -> subprocess.Popen:
+                 pythonpath: str = "", verbose: bool = False) -> subprocess.Popen:
     """``paddle-dynafast serve`` of ``model`` on ``port``, without the ``blocked`` modules, importing paddle_dynafast
     from ``pythonpath`` if given (another checkout: the server before a change)."""
-    command = [sys.executable, "-c", LAUNCH, blocked, "serve", "--model", model, "--port", str(port), *extra]
+    command = [sys.executable, "-c", LAUNCH, blocked, *(["-v"] if verbose else []), "serve", "--model", model,
+               "--port", str(port), *extra]
     env = {**os.environ, **({"PYTHONPATH": pythonpath} if pythonpath else {})}
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(log, "w"), env=env)
     deadline = time.monotonic() + 300

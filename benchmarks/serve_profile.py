@@ -83,9 +83,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     port = serve_load.free_port()
     log = out / "server.log"
-    server = serve_load.start_server(args.model, port, ["-v", "--threads", str(args.threads), "--runtime",
+    server = serve_load.start_server(args.model, port, ["--threads", str(args.threads), "--runtime",
                                                         args.runtime, "--precision", args.precision], log,
-                                     blocked=args.block)
+                                     blocked=args.block, verbose=True)
     url = f"http://127.0.0.1:{port}"
     texts = serve_load.load_texts(args.data_dir, args.split, 2000)
     payloads = serve_load.payloads_of(texts, args.texts_per_request, args.speed)

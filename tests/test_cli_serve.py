@@ -51,3 +51,12 @@ def test_the_command_serves_the_runtime_it_names(tiny_exports, monkeypatch):
 def test_a_bad_setting_is_one_line_before_the_model_is_opened(flag, message, capsys):
     assert cli.main(["serve", "--model", "no-such-export", flag]) == 2
     assert capsys.readouterr().err.strip() == f"paddle-dynafast serve: error: {message}"
+
+
+def test_verbose_may_come_after_the_command_name():
+    """``serve ... -v`` is taken as ``-v serve ...`` (it was an argparse error after the warnings -v lets through)."""
+    parse = cli.build_parser().parse_args
+    assert parse(["serve", "--model", "m", "-v"]).verbose is True
+    assert parse(["serve", "--verbose", "--model", "m"]).verbose is True
+    assert parse(["-v", "serve", "--model", "m"]).verbose is True
+    assert parse(["serve", "--model", "m"]).verbose is False
