@@ -158,10 +158,12 @@ def start_server(model: str, port: int, extra: Sequence[str], log: Path, blocked
                  pythonpath: str = "", verbose: bool = False) -> subprocess.Popen:
     """``paddle-dynafast serve`` of ``model`` on ``port``, without the ``blocked`` modules, importing paddle_dynafast
     from ``pythonpath`` if given (another checkout: the server before a change)."""
-    command = [sys.executable, "-c", LAUNCH, blocked, *(["-v"] if verbose else []), "serve", "--model", model,
-               "--port", str(port), *extra]
+    command = [sys.executable, "-c", LAUNCH, blocked, *(["-v"] if verbose else []), "serve", "--model",
+               str(Path(model).resolve()), "--port", str(port), *extra]
     env = {**os.environ, **({"PYTHONPATH": pythonpath} if pythonpath else {})}
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(log, "w"), env=env)
+    # run beside the log: ``python -c`` imports from its working directory first, which would shadow PYTHONPATH
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(log, "w"), env=env,
+                               cwd=Path(log).resolve().parent)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -267,6 +269,8 @@ def main() -> None:
     parser.add_argument("--offline-batch", type=int, default=32, help="batch of the offline reference (default 32)")
     parser.add_argument("--atol", type=float, default=None,
                         help="largest difference of a probability from Predictor's (default 1e-4, int8 0.05)")
+    parser.add_argument("--expected-out", action="store_true", help="also write expected-<speed>.json, Predictor's "
+                                                                    "{text: [label, probs]}, for benchmarks/locustfile.py")
     parser.add_argument("--output", required=True, help="directory for serve_load.json and serve_load.md")
     args = parser.parse_args()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise (import paddle sets up root)
@@ -305,6 +309,10 @@ def main() -> None:
         offline = Offline(args.model, runtime, args.precision, args.threads, texts, args.offline_batch)
         expected = {speed: offline.expected(texts, speed) if "text_b" not in texts[0] else None
                     for speed in args.speeds}
+        if args.expected_out:
+            for speed, by_text in expected.items():
+                (out / f"expected-{speed:g}.json").write_text(json.dumps(
+                    {t: [label, probs.tolist()] for t, (label, probs) in (by_text or {}).items()}))
         runs: Dict[tuple, List[Dict[str, float]]] = {}
         offline_runs: Dict[float, List[float]] = {}
         for url, _ in servers.values():  # warm-up: every batch shape the runs will see, untimed

@@ -449,3 +449,42 @@ def test_sigterm_during_a_burst_answers_every_accepted_connection(tiny_exports):
             process.kill()
     assert set(outcomes) <= {200, "refused"}, outcomes
     assert outcomes.count(200) >= 1 and process.returncode in (-signal.SIGTERM, 0), err
+
+
+def test_two_worker_processes_share_the_port_and_add_up_their_metrics(tiny_exports):
+    """serve --workers 2: two processes answer on one port (each answers some of 24 new connections), /metrics adds
+    up both processes' counts, and SIGTERM stops both."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "paddle_dynafast", "serve", "--model",
+                                str(tiny_exports[(0.5, False)]), "--port", str(port), "--threads", "2", "--workers",
+                                "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, process.communicate()[1]
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.3)
+        time.sleep(3)  # both processes up
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda i: httpx.post(url + "/predict", json={"texts": [f"w{i} good"]}, timeout=60),
+                                    range(24)))
+        assert [a.status_code for a in answers] == [200] * 24
+        pids = {httpx.get(url + "/metrics.json", timeout=10).json()["pid"] for _ in range(40)}
+        text = httpx.get(url + "/metrics", timeout=10).text
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    ok = sum(s.value for s in families["paddle_dynafast_requests"].samples
+             if s.name.endswith("_total") and s.labels["status"] == "200")
+    assert ok == 24 and len(pids) == 2, (ok, pids)
+    assert "serving " in err and "with 2 processes of 1 thread(s)" in err and process.returncode in (0, -signal.SIGTERM)
