@@ -210,9 +210,10 @@ def name_program_outputs(program: Path, names) -> None:
 
 
 def clean_onnx(path: Path, names) -> Path:
-    """Name the outputs of the ONNX model at ``path`` ``names`` (in order) and drop every node whose outputs nothing
+    """Name the outputs of the ONNX model at ``path`` ``names`` (in order), drop every node whose outputs nothing
     uses (paddle2onnx leaves constants, ONNX Runtime warns about each when it loads the model), in the main graph
-    and in the exit loop's conditional blocks; written in place. Returns ``path``."""
+    and in the exit loop's conditional blocks, and name the dynamic sizes ``batch`` and ``seq`` (paddle2onnx's are
+    ``DynamicDimension.0``, ...); written in place. Returns ``path``."""
     import onnx  # installed with paddle2onnx
 
     model = onnx.load(str(path))
@@ -222,6 +223,11 @@ def clean_onnx(path: Path, names) -> Path:
     if renames:
         _rename(model.graph, renames)
     _prune(model.graph)
+    for value in [*model.graph.input, *model.graph.output]:  # the dynamic sizes named as export.json documents them
+        dims = value.type.tensor_type.shape.dim
+        for dim, size in zip(dims, ("batch", "seq") if value.name in ("input_ids", "token_type_ids") else ("batch",)):
+            if not dim.HasField("dim_value"):
+                dim.dim_param = size
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
