@@ -29,7 +29,7 @@ def test_batches_group_by_speed_keep_order_and_stay_within_the_size(runtime):
                     for i in range(10)]
         futures = [batcher.submit(r) for r in requests]
         runtime.release.set()
-        answers = [f.result(timeout=30) for f in futures]
+        answers = [f.result(timeout=30).to_dict() for f in futures]
         first.result(timeout=30)
     finally:
         batcher.close()
@@ -78,7 +78,7 @@ def test_a_failing_batch_answers_its_callers_with_the_error_and_the_worker_goes_
         runtime.release.set()
         with pytest.raises(RuntimeError, match="the runtime broke"):
             broken.result(timeout=30)
-        answer = batcher.submit(PredictRequest(["good"], None, 0.0)).result(timeout=30)
+        answer = batcher.submit(PredictRequest(["good"], None, 0.0)).result(timeout=30).to_dict()
     finally:
         batcher.close()
     assert len(answer["predictions"]) == 1 and answer["speed"] == 0.0
@@ -95,10 +95,54 @@ def test_close_runs_what_is_queued_then_refuses(runtime):
     assert batcher.queued == 3
     runtime.release.set()
     batcher.close(timeout=30)
-    answers = [f.result(timeout=0) for f in [first, *queued]]  # answered before close returned
+    answers = [f.result(timeout=0).to_dict() for f in [first, *queued]]  # answered before close returned
     assert [a["speed"] for a in answers] == [0.0, 0.3, 0.3, 0.3] and batcher.queued == 0
     with pytest.raises(BatcherClosed, match="the server is shutting down"):
         batcher.submit(PredictRequest(["good"], None, 0.0))
     snapshot = batcher.metrics.snapshot()
     assert snapshot["batches"] == 2 and snapshot["batch_requests"]["histogram"] == {"1": 1, "3": 1}
     assert snapshot["texts"] == 4 and sum(snapshot["exit_layer"]["histogram"].values()) == 4
+
+
+def test_requests_are_tokenised_when_submitted_not_by_the_worker(runtime):
+    """While the worker is held in a batch, a submitted request is already tokenised: the worker pads and runs."""
+    batcher = Batcher(Predictor(runtime), ServeConfig(batch_window_ms=1))
+    batcher.start()
+    try:
+        first = batcher.submit(PredictRequest(["good"], None, 0.0))
+        assert runtime.entered.wait(30)
+        batcher.submit(PredictRequest(["w1 good w2", "bad"], None, 0.0))
+        (job,) = batcher._pending
+        assert [f.input_ids for f in job.features] == [[2, 8, 5, 9, 3], [2, 6, 3]]  # [CLS] w1 good w2 [SEP]
+        runtime.release.set()
+        first.result(timeout=30)
+    finally:
+        batcher.close()
+
+
+def test_a_dead_worker_answers_every_waiting_request_and_refuses_new_ones(runtime):
+    """A bug that kills the worker: the waiting requests get BatcherClosed naming the error, so do new ones, and
+    on_death is called once with the error. (A request the worker had taken from the queue: test_serve's dead
+    worker test.)"""
+    deaths = []
+    batcher = Batcher(Predictor(runtime), ServeConfig(batch_window_ms=1), on_death=deaths.append)
+    original = batcher._run
+
+    def run_then_break(jobs):
+        original(jobs)
+        raise OverflowError("timeout value is too large")
+
+    batcher._run = run_then_break
+    batcher.start()
+    first = batcher.submit(PredictRequest(["good"], None, 0.0))
+    assert runtime.entered.wait(30)
+    waiting = [batcher.submit(PredictRequest([f"w{i}"], None, 0.0)) for i in range(3)]
+    runtime.release.set()
+    assert len(first.result(timeout=30).labels) == 1  # its batch ran before the worker broke
+    for future in waiting:
+        with pytest.raises(BatcherClosed, match=r"the batching worker died \(OverflowError: timeout value is too"):
+            future.result(timeout=30)
+    with pytest.raises(BatcherClosed, match="the batching worker died"):
+        batcher.submit(PredictRequest(["good"], None, 0.0))
+    assert [type(e) for e in deaths] == [OverflowError] and not batcher.alive and batcher.queued == 0
+    batcher.close(timeout=5)

@@ -135,3 +135,41 @@ def test_a_program_written_incompletely_is_an_os_error(tmp_path, tiny_dynafast_d
     assert "model.json was written incompletely" in last
     assert "is the disk full" in last and "Traceback" not in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+ONNX_WARNINGS = """
+import sys
+import onnxruntime
+for path in sys.argv[1:]:
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    print(path, [o.name for o in session.get_outputs()], [i.name for i in session.get_inputs()])
+    print([o.shape[0] for o in session.get_outputs()], [i.shape for i in session.get_inputs()])
+"""
+
+
+def test_outputs_are_named_and_a_plain_onnx_runtime_session_loads_without_warnings(tiny_exports):
+    """The program's and the ONNX models' outputs are probs, exit_layer and uncertainty (probs alone without the exit
+    loop), as export.json records them; a plain InferenceSession, as a new user opens one, prints no warning (no
+    constant that nothing uses is left)."""
+    import json
+    import subprocess
+    import sys
+
+    from paddle import inference
+
+    for exit_loop, names in ((True, ["probs", "exit_layer", "uncertainty"]), (False, ["probs"])):
+        directory = tiny_exports[(0.5, exit_loop)]
+        info = json.loads((directory / "export.json").read_text())
+        assert info["outputs"] == info["onnx_outputs"] == {n: n for n in names}
+        config = inference.Config(str(directory / "model.json"), str(directory / "model.pdiparams"))
+        config.disable_glog_info()
+        assert inference.create_predictor(config).get_output_names() == names
+        files = [str(directory / "model.onnx"), str(directory / "model.int8.onnx")]
+        done = subprocess.run([sys.executable, "-c", ONNX_WARNINGS, *files], capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert "W:onnxruntime" not in done.stderr and "Removing initializer" not in done.stderr, done.stderr
+        inputs = ["input_ids", "token_type_ids"] + (["speed"] if exit_loop else [])
+        shapes = [["batch", "seq"], ["batch", "seq"]] + ([[1]] if exit_loop else [])
+        assert done.stdout.splitlines() == [line for path in files for line in (
+            f"{path} {names} {inputs}", f"{['batch'] * len(names)} {shapes}")]

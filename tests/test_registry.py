@@ -21,8 +21,8 @@ class Recorded:
 
 
 def test_every_runtime_by_its_name():
-    assert registry.RUNTIMES == {"paddle-inference": PaddleInferenceRuntime, "onnxruntime": OnnxRuntime,
-                                 "dygraph": DygraphRuntime}
+    assert {kind: registry.RUNTIMES[kind] for kind in registry.RUNTIMES} == {
+        "paddle-inference": PaddleInferenceRuntime, "onnxruntime": OnnxRuntime, "dygraph": DygraphRuntime}
 
 
 def test_open_named_passes_threads_options_and_a_precision_other_than_fp32(monkeypatch):

@@ -66,9 +66,11 @@ def test_pairs_over_http_equal_the_predictor(tiny_pair_export, pair_data):
 
 
 @pytest.mark.parametrize("body, status, message", [
-    (b"{not json", 400, "malformed JSON: Expecting property name enclosed in double quotes"),
-    (b"", 400, "malformed JSON: Expecting value: line 1 column 1"),
-    (b"\xff\xfe{", 400, "malformed JSON"),
+    (b"{not json", 400, "malformed JSON: unexpected character, expected a string key: line 1 column 2"),
+    (b"", 400, "malformed JSON: Input is a zero-length, empty document"),
+    (b"\xff\xfe{", 400, "malformed JSON: str is not valid UTF-8"),
+    (b"[" * 2000, 400, "malformed JSON: nested deeper than 1024 levels"),  # 100 000 deep too (max_request_bytes)
+    (b'{"texts": [[[[[["good"]]]]]]}', 422, "texts[0] must be a string, got an array"),
     (b'["good"]', 422, 'the body must be a JSON object like {"texts": ["..."]}, got an array'),
     ({}, 422, '"texts" is missing: give a list of strings'),
     ({"text": ["good"]}, 422, "unknown field(s) ['text']; a request has ['texts', 'text_b', 'speed']"),
@@ -79,7 +81,8 @@ def test_pairs_over_http_equal_the_predictor(tiny_pair_export, pair_data):
     ({"texts": ["good", None]}, 422, "texts[1] must be a string, got null"),
     ({"texts": ["good"], "speed": 1.5}, 422, "speed 1.5 is not in [0, 1]"),
     ({"texts": ["good"], "speed": -0.1}, 422, "speed -0.1 is not in [0, 1]"),
-    (b'{"texts": ["good"], "speed": NaN}', 422, "speed nan is not in [0, 1]"),
+    (b'{"texts": ["good"], "speed": NaN}', 400, "malformed JSON: unexpected character, expected a JSON value"),
+    (b'{"texts": ["good"], "speed": 1e999}', 400, "malformed JSON: number is infinity"),
     ({"texts": ["good"], "speed": "fast"}, 422, '"speed" must be a number in [0, 1], got a string'),
     ({"texts": ["good"], "speed": True}, 422, '"speed" must be a number in [0, 1], got a boolean'),
     ({"texts": ["good"], "text_b": ["bad", "w1"]}, 422, "2 text_b for 1 texts: give one second text per text"),
@@ -88,11 +91,11 @@ def test_pairs_over_http_equal_the_predictor(tiny_pair_export, pair_data):
     ({"texts": ["good " * 1000]}, 413, "is over the limit of 4096 (max_request_bytes)"),
 ])
 def test_bad_requests_get_a_4xx_naming_the_problem(server, body, status, message):
-    before = httpx.get(server.url + "/metrics").json()["requests"]
+    before = httpx.get(server.url + "/metrics.json").json()["requests"]
     response = post(server, body)
     assert response.status_code == status, response.text
     assert message in response.json()["detail"]
-    after = httpx.get(server.url + "/metrics").json()["requests"]
+    after = httpx.get(server.url + "/metrics.json").json()["requests"]
     assert after["client_errors"] == before["client_errors"] + 1 and after["ok"] == before["ok"]
     assert post(server, {"texts": ["good w1"]}).status_code == 200  # and it goes on serving
 
@@ -110,13 +113,13 @@ def test_a_body_streamed_past_the_limit_is_refused(server):
 
 def test_an_internal_failure_is_a_500_and_the_server_goes_on(server):
     runtime = server.predictor.runtime
-    before = httpx.get(server.url + "/metrics").json()["requests"]["server_errors"]
+    before = httpx.get(server.url + "/metrics.json").json()["requests"]["server_errors"]
     runtime.fail = True
     response = post(server, {"texts": ["good w1"]})
     assert response.status_code == 500
     assert response.json()["detail"] == "internal error (RuntimeError); the server log has its traceback"
     assert post(server, {"texts": ["good w1"]}).status_code == 200
-    assert httpx.get(server.url + "/metrics").json()["requests"]["server_errors"] == before + 1
+    assert httpx.get(server.url + "/metrics.json").json()["requests"]["server_errors"] == before + 1
 
 
 def test_health_and_metrics(server, tiny_exports):
@@ -125,7 +128,7 @@ def test_health_and_metrics(server, tiny_exports):
     assert (health["runtime"], health["exit_loop"], health["num_layers"], health["max_texts"]) == (
         "paddle-inference", True, 2, 8)
     post(server, {"texts": ["good w1", "bad w2", "w3 good"], "speed": 1.0})
-    metrics = httpx.get(server.url + "/metrics").json()
+    metrics = httpx.get(server.url + "/metrics.json").json()
     assert sum(metrics["exit_layer"]["histogram"].values()) == metrics["texts"]
     assert sum(int(k) * n for k, n in metrics["batch_texts"]["histogram"].items()) == metrics["texts"]
     assert metrics["latency_ms"]["requests"] == metrics["requests"]["ok"] > 0
@@ -216,7 +219,7 @@ def test_a_signal_drains_the_requests_in_flight_then_exits(tiny_exports, sig):
         with ThreadPoolExecutor(3) as pool:
             futures = [pool.submit(httpx.post, url + "/predict", json={"texts": [t]}, timeout=30)
                        for t in ("good w1", "bad w2", "w3 good")]
-            while httpx.get(url + "/metrics", timeout=5).json()["queued_requests"] < 3:  # all three in the window
+            while httpx.get(url + "/metrics.json", timeout=5).json()["queued_requests"] < 3:  # all three in the window
                 assert not any(f.done() for f in futures) and time.monotonic() < deadline + 60
                 time.sleep(0.05)
             process.send_signal(sig)
@@ -251,11 +254,21 @@ def test_serve_command_errors_are_one_line(tiny_exports, capsys):
 
 @pytest.mark.parametrize("changes, message", [
     ({"port": 70000}, "port 70000 is not in [0, 65535]"),
-    ({"batch_window_ms": -1}, "batch_window_ms must be >= 0, got -1"),
+    ({"batch_window_ms": -1}, "batch_window_ms must be in [0, 10000], got -1"),
+    ({"batch_window_ms": float("inf")}, "batch_window_ms must be in [0, 10000], got inf"),
+    ({"batch_window_ms": float("nan")}, "batch_window_ms must be in [0, 10000], got nan"),
+    ({"max_batch_size": 10 ** 6}, "max_batch_size must be in [1, 4096], got 1000000"),
+    ({"max_request_bytes": 1 << 40}, "max_request_bytes must be in [1, 1073741824], got 1099511627776"),
+    ({"drain_seconds": float("inf")}, "drain_seconds must be > 0 and <= 3600, got inf"),
+    ({"idle_seconds": 0}, "idle_seconds must be > 0 and <= 3600, got 0"),
+    ({"body_seconds": -1.0}, "body_seconds must be > 0 and <= 3600, got -1.0"),
+    ({"max_connections": 0}, "max_connections must be a whole number >= 1, got 0"),
+    ({"workers": 10 ** 4}, "workers 10000 is more than the "),
+    ({"speed": float("nan")}, "speed nan is not in [0, 1]"),
     ({"max_batch_size": 0}, "max_batch_size must be a whole number >= 1, got 0"),
     ({"max_texts": 2.5}, "max_texts must be a whole number >= 1, got 2.5"),
     ({"speed": 1.5}, "speed 1.5 is not in [0, 1]"),
-    ({"drain_seconds": 0}, "drain_seconds must be > 0, got 0"),
+    ({"drain_seconds": 0}, "drain_seconds must be > 0 and <= 3600, got 0"),
 ])
 def test_serve_config_names_bad_values(changes, message):
     with pytest.raises(ValueError) as error:
@@ -284,3 +297,194 @@ def test_the_server_stops_cleanly_from_a_thread(tiny_exports):
     assert answered.is_set() and not server.app.state.batcher._thread.is_alive()
     with pytest.raises(httpx.TransportError):
         httpx.get(server.url + "/health", timeout=2)
+
+
+def test_metrics_are_prometheus_text_that_prometheus_client_parses(server):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    post(server, {"texts": ["good w1", "bad w2"], "speed": 1.0})
+    post(server, {"texts": []})
+    response = httpx.get(server.url + "/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain; version=")
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    snapshot = httpx.get(server.url + "/metrics.json").json()
+    requests = {s.labels["status"]: s.value for s in families["paddle_dynafast_requests"].samples
+                if s.name.endswith("_total")}
+    assert requests == {status: float(n) for status, n in snapshot["requests"]["by_status"].items()}
+    assert requests["200"] >= 1 and requests["422"] >= 1
+    texts = next(s.value for s in families["paddle_dynafast_texts"].samples if s.name.endswith("_total"))
+    assert texts == snapshot["texts"]
+    layers = {s.labels["layer"]: s.value for s in families["paddle_dynafast_exit_layer_texts"].samples
+              if s.name.endswith("_total")}
+    assert layers == {k: float(n) for k, n in snapshot["exit_layer"]["histogram"].items()}
+    batch = {s.name: s.value for s in families["paddle_dynafast_batch_texts"].samples}
+    assert batch["paddle_dynafast_batch_texts_count"] == snapshot["batches"]
+    assert batch["paddle_dynafast_batch_texts_sum"] == snapshot["texts"]
+    latency = {s.name: s for s in families["paddle_dynafast_request_latency_seconds"].samples}
+    assert latency["paddle_dynafast_request_latency_seconds_count"].value == snapshot["requests"]["ok"]
+    assert families["paddle_dynafast_worker_up"].samples[0].value == 1.0
+    assert families["paddle_dynafast_open_connections"].type == "gauge"
+
+
+def _raw(server, data: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    sock.sendall(data)
+    return sock
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+HEAD = b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+
+
+def test_a_body_that_never_ends_is_a_408_and_a_client_that_leaves_is_not_a_server_error(tiny_exports):
+    config = ServeConfig(port=0, body_seconds=1.0, idle_seconds=30)
+    with ModelServer(Predictor(tiny_exports[(0.5, False)], threads=1), config) as running:
+        started = time.monotonic()
+        sock = _raw(running, HEAD + b'transfer-encoding: chunked\r\n\r\n5\r\n{"tex\r\n')  # and nothing more
+        answer = _read_all(sock)
+        sock.close()
+        assert answer.startswith(b"HTTP/1.1 408 ") and 1.0 <= time.monotonic() - started < 10
+        assert b'"detail":"the body did not arrive whole within 1 s (body_seconds)"' in answer
+        gone = _raw(running, HEAD + b"content-length: 100\r\n\r\n{\"texts\"")
+        time.sleep(0.2)
+        gone.close()  # the client goes away mid-body
+        deadline = time.monotonic() + 10
+        while running.metrics["requests"]["client_gone"] < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        requests = running.metrics["requests"]
+        assert requests["server_errors"] == 0 and requests["by_status"] == {"408": 1, "499": 1}
+        assert post(running, {"texts": ["good"]}).status_code == 200
+
+
+def test_idle_connections_are_closed_and_their_number_is_bounded(tiny_exports):
+    """60 connections that send nothing, with room for 20: the oldest idle ones are closed for the new ones, a normal
+    request is still answered, and after idle_seconds the idle ones are closed too."""
+    config = ServeConfig(port=0, max_connections=20, idle_seconds=1.5)
+    with ModelServer(Predictor(tiny_exports[(0.5, False)], threads=1), config) as running:
+        idle = [socket.create_connection(("127.0.0.1", running.port), timeout=30) for _ in range(60)]
+        started = time.monotonic()
+        assert post(running, {"texts": ["good"]}).status_code == 200
+        assert time.monotonic() - started < 1.0
+        closed = running.metrics["connections"]["closed"]
+        assert closed["evicted"] >= 40 and running.metrics["connections"]["open"] <= 20
+        for sock in idle:
+            assert _read_all(sock) == b""  # closed by the server: evicted at once, or idle after 1.5 s
+            sock.close()
+        assert time.monotonic() - started >= 1.0
+        metrics = running.metrics
+        assert metrics["connections"]["closed"].get("idle", 0) >= 1 and metrics["requests"]["server_errors"] == 0
+        assert metrics["connections"]["closed"]["evicted"] + metrics["connections"]["closed"]["idle"] >= 60
+
+
+def test_a_dead_worker_stops_the_server_with_an_error(tiny_exports):
+    from paddle_dynafast.runtime.serve import ServerError
+
+    running = ModelServer(Predictor(tiny_exports[(0.5, False)], threads=1), ServeConfig(port=0)).start()
+    batcher = running.app.state.batcher
+    original = batcher._next_batch
+
+    def broken():
+        original()
+        raise OverflowError("timeout value is too large")
+
+    batcher._next_batch = broken
+    assert post(running, {"texts": ["good"]}).status_code == 200  # the worker was waiting in the unbroken call
+    response = post(running, {"texts": ["good"]})  # taken from the queue, then the worker dies
+    assert response.status_code == 503
+    assert response.json()["detail"] == ("the batching worker died (OverflowError: timeout value is too large); the "
+                                         "server is stopping")
+    running._thread.join(30)
+    assert not running._thread.is_alive()  # it stopped by itself
+    assert running.metrics["requests"]["by_status"] == {"200": 1, "503": 1}
+    with pytest.raises(ServerError, match=r"the batching worker died \(OverflowError"):
+        running.stop()
+
+
+def test_sigterm_during_a_burst_answers_every_accepted_connection(tiny_exports):
+    """64 clients connect and post one after another, 5 ms apart, while SIGTERM comes: each gets its answer (200) or,
+    once the server stopped listening, has its connection refused, and none is reset after it was accepted."""
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "paddle_dynafast", "serve", "--model",
+                                str(tiny_exports[(0.5, False)]), "--port", str(port), "--threads", "1",
+                                "--batch-window-ms", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.communicate()[1]
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+
+        def client(i):
+            time.sleep(0.005 * i)
+            try:
+                with httpx.Client(timeout=60) as c:  # a new connection per client
+                    return c.post(url + "/predict", json={"texts": [f"w{i} good"]}).status_code
+            except httpx.ConnectError:
+                return "refused"
+            except httpx.TransportError as error:
+                return f"lost: {type(error).__name__}"
+
+        with ThreadPoolExecutor(64) as pool:
+            futures = [pool.submit(client, i) for i in range(64)]
+            time.sleep(0.15)
+            process.send_signal(signal.SIGTERM)
+            outcomes = [f.result() for f in futures]
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert set(outcomes) <= {200, "refused"}, outcomes
+    assert outcomes.count(200) >= 1 and process.returncode in (-signal.SIGTERM, 0), err
+
+
+def test_two_worker_processes_share_the_port_and_add_up_their_metrics(tiny_exports):
+    """serve --workers 2: two processes answer on one port (each answers some of 24 new connections), /metrics adds
+    up both processes' counts, and SIGTERM stops both."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "paddle_dynafast", "serve", "--model",
+                                str(tiny_exports[(0.5, False)]), "--port", str(port), "--threads", "2", "--workers",
+                                "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, process.communicate()[1]
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.3)
+        time.sleep(3)  # both processes up
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda i: httpx.post(url + "/predict", json={"texts": [f"w{i} good"]}, timeout=60),
+                                    range(24)))
+        assert [a.status_code for a in answers] == [200] * 24
+        pids = {httpx.get(url + "/metrics.json", timeout=10).json()["pid"] for _ in range(40)}
+        text = httpx.get(url + "/metrics", timeout=10).text
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    ok = sum(s.value for s in families["paddle_dynafast_requests"].samples
+             if s.name.endswith("_total") and s.labels["status"] == "200")
+    assert ok == 24 and len(pids) == 2, (ok, pids)
+    assert "serving " in err and "with 2 processes of 1 thread(s)" in err and process.returncode in (0, -signal.SIGTERM)

@@ -1,6 +1,6 @@
 """benchmarks/serve_load.py run as its docstring says, at a tiny scale: it starts a batching and a one-by-one server
-of the tiny export, every request gets its answer (the script stops otherwise), and both tables are written. The
-script is run, not imported."""
+of the tiny export, every request gets its answer, that of its own text (the script stops otherwise), the offline
+throughput is measured beside them, and both tables are written. The script is run, not imported."""
 import json
 import subprocess
 import sys
@@ -22,8 +22,12 @@ def test_serve_load_measures_both_servers(tmp_path, tiny_exports, toy_data):
     for row in rows.values():
         assert row["requests"] == 12 and row["requests_per_second"] > 0 and 0 < row["p50_ms"] <= row["p99_ms"]
         assert 1 <= row["mean_exit_layer"] <= 2  # the tiny model has two layers
+        assert row["offline_texts_per_second"] > 0 and row["largest_probability_difference"] <= 1e-4
+        assert row["served_over_offline"] == row["texts_per_second"] / row["offline_texts_per_second"]
     assert rows["one by one"]["requests_per_batch"] == 1.0 and rows["batching"]["requests_per_batch"] >= 1.0
     assert report["runs"].keys() == {"0.3 batching", "0.3 one by one"}
     table = (out / "serve_load.md").read_text()
-    assert table.startswith("| speed | server | requests/s |") and "speed 0.3: batching gives " in table
+    assert table.startswith("| speed | server | requests/s | texts/s | offline texts/s | served / offline |")
+    assert "speed 0.3: batching gives " in table and " the throughput of one by one" in table
+    assert len(report["offline"]["0.3"]) == 1
     assert done.stdout.strip().endswith(f"-> {out}/serve_load.{{json,md}}")

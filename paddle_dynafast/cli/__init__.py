@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import logging
 import os
 import sys
@@ -33,17 +34,37 @@ import paddle
 from .. import distributed
 from ..config import check_threads
 from ..errors import UserError
-from . import bench, calibrate, evaluate, export, pipeline, predict, serve, train
 from .log import command_logging
 
-COMMANDS = (train, evaluate, calibrate, export, predict, serve, bench, pipeline)
-"""The command modules, in the order ``--help`` lists their sub-commands."""
+TRAINING_ONLY = ("paddlenlp", "paddleslim", "paddle2onnx", "onnx", "visualdl", "matplotlib", "cv2")
+"""What a serving install (``pip install paddle_dynafast[serve]``) leaves out: a command that needs one of them is
+not offered there."""
+
+
+def _commands():
+    """The command modules that import here, in the order ``--help`` lists them; and the names of those that need
+    what a serving install leaves out."""
+    found, missing = [], []
+    for name in ("train", "evaluate", "calibrate", "export", "predict", "serve", "bench", "pipeline"):
+        try:
+            found.append(importlib.import_module(f".{name}", __name__))
+        except ImportError as error:
+            if (error.name or "").split(".")[0] not in TRAINING_ONLY:
+                raise
+            missing.append(name)
+    return tuple(found), tuple(missing)
+
+
+COMMANDS, NOT_INSTALLED = _commands()
+"""The command modules, in the order ``--help`` lists their sub-commands; the commands a serving install lacks."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="paddle-dynafast", description="Width- and depth-adaptive BERT classifiers on PaddlePaddle: DynaBERT "
-        "(PaddleSlim OFA) supernets with FastBERT self-distilled early exits.")
+        "(PaddleSlim OFA) supernets with FastBERT self-distilled early exits."
+        + (f" Not installed here: {', '.join(NOT_INSTALLED)} (pip install paddle_dynafast[train])." if NOT_INSTALLED
+           else ""))
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, and tracebacks of every error")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:

@@ -9,6 +9,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import logging
 
 from ..config import RuntimeConfig, ServeConfig, default
 from ..runtime.auto import open_configured
@@ -39,6 +40,19 @@ def register(subparsers) -> None:
     texts, size = default(ServeConfig, "max_texts"), default(ServeConfig, "max_request_bytes")
     p.add_argument("--max-texts", type=int, default=texts, help=f"texts one request may carry (default {texts})")
     p.add_argument("--max-request-bytes", type=int, default=size, help=f"largest request body (default {size})")
+    connections, idle, body, drain = (default(ServeConfig, name) for name in ("max_connections", "idle_seconds",
+                                                                              "body_seconds", "drain_seconds"))
+    p.add_argument("--max-connections", type=int, default=connections,
+                   help=f"open connections at most; past it the longest-idle one is closed (default {connections})")
+    p.add_argument("--idle-seconds", type=float, default=idle,
+                   help=f"close a connection that sends no request this long (default {idle:g})")
+    p.add_argument("--body-seconds", type=float, default=body,
+                   help=f"answer 408 to a body that has not arrived this long after its head (default {body:g})")
+    p.add_argument("--drain-seconds", type=float, default=drain,
+                   help=f"on Ctrl-C or SIGTERM, how long the requests in flight may take (default {drain:g})")
+    p.add_argument("--workers", type=int, default=default(ServeConfig, "workers"),
+                   help="server processes on the port, each with its own runtime and --threads / N threads "
+                        "(default 1)")
     add_runtime_args(p, RuntimeConfig())
     p.set_defaults(run=run)
 
@@ -47,12 +61,18 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
     """The server's config; what runs the model is :func:`~paddle_dynafast.cli.common.runtime_config`'s."""
     return ServeConfig(host=args.host, port=args.port, batching=not args.no_batching,
                        batch_window_ms=args.batch_window_ms, max_batch_size=args.max_batch_size,
-                       max_texts=args.max_texts, max_request_bytes=args.max_request_bytes, speed=args.speed)
+                       max_texts=args.max_texts, max_request_bytes=args.max_request_bytes, speed=args.speed,
+                       drain_seconds=args.drain_seconds, max_connections=args.max_connections,
+                       idle_seconds=args.idle_seconds, body_seconds=args.body_seconds, workers=args.workers)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..runtime.serve import serve  # FastAPI and uvicorn load for this command only
+    from ..runtime import serve  # FastAPI and uvicorn load for this command only
 
     config = config_from_args(args)
-    serve(open_configured(args.model, runtime_config(args)), config)
+    runtime = runtime_config(args)
+    if config.workers > 1:
+        serve.serve_processes(args.model, runtime, config, logging.DEBUG if args.verbose else logging.INFO)
+    else:
+        serve.serve(open_configured(args.model, runtime), config)
     return 0

@@ -9,11 +9,12 @@ and what is allowed.
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Tuple, Type, TypeVar
 
 from ..errors import ConfigError
-from .base import _positive, all_cores, check_count, check_finite, check_threads, usable_cores
+from .base import all_cores, check_count, check_finite, check_threads, usable_cores
 from .data import DataConfig
 
 
@@ -244,10 +245,16 @@ class BenchConfig:
             check_count("max_examples", self.max_examples)
 
 
+SERVE_BOUNDS = {"batch_window_ms": (0, 10_000), "max_batch_size": (1, 4096), "max_texts": (1, 100_000),
+                "max_request_bytes": (1, 1 << 30), "drain_seconds": (0, 3600), "max_connections": (1, 100_000),
+                "idle_seconds": (0, 3600), "body_seconds": (0, 3600)}
+"""The range of each number of :class:`ServeConfig` (a zero lower bound of a time is excluded, except the window)."""
+
+
 @dataclass(frozen=True)
 class ServeConfig:
     """The HTTP server of an exported model (``paddle-dynafast serve``): where it listens, how it batches, what it
-    accepts."""
+    accepts. Every number is finite and within :data:`SERVE_BOUNDS`."""
 
     host: str = "127.0.0.1"
     """Interface to listen on (0.0.0.0 for every interface)."""
@@ -269,14 +276,41 @@ class ServeConfig:
     """The speed of a request that gives none (0: no early exit)."""
     drain_seconds: float = 30.0
     """On Ctrl-C or SIGTERM, how long requests in flight may take to finish before they are cancelled."""
+    max_connections: int = 1000
+    """Open connections at most; past it the longest-idle connection is closed for the new one (and the new one is
+    refused with 503 when none is idle). It must leave room under the open-file limit (``ulimit -n``)."""
+    idle_seconds: float = 5.0
+    """A connection that has not sent a whole request head this long after it opened or after its last answer is
+    closed."""
+    body_seconds: float = 30.0
+    """A request whose body has not arrived whole this long after its head is answered 408."""
+    workers: int = 1
+    """Server processes sharing the port, each with its own runtime and its share of the threads (at most the CPUs
+    this process may use)."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+        if not isinstance(self.port, int) or isinstance(self.port, bool) or not 0 <= self.port <= 65535:
             raise ConfigError(f"port {self.port!r} is not in [0, 65535]")
-        if not self.batch_window_ms >= 0:
-            raise ConfigError(f"batch_window_ms must be >= 0, got {self.batch_window_ms!r}")
-        for name in ("max_batch_size", "max_texts", "max_request_bytes"):
+        for name in ("max_batch_size", "max_texts", "max_request_bytes", "max_connections", "workers"):
             check_count(name, getattr(self, name))
+        for name, (low, high) in SERVE_BOUNDS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{name} must be a number, got {value!r}")
+            if name.endswith("_seconds"):
+                if not low < value <= high:
+                    raise ConfigError(f"{name} must be > {low} and <= {high}, got {value!r}")
+            elif not low <= value <= high:  # NaN and infinity too
+                raise ConfigError(f"{name} must be in [{low}, {high}], got {value!r}")
         _check_speed(self.speed)
-        _positive("drain_seconds", self.drain_seconds)
+        usable = usable_cpus()
+        if self.workers > usable:
+            raise ConfigError(f"workers {self.workers} is more than the {usable} CPU(s) this process may use")
 
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the system tells it, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return all_cores()

@@ -1,4 +1,7 @@
-"""Tokenising examples into model inputs, and a character vocabulary for models trained from scratch."""
+"""Tokenising examples into model inputs, and a character vocabulary for models trained from scratch.
+
+Every path tokenises here, with :class:`~paddle_dynafast.data.wordpiece.WordPiece` (PaddleNLP's ``BertTokenizer``
+ids from the Rust ``tokenizers``; a ``BertTokenizer`` given is turned into one)."""
 from __future__ import annotations
 
 import logging
@@ -7,15 +10,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence
 
-from paddlenlp.transformers.bert.tokenizer import BasicTokenizer
-
 from .labels import label_ids
 from .readers import Example
+from .wordpiece import SPECIAL_TOKENS, WordPiece
 
 logger = logging.getLogger(__name__)
 
-
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
 @dataclass(frozen=True)
@@ -30,27 +30,33 @@ class Features:
 def encode(examples: Sequence[Example], tokenizer, max_seq_len: int,
            labels: Optional[Sequence[str]] = None, quiet: bool = False) -> List[Features]:
     """Tokenise with [CLS] a [SEP] (b [SEP]); pairs are truncated longest-first, a tie from b, as the tokenizer's
-    ``truncation="longest_first"`` does (so a deployment that calls the tokenizer gets the same ids). Truncation is
-    counted, and logged unless ``quiet``."""
+    ``truncation="longest_first"`` does (so a deployment that calls the tokenizer gets the same ids). ``tokenizer`` is
+    a :class:`~paddle_dynafast.data.wordpiece.WordPiece` or PaddleNLP's ``BertTokenizer`` (the same ids). Truncation
+    is counted, and logged unless ``quiet``."""
+    wordpiece = WordPiece.of(tokenizer)
+    cls, sep = wordpiece.cls_token_id, wordpiece.sep_token_id
     ids = label_ids(examples, labels) if labels is not None else [-1] * len(examples)
+    firsts = wordpiece.ids([e.text_a for e in examples])
+    paired = [i for i, e in enumerate(examples) if e.text_b]
+    seconds = dict(zip(paired, wordpiece.ids([examples[i].text_b for i in paired])))
     features, truncated = [], 0
-    for example, label in zip(examples, ids):
-        a = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(example.text_a))
-        b = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(example.text_b)) if example.text_b else None
-        budget = max_seq_len - tokenizer.num_special_tokens_to_add(pair=b is not None)
-        cut = len(a) + (len(b) if b else 0) > budget
-        while len(a) + (len(b) if b else 0) > budget:
-            if b and len(b) >= len(a):
-                b.pop()
-            else:
-                a.pop()
+    for i, (a, label) in enumerate(zip(firsts, ids)):
+        b = seconds.get(i)
+        if b is None:
+            cut = len(a) > max_seq_len - 2
+            a = a[:max_seq_len - 2]
+            input_ids, token_type_ids = [cls, *a, sep], [0] * (len(a) + 2)
+        else:
+            budget = max_seq_len - 3
+            cut = len(a) + len(b) > budget
+            while len(a) + len(b) > budget:
+                if len(b) >= len(a):
+                    b.pop()
+                else:
+                    a.pop()
+            input_ids, token_type_ids = [cls, *a, sep, *b, sep], [0] * (len(a) + 2) + [1] * (len(b) + 1)
         truncated += cut
-        features.append(Features(
-            input_ids=tokenizer.build_inputs_with_special_tokens(a, b),
-            token_type_ids=tokenizer.create_token_type_ids_from_sequences(a, b),
-            label=label,
-            truncated=cut,
-        ))
+        features.append(Features(input_ids=input_ids, token_type_ids=token_type_ids, label=label, truncated=cut))
     if truncated and not quiet:
         logger.info("truncated %d of %d examples to max_seq_len %d", truncated, len(features), max_seq_len)
     return features
@@ -69,6 +75,8 @@ def build_char_vocab(texts: Iterable[str], min_count: int = 1) -> List[str]:
     first character and ``##``-continuations, exactly as WordPiece looks them up.
     Characters seen fewer than ``min_count`` times map to [UNK].
     """
+    from paddlenlp.transformers.bert.tokenizer import BasicTokenizer  # training only: a serving install has no PaddleNLP
+
     basic = BasicTokenizer(do_lower_case=True)
     counts: Counter = Counter()
     for text in texts:

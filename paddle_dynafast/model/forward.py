@@ -20,7 +20,6 @@ from typing import Iterator, Optional, Tuple
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
-from paddlenlp.transformers import BertForSequenceClassification, BertModel
 
 MASK_VALUE = -1e4
 """Additive attention-mask value at padding, PaddleNLP's convention."""
@@ -156,6 +155,9 @@ def head_mask_forward(model: nn.Layer) -> Iterator[nn.Layer]:
     untouched. Restores in ``finally``, so an exception inside the block leaves
     the model as it was. Raises ``TypeError`` if ``model`` holds no ``BertModel``.
     """
+    # here, not at the top: the exported side (exit loop, branches) runs without PaddleNLP (a serving install)
+    from paddlenlp.transformers import BertForSequenceClassification, BertModel
+
     berts = [layer for layer in model.sublayers(include_self=True) if isinstance(layer, BertModel)]
     if not berts:
         raise TypeError(f"head_mask_forward found no PaddleNLP BertModel inside {type(model).__name__}")

@@ -1,15 +1,22 @@
 """Dynamic batching: one worker thread owns the runtime and runs queued requests together.
 
 Paddle Inference predictors are not thread-safe, so one worker thread owns the
-runtime; any thread may :meth:`Batcher.submit` a request. The worker takes the
-oldest waiting request and lets others arrive until ``batch_window_ms`` after it
-came (or until ``max_batch_size`` texts of its kind wait), then runs every
-waiting request of the same speed (and the same kind, pairs or single texts),
-oldest first, as one call: tokenised together, grouped by length, each caller
-handed its own rows. A speed is an input of the exported program, one per call,
-so requests with another speed wait for the next batch. Under load the worker is
-busy while the queue fills, and batches grow without any waiting.
-``batching=False`` runs every request alone.
+runtime; any thread may :meth:`Batcher.submit` a request. A request is tokenised
+when it is submitted (on the caller's thread: the server's event loop, while the
+worker runs the previous batch), so the worker only pads, runs and hands out rows.
+The worker takes the oldest waiting request and lets others arrive until
+``batch_window_ms`` after it came (or until ``max_batch_size`` texts of its kind
+wait), then runs every waiting request of the same speed (and the same kind,
+pairs or single texts), oldest first, as one call, each caller handed its own
+rows. A speed is an input of the exported program, one per call, so requests
+with another speed wait for the next batch. Under load the worker is busy while
+the queue fills, and batches grow without any waiting. ``batching=False`` runs
+every request alone.
+
+A batch that fails answers its callers with the error and the worker goes on. If
+the worker itself dies (a bug), every waiting request is answered with
+:class:`BatcherClosed`, later ones are refused, and ``on_death`` is called (the
+server stops with an error): no request waits for a worker that is gone.
 """
 from __future__ import annotations
 
@@ -19,9 +26,12 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Deque, List, Optional
+from typing import Callable, Deque, List, Optional, Sequence
+
+import numpy as np
 
 from ..config import ServeConfig
+from ..data.encoding import Features
 from .predictor import Predictor
 from .serve_metrics import Metrics
 
@@ -29,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 
 class BatcherClosed(RuntimeError):
-    """A request submitted after :meth:`Batcher.close`."""
+    """A request submitted after :meth:`Batcher.close`, or waiting when the worker died."""
 
 
 @dataclass(frozen=True)
@@ -47,9 +57,29 @@ class PredictRequest:
         return self.speed, self.text_b is not None
 
 
+@dataclass(frozen=True)
+class Answer:
+    """The rows of one request: what ``POST /predict`` answers (:meth:`to_dict`)."""
+
+    labels: List[str]
+    probs: np.ndarray
+    """``[texts, num_labels]`` float32"""
+    exit_layer: np.ndarray
+    """``[texts]``"""
+    truncated: List[bool]
+    speed: float
+
+    def to_dict(self) -> dict:
+        return {"predictions": [{"label": label, "probs": probs, "exit_layer": layer, "truncated": cut}
+                                for label, probs, layer, cut in zip(self.labels, self.probs.tolist(),
+                                                                    self.exit_layer.tolist(), self.truncated)],
+                "speed": self.speed}
+
+
 @dataclass
 class _Job:
     request: PredictRequest
+    features: List[Features]
     future: Future
     arrived: float
     """``time.perf_counter()`` when it was queued."""
@@ -58,17 +88,22 @@ class _Job:
 class Batcher:
     """The worker thread that owns the runtime and runs queued requests in batches (see the module docstring).
 
-    :meth:`submit` may be called from any thread; it returns a ``concurrent.futures.Future`` of the request's answer
-    (a dict, the ``POST /predict`` response) or of the exception its batch raised.
+    :meth:`submit` may be called from any thread; it returns a ``concurrent.futures.Future`` of the request's
+    :class:`Answer` or of the exception its batch raised. ``on_death(error)`` is called from the worker if it dies.
     """
 
-    def __init__(self, predictor: Predictor, config: ServeConfig, metrics: Optional[Metrics] = None):
+    def __init__(self, predictor: Predictor, config: ServeConfig, metrics: Optional[Metrics] = None,
+                 on_death: Optional[Callable[[BaseException], None]] = None):
         self.predictor, self.config = predictor, config
         self.metrics = metrics if metrics is not None else Metrics()
+        self.on_death = on_death
+        self.failure: Optional[BaseException] = None
+        """What killed the worker, if it died."""
         self._pending: Deque[_Job] = deque()
         self._condition = threading.Condition()
         self._closing = False
         self._batches = 0
+        self._pad = predictor.tokenizer.pad_token_id
         self._thread = threading.Thread(target=self._work, name="paddle-dynafast-batcher", daemon=True)
 
     def start(self) -> None:
@@ -83,27 +118,63 @@ class Batcher:
             self._thread.join(timeout)
 
     @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and self.failure is None
+
+    @property
     def queued(self) -> int:
         with self._condition:
             return len(self._pending)
 
     def submit(self, request: PredictRequest) -> Future:
-        job = _Job(request, Future(), time.perf_counter())
+        """Tokenise ``request`` here, on the caller's thread, and queue it; its answer comes in the future."""
+        if self._closing or self.failure is not None:
+            raise self._closed()
+        features, _ = self.predictor.encode(request.texts, request.text_b)
+        job = _Job(request, features, Future(), time.perf_counter())
         with self._condition:
-            if self._closing:
-                raise BatcherClosed("the server is shutting down")
+            if self._closing or self.failure is not None:
+                raise self._closed()
             self._pending.append(job)
             self._condition.notify_all()
         return job.future
 
+    def _closed(self) -> BatcherClosed:
+        if self.failure is not None:
+            return BatcherClosed(f"the batching worker died ({type(self.failure).__name__}: {self.failure}); the "
+                                 "server is stopping")
+        return BatcherClosed("the server is shutting down")
+
     def _work(self) -> None:
-        while True:
-            jobs = self._next_batch()
-            if jobs is None:
-                return
-            jobs = [job for job in jobs if job.future.set_running_or_notify_cancel()]  # callers that gave up
-            if jobs:
-                self._run(jobs)
+        self._taken: List[_Job] = []  # out of the queue, not yet answered
+        try:
+            while True:
+                jobs = self._next_batch()  # also in self._taken from the moment they leave the queue
+                if jobs is None:
+                    return
+                self._taken = [job for job in jobs if job.future.set_running_or_notify_cancel()]  # gave up: dropped
+                if self._taken:
+                    self._run(self._taken)
+                self._taken = []
+        except BaseException as error:  # a bug in the worker: nobody may wait for it
+            self._die(error)
+
+    def _die(self, error: BaseException) -> None:
+        logger.critical("the batching worker died; refusing requests from now on", exc_info=error)
+        with self._condition:
+            self.failure = error
+            waiting, self._pending = list(self._pending), deque()
+        self.metrics.worker_stopped()
+        for job in self._taken:
+            if not job.future.done():
+                job.future.set_running_or_notify_cancel()  # False if it was already running or cancelled
+                if not job.future.done():
+                    job.future.set_exception(self._closed())
+        for job in waiting:
+            if job.future.set_running_or_notify_cancel():
+                job.future.set_exception(self._closed())
+        if self.on_death is not None:
+            self.on_death(error)
 
     def _next_batch(self) -> Optional[List[_Job]]:
         """The oldest request and those that may join it, once its window is over or its batch is full; None when
@@ -131,38 +202,57 @@ class Batcher:
                 else:
                     full = full or job.request.key == first.request.key  # the same kind stays in order
                     kept.append(job)
-            self._pending = kept
+            self._pending, self._taken = kept, jobs
             return jobs
 
     def _waiting_texts(self, key: tuple) -> int:
         return sum(len(job.request.texts) for job in self._pending if job.request.key == key)
 
     def _run(self, jobs: List[_Job]) -> None:
-        """One call of the predictor on every text of ``jobs``; each job gets its own rows (or the exception)."""
+        """The runtime on every text of ``jobs``; each job gets its own rows (or the exception)."""
         started = time.perf_counter()
-        first = jobs[0].request
-        texts = [t for job in jobs for t in job.request.texts]
-        text_b = None if first.text_b is None else [t for job in jobs for t in job.request.text_b]
+        speed = jobs[0].request.speed
+        features = [f for job in jobs for f in job.features]
         try:
-            features, _ = self.predictor.encode(texts, text_b)
-            result = self.predictor.run_features(features, first.speed, self.config.max_batch_size)
+            probs, exit_layer = self._predict(features, speed)
         except Exception as error:  # answered with a 500 by each caller; the worker goes on
             logger.error("a batch of %d request(s) failed", len(jobs), exc_info=True)
             for job in jobs:
                 job.future.set_exception(error)
             return
         self._batches += 1
-        self.metrics.batch(len(jobs), result.exit_layer)
+        self.metrics.batch(len(jobs), exit_layer)
+        labels = self.predictor.labels
+        ids = probs.argmax(-1).tolist()
         offset = 0
         for job in jobs:
-            rows = range(offset, offset + len(job.request.texts))
-            offset += len(rows)
-            job.future.set_result({
-                "predictions": [{"label": result.labels[i], "probs": [float(p) for p in result.probs[i]],
-                                 "exit_layer": int(result.exit_layer[i]), "truncated": features[i].truncated}
-                                for i in rows],
-                "speed": first.speed})
+            rows = slice(offset, offset + len(job.features))
+            offset = rows.stop
+            job.future.set_result(Answer([labels[i] for i in ids[rows]], probs[rows], exit_layer[rows],
+                                         [f.truncated for f in job.features], speed))
         logger.debug("batch %d: %d request(s), %d text(s)%s, speed %g, waited %.1f ms, ran %.1f ms, mean exit layer "
-                     "%.2f, %d queued", self._batches, len(jobs), len(texts), " (pairs)" if text_b else "",
-                     first.speed, 1000 * (started - jobs[0].arrived), 1000 * (time.perf_counter() - started),
-                     float(result.exit_layer.mean()), self.queued)
+                     "%.2f, %d queued", self._batches, len(jobs), len(features),
+                     " (pairs)" if jobs[0].request.text_b is not None else "", speed,
+                     1000 * (started - jobs[0].arrived), 1000 * (time.perf_counter() - started),
+                     float(exit_layer.mean()), self.queued)
+
+    def _predict(self, features: Sequence[Features], speed: float):
+        """``(probs [n, labels], exit_layer [n])`` in input order, in batches of at most ``max_batch_size`` grouped
+        by length (longest first), each padded to its longest text."""
+        n = len(features)
+        lengths = np.fromiter((len(f.input_ids) for f in features), dtype=np.int64, count=n)
+        order = np.argsort(-lengths, kind="stable")
+        probs = np.zeros((n, len(self.predictor.labels)), dtype="float32")
+        exit_layer = np.zeros(n, dtype="int64")
+        size = self.config.max_batch_size
+        for start in range(0, n, size):
+            rows = order[start:start + size]
+            width = int(lengths[rows[0]])
+            input_ids = np.full((len(rows), width), self._pad, dtype="int64")  # [batch, seq]
+            token_type_ids = np.zeros((len(rows), width), dtype="int64")  # [batch, seq]
+            for row, i in enumerate(rows):
+                f = features[i]
+                input_ids[row, :len(f.input_ids)] = f.input_ids
+                token_type_ids[row, :len(f.token_type_ids)] = f.token_type_ids
+            probs[rows], exit_layer[rows] = self.predictor.run_batch(input_ids, token_type_ids, speed)
+        return probs, exit_layer

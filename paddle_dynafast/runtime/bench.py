@@ -28,8 +28,8 @@ from ..config import BenchConfig, DataConfig, Precision, RuntimeName, check_coun
 from ..data.batching import Collator, FeatureDataset, LengthGroupedBatchSampler
 from ..data.encoding import encode
 from ..data.readers import load_splits
+from ..data.wordpiece import WordPiece
 from ..errors import ConfigError, DataError
-from ..model.loading import load_tokenizer
 from .auto import AUTO, open_configured, open_runtime
 from .base import Runtime
 from .export_info import EXPORT_FILE
@@ -239,7 +239,7 @@ def run_bench(config: BenchConfig, overwrite: bool = False) -> BenchResult:
                    for s in config.systems]
         first = config.systems[0].directory  # checked against its manifest when its runtime opened it
         info = atomic.read_json(Path(first) / EXPORT_FILE)
-        tokenizer = load_tokenizer(first)
+        tokenizer = WordPiece.from_dir(first)
         splits = load_splits(DataConfig(data_dir=config.data_dir, max_examples=config.max_examples))
         if config.split not in splits:
             raise DataError(f"{config.data_dir} has no {config.split} split")

@@ -30,8 +30,8 @@ import numpy as np
 
 from .. import atomic, files
 from ..config.runtime import Precision, RuntimeName, as_precision, as_runtime
+from ..data.wordpiece import WordPiece
 from ..errors import ArtifactError, ConfigError
-from ..model.loading import load_tokenizer
 from .base import Runtime
 from .export_info import INT8_ONNX_FILE, ONNX_FILE, ExportInfo
 from .manifest import MANIFEST_FILE
@@ -90,7 +90,7 @@ def candidates(directory: str | Path, precision: Precision | str = Precision.FP3
 def typical_batches(info: ExportInfo, batch_size: int, count: int, seed: int = 0) -> List[Tuple[np.ndarray, ...]]:
     """``count`` batches of random word pieces between [CLS] and [SEP], of lengths spread over 8..max_seq_len (for
     timing when no texts are at hand)."""
-    tokenizer = load_tokenizer(info.directory)
+    tokenizer = WordPiece.from_dir(info.directory)
     vocab = len(tokenizer.vocab)
     rng = np.random.default_rng(seed)
     out = []

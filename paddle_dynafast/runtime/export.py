@@ -123,14 +123,16 @@ def _export(config: ExportConfig, trust_pickle: bool, sign_key: Optional[bytes],
     names = OUTPUTS[:1] if no_exit else OUTPUTS
     with atomic.atomic_dir(output_dir) as tmp:
         paddle.jit.save(static, str(tmp / PROGRAM))
+        name_program_outputs(tmp / f"{PROGRAM}.json", names)
         info = {"width": width, "exit_loop": not no_exit, "num_layers": len(backbone.bert.encoder.layers),
                 "labels": list(labels), "max_seq_len": int(max_seq_len), "inputs": [s.name for s in spec],
                 "outputs": dict(zip(names, _program_outputs(tmp, layer))), "source": str(model_dir),
                 "full_width_shape": asdict(shape), "branch": None if no_exit else model.branches.describe()}
         if config.onnx or config.int8:
-            info["onnx_outputs"] = dict(zip(names, _onnx_outputs(to_onnx(tmp))))
+            info["onnx_outputs"] = dict(zip(names, _onnx_outputs(clean_onnx(to_onnx(tmp), names))))
         if config.int8:
             quantized = quantize.quantize_onnx(tmp / ONNX_FILE, tmp / INT8_ONNX_FILE, ranges)
+            clean_onnx(tmp / INT8_ONNX_FILE, names)
             info["int8"] = {"file": INT8_ONNX_FILE, "matmuls": quantized, "activations": activations,
                             "calibration_examples": config.calibration_examples if activations == "static" else None,
                             "scheme": "weights int8 symmetric per output channel; activations uint8 per tensor over "
@@ -178,6 +180,116 @@ def to_onnx(directory: str | Path, opset: int = 13) -> Path:
     paddle2onnx.export(str(directory / f"{PROGRAM}.json"), str(directory / f"{PROGRAM}.pdiparams"),
                        save_file=str(save), opset_version=opset, optimize_tool="none")
     return save
+
+
+def name_program_outputs(program: Path, names) -> None:
+    """Name the outputs of a saved Paddle program (``model.json``) ``names`` (:data:`OUTPUTS`) instead of Paddle's
+    ``fetch_name_0``, ``fetch_name_1``, ...: the ``name`` of its fetch operations, in their ``col`` order. Paddle
+    Inference (and paddle2onnx) then report those names; the program is read back by the caller. A program Paddle
+    wrote incompletely (a full disk) is an ``OSError`` saying so."""
+    try:
+        with open(program, encoding="utf-8") as f:
+            raw = json.load(f)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise _incomplete(program, error) from error
+    fetches = []
+
+    def walk(value) -> None:
+        if isinstance(value, dict):
+            if value.get("#") == "1.fetch":
+                fetches.append(value)
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(raw["program"])
+    attrs = [{a["N"]: a for a in op.get("A", [])} for op in fetches]
+    if len(fetches) != len(names) or any("name" not in a or "col" not in a for a in attrs):
+        raise ArtifactError(f"{program} has {len(fetches)} fetch operations; the model returns {list(names)}")
+    for a in attrs:
+        a["name"]["AT"]["D"] = names[a["col"]["AT"]["D"]]
+    with open(program, "w", encoding="utf-8") as f:  # inside the export's temporary directory
+        json.dump(raw, f, separators=(",", ":"))
+
+
+def clean_onnx(path: Path, names) -> Path:
+    """Name the outputs of the ONNX model at ``path`` ``names`` (in order), drop every node whose outputs nothing
+    uses (paddle2onnx leaves constants, ONNX Runtime warns about each when it loads the model), in the main graph
+    and in the exit loop's conditional blocks, and name the dynamic sizes ``batch`` and ``seq`` (paddle2onnx's are
+    ``DynamicDimension.0``, ...); written in place. Returns ``path``."""
+    import onnx  # installed with paddle2onnx
+
+    model = onnx.load(str(path))
+    renames = {o.name: new for o, new in zip(model.graph.output, names) if o.name != new}
+    if len(model.graph.output) != len(names):
+        raise ArtifactError(f"{path} has {len(model.graph.output)} outputs; the model returns {list(names)}")
+    if renames:
+        _rename(model.graph, renames)
+    _prune(model.graph)
+    for value in [*model.graph.input, *model.graph.output]:  # the dynamic sizes named as export.json documents them
+        dims = value.type.tensor_type.shape.dim
+        for dim, size in zip(dims, ("batch", "seq") if value.name in ("input_ids", "token_type_ids") else ("batch",)):
+            if not dim.HasField("dim_value"):
+                dim.dim_param = size
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def _subgraphs(node):
+    for attr in node.attribute:
+        if attr.HasField("g"):
+            yield attr.g
+        yield from attr.graphs
+
+
+def _rename(graph, renames) -> None:
+    for value in [*graph.output, *graph.value_info]:
+        value.name = renames.get(value.name, value.name)
+    for node in graph.node:
+        for field in (node.input, node.output):
+            for i, name in enumerate(field):
+                field[i] = renames.get(name, name)
+        for sub in _subgraphs(node):
+            _rename(sub, renames)
+
+
+def _referenced(node) -> set:
+    """The names ``node`` reads, with those its subgraphs read (from any scope)."""
+    names = set(node.input)
+    for sub in _subgraphs(node):
+        names |= {o.name for o in sub.output}
+        for inner in sub.node:
+            names |= _referenced(inner)
+    return names
+
+
+def _prune(graph) -> None:
+    for node in graph.node:
+        for sub in _subgraphs(node):
+            _prune(sub)
+    while True:
+        used = {o.name for o in graph.output}
+        for node in graph.node:
+            used |= _referenced(node)
+        kept = [node for node in graph.node if any(name in used for name in node.output if name)]
+        initializers = [t for t in graph.initializer if t.name in used]
+        if len(kept) == len(graph.node) and len(initializers) == len(graph.initializer):
+            return
+        kept, initializers = [_copy(n) for n in kept], [_copy(t) for t in initializers]
+        del graph.node[:]
+        graph.node.extend(kept)
+        del graph.initializer[:]
+        graph.initializer.extend(initializers)
+
+
+def _copy(message):
+    """A detached copy of a protobuf message (one removed from its repeated field is not kept valid)."""
+    copy = type(message)()
+    copy.CopyFrom(message)
+    return copy
 
 
 def _calibration_batches(stage: StageInfo, calibration: Optional[DataConfig], examples: int, tokenizer,

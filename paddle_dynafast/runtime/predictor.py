@@ -13,9 +13,9 @@ import numpy as np
 from ..data.batching import Collator, FeatureDataset, LengthGroupedBatchSampler
 from ..data.encoding import Features, encode
 from ..data.readers import Example
+from ..data.wordpiece import WordPiece
 from ..errors import ConfigError
 from ..model.exit import check_speed
-from ..model.loading import load_tokenizer
 from .auto import AUTO, open_runtime
 from .base import Runtime
 
@@ -44,7 +44,7 @@ class Predictor:
                  **options):
         self.runtime = source if isinstance(source, Runtime) else open_runtime(source, runtime, threads, **options)
         self.info = self.runtime.info
-        self.tokenizer = load_tokenizer(self.info.directory)
+        self.tokenizer = WordPiece.from_dir(self.info.directory)
         self.labels = list(self.info.labels)
 
     def run_batch(self, input_ids: np.ndarray, token_type_ids: np.ndarray,

@@ -3,18 +3,37 @@
 ``--runtime auto`` (the fastest here, measured) is above this module: :mod:`.auto`."""
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Dict, Type
 
 from ..config.runtime import Precision, RuntimeName, as_precision, as_runtime
 from ..errors import ConfigError
 from .base import Runtime
-from .dygraph import DygraphRuntime
-from .onnx_runtime import OnnxRuntime
-from .paddle_inference import PaddleInferenceRuntime
 
-RUNTIMES: Dict[RuntimeName, Type[Runtime]] = {cls.kind: cls for cls in (PaddleInferenceRuntime, OnnxRuntime,
-                                                                         DygraphRuntime)}
+
+class _Registry(dict):
+    """Runtime classes by name, each module imported when its runtime is first asked for: the dygraph runtime
+    imports PaddleNLP, which a serving install (``pip install paddle_dynafast[serve]``) does not have and a server
+    does not need."""
+
+    def __getitem__(self, kind):
+        value = super().__getitem__(kind)
+        if isinstance(value, tuple):
+            module, name = value
+            try:
+                value = getattr(importlib.import_module(module, __package__), name)
+            except ImportError as error:
+                raise ConfigError(f"runtime {kind} needs {error.name}, which is not installed (pip install "
+                                  "paddle_dynafast[train])") from error
+            super().__setitem__(kind, value)
+        return value
+
+
+RUNTIMES: Dict[RuntimeName, Type[Runtime]] = _Registry({
+    RuntimeName.PADDLE_INFERENCE: (".paddle_inference", "PaddleInferenceRuntime"),
+    RuntimeName.ONNXRUNTIME: (".onnx_runtime", "OnnxRuntime"),
+    RuntimeName.DYGRAPH: (".dygraph", "DygraphRuntime")})
 
 
 def open_named(directory: str | Path, kind: RuntimeName | str, threads: int = 2,
