@@ -1,6 +1,6 @@
-"""int8 post-training quantization for ONNX Runtime: the weight scheme and the dynamic product against NumPy, every
-matrix product of the exit loop reached (its If subgraphs included), predictions close to float32, dynamic and
-static."""
+"""int8 post-training quantization for ONNX Runtime: the weight scheme and the per-token and dynamic products against
+NumPy, a text's answer the same alone, in a batch and beside an outlier (per token), every matrix product of the exit
+loop reached (its If subgraphs included), predictions close to float32 in every scheme."""
 import json
 
 import numpy as np
@@ -35,52 +35,124 @@ def static_exports(tmp_path_factory, tiny_dynafast_dir):
             for exit_loop in (True, False)}
 
 
-def test_the_dynamic_product_equals_numpy(tmp_path):
+def test_weights_take_fewer_bits_when_asked():
+    weight = np.linspace(-3, 3, 40, dtype="float32").reshape(8, 5)
+    q, scale = quantize.quantize_weight(weight, bits=7)
+    assert np.abs(q).max() == 63 and np.allclose(scale, np.abs(weight).max(axis=0) / 63)
+    with pytest.raises(ValueError, match="9-bit weights"):
+        quantize.quantize_weight(weight, bits=9)
+
+
+def _one_product(tmp_path, weight, activations):
+    """ONNX Runtime on one ``x @ weight`` quantized with ``activations``."""
     import onnx
+    import onnxruntime
     from onnx import TensorProto, helper, numpy_helper
 
-    rng = np.random.default_rng(1)
-    weight = rng.standard_normal((8, 3)).astype("float32")
-    x = (rng.standard_normal((2, 4, 8)) + 0.5).astype("float32")
+    inputs, outputs = weight.shape
     graph = helper.make_graph(
         [helper.make_node("Constant", [], ["w"], value=numpy_helper.from_array(weight)),
          helper.make_node("MatMul", ["x", "w"], ["y"], name="product")], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, None, 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, None, 3])])
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, None, inputs])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, None, outputs])])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "f.onnx"))
-    assert quantize.quantize_onnx(tmp_path / "f.onnx", tmp_path / "q.onnx", {"w": None}) == 1
-    import onnxruntime
+    assert quantize.quantize_onnx(tmp_path / "f.onnx", tmp_path / "q.onnx", {"w": None}, activations) == 1
+    session = onnxruntime.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"x": x})[0]
 
-    got = onnxruntime.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"]).run(
-        None, {"x": x})[0]
-    scale = (max(x.max(), 0) - min(x.min(), 0)) / 255  # uint8 over the input's own range, zero a level
-    zero = np.clip(np.round(-min(x.min(), 0) / scale), 0, 255)
-    q = np.clip(np.round(x / scale) + zero, 0, 255)
+
+def _uint8(x, axis):
+    """NumPy's uint8 levels of ``x`` over its (min, max) along ``axis`` (None: the whole tensor), zero a level."""
+    low, high = np.minimum(x.min(axis=axis, keepdims=True), 0), np.maximum(x.max(axis=axis, keepdims=True), 0)
+    scale = np.maximum((high - low) / 255, np.float32(1e-8)).astype("float32")
+    zero = np.round(-low / scale)
+    return np.clip(np.round(x / scale) + zero, 0, 255) - zero, scale
+
+
+def test_the_dynamic_product_equals_numpy(tmp_path):
+    rng = np.random.default_rng(1)
+    weight = rng.standard_normal((8, 3)).astype("float32")
+    x = (rng.standard_normal((2, 4, 8)) + 0.5).astype("float32")
+    got = _one_product(tmp_path, weight, "dynamic")(x)
+    levels, scale = _uint8(x, axis=None)  # uint8 over the input's own range, zero a level
     wq, wscale = quantize.quantize_weight(weight)
-    np.testing.assert_allclose(got, ((q - zero) @ wq.astype("float32")) * scale * wscale, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got, (levels @ wq.astype("float32")) * scale * wscale, rtol=1e-5, atol=1e-5)
     assert np.abs(got - x @ weight).max() < 0.1
 
 
-@pytest.mark.parametrize("scheme", ["dynamic", "static"])
+def test_the_per_token_product_equals_numpy_exactly_whatever_the_other_rows(tmp_path):
+    """Each token's own scale and zero point, 7-bit weights: the integer product is exact (no int16 saturation on
+    any CPU), so a row's result is NumPy's to float32 rounding, and the same whatever rows sit beside it."""
+    rng = np.random.default_rng(2)
+    weight = rng.standard_normal((384, 96)).astype("float32")  # wide enough for saturation to show if it could
+    x = (rng.standard_normal((3, 5, 384)) * 4 + 1).astype("float32")
+    x[0, 0] = np.abs(x[0, 0]) * 30  # a token of large positive values: uint8 codes near 255 with weights near 63
+    x[1, 2] = 0.0  # an all-zero token
+    product = _one_product(tmp_path, weight, "token")
+    got = product(x)
+    levels, scale = _uint8(x, axis=-1)
+    wq, wscale = quantize.quantize_weight(weight, bits=7)
+    want = (levels.astype("float64") @ wq.astype("float64")) * scale * wscale
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4 * np.abs(want).max())
+    assert not got[1, 2].any()
+    outlier = x.copy()
+    outlier[2] *= 1000  # another text with huge activations
+    np.testing.assert_array_equal(product(outlier)[:2], got[:2])
+    np.testing.assert_array_equal(product(x[1:2]), got[1:2])  # alone
+    np.testing.assert_array_equal(product(x[:, :3]), got[:, :3])  # its padding removed
+
+
+def test_an_int8_answer_is_the_same_alone_in_a_batch_and_beside_an_outlier(tiny_exports, toy_data):
+    """The issue's defect: with one scale per batch (dynamic), a text's probabilities moved with its neighbours;
+    per token (the default) they do not, nor its exit layer, at any speed."""
+    directory = tiny_exports[(0.5, True)]
+    assert json.loads((directory / "export.json").read_text())["int8"]["activations"] == "token"
+    predictor = Predictor(OnnxRuntime(directory, threads=1, precision="int8"))
+    texts = texts_of(toy_data, 24)
+    outlier = " ".join(["good"] * 40 + ["bad", "w1"] * 20)  # long, repetitive: activations unlike the others'
+    for speed in (0.0, 0.3, 1.0):
+        batched = predictor.predict(texts, speed=speed, batch_size=32)
+        beside = predictor.predict(texts + [outlier], speed=speed, batch_size=32)
+        alone = [predictor.predict([text], speed=speed) for text in texts]
+        np.testing.assert_allclose(np.concatenate([a.probs for a in alone]), batched.probs, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(beside.probs[:-1], batched.probs, rtol=0, atol=1e-5)
+        np.testing.assert_array_equal(np.concatenate([a.exit_layer for a in alone]), batched.exit_layer)
+        np.testing.assert_array_equal(beside.exit_layer[:-1], batched.exit_layer)
+
+
+def test_one_scale_per_batch_is_what_made_answers_depend_on_the_batch(tmp_path):
+    """The same product with the batch's scale (dynamic): another text's outlier changes this text's result, which
+    is why the default is per token."""
+    rng = np.random.default_rng(3)
+    weight = rng.standard_normal((64, 8)).astype("float32")
+    x = rng.standard_normal((2, 3, 64)).astype("float32")
+    product = _one_product(tmp_path, weight, "dynamic")
+    outlier = x.copy()
+    outlier[1] *= 1000
+    assert np.abs(product(outlier)[0] - product(x)[0]).max() > 1e-2
+
+
+@pytest.mark.parametrize("scheme", ["token", "static"])
 def test_every_matmul_of_the_exit_loop_is_quantized(tiny_exports, static_exports, scheme):
-    directory = tiny_exports[(0.5, True)] if scheme == "dynamic" else static_exports[True]
+    directory = tiny_exports[(0.5, True)] if scheme == "token" else static_exports[True]
     info = json.loads((directory / "export.json").read_text())
     # 2 layers x 6 linears, pooler and classifier, and the branch's 7 (narrow, q, k, v, out, pre-logits, logits)
     assert info["int8"]["matmuls"] == 2 * 6 + 2 + 7 and info["int8"]["activations"] == scheme
-    assert (info["int8"]["calibration_examples"] is None) == (scheme == "dynamic")
+    assert (info["int8"]["calibration_examples"] is None) == (scheme == "token")
+    assert info["int8"]["weight_bits"] == (7 if scheme == "token" else 8)
     import onnx
 
     model = onnx.load(str(directory / "model.int8.onnx"))
-    quantizer = "DynamicQuantizeLinear" if scheme == "dynamic" else "QuantizeLinear"
+    quantizer = "MatMulInteger" if scheme == "token" else "QuantizeLinear"
     inner = [n for node in model.graph.node if node.op_type == "If" for a in node.attribute if a.g.node
              for n in a.g.node if n.op_type == quantizer]
     assert inner, "the If subgraph (layer 2) holds quantized products too"
 
 
-@pytest.mark.parametrize("scheme", ["dynamic", "static"])
+@pytest.mark.parametrize("scheme", ["token", "static"])
 @pytest.mark.parametrize("exit_loop", [True, False])
 def test_int8_predictions_stay_close_to_float32(tiny_exports, static_exports, toy_data, exit_loop, scheme):
-    directory = tiny_exports[(0.5, exit_loop)] if scheme == "dynamic" else static_exports[exit_loop]
+    directory = tiny_exports[(0.5, exit_loop)] if scheme == "token" else static_exports[exit_loop]
     texts = texts_of(toy_data, 48)
     fp32 = Predictor(OnnxRuntime(directory, threads=1)).predict(texts, speed=0.3)
     int8 = Predictor(OnnxRuntime(directory, threads=1, precision="int8")).predict(texts, speed=0.3)
@@ -99,7 +171,7 @@ def test_names_that_match_no_product_are_an_error(tmp_path, tiny_exports):
 
 
 def test_an_unknown_activation_scheme_is_an_error(tiny_dynafast_dir, tmp_path):
-    with pytest.raises(ConfigError, match="int8_activations 'fixed' is not one of dynamic, static"):
+    with pytest.raises(ConfigError, match="int8_activations 'fixed' is not one of token, dynamic, static"):
         export_model(ExportConfig(tiny_dynafast_dir, tmp_path / "x", int8=True, int8_activations="fixed"))
 
 

@@ -32,7 +32,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import atomic, data, outputs, stats
-from ..config import BootstrapConfig, Budget, ExportConfig, TimedCalibrateConfig
+from ..config import INT8_ACTIVATIONS, BootstrapConfig, Budget, ExportConfig, TimedCalibrateConfig
 from ..errors import DataError
 from ..model.dynafast import DynaFastModel
 from ..model.loading import load_tokenizer
@@ -90,7 +90,7 @@ def _exports(config: TimedCalibrateConfig, widths: Sequence[float], reference: P
     out = {}
     for key, (source, width, no_exit) in wanted.items():
         directory = root / ("full" if key == "full" else f"width-{width:g}")
-        if not export_is_current(directory, source, width, no_exit, onnx=True, int8="dynamic"):
+        if not export_is_current(directory, source, width, no_exit, onnx=True, int8=INT8_ACTIVATIONS[0]):
             export_model(ExportConfig(str(source), directory, width=width, no_exit=no_exit, onnx=True, int8=True),
                          overwrite=True, trust_pickle=trust_pickle)
         out[key] = directory

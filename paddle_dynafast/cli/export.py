@@ -38,8 +38,9 @@ def register(subparsers) -> None:
                    help="also write model.int8.onnx: the matrix products in int8 (ONNX Runtime)")
     activations = default(ExportConfig, "int8_activations")
     p.add_argument("--int8-activations", choices=INT8_ACTIVATIONS, default=activations,
-                   help=f"{activations} (default): activations quantized over their own range at run time; static: "
-                        "over ranges calibrated on training texts")
+                   help=f"{activations} (default): every token's activations quantized over their own range at run "
+                        "time, an answer independent of its batch; dynamic: over the whole batch's range (one scale "
+                        "for the batch); static: over ranges calibrated on training texts")
     p.add_argument("--calibration-data", default=None,
                    help="with --int8-activations static: the data folder whose train split calibrates "
                         "(default: the one the model was trained on)")

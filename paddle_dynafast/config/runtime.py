@@ -51,8 +51,9 @@ class Precision(_Choice):
 EXPORT_RUNTIMES: Tuple[RuntimeName, ...] = (RuntimeName.PADDLE_INFERENCE, RuntimeName.ONNXRUNTIME)
 """The runtimes of an export directory's own files (dygraph runs the stage directory it was exported from)."""
 
-INT8_ACTIVATIONS: Tuple[str, ...] = ("dynamic", "static")
-"""How an int8 export quantizes activations: over each input's range at run time, or over calibrated ranges."""
+INT8_ACTIVATIONS: Tuple[str, ...] = ("token", "dynamic", "static")
+"""How an int8 export quantizes activations (the first is the default): over each token's range at run time, over
+each input tensor's range at run time (one scale for the batch), or over calibrated ranges."""
 
 C = TypeVar("C", bound=_Choice)
 
@@ -129,9 +130,10 @@ class ExportConfig:
     """Also write model.onnx (paddle2onnx), exit loop included, for ONNX Runtime."""
     int8: bool = False
     """Also write model.int8.onnx: the matrix products in int8 (ONNX Runtime)."""
-    int8_activations: str = "dynamic"
-    """With ``int8``: dynamic, activations quantized over their own range at run time; static, over ranges
-    calibrated on training texts."""
+    int8_activations: str = INT8_ACTIVATIONS[0]
+    """With ``int8``: token, every token's activations quantized over their own range at run time (an answer
+    never depends on the batch); dynamic, over the whole batch's range; static, over ranges calibrated on training
+    texts."""
     calibration: Optional[DataConfig] = None
     """With static activations: the data whose train split calibrates; None: the one the model was trained on."""
     calibration_examples: int = 256

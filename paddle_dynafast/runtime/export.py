@@ -63,7 +63,8 @@ def export_model(config: ExportConfig, overwrite: bool = False, trust_pickle: bo
     it may also be a finetune or supernet directory. ``onnx`` also writes
     ``model.onnx`` (:func:`to_onnx`), exit loop included; ``int8`` also
     ``model.int8.onnx`` (:mod:`paddle_dynafast.runtime.quantize`), its activations
-    quantized at run time (``int8_activations="dynamic"``) or with ranges
+    quantized at run time per token (``int8_activations="token"``) or per
+    tensor (``"dynamic"``), or with ranges
     calibrated on ``calibration_examples`` training texts of ``calibration``
     (``"static"``; default data: the one the model was trained on, from its
     ``stage.json``). ``overwrite`` replaces an earlier export in ``output_dir``;
@@ -113,7 +114,7 @@ def _export(config: ExportConfig, trust_pickle: bool, sign_key: Optional[bytes],
     layer.eval()
     activations = config.int8_activations
     if config.int8:  # in dygraph, before to_static turns the layer's forward into the static program
-        if activations == "dynamic":
+        if activations != "static":
             ranges = quantize.linear_weights(layer)
         else:
             batches = _calibration_batches(stage, config.calibration, config.calibration_examples, tokenizer,
@@ -131,13 +132,12 @@ def _export(config: ExportConfig, trust_pickle: bool, sign_key: Optional[bytes],
         if config.onnx or config.int8:
             info["onnx_outputs"] = dict(zip(names, _onnx_outputs(clean_onnx(to_onnx(tmp), names))))
         if config.int8:
-            quantized = quantize.quantize_onnx(tmp / ONNX_FILE, tmp / INT8_ONNX_FILE, ranges)
+            quantized = quantize.quantize_onnx(tmp / ONNX_FILE, tmp / INT8_ONNX_FILE, ranges, activations)
             clean_onnx(tmp / INT8_ONNX_FILE, names)
             info["int8"] = {"file": INT8_ONNX_FILE, "matmuls": quantized, "activations": activations,
+                            "weight_bits": quantize.WEIGHT_BITS[activations],
                             "calibration_examples": config.calibration_examples if activations == "static" else None,
-                            "scheme": "weights int8 symmetric per output channel; activations uint8 per tensor over "
-                                      + ("each input's (min, max) at run time" if activations == "dynamic"
-                                         else "their calibrated (min, max)")}
+                            "scheme": quantize.describe(activations)}
         if promise is not None:
             info["promise"] = promise.to_json()
         tokenizer.save_pretrained(str(tmp))
@@ -150,8 +150,8 @@ def _export(config: ExportConfig, trust_pickle: bool, sign_key: Optional[bytes],
 def export_is_current(output_dir: str | Path, model_dir: str | Path, width: float, no_exit: bool,
                       onnx: bool = False, int8: Optional[str] = None) -> bool:
     """True if ``output_dir`` holds an intact export of ``model_dir`` at ``width`` made the same way: with
-    ``model.onnx`` if ``onnx``, with ``model.int8.onnx`` of these activations (``"dynamic"``, ``"static"``) if
-    ``int8``."""
+    ``model.onnx`` if ``onnx``, with ``model.int8.onnx`` of these activations (``"token"``, ``"dynamic"``,
+    ``"static"``) if ``int8``."""
     try:
         info = read_export_json(output_dir)
     except ArtifactError:  # missing or altered: export again

@@ -7,16 +7,25 @@ we rewrite the ONNX graph ourselves: every ``MatMul`` whose right operand is the
 weight of one of the model's ``nn.Linear`` layers (:func:`linear_weights`; the
 name of a weight in Paddle is also its name in the exported program and in
 ``model.onnx``), at any depth of the graph, gets a per-output-channel symmetric
-int8 copy of its weight, and its input is quantized to uint8 in one of two ways:
+integer copy of its weight, and its input is quantized to uint8 in one of three
+ways (:data:`~paddle_dynafast.config.INT8_ACTIVATIONS`):
 
-- **dynamic** (the default): ``DynamicQuantizeLinear`` over each input's own
-  (min, max) at run time, then ``MatMulInteger`` and one rescaling ``Mul``,
-  which ONNX Runtime fuses into one int8 product (uint8 x int8, the form x86's
-  VNNI and AMX instructions take). Nothing to calibrate.
+- **token** (the default): every token's activations over their own (min, max)
+  at run time (a ``ReduceMin``/``ReduceMax`` over the last axis), so a text's
+  answer never depends on the other texts of its batch, nor on its padding. The
+  weights are 7-bit (``|w| <= 63``): a uint8 x int8 product on AVX2
+  (``vpmaddubsw``) adds pairs in int16, which saturates past 32767 with 8-bit
+  weights (255 x 127 x 2) and so depends on the CPU's instructions; with 7-bit
+  weights every product is exact on every x86 CPU. ONNX Runtime's
+  ``MatMulInteger`` takes no per-row zero point, so the product runs without
+  one and ``zero x column sums of the weight`` is subtracted after it.
+- **dynamic**: ``DynamicQuantizeLinear`` over the whole input tensor's (min,
+  max) at run time, then ``MatMulInteger`` and one rescaling ``Mul``: one scale
+  for the batch, so an answer changes with the texts beside it (kept to compare).
 - **static**: ``QuantizeLinear``/``DequantizeLinear`` with a scale and zero
   point fixed from the smallest and largest input seen over calibration batches
   (:func:`activation_ranges`, a slice of the training data), ONNX Runtime's QDQ
-  format.
+  format. Batch-independent too, but fixed ranges clip what they did not see.
 
 The attention products (both operands activations), the embeddings, LayerNorm
 and softmax stay float32, as in ONNX Runtime's own recipe for transformers
@@ -35,9 +44,22 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
+from ..config import INT8_ACTIVATIONS
 from ..errors import ArtifactError
 
 INT8_MAX = 127
+
+WEIGHT_BITS = {"token": 7, "dynamic": 8, "static": 8}
+"""The weights' bits with each activation scheme: 7 where the product must be exact on every CPU."""
+
+
+def describe(activations: str) -> str:
+    """One line saying what an int8 export with these activations does (written in its export.json)."""
+    bits = WEIGHT_BITS[activations]
+    over = {"token": "each token's own (min, max) at run time",
+            "dynamic": "the whole input tensor's (min, max) at run time",
+            "static": "their calibrated (min, max)"}[activations]
+    return f"weights {bits}-bit symmetric per output channel; activations uint8 over {over}"
 
 
 def linear_weights(layer: nn.Layer) -> Dict[str, None]:
@@ -70,11 +92,15 @@ def activation_ranges(layer: nn.Layer, run: Callable[[np.ndarray, np.ndarray], o
     return ranges
 
 
-def quantize_weight(weight: np.ndarray) -> tuple:
-    """Symmetric int8 per output channel of a ``[in, out]`` weight: ``(int8 [in, out], scale [out])``."""
-    scale = np.abs(weight).max(axis=0) / INT8_MAX  # [out]
+def quantize_weight(weight: np.ndarray, bits: int = 8) -> tuple:
+    """Symmetric ``bits``-bit integers per output channel of a ``[in, out]`` weight, stored as int8:
+    ``(int8 [in, out], scale [out])``, ``|q| <= 2 ** (bits - 1) - 1``."""
+    if not 2 <= bits <= 8:
+        raise ValueError(f"{bits}-bit weights: between 2 and 8 bits fit int8")
+    top = 2 ** (bits - 1) - 1
+    scale = np.abs(weight).max(axis=0) / top  # [out]
     scale = np.where(scale > 0, scale, 1.0).astype("float32")
-    return np.clip(np.round(weight / scale), -INT8_MAX, INT8_MAX).astype("int8"), scale
+    return np.clip(np.round(weight / scale), -top, top).astype("int8"), scale
 
 
 def activation_scale(span) -> tuple:
@@ -87,11 +113,15 @@ def activation_scale(span) -> tuple:
     return max(float(span), 1e-8) / INT8_MAX, np.array(0, dtype="int8")
 
 
-def quantize_onnx(source: str | Path, target: str | Path, ranges: Dict[str, object]) -> int:
+def quantize_onnx(source: str | Path, target: str | Path, ranges: Dict[str, object],
+                  activations: str = INT8_ACTIVATIONS[0]) -> int:
     """Write ``target``: ``source`` with every matrix product by a weight named in ``ranges`` in int8 (see the
-    module docstring): static with the weight's input range (``(min, max)``, or ``max |x|`` for symmetric int8),
-    dynamic where it is None. Returns how many products were quantized; when no ``MatMul`` uses any weight of
-    ``ranges`` it is an error (the names do not match the program)."""
+    module docstring): with ``activations="static"`` each weight's input range (``(min, max)``, or ``max |x|`` for
+    symmetric int8), otherwise ranges taken at run time, per token or per tensor (``ranges``' values unused).
+    Returns how many products were quantized; when no ``MatMul`` uses any weight of ``ranges`` it is an error (the
+    names do not match the program)."""
+    if activations not in INT8_ACTIVATIONS:
+        raise ValueError(f"activations {activations!r} is not one of {', '.join(INT8_ACTIVATIONS)}")
     import onnx  # installed with paddle2onnx
     from onnx import numpy_helper
 
@@ -114,12 +144,17 @@ def quantize_onnx(source: str | Path, target: str | Path, ranges: Dict[str, obje
             if weight.ndim != 2:
                 nodes.append(node)
                 continue
-            quantized, scale = quantize_weight(weight)
+            quantized, scale = quantize_weight(weight, WEIGHT_BITS[activations])
             tag = f"{node.name}.q"
             graph.initializer.extend([
                 numpy_helper.from_array(quantized, f"{tag}.w"), numpy_helper.from_array(scale, f"{tag}.w_scale"),
                 numpy_helper.from_array(np.zeros_like(scale, dtype="int8"), f"{tag}.w_zero")])
-            nodes += (_dynamic if ranges[weight_name] is None else _static)(graph, node, tag, ranges[weight_name])
+            if activations == "token":
+                nodes += _per_token(graph, node, tag, quantized)
+            elif activations == "dynamic":
+                nodes += _dynamic(node, tag)
+            else:
+                nodes += _static(graph, node, tag, ranges[weight_name])
             used.add(weight_name)
             done += 1
         del graph.node[:]
@@ -138,8 +173,47 @@ def quantize_onnx(source: str | Path, target: str | Path, ranges: Dict[str, obje
     return done
 
 
-def _dynamic(graph, node, tag: str, span) -> list:
-    """``node``'s input quantized at run time over its own range, an integer product, one rescaling."""
+def _per_token(graph, node, tag: str, weight: np.ndarray) -> list:
+    """``node``'s input quantized at run time to uint8 over each token's own range (zero a level), an integer
+    product without zero point, the zero point's share (``zero x column sums of the weight``) taken off, one
+    rescaling by the token's scale and the weight's."""
+    from onnx import TensorProto, helper, numpy_helper
+    graph.initializer.extend([
+        numpy_helper.from_array(weight.astype("int64").sum(axis=0).astype("float32"), f"{tag}.w_sums"),
+        numpy_helper.from_array(np.array(255.0, "float32"), f"{tag}.top"),
+        numpy_helper.from_array(np.array(0.0, "float32"), f"{tag}.zero_f"),
+        numpy_helper.from_array(np.array(1e-8, "float32"), f"{tag}.tiny")])
+
+    def op(kind, inputs, output, **attributes):
+        return helper.make_node(kind, inputs, [f"{tag}.{output}"], name=f"{tag}.{output}", **attributes)
+
+    x = node.input[0]
+    return [
+        op("ReduceMin", [x], "low0", axes=[-1], keepdims=1),  # [..., 1]: each token's range, zero inside it
+        op("ReduceMax", [x], "high0", axes=[-1], keepdims=1),
+        op("Min", [f"{tag}.low0", f"{tag}.zero_f"], "low"),
+        op("Max", [f"{tag}.high0", f"{tag}.zero_f"], "high"),
+        op("Sub", [f"{tag}.high", f"{tag}.low"], "span"),
+        op("Div", [f"{tag}.span", f"{tag}.top"], "a_scale0"),
+        op("Max", [f"{tag}.a_scale0", f"{tag}.tiny"], "a_scale"),  # an all-zero token: any scale, all zeros
+        op("Div", [f"{tag}.low", f"{tag}.a_scale"], "low_levels"),
+        op("Neg", [f"{tag}.low_levels"], "minus_low"),
+        op("Round", [f"{tag}.minus_low"], "a_zero"),  # in [0, 255]: low <= 0 <= high
+        op("Div", [x, f"{tag}.a_scale"], "levels"),
+        op("Round", [f"{tag}.levels"], "rounded"),  # half to even, as QuantizeLinear
+        op("Add", [f"{tag}.rounded", f"{tag}.a_zero"], "shifted"),
+        op("Clip", [f"{tag}.shifted", f"{tag}.zero_f", f"{tag}.top"], "clipped"),
+        op("Cast", [f"{tag}.clipped"], "a_q", to=TensorProto.UINT8),
+        op("MatMulInteger", [f"{tag}.a_q", f"{tag}.w"], "product"),
+        op("Cast", [f"{tag}.product"], "product_float", to=TensorProto.FLOAT),
+        op("Mul", [f"{tag}.a_zero", f"{tag}.w_sums"], "zero_share"),
+        op("Sub", [f"{tag}.product_float", f"{tag}.zero_share"], "centred"),
+        op("Mul", [f"{tag}.a_scale", f"{tag}.w_scale"], "scale"),  # [..., out]
+        helper.make_node("Mul", [f"{tag}.centred", f"{tag}.scale"], list(node.output), name=node.name)]
+
+
+def _dynamic(node, tag: str) -> list:
+    """``node``'s input quantized at run time over the whole tensor's range, an integer product, one rescaling."""
     from onnx import TensorProto, helper
     return [
         helper.make_node("DynamicQuantizeLinear", [node.input[0]], [f"{tag}.a_q", f"{tag}.a_scale", f"{tag}.a_zero"],
