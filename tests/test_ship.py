@@ -42,3 +42,31 @@ def test_nothing_is_shipped_that_was_not_measured(tiny_exports, tmp_path):
     with pytest.raises(ArtifactError, match="is an export of width 0.5, the promise is about width 1.0"):
         ship_measured(tiny_exports[(0.5, True)], tmp_path / "out", _promise(tiny_exports[(0.5, True)], width=1.0))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_shipped_export_runs_at_its_promised_speed_unless_told_otherwise(tiny_exports, tmp_path, capsys):
+    """predict and serve default to the speed the promise is about; /health shows the promise; an export without
+    one runs at 0 (every layer)."""
+    import dataclasses
+
+    import httpx
+
+    from paddle_dynafast import cli
+    from paddle_dynafast.config import ServeConfig
+    from paddle_dynafast.runtime.predictor import Predictor
+    from paddle_dynafast.runtime.serve import ModelServer
+
+    measured = tiny_exports[(0.5, True)]
+    promise = dataclasses.replace(_promise(measured), speed=1.0)
+    out = ship_measured(measured, tmp_path / "out", promise)
+    assert ExportInfo.read(out).default_speed == 1.0 and ExportInfo.read(measured).default_speed == 0.0
+    (tmp_path / "in.txt").write_text("good w1\nbad w2\n")
+    for directory, layer in ((out, 1), (measured, 2)):  # speed 1: everyone leaves after layer 1 of 2
+        assert cli.main(["predict", "--model", str(directory), "--input", str(tmp_path / "in.txt"), "--threads", "1",
+                         "--runtime", "onnxruntime"]) == 0
+        assert [json.loads(line)["exit_layer"] for line in capsys.readouterr().out.splitlines()] == [layer, layer]
+    with ModelServer(Predictor(out, "onnxruntime", threads=1), ServeConfig(port=0)) as running:
+        health = httpx.get(running.url + "/health").json()
+        answer = httpx.post(running.url + "/predict", json={"texts": ["good w1"]}).json()
+    assert health["promise"] == promise.to_json() and health["default_speed"] == 1.0
+    assert answer["speed"] == 1.0 and answer["predictions"][0]["exit_layer"] == 1

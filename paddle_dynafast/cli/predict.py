@@ -57,7 +57,8 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     speed, batch = default(PredictConfig, "speed"), default(PredictConfig, "batch_size")
     p.add_argument("--speed", type=float, default=speed,
-                   help=f"exit threshold in [0, 1] (default {speed:g}: no early exit)")
+                   help="exit threshold in [0, 1] (default: the speed the export was calibrated at, 0 (no early "
+                        "exit) for an export without a promise)")
     p.add_argument("--batch-size", type=int, default=batch, help=f"texts per batch (default {batch})")
     add_runtime_args(p, default(PredictConfig, "runtime"))
     p.set_defaults(run=run)
@@ -169,12 +170,18 @@ def run(args: argparse.Namespace) -> int:
         else:
             out = sys.stdout
         predictor = Predictor(open_configured(config.model_dir, config.runtime))
-        if config.speed and not predictor.info.exit_loop:
+        speed = config.speed
+        if speed is None:
+            speed = predictor.info.default_speed
+            if predictor.info.promise is not None:
+                logger.info("speed %g: the one %s was calibrated at (%s)", speed, config.model_dir,
+                            predictor.info.promise.summary())
+        elif speed and not predictor.info.exit_loop:
             logger.warning("--speed %g has no effect: %s was exported without the exit loop, every text runs all %d "
-                           "layers", config.speed, config.model_dir, predictor.info.num_layers)
+                           "layers", speed, config.model_dir, predictor.info.num_layers)
         bar = scope.enter_context(progress_bar(config))
         examples = iter_inputs(config.input_file, config.labeled, config.jsonl)
-        tally = predict_stream(predictor, examples, out, config.speed, config.batch_size, bar)
+        tally = predict_stream(predictor, examples, out, speed, config.batch_size, bar)
     if tally.texts == 0:
         logger.info("no texts in %s: nothing to predict, 0 lines written%s", config.input_file or "standard input",
                     f" to {config.output_file}" if config.output_file else "")

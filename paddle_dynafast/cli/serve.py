@@ -30,7 +30,8 @@ def register(subparsers) -> None:
     p.add_argument("--host", default=host, help=f"interface to listen on (default {host}; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=port, help=f"TCP port (default {port}; 0 for any free port)")
     p.add_argument("--speed", type=float, default=speed,
-                   help=f"speed of a request that gives none (default {speed:g}: no early exit)")
+                   help="speed of a request that gives none (default: the speed the export was calibrated at, 0 "
+                        "(no early exit) for an export without a promise)")
     window = default(ServeConfig, "batch_window_ms")
     p.add_argument("--batch-window-ms", type=float, default=window,
                    help=f"how long a request waits for others to batch with (default {window:g})")

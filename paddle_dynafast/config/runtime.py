@@ -170,8 +170,8 @@ class PredictConfig:
     """The input is JSON lines ``{"text": ..., "text_b": ..., "label": ...}`` (text_b and label optional)."""
     output_file: Optional[str] = None
     """Where the JSON lines go, written atomically, never inside ``model_dir``; None: standard output."""
-    speed: float = 0.0
-    """The exit threshold in [0, 1] (0: no early exit)."""
+    speed: Optional[float] = None
+    """The exit threshold in [0, 1] (0: no early exit); None: the one the export's promise is about, else 0."""
     batch_size: int = 32
     """Texts per batch (batches are grouped by length)."""
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
@@ -182,7 +182,8 @@ class PredictConfig:
     def __post_init__(self) -> None:
         for name in ("model_dir", "input_file", "output_file"):
             object.__setattr__(self, name, _path(getattr(self, name)))
-        _check_speed(self.speed)
+        if self.speed is not None:
+            _check_speed(self.speed)
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
 
@@ -274,8 +275,9 @@ class ServeConfig:
     """Texts (or pairs) one request may carry; more is refused with 413."""
     max_request_bytes: int = 1 << 20
     """Largest request body; a larger one is refused with 413."""
-    speed: float = 0.0
-    """The speed of a request that gives none (0: no early exit)."""
+    speed: Optional[float] = None
+    """The speed of a request that gives none (0: no early exit); None: the one the export's promise is about,
+    else 0."""
     drain_seconds: float = 30.0
     """On Ctrl-C or SIGTERM, how long requests in flight may take to finish before they are cancelled."""
     max_connections: int = 1000
@@ -304,7 +306,8 @@ class ServeConfig:
                     raise ConfigError(f"{name} must be > {low} and <= {high}, got {value!r}")
             elif not low <= value <= high:  # NaN and infinity too
                 raise ConfigError(f"{name} must be in [{low}, {high}], got {value!r}")
-        _check_speed(self.speed)
+        if self.speed is not None:
+            _check_speed(self.speed)
         usable = usable_cpus()
         if self.workers > usable:
             raise ConfigError(f"workers {self.workers} is more than the {usable} CPU(s) this process may use")

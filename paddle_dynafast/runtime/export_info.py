@@ -99,6 +99,12 @@ class ExportInfo:
         return info
 
     @property
+    def default_speed(self) -> float:
+        """The speed a text runs at when none is given: the one the export's promise is about, else 0 (no early
+        exit)."""
+        return self.promise.speed if self.promise is not None and self.exit_loop else 0.0
+
+    @property
     def output_names(self) -> Tuple[str, ...]:
         """Our names of the outputs, in the program's order."""
         return OUTPUTS if self.exit_loop else OUTPUTS[:1]

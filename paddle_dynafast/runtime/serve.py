@@ -34,8 +34,9 @@ waiting request is answered 503 and the server stops with an error.
 from __future__ import annotations
 
 import asyncio
-import os
 import contextlib
+import dataclasses
+import os
 import logging
 import resource
 import socket
@@ -229,10 +230,12 @@ def create_app(predictor: Predictor, config: Optional[ServeConfig] = None, on_de
     """The ASGI application serving ``predictor``: ``POST /predict`` (:class:`_Predict`) in front of a FastAPI
     application of the rest (its worker starts and stops with the application's lifespan). ``on_death(error)`` is
     called if the batching worker dies. ``app.state`` holds the batcher and the metrics."""
+    info = predictor.info
     config = config if config is not None else ServeConfig()
+    if config.speed is None:  # the export's promised speed, or no early exit
+        config = dataclasses.replace(config, speed=info.default_speed)
     metrics = Metrics()
     batcher = Batcher(predictor, config, metrics, on_death=on_death)
-    info = predictor.info
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -256,7 +259,8 @@ def create_app(predictor: Predictor, config: Optional[ServeConfig] = None, on_de
              "runtime": predictor.runtime.kind, "width": info.width, "exit_loop": info.exit_loop,
              "num_layers": info.num_layers, "labels": list(info.labels), "max_seq_len": info.max_seq_len,
              "default_speed": config.speed, "batching": config.batching, "batch_window_ms": config.batch_window_ms,
-             "max_batch_size": config.max_batch_size, "max_texts": config.max_texts},
+             "max_batch_size": config.max_batch_size, "max_texts": config.max_texts,
+             "promise": None if info.promise is None else info.promise.to_json()},
             status_code=200 if alive else 503)
 
     @app.get("/metrics")
@@ -510,7 +514,6 @@ def serve_processes(directory: Union[str, Path], runtime: RuntimeConfig, config:
     of every process (a ``PROMETHEUS_MULTIPROC_DIR`` made here); ``/metrics.json`` and ``/health`` answer for the
     process that took the connection. If a process dies, the others are stopped and :class:`ServerError` names it.
     """
-    import dataclasses
     import multiprocessing
     import shutil
     import signal
