@@ -10,6 +10,7 @@ import pytest
 from helpers import write_sentiment_data
 from paddle_dynafast import cli, distributed
 from paddle_dynafast.errors import ConfigError
+from paddle_dynafast.runtime.threads import current_threads
 
 
 def test_bad_data_is_one_line_and_exit_2(tmp_path, tiny_hf_dir, capsys):
@@ -79,7 +80,7 @@ def _state():
     """What main may change in the process for a command: the foreign loggers, standard output, the environment."""
     loggers = [logging.getLogger(name) for name in cli.log.FOREIGN_LOGGERS]
     return ([(f.name, list(f.handlers), f.level, f.propagate) for f in loggers], sys.stdout,
-            os.environ.get("PADDLE_PG_TIMEOUT"))
+            os.environ.get("PADDLE_PG_TIMEOUT"), current_threads())
 
 
 @pytest.mark.parametrize("ending", ["returns", "fails", "is interrupted"])
@@ -89,7 +90,7 @@ def test_main_gives_back_what_it_changed_and_runs_again(monkeypatch, capsys, end
 
     def command(args):  # stands for any command: records what it runs under, reports, ends as asked
         seen.append((sys.stdout, os.environ.get("PADDLE_PG_TIMEOUT"), logging.getLogger("PaddleNLP").handlers,
-                     logging.getLogger("uvicorn").propagate))
+                     logging.getLogger("uvicorn").propagate, current_threads().openmp))
         print("the report")
         if ending == "fails":
             raise ConfigError("a bad value")
@@ -98,7 +99,7 @@ def test_main_gives_back_what_it_changed_and_runs_again(monkeypatch, capsys, end
         return 0
 
     monkeypatch.setattr(cli.train, "run", command)
-    args = ["finetune", "--data-dir", "d", "--output", "o", "--threads", "1", "--dist-timeout", "90"]
+    args = ["finetune", "--data-dir", "d", "--output", "o", "--threads", "2", "--dist-timeout", "90"]
     code = {"returns": 0, "fails": 2, "is interrupted": 130}[ending]
     assert cli.main(args) == code and _state() == before
     monkeypatch.setattr(distributed, "is_main", lambda: False)  # a rank that does not report
@@ -106,5 +107,5 @@ def test_main_gives_back_what_it_changed_and_runs_again(monkeypatch, capsys, end
     assert capsys.readouterr().out == "the report\n"  # once: the second rank's went to the null device
     (rank0_out, *rank0), (rank1_out, *rank1) = seen
     assert rank0_out is before[1] and rank1_out.name == os.devnull and rank1_out.closed
-    assert rank0 == rank1 and rank0[0] == "90000" and rank0[2] is False
+    assert rank0 == rank1 and rank0[0] == "90000" and rank0[2] is False and rank0[3] == 2  # --threads 2 inside
     assert [type(h).__name__ for h in rank0[1]] == ["StderrHandler"]

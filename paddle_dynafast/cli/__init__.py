@@ -29,11 +29,10 @@ import sys
 import traceback
 from typing import List, Optional
 
-import paddle
-
 from .. import distributed
 from ..config import check_threads
 from ..errors import UserError
+from ..runtime.threads import paddle_threads
 from .log import command_logging
 
 TRAINING_ONLY = ("paddlenlp", "paddleslim", "paddle2onnx", "onnx", "visualdl", "matplotlib", "cv2")
@@ -75,19 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def set_threads(threads: int) -> None:
-    """Paddle's CPU threads for its operators (Paddle offers no way to read them back, so this one is not undone),
-    at most the CPUs this process may use (:func:`~paddle_dynafast.config.check_threads`)."""
-    check_threads("--threads", threads)
-    paddle.base.core.set_num_threads(threads)
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     with contextlib.ExitStack() as scope:
         scope.enter_context(command_logging(logging.DEBUG if args.verbose else logging.INFO))
         try:
-            set_threads(args.threads)
+            check_threads("--threads", args.threads)  # at most the CPUs this process may use
+            scope.enter_context(paddle_threads(args.threads))  # Paddle's CPU threads, put back after the command
             scope.enter_context(distributed.peer_timeout(getattr(args, "dist_timeout", None)))
             if not distributed.is_main():  # under a launcher, one process reports
                 scope.enter_context(contextlib.redirect_stdout(scope.enter_context(open(os.devnull, "w"))))
