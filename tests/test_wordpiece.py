@@ -114,8 +114,9 @@ def test_a_repeated_token_keeps_its_last_line_and_lower_casing_follows_the_confi
 
 
 @pytest.mark.parametrize("content, message", [
-    ("hello\nworld\n", "has no [PAD], [UNK], [CLS], [SEP], [MASK]: not a BERT vocabulary"),
-    ("", "has no [PAD], [UNK], [CLS], [SEP], [MASK]"),
+    ("hello\nworld\n", "has no [PAD] or [UNK] or [CLS] or [SEP]: not a BERT vocabulary"),
+    ("", "is empty: a vocabulary holds one token a line"),
+    ("[PAD]\n[UNK]\n[CLS]\n[SEP]\n", "has no [MASK]: not a BERT vocabulary"),  # one the tokenizer needs too
     (b"\xff\xfe[PAD]\n", "is not UTF-8 text"),
 ])
 def test_a_vocabulary_that_is_not_one_is_refused_naming_the_file(tmp_path, content, message):

@@ -20,16 +20,18 @@ What ``BertTokenizer.tokenize`` does, and how it is rebuilt here:
 * greedy longest-match WordPiece with ``##`` continuations, a word longer than 100 characters is ``[UNK]``:
   ``models.WordPiece``.
 
-The vocabulary is read as PaddleNLP reads it: one token per line (only ``\\n`` stripped), a token that repeats
-keeps its last line's id.
+The vocabulary is read as PaddleNLP reads it (:func:`read_vocabulary`): one token per line in text mode (only the
+line end stripped), a token that repeats keeps its last line's id.
 """
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
 from typing import Dict, List, Mapping, Sequence
 
+from .. import files
 from ..errors import ArtifactError, MissingFileError
 
 VOCAB_FILE = "vocab.txt"
@@ -46,6 +48,25 @@ _EXTRA_SYMBOLS = "\u00ad\u00b2\u00ba\u3007\u00b5\u00d8\u014b\u01b1"
 SPLIT_PATTERN = r"[\p{P}\p{S}\x21-\x2f\x3a-\x40\x5b-\x60\x7b-\x7e" + _EXTRA_SYMBOLS + "]"
 """One character that PaddleNLP's basic tokenizer makes a token of its own: punctuation, symbols and ASCII
 non-alphanumerics (``_is_punctuation`` or ``_is_symbol``)."""
+
+REQUIRED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
+"""The tokens every vocabulary must hold: padding, unknown words, and a text's start and separator."""
+
+
+def read_vocabulary(path: str | Path) -> List[str]:
+    """The tokens of a ``vocab.txt`` (one a line, as PaddleNLP reads them); an empty file, bytes that are not UTF-8
+    or a missing special token (:data:`REQUIRED_TOKENS`) is an :class:`ArtifactError` naming the file."""
+    text = files.read_text(path)
+    tokens = [line.rstrip("\n") for line in io.StringIO(text, newline=None)]
+    if not any(token.strip() for token in tokens):
+        raise ArtifactError(f"{path} is empty: a vocabulary holds one token a line")
+    present = set(tokens)
+    missing = [token for token in REQUIRED_TOKENS if token not in present]
+    if missing:
+        raise ArtifactError(f"{path} has no {' or '.join(missing)}: not a BERT vocabulary (one token a line, the "
+                            f"special tokens {', '.join(REQUIRED_TOKENS)} among them)")
+    return tokens
+
 
 _SPECIAL = re.compile("|".join(re.escape(t) for t in SPECIAL_TOKENS))
 
@@ -79,16 +100,8 @@ class WordPiece:
     @classmethod
     def from_file(cls, vocab_file: str | Path, do_lower_case: bool = True) -> "WordPiece":
         """The tokenizer of a ``vocab.txt``."""
-        vocab_file = Path(vocab_file)
-        try:
-            lines = vocab_file.read_text(encoding="utf-8").split("\n")
-        except FileNotFoundError:
-            raise MissingFileError(f"{vocab_file} does not exist") from None
-        except UnicodeDecodeError as error:
-            raise ArtifactError(f"{vocab_file} is not UTF-8 text ({error.reason} at byte {error.start})") from None
-        if lines and lines[-1] == "":
-            lines.pop()  # the newline that ends the last line
-        return cls({token: i for i, token in enumerate(lines)}, do_lower_case, str(vocab_file))
+        tokens = read_vocabulary(vocab_file)
+        return cls({token: i for i, token in enumerate(tokens)}, do_lower_case, str(vocab_file))
 
     @classmethod
     def from_dir(cls, directory: str | Path) -> "WordPiece":

