@@ -30,15 +30,13 @@ def test_the_count_inside_and_the_counts_before_it_after(counts):
 
 
 def test_a_count_set_earlier_is_what_comes_back(counts):
-    paddle.base.core.set_num_threads(2)  # as a script or another library might have
-    try:
+    with paddle_threads(counts.openmp):  # puts back the counts before this test, MKL's and OpenMP's, whatever they are
+        paddle.base.core.set_num_threads(2)  # as a script or another library might have
         earlier = current_threads()
         assert earlier.openmp == 2
         with paddle_threads(1):
             assert current_threads() == ThreadCounts(1, 1)
         assert current_threads() == earlier
-    finally:
-        paddle.base.core.set_num_threads(counts.openmp)
 
 
 def test_the_counts_come_back_after_an_error(counts):
