@@ -35,7 +35,7 @@ import numpy as np
 from paddle_dynafast import atomic, data
 from paddle_dynafast.analysis.promise import CALIBRATION_FILE
 from paddle_dynafast.analysis.results import CalibrationResult
-from paddle_dynafast.config import ExportConfig
+from paddle_dynafast.config import INT8_ACTIVATIONS, ExportConfig
 from paddle_dynafast.model.loading import load_tokenizer
 from paddle_dynafast.runtime import bench
 from paddle_dynafast.runtime.auto import open_runtime
@@ -62,7 +62,7 @@ def exports(run: Path, points: List[dict], trust_pickle: bool) -> Dict[str, Path
     out = {}
     for name, (source, width, no_exit) in wanted.items():
         directory = run / "benchmark" / f"export-{name}"
-        if not export_is_current(directory, source, width, no_exit, onnx=True, int8="dynamic"):
+        if not export_is_current(directory, source, width, no_exit, onnx=True, int8=INT8_ACTIVATIONS[0]):
             export_model(ExportConfig(source, directory, width=width, no_exit=no_exit, onnx=True, int8=True),
                          overwrite=True, trust_pickle=trust_pickle)
         out[name] = directory
