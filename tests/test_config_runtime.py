@@ -43,7 +43,7 @@ def test_a_string_becomes_its_member_and_anything_else_is_named():
     (lambda: ExportConfig("m", "o", width=float("nan")), "width must be a finite number, got nan"),
     (lambda: ExportConfig("m", "o", max_seq_len=2), "max_seq_len 2 is too short"),
     (lambda: ExportConfig("m", "o", int8=True, int8_activations="fixed"),
-     "int8_activations 'fixed' is not one of dynamic, static"),
+     "int8_activations 'fixed' is not one of token, dynamic, static"),
     (lambda: ExportConfig("m", "o", calibration_examples=0), "calibration_examples must be a whole number >= 1, got 0"),
     (lambda: PredictConfig("m", speed=1.5), "speed 1.5 is not in [0, 1]"),
     (lambda: PredictConfig("m", speed=float("nan")), "speed nan is not in [0, 1]"),
