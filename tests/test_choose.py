@@ -4,6 +4,7 @@ import logging
 
 import pytest
 
+from helpers import copy_export, edit_export_file
 from paddle_dynafast.errors import ConfigError
 from paddle_dynafast.runtime import choose
 from paddle_dynafast.runtime.export_info import ExportInfo
@@ -43,6 +44,24 @@ def test_the_fastest_is_chosen_and_remembered(tiny_exports, runtime_cache, monke
     assert measured == [4, 24]
     with pytest.raises(ConfigError, match="objective 'speed' is not one of"):
         choose.choose(directory, objective="speed")
+
+
+def test_the_export_is_measured_at_its_own_speed(tiny_exports, runtime_cache, tmp_path, monkeypatch):
+    from test_runtime_promise import _promise
+
+    speeds = []
+
+    def fake_measure(directory, found, batches, threads=2, speed=0.0, rounds=3):
+        speeds.append(speed)
+        return [choose.Timing(c, 1.0) for c in found]
+
+    monkeypatch.setattr(choose, "measure", fake_measure)
+    promised = copy_export(tiny_exports, tmp_path)
+    edit_export_file(promised, "export.json", lambda raw: raw.update(promise=_promise(speed=0.4).to_json()))
+    choose.choose(tiny_exports[(1.0, True)], threads=1, remember=False)  # no promise: no early exit
+    choose.choose(promised, threads=1, remember=False)
+    choose.choose(promised, threads=1, speed=0.2, remember=False)
+    assert speeds == [0.0, 0.4, 0.2]
 
 
 def test_a_runtime_that_fails_is_reported_not_chosen(tiny_exports, runtime_cache):

@@ -1,5 +1,5 @@
-"""Paddle Inference behind the runtime interface: bf16 on oneDNN stays close to float32; a precision, device or
-program it cannot run is named."""
+"""Paddle Inference behind the runtime interface: bf16 on oneDNN stays close to float32; oneDNN's primitive cache is
+raised, never lowered, and changes no result; a precision, device or program it cannot run is named."""
 import re
 
 import numpy as np
@@ -8,6 +8,7 @@ import pytest
 from helpers import copy_export, edit_export_file, texts_of
 from paddle_dynafast.errors import ArtifactError, ConfigError
 from paddle_dynafast.runtime.auto import open_runtime
+from paddle_dynafast.runtime import paddle_inference
 from paddle_dynafast.runtime.paddle_inference import PaddleInferenceRuntime
 from paddle_dynafast.runtime.predictor import Predictor
 
@@ -25,6 +26,36 @@ def test_plain_kernels_and_onednn_give_the_same_answers(tiny_exports, toy_data):
     onednn = Predictor(PaddleInferenceRuntime(directory, threads=1, cache_capacity=4)).predict(texts, speed=0.3)
     assert plain.exit_layer.tolist() == onednn.exit_layer.tolist()
     np.testing.assert_allclose(plain.probs, onednn.probs, atol=1e-5)
+
+
+@pytest.fixture
+def primitive_cache():
+    """oneDNN's primitive cache capacity, put back after the test (it is one per process)."""
+    before = paddle_inference.primitive_cache_capacity()
+    if before is None:
+        pytest.skip("Paddle's oneDNN library (paddle/libs/libdnnl.so*) is not found in this build")
+    yield lambda capacity: paddle_inference._onednn().dnnl_set_primitive_cache_capacity(capacity)
+    paddle_inference._onednn().dnnl_set_primitive_cache_capacity(before)
+
+
+def test_onednn_primitive_cache_is_raised_never_lowered_and_changes_no_result(tiny_exports, toy_data,
+                                                                              primitive_cache, monkeypatch):
+    directory, texts = tiny_exports[(1.0, True)], texts_of(toy_data, 40)
+    monkeypatch.delenv(paddle_inference.PRIMITIVE_CACHE_VARIABLE, raising=False)
+    primitive_cache(1)  # every primitive compiled again at every use
+    recompiling = Predictor(PaddleInferenceRuntime(directory, threads=1, primitive_cache=0))
+    # a speed at which samples leave after both layers: compacted batches of many shapes
+    speed, recompiled = next((s, p) for s in (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
+                             for p in [recompiling.predict(texts, speed=s, batch_size=8)] if 1 < p.exit_layer.mean() < 2)
+    assert paddle_inference.primitive_cache_capacity() == 1
+    cached = Predictor(PaddleInferenceRuntime(directory, threads=1)).predict(texts, speed=speed, batch_size=8)
+    assert paddle_inference.primitive_cache_capacity() == paddle_inference.PRIMITIVE_CACHE
+    np.testing.assert_array_equal(recompiled.probs, cached.probs)
+    assert recompiled.exit_layer.tolist() == cached.exit_layer.tolist()
+    assert paddle_inference.raise_primitive_cache(16) == paddle_inference.PRIMITIVE_CACHE  # never lowered
+    primitive_cache(16)
+    monkeypatch.setenv(paddle_inference.PRIMITIVE_CACHE_VARIABLE, "16")  # the user's choice is left alone
+    assert paddle_inference.raise_primitive_cache(4096) == 16
 
 
 def test_what_it_cannot_run_is_named(tmp_path, tiny_exports):

@@ -163,15 +163,17 @@ def cpu_name() -> str:
 
 
 def choose(directory: str | Path, precision: Precision | str = Precision.FP32, threads: int = 2,
-           objective: str = "throughput", speed: float = 0.0, remember: bool = True,
+           objective: str = "throughput", speed: Optional[float] = None, remember: bool = True,
            refresh: bool = False) -> Tuple[Candidate, List[Timing]]:
     """The fastest candidate for ``objective`` (``throughput``: batches of 32; ``latency``: one text at a time),
-    from the remembered choice or a measurement (a few seconds; ``refresh`` measures again). Returns it and the
-    timings (empty if remembered)."""
+    from the remembered choice or a measurement (a few seconds; ``refresh`` measures again), at ``speed`` (default:
+    the export's own, :attr:`ExportInfo.default_speed`: the exit loop's compacted batches cost each runtime
+    differently, and speed 0 has none). Returns it and the timings (empty if remembered)."""
     if objective not in OBJECTIVES:
         raise ConfigError(f"objective {objective!r} is not one of {list(OBJECTIVES)}")
     directory, precision = Path(directory), as_precision(precision)
     info = ExportInfo.read(directory)
+    speed = info.default_speed if speed is None else speed
     found = candidates(directory, precision)
     key = _key(directory, threads, precision, objective)
     path = cache_file()

@@ -1,7 +1,10 @@
 """Paddle Inference behind the runtime interface: the exported program on CPU (plain kernels or oneDNN) or GPU."""
 from __future__ import annotations
 
+import ctypes
 import json
+import logging
+import os
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -14,6 +17,16 @@ from ..errors import ArtifactError, ConfigError, summary
 from .base import Runtime
 from .export_info import PROGRAM, ExportInfo
 
+logger = logging.getLogger(__name__)
+
+PRIMITIVE_CACHE = 8192
+"""oneDNN primitives kept by an oneDNN runtime (oneDNN's own default is 1024). oneDNN compiles a kernel per input shape
+and keeps the last ones in a cache of its own; the exit loop's compacted batches make (rows, length) shapes that
+1024 cannot hold: on SST-2's test texts at batch 32 and speed 0.36, 3600 primitives, and with the default cache
+61 of the 204 a call asks for were compiled again on every call (``benchmarks/onednn_counts.py``)."""
+PRIMITIVE_CACHE_VARIABLE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+"""oneDNN's own variable for its cache capacity: when set, the runtime leaves the capacity to it."""
+
 
 class PaddleInferenceRuntime(Runtime):
     """``paddle.inference`` on an export directory.
@@ -22,7 +35,8 @@ class PaddleInferenceRuntime(Runtime):
     ``cache_capacity`` input shapes' kernels kept (oneDNN prepares kernels per
     shape: the exit loop's shrinking batches and every sequence length make new
     ones); ``precision="bf16"`` runs oneDNN's bfloat16 kernels (AMX on CPUs that
-    have it); on a GPU build of Paddle ``device="gpu"`` runs on GPU 0.
+    have it); on a GPU build of Paddle ``device="gpu"`` runs on GPU 0. ``primitive_cache`` raises oneDNN's own
+    (process-wide) kernel cache to at least that many primitives (:func:`raise_primitive_cache`; 0 leaves it).
     ``sign_key`` checks the manifest's signature
     (:func:`~paddle_dynafast.runtime.manifest.verify`).
     """
@@ -32,7 +46,7 @@ class PaddleInferenceRuntime(Runtime):
 
     def __init__(self, directory: str | Path, threads: int = 2, onednn: bool = True, device: str = "cpu",
                  precision: Precision | str = Precision.FP32, cache_capacity: int = 0,
-                 sign_key: Optional[bytes] = None):
+                 primitive_cache: int = PRIMITIVE_CACHE, sign_key: Optional[bytes] = None):
         precision = as_precision(precision, self.precisions, "Paddle Inference")
         if precision == Precision.BF16 and not (onednn and device == "cpu"):
             raise ConfigError("precision 'bf16' needs oneDNN on the CPU (not --no-onednn)")
@@ -51,6 +65,8 @@ class PaddleInferenceRuntime(Runtime):
             config.set_cpu_math_library_num_threads(threads)
             if onednn:
                 config.enable_mkldnn()
+                if primitive_cache:
+                    raise_primitive_cache(primitive_cache)
                 if cache_capacity:
                     config.set_mkldnn_cache_capacity(cache_capacity)
                 if precision == Precision.BF16:
@@ -78,6 +94,41 @@ class PaddleInferenceRuntime(Runtime):
         self.predictor.run()
         by_name = {n: self.predictor.get_output_handle(n).copy_to_cpu() for n in self.output_names}
         return self._outputs(by_name, self.info.outputs, [by_name[n] for n in self.output_names])
+
+
+def _onednn() -> Optional[ctypes.CDLL]:
+    """Paddle's oneDNN library (``paddle/libs/libdnnl.so.*``, already loaded by Paddle: the same instance), or None."""
+    import paddle
+
+    found = sorted((Path(paddle.__file__).parent / "libs").glob("libdnnl.so*"))
+    try:
+        return ctypes.CDLL(str(found[0])) if found else None
+    except OSError:
+        return None
+
+
+def primitive_cache_capacity() -> Optional[int]:
+    """oneDNN's primitive cache capacity in this process, or None when Paddle's oneDNN library is not found."""
+    library = _onednn()
+    if library is None:
+        return None
+    capacity = ctypes.c_int()
+    library.dnnl_get_primitive_cache_capacity(ctypes.byref(capacity))
+    return capacity.value
+
+
+def raise_primitive_cache(capacity: int) -> Optional[int]:
+    """Raise oneDNN's primitive cache (one per process) to at least ``capacity`` primitives, never lowering it, unless
+    :data:`PRIMITIVE_CACHE_VARIABLE` is set (the user's choice). Returns the capacity in effect (None when Paddle's
+    oneDNN library is not found: a build without it, or another platform's name). Results are unchanged: a cached
+    primitive is the one oneDNN would compile again."""
+    current = primitive_cache_capacity()
+    if current is None or PRIMITIVE_CACHE_VARIABLE in os.environ or current >= capacity:
+        return current
+    if _onednn().dnnl_set_primitive_cache_capacity(ctypes.c_int(capacity)) != 0:  # dnnl_success is 0
+        logger.warning("oneDNN refused a primitive cache of %d; it stays at %d", capacity, current)
+        return current
+    return capacity
 
 
 def _damaged(program: Path) -> Path:
