@@ -14,19 +14,9 @@ COMPARE = Path(__file__).resolve().parents[1] / "benchmarks" / "compare.py"
 
 
 @pytest.fixture(scope="module")
-def pipeline_run(tmp_path_factory, toy_data):
-    from helpers import tiny_hf_weights, write_hf_dir
-
-    tmp_path = tmp_path_factory.mktemp("pipeline")
-    tiny_hf_dir = write_hf_dir(tmp_path / "tiny_hf", tiny_hf_weights(seed=0))
-    config = pdf.PipelineConfig(
-        output_dir=str(tmp_path / "run"), data=DataConfig(data_dir=str(toy_data), max_seq_len=16),
-        model_dir=str(tiny_hf_dir), finetune=TrainConfig(epochs=6, batch_size=16, lr=2e-3, seed=3),
-        supernet=TrainConfig(epochs=1, batch_size=16, lr=1e-3, seed=1),
-        distill=TrainConfig(epochs=1, batch_size=16, lr=3e-3, seed=1),
-        branch=BranchConfig(cls_hidden_size=16, cls_num_attention_heads=2), importance_examples=32,
-        max_accuracy_drop=2.0, bench_samples=8, int8=True)
-    return config, pdf.run_pipeline(config)
+def pipeline_run(tiny_pipeline_run):
+    """The session's tiny pipeline run (conftest.py), int8 and timed: ``(config, result)``."""
+    return tiny_pipeline_run
 
 
 def test_pipeline_runs_every_stage_then_skips_them(pipeline_run):
@@ -131,11 +121,17 @@ def load_report():
     return report
 
 
+def copy_run(config, target: Path) -> Path:
+    """The pipeline's own run, without what benchmarks/compare.py added to it (another test of this module)."""
+    import shutil
+
+    return shutil.copytree(config.output_dir, target, ignore=shutil.ignore_patterns("benchmark"), symlinks=True)
+
+
 def test_report_shows_the_intervals_and_promises_of_the_run(pipeline_run, tmp_path):
     report = load_report()
     config, _ = pipeline_run
-    (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / "sst2").symlink_to(Path(config.output_dir))
+    copy_run(config, tmp_path / "runs" / "sst2")
     text = "\n".join(report.dataset_section(report.DATASETS[0], tmp_path / "runs", tmp_path))
     for expected in ("Δ dev vs teacher [95 % CI] | McNemar p (dev)", "paired-bootstrap 95 % interval and McNemar's p",
                      "### PABEE patience against entropy at equal FLOPs", "promised dev drop", "budget held on test",
@@ -176,8 +172,7 @@ def test_report_writes_results_whole_and_the_readme_headline_from_it(pipeline_ru
 
     config, result = pipeline_run
     runs, docs = tmp_path / "runs", tmp_path / "docs"
-    runs.mkdir()
-    (runs / name).symlink_to(Path(config.output_dir))
+    copy_run(config, runs / name)
     readme = tmp_path / "README.md"
     readme.write_text(README)
     done = run_report("--runs", runs, "--output", docs, "--readme", readme)
