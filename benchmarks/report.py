@@ -53,8 +53,7 @@ class Dataset(NamedTuple):
     """What else is expected beside it: ``random``, ``branch-ablations``, ``benchmark``, ``timed``."""
 
 
-DEMO = Dataset("demo", "The demo (`make demo`: SST-2, all-MiniLM-L6-v2, the first 1200 training sentences, 600 of dev "
-                       "and of test, one epoch per stage)",
+DEMO = Dataset("demo", "The demo (`make demo`: SST-2, all-MiniLM-L6-v2, a slice of each split, one epoch per stage)",
                "`make demo` (`paddle-dynafast pipeline --model MINILM --data-dir ../shared/data/sst2 --max-seq-len 64 "
                "--quick --output runs/demo`)")
 """The quick run of `make demo`: the headline's source while the full SST-2 run has no timing."""
@@ -453,9 +452,10 @@ def headline(runs: Path) -> List[str]:
         source, timed = (run, summary) if (summary or {}).get("latency") else (runs / DEMO.name, demo)
         promise = timed.get("promise")
         rows = [(f"{r['name']} ({r['note'].split(', ')[1]})", r, r["ratios"]) for r in timed["latency"]["results"]]
+        data = timed.get("config", {}).get("data", {})
         what = "the full SST-2 run" if source == run else (
-            "the demo's quick run (`make demo`: 1200 training sentences, one epoch per stage; far from the full "
-            "run's accuracy)")
+            f"the demo's quick run (`make demo`: the first {data.get('max_examples')} training sentences and "
+            f"{data.get('max_eval_examples')} of dev and test, one epoch per stage; far from a full run's accuracy)")
         where = (f"SST-2 {timed['latency']['split']} split of {what}, timed by the pipeline itself at its end "
                  f"(`{source}/summary.json`: the exported teacher against the shipped export, interleaved, 2 rounds, "
                  "medians; not a benchmark of every runtime)")
@@ -649,8 +649,8 @@ def header(runs: Path) -> List[str]:
         + ").")
     return ["# Results", "",
             f"Written whole by `benchmarks/report.py --runs {runs}` from the run directories `make reproduce` makes "
-            "(benchmarks/reproduce.py, then this script); edit the script, not this page. A section whose run is "
-            "missing is one line saying what makes it. " + where, "",
+            "(benchmarks/reproduce.py, then this script; `runs/` below is that directory); edit the script, not this "
+            "page. A section whose run is missing is one line saying what makes it. " + where, "",
             "Accuracies are in %, differences and drops in points with paired-bootstrap 95 % intervals (the same "
             "sentences resampled for both systems). FLOPs are analytic: 2 x the multiply-accumulates of every matrix "
             "product, per sample from its real token count, branches included. Times are wall-clock on the machine "
@@ -675,7 +675,8 @@ def render(runs: Path, figures: Path) -> str:
     for dataset in (*DATASETS, DEMO):
         if not (runs / dataset.name / "summary.json").is_file():
             (figures / f"{dataset.name}-speed.png").unlink(missing_ok=True)
-    return "\n".join(lines).rstrip() + "\n"
+    text = "\n".join(lines).rstrip() + "\n"
+    return text.replace(f"{runs}/", "runs/")  # paths as `make reproduce` lays them out: the same page wherever --runs is
 
 
 NUMBER = re.compile(r"(?<![\w.])[+−-]?\d+(?:\.\d+)?(?:x|/s| ms)?")
@@ -724,7 +725,8 @@ def main() -> None:
         path = Path(args.readme)
         readme = path.read_text(encoding="utf-8")
         start, end = readme_block(readme)
-        path.write_text(readme[:start] + "\n".join(headline(runs)) + "\n" + readme[end:], encoding="utf-8")
+        table = "\n".join(headline(runs)).replace(f"{runs}/", "runs/")
+        path.write_text(readme[:start] + table + "\n" + readme[end:], encoding="utf-8")
         print(f"-> {path} (headline table)")
 
 
