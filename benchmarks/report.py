@@ -663,7 +663,8 @@ def render(runs: Path, figures: Path) -> str:
     shows."""
     figures.mkdir(parents=True, exist_ok=True)
     lines = header(runs)
-    lines += ["## Headline: SST-2", "", "The table of the README.", "", *headline(runs), "",
+    lines += ["## Headline: SST-2", "", "The headline table of README.md (`--readme README.md` copies it there).", "",
+              *headline(runs), "",
               "## Targets", "", *targets(runs), ""]
     for dataset in DATASETS:
         lines += dataset_section(dataset, runs, figures)
