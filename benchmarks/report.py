@@ -458,7 +458,8 @@ def headline(runs: Path) -> List[str]:
             f"{data.get('max_eval_examples')} of dev and test, one epoch per stage; far from a full run's accuracy)")
         where = (f"SST-2 {timed['latency']['split']} split of {what}, timed by the pipeline itself at its end "
                  f"(`{source}/summary.json`: the exported teacher against the shipped export, interleaved, 2 rounds, "
-                 "medians; not a benchmark of every runtime)")
+                 "medians; not a benchmark of every runtime). The run does not record whether other work shared its "
+                 "cores: its times are indicative, its ratios measured side by side")
     else:
         return [missing(f"`{run}/benchmark/bench.json`, `{run}/summary.json` or `{runs / DEMO.name}/summary.json`",
                         f"{EXTRAS['benchmark']}; or {DEMO.reproduce}")]
