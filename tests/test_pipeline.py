@@ -14,19 +14,9 @@ COMPARE = Path(__file__).resolve().parents[1] / "benchmarks" / "compare.py"
 
 
 @pytest.fixture(scope="module")
-def pipeline_run(tmp_path_factory, toy_data):
-    from helpers import tiny_hf_weights, write_hf_dir
-
-    tmp_path = tmp_path_factory.mktemp("pipeline")
-    tiny_hf_dir = write_hf_dir(tmp_path / "tiny_hf", tiny_hf_weights(seed=0))
-    config = pdf.PipelineConfig(
-        output_dir=str(tmp_path / "run"), data=DataConfig(data_dir=str(toy_data), max_seq_len=16),
-        model_dir=str(tiny_hf_dir), finetune=TrainConfig(epochs=6, batch_size=16, lr=2e-3, seed=3),
-        supernet=TrainConfig(epochs=1, batch_size=16, lr=1e-3, seed=1),
-        distill=TrainConfig(epochs=1, batch_size=16, lr=3e-3, seed=1),
-        branch=BranchConfig(cls_hidden_size=16, cls_num_attention_heads=2), importance_examples=32,
-        max_accuracy_drop=2.0, bench_samples=8, int8=True)
-    return config, pdf.run_pipeline(config)
+def pipeline_run(tiny_pipeline_run):
+    """The session's tiny pipeline run (conftest.py), int8 and timed: ``(config, result)``."""
+    return tiny_pipeline_run
 
 
 def test_pipeline_runs_every_stage_then_skips_them(pipeline_run):
@@ -122,22 +112,93 @@ def test_widths_are_checked_before_the_teacher_trains(tmp_path, tiny_hf_dir, toy
         pdf.PipelineConfig(output_dir="o", data=DataConfig("d"), max_accuracy_drop=-1)
 
 
-def test_report_shows_the_intervals_and_promises_of_the_run(pipeline_run, tmp_path):
+def load_report():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("report", COMPARE.with_name("report.py"))
     report = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(report)
+    return report
+
+
+def copy_run(config, target: Path) -> Path:
+    """The pipeline's own run, without what benchmarks/compare.py added to it (another test of this module)."""
+    import shutil
+
+    return shutil.copytree(config.output_dir, target, ignore=shutil.ignore_patterns("benchmark"), symlinks=True)
+
+
+def test_report_shows_the_intervals_and_promises_of_the_run(pipeline_run, tmp_path):
+    report = load_report()
     config, _ = pipeline_run
-    (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / "sst2").symlink_to(Path(config.output_dir))
-    text = "\n".join(report.dataset_section("tiny", tmp_path / "runs" / "sst2", tmp_path))
+    copy_run(config, tmp_path / "runs" / "sst2")
+    text = "\n".join(report.dataset_section(report.DATASETS[0], tmp_path / "runs", tmp_path))
     for expected in ("Δ dev vs teacher [95 % CI] | McNemar p (dev)", "paired-bootstrap 95 % interval and McNemar's p",
-                     "### PABEE patience against entropy at equal FLOPs", "promised dev drop", "budget held on test"):
+                     "### PABEE patience against entropy at equal FLOPs", "promised dev drop", "budget held on test",
+                     "### The shipped export and its promise", "Stage times of the pipeline run: finetune "):
         assert expected in text
+    # the runs a pipeline run does not make are one line each, naming the command that makes them
+    assert "*Not in these runs: the branch ablations. Made by `make reproduce`, step `sst2-ablations`" in text
+    assert "*Not in these runs: the deployment benchmark. Made by `make reproduce`, step `sst2-benchmark`" in text
     targets = "\n".join(report.targets(tmp_path / "runs"))
-    assert "width 0.25 within 2.5 dev points of the teacher (#13)" in targets
-    assert "test drop within the budget (#13, #22)" in targets  # the int8 run is calibrated on measured time
+    assert "| accuracy | width 0.25 within 2.5 dev points of the teacher |" in targets
+    # the int8 run is calibrated on measured time
+    assert "| certified speed | the point calibrated on onnxruntime int8 (budget 2 points, confidence 0.9): test drop " \
+           "within the budget |" in targets
+
+
+README = """# a project
+
+text above
+<!-- headline -->
+| old | table |
+| --- | --- |
+| x | 1.23 |
+<!-- /headline -->
+text below
+"""
+
+
+def run_report(*args):
+    return subprocess.run([sys.executable, str(COMPARE.with_name("report.py")), *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("name", ["sst2", "demo"])
+def test_report_writes_results_whole_and_the_readme_headline_from_it(pipeline_run, tmp_path, name):
+    """The tiny run as the full SST-2 run, or as the demo: either gives the headline; every other section is one
+    line naming the command that makes it; no issue number; the README's headline numbers are all in results.md."""
+    import re
+
+    config, _ = pipeline_run
+    runs, docs = tmp_path / "runs", tmp_path / "docs"
+    copy_run(config, runs / name)
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    done = run_report("--runs", runs, "--output", docs, "--readme", readme)
+    assert done.returncode == 0, done.stderr
+    text = (docs / "results.md").read_text()
+    assert text.startswith("# Results\n\nWritten whole by `benchmarks/report.py")
+    assert not re.search(r"#\d", text), re.search(r".{40}#\d.{40}", text).group(0)
+    for step in ("trec6", "douban", "distributed-throughput"):
+        assert re.search(rf"^\*Not in these runs: .*\. Made by `make reproduce`, step `{step}`.*\*$", text, re.M), step
+    assert sorted(p.name for p in (docs / "figures").iterdir()) == [f"{name}-speed.png"]
+    # the run's summary as the report read it (another test of this module runs the pipeline again, which times the
+    # exports again)
+    teacher, adaptive = json.loads((runs / name / "summary.json").read_text())["latency"]["results"]
+    rewritten = readme.read_text()
+    assert rewritten.startswith("# a project\n\ntext above\n<!-- headline -->\n| system | test acc |")
+    assert rewritten.endswith("<!-- /headline -->\ntext below\n") and "| x | 1.23 |" not in rewritten
+    row = f"| {adaptive['latency_ms_median']:.2f} ms | {adaptive['throughput']:.0f}/s |"
+    assert row in rewritten and row in text
+    assert run_report("--output", docs, "--check-readme", readme).returncode == 0
+    # a number of the README's table that results.md does not hold is named
+    readme.write_text(rewritten.replace(row, "| 0.01 ms | 99999/s |"))
+    check = run_report("--output", docs, "--check-readme", readme)
+    assert check.returncode == 1 and "0.01 ms is not in" in check.stdout and "99999/s is not in" in check.stdout
+    # written whole: the same runs give the same page
+    assert run_report("--runs", runs, "--output", docs).returncode == 0
+    assert (docs / "results.md").read_text() == text
 
 
 def test_summary_table_puts_the_exported_models_side_by_side(pipeline_run):

@@ -67,3 +67,30 @@ def test_the_branches_are_named_by_the_objective_they_were_trained_with(tmp_path
     (tmp_path / "evaluation" / "evaluation.json").write_text(json.dumps(BASE))
     lines = report.ablation_section(tmp_path, [1.0])
     assert lines[0] == "| width | speed | shared branches, half KL, half labels (default) |"
+
+
+def test_an_empty_runs_directory_gives_one_line_per_section(tmp_path):
+    """Nothing to read: every section says what is missing and which command makes it; no figure, no issue number."""
+    import re
+
+    text = report.render(tmp_path, tmp_path / "figures")
+    assert text.startswith("# Results\n")
+    missing = [line for line in text.splitlines() if line.startswith("*Not in these runs: ")]
+    assert len(missing) == 9  # headline, targets, sst2, its levers, data parallel, trec6, its levers, douban, demo
+    assert all(". Made by `make " in line and line.endswith("*") for line in missing)
+    assert "Made by `make demo`" in missing[-1]
+    assert not re.search(r"#\d", text)
+    assert list((tmp_path / "figures").iterdir()) == []
+
+
+def test_the_numbers_of_the_headline_table_are_looked_up_in_the_results():
+    readme = "intro 4.5\n<!-- headline -->\n| a | b 1.5 |\n| --- | --- |\n| x 2.05x | 3.10 ms, 250/s, −0.49 |\n" \
+             "<!-- /headline -->\nafter 9.9\n"
+    start, end = report.readme_block(readme)
+    block = readme[start:end]
+    assert block.startswith("| a | b 1.5 |") and block.endswith("−0.49 |\n")
+    # the header row's numbers and the text outside the block are not checked; a minus sign is a minus
+    assert report.numbers_missing(block, "2.05x and 3.10 ms and 250/s and -0.49") == []
+    assert report.numbers_missing(block, "2.05x 3.10 ms") == ["250/s", "-0.49"]
+    with pytest.raises(SystemExit, match="no <!-- headline --> ... <!-- /headline --> block"):
+        report.readme_block("no markers")
