@@ -42,6 +42,11 @@ class BatcherClosed(RuntimeError):
     """A request submitted after :meth:`Batcher.close`, or waiting when the worker died."""
 
 
+class NotFinite(RuntimeError):
+    """The model gave a probability that is not finite for a text of the request: answered with a 500 naming the
+    text, never as a number (``NaN`` is not JSON, and orjson would write ``null``)."""
+
+
 @dataclass(frozen=True)
 class PredictRequest:
     """A checked ``POST /predict`` body."""
@@ -225,9 +230,17 @@ class Batcher:
         labels = self.predictor.labels
         ids = probs.argmax(-1).tolist()
         offset = 0
+        finite = np.isfinite(probs).all(-1)  # [n]
         for job in jobs:
             rows = slice(offset, offset + len(job.features))
             offset = rows.stop
+            if not finite[rows].all():
+                bad = int(np.flatnonzero(~finite[rows])[0])
+                logger.error("the model gave probabilities that are not finite for texts[%d] of a request: %s",
+                             bad, probs[rows][bad].tolist())
+                job.future.set_exception(NotFinite(f"the model gave probabilities that are not finite (NaN or "
+                                                   f"infinity) for texts[{bad}]; the server log has them"))
+                continue
             job.future.set_result(Answer([labels[i] for i in ids[rows]], probs[rows], exit_layer[rows],
                                          [f.truncated for f in job.features], speed))
         logger.debug("batch %d: %d request(s), %d text(s)%s, speed %g, waited %.1f ms, ran %.1f ms, mean exit layer "
