@@ -30,12 +30,16 @@ import re
 from pathlib import Path
 from typing import Dict, List, Mapping, Sequence
 
+from .. import files
 from ..errors import ArtifactError, MissingFileError
 
 VOCAB_FILE = "vocab.txt"
 TOKENIZER_CONFIG = "tokenizer_config.json"
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 """BertTokenizer's special tokens (every vocabulary of ours has them, in this order, first)."""
+REQUIRED_TOKENS = SPECIAL_TOKENS[:4]
+"""The tokens a vocabulary must hold, as :data:`paddle_dynafast.model.loading.REQUIRED_TOKENS` (without ``[MASK]``
+a ``[MASK]`` in a text is ``[UNK]``, as PaddleNLP gives it)."""
 
 MAX_WORD_CHARS = 100
 """A longer word is ``[UNK]`` (BertTokenizer's ``max_input_chars_per_word``)."""
@@ -59,14 +63,15 @@ class WordPiece:
     def __init__(self, vocab: Mapping[str, int], do_lower_case: bool = True, source: str = "the vocabulary"):
         from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
 
-        missing = [t for t in SPECIAL_TOKENS if t not in vocab]
+        missing = [t for t in REQUIRED_TOKENS if t not in vocab]
         if missing:
-            raise ArtifactError(f"{source} has no {', '.join(missing)}: not a BERT vocabulary")
+            raise ArtifactError(f"{source} has no {' or '.join(missing)}: not a BERT vocabulary (one token a line, "
+                                f"the special tokens {', '.join(REQUIRED_TOKENS)} among them)")
         self.vocab: Dict[str, int] = dict(vocab)
         self.do_lower_case = do_lower_case
         self.source = source
         self.pad_token_id, self.unk_token_id, self.cls_token_id, self.sep_token_id, self.mask_token_id = (
-            self.vocab[t] for t in SPECIAL_TOKENS)
+            self.vocab.get(t, self.vocab["[UNK]"]) for t in SPECIAL_TOKENS)
         tokenizer = Tokenizer(models.WordPiece(self.vocab, unk_token="[UNK]", max_input_chars_per_word=MAX_WORD_CHARS))
         tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
                                                           strip_accents=None, lowercase=do_lower_case)
@@ -80,14 +85,11 @@ class WordPiece:
     def from_file(cls, vocab_file: str | Path, do_lower_case: bool = True) -> "WordPiece":
         """The tokenizer of a ``vocab.txt``."""
         vocab_file = Path(vocab_file)
-        try:
-            lines = vocab_file.read_text(encoding="utf-8").split("\n")
-        except FileNotFoundError:
-            raise MissingFileError(f"{vocab_file} does not exist") from None
-        except UnicodeDecodeError as error:
-            raise ArtifactError(f"{vocab_file} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+        lines = files.read_text(vocab_file).split("\n")  # a regular file, never through a link; UTF-8
         if lines and lines[-1] == "":
             lines.pop()  # the newline that ends the last line
+        if not any(line.strip() for line in lines):
+            raise ArtifactError(f"{vocab_file} is empty: a vocabulary holds one token a line")
         return cls({token: i for i, token in enumerate(lines)}, do_lower_case, str(vocab_file))
 
     @classmethod
@@ -116,8 +118,7 @@ class WordPiece:
         ids = [encoding.ids for encoding in self._tokenizer.encode_batch(list(texts), add_special_tokens=False)]
         for i, text in enumerate(texts):
             if _SPECIAL.search(text):
-                ids[i] = [self.vocab[t] if t in SPECIAL_TOKENS else self.vocab.get(t, self.unk_token_id)
-                          for t in self.tokenize(text)]
+                ids[i] = [self.vocab.get(t, self.unk_token_id) for t in self.tokenize(text)]
         return ids
 
     def tokenize(self, text: str) -> List[str]:
