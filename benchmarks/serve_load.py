@@ -199,7 +199,22 @@ def payloads_of(texts: Sequence[Dict[str, str]], per_request: int, speed: float)
 
 
 def metrics_of(url: str) -> Dict[str, Any]:
-    """The server's counts as JSON (``/metrics.json``; ``/metrics`` of a server from before Prometheus)."""
+    """The server's batches and exit-layer counts, ``{"batches": n, "exit_layer": {"histogram": {layer: texts}}}``:
+    from Prometheus' ``/metrics``, which adds up every process of a ``--workers N`` server (``/metrics.json``
+    answers for the one process that took the connection); ``/metrics.json`` (or ``/metrics``) of a server from
+    before Prometheus."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = httpx.get(url + "/metrics")
+    if response.status_code == 200 and not response.text.lstrip().startswith("{"):
+        batches, layers = 0, {}
+        for family in text_string_to_metric_families(response.text):
+            for sample in family.samples:
+                if sample.name == "paddle_dynafast_batch_requests_count":
+                    batches += int(sample.value)
+                elif sample.name == "paddle_dynafast_exit_layer_texts_total":
+                    layers[sample.labels["layer"]] = layers.get(sample.labels["layer"], 0) + int(sample.value)
+        return {"batches": batches, "exit_layer": {"histogram": layers}}
     response = httpx.get(url + "/metrics.json")
     return response.json() if response.status_code == 200 else httpx.get(url + "/metrics").json()
 

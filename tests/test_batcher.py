@@ -6,7 +6,7 @@ import pytest
 
 from helpers import Recording
 from paddle_dynafast.config import ServeConfig
-from paddle_dynafast.runtime.batcher import Batcher, BatcherClosed, PredictRequest
+from paddle_dynafast.runtime.batcher import MAX_PADDING, Batcher, BatcherClosed, PredictRequest, length_groups
 from paddle_dynafast.runtime.predictor import Predictor
 
 
@@ -146,3 +146,36 @@ def test_a_dead_worker_answers_every_waiting_request_and_refuses_new_ones(runtim
         batcher.submit(PredictRequest(["good"], None, 0.0))
     assert [type(e) for e in deaths] == [OverflowError] and not batcher.alive and batcher.queued == 0
     batcher.close(timeout=5)
+
+
+def test_length_groups_pad_a_call_to_at_most_max_padding_of_its_tokens():
+    lengths = np.array([10, 40, 12, 41, 11, 39])
+    assert [g.tolist() for g in length_groups(lengths, 32)] == [[3, 1, 5, 2], [4, 0]]  # 164 <= 1.25 * 132
+    assert [g.tolist() for g in length_groups(lengths, 2)] == [[3, 1], [5], [2, 4], [0]]
+    assert [g.tolist() for g in length_groups(np.full(5, 7), 2)] == [[0, 1], [2, 3], [4]]
+    assert length_groups(np.zeros(0, dtype="int64"), 8) == []
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        lengths = rng.integers(3, 65, size=rng.integers(1, 40))
+        groups = length_groups(lengths, 8)
+        assert sorted(np.concatenate(groups).tolist()) == list(range(len(lengths)))
+        for g in groups:
+            assert len(g) <= 8 and lengths[g].max() == lengths[g[0]]
+            assert len(g) == 1 or lengths[g[0]] * len(g) <= MAX_PADDING * lengths[g].sum()
+
+
+def test_a_batch_of_short_and_long_texts_runs_in_calls_by_length_and_answers_in_order(runtime):
+    predictor = Predictor(runtime)
+    runtime.release.set()
+    short, long = "good", " ".join(["good w1 bad w2"] * 3)  # 3 and 14 tokens
+    texts = [short, long, short, long]
+    batcher = Batcher(predictor, ServeConfig(max_batch_size=8, batch_window_ms=1))
+    batcher.start()
+    try:
+        answer = batcher.submit(PredictRequest(texts, None, 0.0)).result(timeout=30)
+    finally:
+        batcher.close()
+    assert runtime.calls == [(0.0, 2), (0.0, 2)]  # one call of 4 would run 56 tokens for 34
+    expected = predictor.predict(texts, speed=0.0)
+    np.testing.assert_allclose(answer.probs, expected.probs, atol=1e-6)
+    assert answer.labels == expected.labels

@@ -456,6 +456,24 @@ def _without(token):
 EMPTY, BINARY = (lambda raw: b""), (lambda raw: b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
 
 
+NAN32 = b"\x00\x00\xc0\x7f"  # a float32 NaN, little-endian
+
+
+def _nan_weight_onnx(raw: bytes) -> bytes:
+    """``model.onnx`` with its largest float weight (the word embeddings, a ``Constant`` node) all NaN."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load_from_string(raw)
+    constants = [a.t for n in model.graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"]
+    weights = max((t for t in [*model.graph.initializer, *constants] if t.data_type == onnx.TensorProto.FLOAT),
+                  key=lambda t: int(np.prod(t.dims)))
+    weights.CopyFrom(numpy_helper.from_array(np.full(numpy_helper.to_array(weights).shape, np.nan, "float32"),
+                                             weights.name))
+    return model.SerializeToString()
+
+
 def _finetune(d: Damage, model):
     return ["finetune", "--model", model, "--data-dir", d.data(), "--output", str(d.tmp_path / "out"), *TRAIN]
 
@@ -500,6 +518,16 @@ DAMAGED = {
         lambda d: _predict(d.export("model.int8.onnx", lambda raw: raw[:1000]), "--input", d.texts(), "--runtime",
                            "onnxruntime", "--precision", "int8"),
         "model.int8.onnx cannot be loaded by ONNX Runtime (damaged or truncated?)"),
+    "predict: a NaN weight in model.onnx": (
+        lambda d: _predict(d.export("model.onnx", _nan_weight_onnx), "--input", d.texts(), "--runtime",
+                           "onnxruntime"),
+        "the program gives probabilities that are not finite (NaN or infinity) on a text of max_seq_len tokens: its "
+        "weights are damaged"),
+    "predict: a NaN weight at the end of model.pdiparams": (
+        lambda d: _predict(d.export("model.pdiparams", lambda raw: raw[:-8] + NAN32 * 2), "--input", d.texts(),
+                           "--runtime", "paddle-inference"),
+        "the program gives probabilities that are not finite (NaN or infinity) on a text of max_seq_len tokens: its "
+        "weights are damaged"),
     "predict: manifest.json nested 100 000 deep": (
         lambda d: _predict(d.export("manifest.json", lambda raw: b"[" * 100_000), "--input", d.texts()),
         "manifest.json is nested too deeply to be a file paddle-dynafast wrote"),

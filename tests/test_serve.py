@@ -122,6 +122,42 @@ def test_an_internal_failure_is_a_500_and_the_server_goes_on(server):
     assert httpx.get(server.url + "/metrics.json").json()["requests"]["server_errors"] == before + 1
 
 
+def test_a_probability_that_is_not_finite_is_a_500_never_a_number(server, monkeypatch):
+    """A text the model answers with NaN (issue 25: never print a non-finite number; orjson would write null): its
+    request gets a 500 naming the text, the others in the same batch their answers, and the server goes on."""
+    runtime = server.predictor.runtime
+    inner = runtime.inner.run_batch
+
+    def nan_for_long_texts(input_ids, token_type_ids, speed=0.0):
+        probs, exit_layer = inner(input_ids, token_type_ids, speed)
+        probs = np.array(probs, dtype="float32")
+        probs[(np.asarray(input_ids) != 0).sum(-1) > 6] = np.nan  # texts of more than 4 words
+        return probs, exit_layer
+
+    monkeypatch.setattr(runtime.inner, "run_batch", nan_for_long_texts)
+    before = httpx.get(server.url + "/metrics.json").json()["requests"]["server_errors"]
+    with ThreadPoolExecutor(2) as pool:  # both in one batch (5 ms window)
+        bad, good = pool.map(lambda texts: post(server, {"texts": texts}),
+                             [["good w1", "bad w2 w1 w1 w1 w1 w1"], ["good w1", "bad w2"]])
+    assert bad.status_code == 500 and "probs" not in bad.text and "null" not in bad.text
+    assert bad.json()["detail"] == ("internal error: the model gave probabilities that are not finite (NaN or "
+                                    "infinity) for texts[1]; the server log has them")
+    assert good.status_code == 200 and all(np.isfinite(p["probs"]).all() for p in good.json()["predictions"])
+    monkeypatch.undo()
+    assert post(server, {"texts": ["bad w2 w1 w1 w1 w1 w1"]}).status_code == 200
+    assert httpx.get(server.url + "/metrics.json").json()["requests"]["server_errors"] == before + 1
+
+
+def test_a_body_nested_100000_deep_is_a_400_under_the_default_limits():
+    from paddle_dynafast.runtime.serve import RequestError, parse_request
+
+    for body in (b"[" * 100_000, b'{"texts": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"):
+        assert len(body) < ServeConfig().max_request_bytes
+        with pytest.raises(RequestError, match=r"^malformed JSON: nested deeper than 1024 levels$") as caught:
+            parse_request(body, ServeConfig())
+        assert caught.value.status == 400
+
+
 def test_health_and_metrics(server, tiny_exports):
     health = httpx.get(server.url + "/health").json()
     assert health["status"] == "ok" and health["model"] == str(tiny_exports[(1.0, True)])

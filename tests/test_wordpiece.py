@@ -114,10 +114,11 @@ def test_a_repeated_token_keeps_its_last_line_and_lower_casing_follows_the_confi
 
 
 @pytest.mark.parametrize("content, message", [
-    ("hello\nworld\n", "has no [PAD] or [UNK] or [CLS] or [SEP]: not a BERT vocabulary"),
+    ("hello\nworld\n", "has no [PAD] or [UNK] or [CLS] or [SEP]: not a BERT vocabulary (one token a line, the "
+                       "special tokens [PAD], [UNK], [CLS], [SEP] among them)"),
     ("", "is empty: a vocabulary holds one token a line"),
-    ("[PAD]\n[UNK]\n[CLS]\n[SEP]\n", "has no [MASK]: not a BERT vocabulary"),  # one the tokenizer needs too
-    (b"\xff\xfe[PAD]\n", "is not UTF-8 text"),
+    ("\n\n", "is empty: a vocabulary holds one token a line"),
+    (b"\xff\xfe[PAD]\n", "is not UTF-8 text (byte 0: b'\\xff'); is it damaged, or a binary file?"),
 ])
 def test_a_vocabulary_that_is_not_one_is_refused_naming_the_file(tmp_path, content, message):
     vocab = tmp_path / "vocab.txt"
@@ -127,3 +128,18 @@ def test_a_vocabulary_that_is_not_one_is_refused_naming_the_file(tmp_path, conte
     assert str(vocab) in str(error.value) and message in str(error.value)
     with pytest.raises(MissingFileError, match="has no vocab.txt"):
         WordPiece.from_dir(tmp_path / "nothing")
+
+
+def test_the_same_messages_as_the_loader_a_link_refused_and_mask_optional(tmp_path):
+    """The vocabulary of an export is read as model.loading reads a model's (one message for each damage, never
+    through a link); without [MASK] (PaddleNLP loads such a vocabulary) a "[MASK]" word is [UNK], as it gives it."""
+    import os
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\ngood\n")
+    assert WordPiece.from_dir(tmp_path).ids(["good [MASK] good"]) == [[4, 1, 4]]
+    (tmp_path / "elsewhere.txt").write_bytes(vocab.read_bytes())
+    vocab.unlink()
+    os.symlink(tmp_path / "elsewhere.txt", vocab)
+    with pytest.raises(ArtifactError, match="vocab.txt is a symbolic link"):
+        WordPiece.from_dir(tmp_path)

@@ -38,6 +38,9 @@ VOCAB_FILE = "vocab.txt"
 TOKENIZER_CONFIG = "tokenizer_config.json"
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 """BertTokenizer's special tokens (every vocabulary of ours has them, in this order, first)."""
+REQUIRED_TOKENS = SPECIAL_TOKENS[:4]
+"""The tokens every vocabulary must hold: padding, unknown words, and a text's start and separator (without
+``[MASK]``, a ``[MASK]`` in a text is ``[UNK]``, as PaddleNLP gives it)."""
 
 MAX_WORD_CHARS = 100
 """A longer word is ``[UNK]`` (BertTokenizer's ``max_input_chars_per_word``)."""
@@ -48,10 +51,6 @@ _EXTRA_SYMBOLS = "\u00ad\u00b2\u00ba\u3007\u00b5\u00d8\u014b\u01b1"
 SPLIT_PATTERN = r"[\p{P}\p{S}\x21-\x2f\x3a-\x40\x5b-\x60\x7b-\x7e" + _EXTRA_SYMBOLS + "]"
 """One character that PaddleNLP's basic tokenizer makes a token of its own: punctuation, symbols and ASCII
 non-alphanumerics (``_is_punctuation`` or ``_is_symbol``)."""
-
-REQUIRED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
-"""The tokens every vocabulary must hold: padding, unknown words, and a text's start and separator."""
-
 
 def read_vocabulary(path: str | Path) -> List[str]:
     """The tokens of a ``vocab.txt`` (one a line, as PaddleNLP reads them); an empty file, bytes that are not UTF-8
@@ -80,14 +79,15 @@ class WordPiece:
     def __init__(self, vocab: Mapping[str, int], do_lower_case: bool = True, source: str = "the vocabulary"):
         from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
 
-        missing = [t for t in SPECIAL_TOKENS if t not in vocab]
+        missing = [t for t in REQUIRED_TOKENS if t not in vocab]
         if missing:
-            raise ArtifactError(f"{source} has no {', '.join(missing)}: not a BERT vocabulary")
+            raise ArtifactError(f"{source} has no {' or '.join(missing)}: not a BERT vocabulary (one token a line, "
+                                f"the special tokens {', '.join(REQUIRED_TOKENS)} among them)")
         self.vocab: Dict[str, int] = dict(vocab)
         self.do_lower_case = do_lower_case
         self.source = source
         self.pad_token_id, self.unk_token_id, self.cls_token_id, self.sep_token_id, self.mask_token_id = (
-            self.vocab[t] for t in SPECIAL_TOKENS)
+            self.vocab.get(t, self.vocab["[UNK]"]) for t in SPECIAL_TOKENS)
         tokenizer = Tokenizer(models.WordPiece(self.vocab, unk_token="[UNK]", max_input_chars_per_word=MAX_WORD_CHARS))
         tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
                                                           strip_accents=None, lowercase=do_lower_case)
@@ -129,8 +129,7 @@ class WordPiece:
         ids = [encoding.ids for encoding in self._tokenizer.encode_batch(list(texts), add_special_tokens=False)]
         for i, text in enumerate(texts):
             if _SPECIAL.search(text):
-                ids[i] = [self.vocab[t] if t in SPECIAL_TOKENS else self.vocab.get(t, self.unk_token_id)
-                          for t in self.tokenize(text)]
+                ids[i] = [self.vocab.get(t, self.unk_token_id) for t in self.tokenize(text)]
         return ids
 
     def tokenize(self, text: str) -> List[str]:

@@ -54,7 +54,7 @@ from ..config import RuntimeConfig, ServeConfig
 from ..errors import ConfigError
 from .auto import AUTO
 from .base import Runtime
-from .batcher import Batcher, BatcherClosed, PredictRequest
+from .batcher import Batcher, BatcherClosed, NotFinite, PredictRequest
 from .predictor import Predictor
 from .serve_metrics import CLIENT_GONE, Metrics
 
@@ -203,6 +203,9 @@ class _Predict:
                 answer = await asyncio.wrap_future(future)
             except BatcherClosed:
                 raise
+            except NotFinite as error:  # never a NaN in an answer
+                metrics.answered(500)
+                return await _send(send, 500, orjson.dumps({"detail": f"internal error: {error}"}))
             except Exception as error:  # the batch failed; the worker logged its traceback
                 metrics.answered(500)
                 return await _send(send, 500, orjson.dumps({"detail": f"internal error ({type(error).__name__}); "
