@@ -76,10 +76,6 @@ def test_the_python_examples_run_as_written(workdir, page, tmp_path):
         assert "at most 2 points below the teacher" in outputs[0]
 
 
-PENDING = {"serving.md", "reliability.md"}
-"""Pages the README links to that are written on another branch at the same time; drop them here once merged."""
-
-
 def test_the_readme_is_a_first_screen():
     """At most 200 lines, predict and serve within the first 80, the headline between its markers, no issue
     numbers in the README or the docs, and every page it links to exists."""
@@ -93,7 +89,7 @@ def test_the_readme_is_a_first_screen():
         assert not re.search(r"#\d", text), (page.name, re.search(r".{0,40}#\d.{0,40}", text).group(0))
         for target in re.findall(r"\]\(((?:docs/)?[\w-]+\.md)(?:#[\w-]*)?\)", text):
             path = (ROOT / target) if page.name == "README.md" else (ROOT / "docs" / target)
-            assert path.is_file() or path.name in PENDING, f"{page.name} links to {target}, which is missing"
+            assert path.is_file(), f"{page.name} links to {target}, which is missing"
 
 
 def test_the_readme_headline_numbers_are_in_the_results():
