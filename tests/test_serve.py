@@ -524,3 +524,32 @@ def test_two_worker_processes_share_the_port_and_add_up_their_metrics(tiny_expor
              if s.name.endswith("_total") and s.labels["status"] == "200")
     assert ok == 24 and len(pids) == 2, (ok, pids)
     assert "serving " in err and "with 2 processes of 1 thread(s)" in err and process.returncode in (0, -signal.SIGTERM)
+
+
+def test_a_listener_that_refuses_new_connections_keeps_its_queue():
+    """What the stop relies on: with the filter on, a connection already queued is still accepted, a new one gets
+    no handshake (its client waits and retries), and once the socket is closed the next is refused."""
+    import socket
+
+    from paddle_dynafast.runtime.serve import refuse_new_connections
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    queued = socket.create_connection(("127.0.0.1", port))
+    time.sleep(0.05)
+    assert refuse_new_connections(listener)
+    late = socket.socket()
+    late.settimeout(0.3)
+    with pytest.raises(TimeoutError):
+        late.connect(("127.0.0.1", port))
+    listener.setblocking(False)
+    accepted = listener.accept()[0]
+    with pytest.raises(BlockingIOError):
+        listener.accept()
+    listener.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=1)
+    for s in (queued, late, accepted):
+        s.close()

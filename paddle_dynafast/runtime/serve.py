@@ -35,11 +35,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import dataclasses
 import os
 import logging
 import resource
 import socket
+import struct
 import threading
 import time
 from pathlib import Path
@@ -360,6 +362,7 @@ class _Server(uvicorn.Server):
         for server in self.servers:
             server.close()  # uvicorn stops accepting; the queue stays, held by self.listener
         loop = asyncio.get_running_loop()
+        refuse_new_connections(self.listener)  # the queue cannot grow while it is emptied and closed
         self.listener.setblocking(False)
         accepted = []
         while True:
@@ -383,6 +386,25 @@ class _Server(uvicorn.Server):
             logger.info("stopping: accepted %d waiting connection(s)", len(accepted))
             await asyncio.sleep(self.grace)  # their requests, most already sent, arrive
         await super().shutdown(sockets=None)
+
+
+DROP_EVERY_PACKET = struct.pack("HBBI", 0x06, 0, 0, 0)
+"""A classic BPF program of one instruction, ``ret #0``: a socket filter that lets no packet through."""
+
+
+def refuse_new_connections(listener: socket.socket) -> bool:
+    """Make the kernel stop completing handshakes on ``listener`` (Linux: a socket filter that drops every packet,
+    new SYNs and the last ACK of a handshake alike), so that its accept queue stays as it is: a connection that
+    comes now is retried by its client and refused once the socket is closed, instead of being queued and then
+    reset by the close. Only a handshake whose last ACK was already in flight (a round trip, microseconds on one
+    host) can still be cut. Returns False where socket filters do not exist (nothing changed)."""
+    program = ctypes.create_string_buffer(DROP_EVERY_PACKET)
+    fprog = struct.pack("HP", 1, ctypes.addressof(program))  # struct sock_fprog {len; filter*}, native padding
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_ATTACH_FILTER", 26), fprog)
+    except OSError:
+        return False
+    return True
 
 
 class ModelServer:
