@@ -25,8 +25,9 @@ one, and the new one is refused with 503 when none is idle), and one that has no
 ``idle_seconds`` of opening or of its last answer is closed; a body has ``body_seconds`` to arrive. A client that
 goes away before its answer is counted as such (status 499 in the metrics), not as a server error.
 
-On Ctrl-C or SIGTERM the server stops listening first and then drains: it stops accepting, accepts every connection
-already waiting in the kernel's queue (so none that a client has opened is reset), closes the listening socket (new
+On Ctrl-C or SIGTERM the server stops listening first and then drains: it stops accepting, stops the kernel from
+completing new handshakes (:func:`refuse_new_connections`), accepts every connection already waiting in the kernel's
+queue (so none that a client has opened is reset), closes the listening socket (new
 connections are refused from then on), answers the requests in flight and those the waiting connections send (for
 up to ``drain_seconds``), then the worker runs whatever is still queued and stops. If the batching worker dies, every
 waiting request is answered 503 and the server stops with an error.
