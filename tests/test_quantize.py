@@ -43,8 +43,8 @@ def test_weights_take_fewer_bits_when_asked():
         quantize.quantize_weight(weight, bits=9)
 
 
-def _one_product(tmp_path, weight, activations):
-    """ONNX Runtime on one ``x @ weight`` quantized with ``activations``."""
+def _one_product(tmp_path, weight, activations, weight_bits=None):
+    """ONNX Runtime on one ``x @ weight`` quantized with ``activations`` (written to ``tmp_path / "q.onnx"``)."""
     import onnx
     import onnxruntime
     from onnx import TensorProto, helper, numpy_helper
@@ -56,7 +56,7 @@ def _one_product(tmp_path, weight, activations):
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, None, inputs])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, None, outputs])])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "f.onnx"))
-    assert quantize.quantize_onnx(tmp_path / "f.onnx", tmp_path / "q.onnx", {"w": None}, activations) == 1
+    assert quantize.quantize_onnx(tmp_path / "f.onnx", tmp_path / "q.onnx", {"w": None}, activations, weight_bits) == 1
     session = onnxruntime.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"])
     return lambda x: session.run(None, {"x": x})[0]
 
@@ -100,6 +100,30 @@ def test_the_per_token_product_equals_numpy_exactly_whatever_the_other_rows(tmp_
     np.testing.assert_array_equal(product(outlier)[:2], got[:2])
     np.testing.assert_array_equal(product(x[1:2]), got[1:2])  # alone
     np.testing.assert_array_equal(product(x[:, :3]), got[:, :3])  # its padding removed
+
+
+def test_weight_bits_override_the_schemes_bits(tmp_path):
+    """``weight_bits=8`` per token (what benchmarks/int8_levers.py measures beside the default's 7 bits): the stored
+    weights reach 127, and the product is NumPy's where no int16 pair sum can pass 32767 (every other row zero)."""
+    import onnx
+    from onnx import numpy_helper
+
+    rng = np.random.default_rng(4)
+    weight = rng.standard_normal((32, 6)).astype("float32")
+    weight[1::2] = 0  # each pair of products is one uint8 x int8, at most 255 x 127
+    stored = {}
+    for bits in (None, 8):
+        product = _one_product(tmp_path, weight, "token", bits)
+        stored[bits] = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(tmp_path / "q.onnx")).graph.initializer}
+    assert np.abs(stored[None]["product.q.w"]).max() == 63 and np.abs(stored[8]["product.q.w"]).max() == 127
+    x = rng.standard_normal((2, 3, 32)).astype("float32")
+    levels, scale = _uint8(x, axis=-1)
+    wq, wscale = quantize.quantize_weight(weight, bits=8)
+    np.testing.assert_allclose(product(x), (levels @ wq.astype("float32")) * scale * wscale, rtol=1e-5, atol=1e-4)
+    for bits in (1, 9):
+        with pytest.raises(ValueError, match=f"{bits}-bit weights"):
+            quantize.quantize_onnx(tmp_path / "f.onnx", tmp_path / "never.onnx", {"w": None}, "token", bits)
+    assert not (tmp_path / "never.onnx").exists()
 
 
 def test_an_int8_answer_is_the_same_alone_in_a_batch_and_beside_an_outlier(tiny_exports, toy_data):

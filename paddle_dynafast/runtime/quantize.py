@@ -38,7 +38,7 @@ range would waste half its levels there.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Tuple
+from typing import Callable, Dict, Iterable, Optional, Tuple
 
 import numpy as np
 import paddle
@@ -114,14 +114,18 @@ def activation_scale(span) -> tuple:
 
 
 def quantize_onnx(source: str | Path, target: str | Path, ranges: Dict[str, object],
-                  activations: str = INT8_ACTIVATIONS[0]) -> int:
+                  activations: str = INT8_ACTIVATIONS[0], weight_bits: Optional[int] = None) -> int:
     """Write ``target``: ``source`` with every matrix product by a weight named in ``ranges`` in int8 (see the
     module docstring): with ``activations="static"`` each weight's input range (``(min, max)``, or ``max |x|`` for
     symmetric int8), otherwise ranges taken at run time, per token or per tensor (``ranges``' values unused).
-    Returns how many products were quantized; when no ``MatMul`` uses any weight of ``ranges`` it is an error (the
-    names do not match the program)."""
+    ``weight_bits`` (2 to 8) overrides the scheme's :data:`WEIGHT_BITS`, to measure another choice (8-bit weights
+    per token are not exact on AVX2, see the module docstring). Returns how many products were quantized; when no
+    ``MatMul`` uses any weight of ``ranges`` it is an error (the names do not match the program)."""
     if activations not in INT8_ACTIVATIONS:
         raise ValueError(f"activations {activations!r} is not one of {', '.join(INT8_ACTIVATIONS)}")
+    bits = WEIGHT_BITS[activations] if weight_bits is None else weight_bits
+    if not 2 <= bits <= 8:
+        raise ValueError(f"{bits}-bit weights: between 2 and 8 bits fit int8")
     import onnx  # installed with paddle2onnx
     from onnx import numpy_helper
 
@@ -144,7 +148,7 @@ def quantize_onnx(source: str | Path, target: str | Path, ranges: Dict[str, obje
             if weight.ndim != 2:
                 nodes.append(node)
                 continue
-            quantized, scale = quantize_weight(weight, WEIGHT_BITS[activations])
+            quantized, scale = quantize_weight(weight, bits)
             tag = f"{node.name}.q"
             graph.initializer.extend([
                 numpy_helper.from_array(quantized, f"{tag}.w"), numpy_helper.from_array(scale, f"{tag}.w_scale"),
