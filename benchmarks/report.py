@@ -405,6 +405,19 @@ def levers_section(runs: Path, dataset: Dataset) -> List[str]:
     return out
 
 
+def int8_section(runs: Path) -> List[str]:
+    """The int8 levers of benchmarks/int8_levers.py (RUNS/int8-levers/*.md, each written whole by it)."""
+    out = ["## int8 levers (SST-2)", ""]
+    tables = sorted((runs / "int8-levers").glob("*.md"))
+    if not tables:
+        return out + [missing(f"`{runs}/int8-levers/*.md`",
+                              "`benchmarks/int8_levers.py --export runs/sst2/export-full --data-dir ../shared/data/sst2 "
+                              "--output runs/int8-levers/teacher-export.md`"), ""]
+    for table in tables:
+        out += [re.sub(r"^# ", "### ", table.read_text(encoding="utf-8"), flags=re.M).rstrip(), ""]
+    return out
+
+
 def throughput_section(runs: Path) -> List[str]:
     out = ["## Data-parallel finetune throughput (SST-2, MiniLM, global batch 32, max 64 tokens)", ""]
     result = load(runs / "distributed" / "throughput.json")
@@ -672,6 +685,7 @@ def render(runs: Path, figures: Path) -> str:
         if dataset.name != "douban":
             lines += levers_section(runs, dataset)
         if dataset.name == "sst2":
+            lines += int8_section(runs)
             lines += throughput_section(runs)
     lines += dataset_section(DEMO, runs, figures)
     for dataset in (*DATASETS, DEMO):
