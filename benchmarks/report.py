@@ -411,8 +411,8 @@ def int8_section(runs: Path) -> List[str]:
     tables = sorted((runs / "int8-levers").glob("*.md"))
     if not tables:
         return out + [missing(f"`{runs}/int8-levers/*.md`",
-                              "`benchmarks/int8_levers.py --export runs/sst2/export-full --data-dir ../shared/data/sst2 "
-                              "--output runs/int8-levers/teacher-export.md`"), ""]
+                              "`make reproduce`, step `int8-levers` (`benchmarks/int8_levers.py --export "
+                              "runs/sst2/export-full --data-dir ../shared/data/sst2`)"), ""]
     for table in tables:
         out += [re.sub(r"^# ", "### ", table.read_text(encoding="utf-8"), flags=re.M).rstrip(), ""]
     return out

@@ -74,6 +74,9 @@ def main() -> None:
         [sys.executable, "-m", "paddle_dynafast", "calibrate", "--model", str(runs / "sst2" / "dynafast"),
          "--data-dir", str(data / "sst2"), "--output", str(runs / "sst2" / "timed-int8"), "--runtime", "onnxruntime",
          "--precision", "int8", "--min-throughput-speedup", "4"], check=True))
+    step("int8-levers", lambda: subprocess.run(
+        [sys.executable, str(HERE / "int8_levers.py"), "--export", str(runs / "sst2" / "export-full"), "--data-dir",
+         str(data / "sst2"), "--output", str(runs / "int8-levers" / "teacher-export.md")], check=True))
     step("distributed-throughput", lambda: distributed_throughput(minilm, data / "sst2", runs / "distributed"))
     report = lambda: subprocess.run(  # noqa: E731
         [sys.executable, str(HERE / "report.py"), "--runs", str(runs), "--output", str(HERE.parent / "docs"),
