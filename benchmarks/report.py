@@ -434,7 +434,7 @@ def throughput_section(runs: Path) -> List[str]:
 def served_rows(bench: dict, promise: Optional[dict]) -> List[dict]:
     """The shipped export's rows of a benchmark on the runtime and precision its promise was measured on (all its
     rows in that precision when the promise is about dygraph, or there is no promise)."""
-    shipped = [r for r in bench["results"] if "(shipped)" in r["name"]]
+    shipped = [r for r in bench["results"] if "(shipped" in r["name"]]  # "(shipped)", or "(shipped, ...)"
     measured_on = (promise or {}).get("measured_on", "dygraph fp32")
     runtime, _, precision = measured_on.partition(" ")
     label = {"onnxruntime": "ONNX Runtime", "paddle-inference": "Paddle Inference"}.get(runtime, "")
