@@ -138,7 +138,7 @@ class Session:
 
 def mean_kl(reference: np.ndarray, other: np.ndarray) -> float:
     """Mean over texts of ``KL(reference || other)`` of two ``[texts, labels]`` probability arrays."""
-    p, q = np.clip(reference, 1e-12, 1.0), np.clip(other, 1e-12, 1.0)
+    p, q = (np.clip(np.asarray(a, dtype="float64"), 1e-12, 1.0) for a in (reference, other))
     return float((p * (np.log(p) - np.log(q))).sum(axis=1).mean())
 
 
