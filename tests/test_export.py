@@ -71,7 +71,8 @@ def test_exit_loop_needs_branches(tmp_path, tiny_supernet_dir):
 
 def test_an_export_is_current_only_for_the_same_source_width_and_kind(tmp_path, tiny_exports, tiny_dynafast_dir):
     directory = tiny_exports[(0.5, True)]
-    assert export.export_is_current(directory, tiny_dynafast_dir, 0.5, no_exit=False, onnx=True, int8="dynamic")
+    assert export.export_is_current(directory, tiny_dynafast_dir, 0.5, no_exit=False, onnx=True, int8="token")
+    assert not export.export_is_current(directory, tiny_dynafast_dir, 0.5, no_exit=False, int8="dynamic")  # per tensor
     assert not export.export_is_current(directory, tiny_dynafast_dir, 0.5, no_exit=False, int8="static")
     assert not export.export_is_current(tiny_exports[(1.0, True)], tiny_dynafast_dir, 1.0, no_exit=False, onnx=True)
     assert not export.export_is_current(tiny_exports[(1.0, True)], tiny_dynafast_dir, 1.0, no_exit=False, int8="dynamic")
