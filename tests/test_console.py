@@ -81,7 +81,8 @@ def no_home(tmp_path, monkeypatch):
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("HOME", str(tmp_path / "file" / "home"))
     for variable in ("PPNLP_HOME", "MPLCONFIGDIR", "PADDLE_DYNAFAST_CACHE", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
-        monkeypatch.delenv(variable, raising=False)
+        monkeypatch.setenv(variable, "unset below")  # recorded, so that what the console sets is undone after it
+        monkeypatch.delenv(variable)
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     return tmp_path / "tmp" / f"paddle-dynafast-{os.getuid()}"
@@ -143,7 +144,8 @@ AMD = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\nf
     (None, None),  # no /proc/cpuinfo (not Linux): nothing known, nothing set
 ])
 def test_mkl_takes_its_avx2_path_only_on_an_amd_cpu_with_avx2(tmp_path, monkeypatch, cpu, expected):
-    monkeypatch.delenv(console.MKL_CPU_TYPE, raising=False)
+    monkeypatch.setenv(console.MKL_CPU_TYPE, "unset below")  # recorded, so that what the test sets is undone after it
+    monkeypatch.delenv(console.MKL_CPU_TYPE)
     cpuinfo = tmp_path / "cpuinfo"
     if cpu is not None:
         cpuinfo.write_text(cpu)

@@ -10,7 +10,6 @@ import pytest
 from safetensors.numpy import load_file
 
 import dist_worker
-from paddle_dynafast.runtime.threads import paddle_threads
 from helpers import TINY, tiny_hf_weights, write_hf_dir, write_sentiment_data
 from paddle_dynafast.data.batching import LengthGroupedBatchSampler
 
@@ -41,8 +40,7 @@ def test_two_processes_equal_one(tmp_path):
             shutil.rmtree(tmp_path / "two" / previous)
             shutil.copytree(tmp_path / "one" / previous, tmp_path / "two" / previous)
         args = (index, str(tmp_path / "one"), str(toy_data), str(pretrained))
-        with paddle_threads(1):  # as each spawned process runs, whatever count earlier tests left in this one
-            dist_worker.stage(*args)
+        dist_worker.stage(*args)
         dist.spawn(dist_worker.stage, args=(index, str(tmp_path / "two"), *args[2:]), nprocs=2, backend="gloo")
         for name, weights in (c for c in checks if c[0] == stage):
             one, two = _weights(tmp_path / "one" / name / weights), _weights(tmp_path / "two" / name / weights)
