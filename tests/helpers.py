@@ -263,3 +263,30 @@ def rehash(directory: Path) -> None:
     manifest["files"] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())
                          if p.name != "manifest.json"}
     (directory / "manifest.json").write_text(json.dumps(manifest))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_healthy(process, url: str, seconds: float) -> None:
+    """Until the server started as ``process`` answers ``url/health`` with 200; it must not exit (its stderr's end
+    is the message), nor take longer than ``seconds``."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)

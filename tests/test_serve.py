@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from helpers import Recording, pairs_of, texts_of
+from helpers import Recording, free_port, pairs_of, texts_of, wait_until_healthy
 from paddle_dynafast import cli
 from paddle_dynafast.config import ServeConfig
 from paddle_dynafast.runtime.predictor import Predictor
@@ -235,7 +235,7 @@ def test_a_signal_drains_the_requests_in_flight_then_exits(tiny_exports, sig):
     """Three requests wait in a 3-second batch window when the signal comes: all three are answered, then the process
     exits (uvicorn re-raises the signal after the drain: SIGTERM's default action, KeyboardInterrupt for Ctrl-C).
     With -v (the Ctrl-C run) the server logs one line per batch."""
-    port = _free_port()
+    port = free_port()
     verbose = ["-v"] if sig == signal.SIGINT else []
     process = subprocess.Popen([sys.executable, "-m", "paddle_dynafast", *verbose, "serve", "--model",
                                 str(tiny_exports[(1.0, True)]), "--port", str(port), "--threads", "1",
@@ -243,20 +243,13 @@ def test_a_signal_drains_the_requests_in_flight_then_exits(tiny_exports, sig):
                                text=True, preexec_fn=_ctrl_c_as_in_a_terminal)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, process.communicate()[1]
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.2)
+        wait_until_healthy(process, url, seconds=120)
+        deadline = time.monotonic() + 60
         with ThreadPoolExecutor(3) as pool:
             futures = [pool.submit(httpx.post, url + "/predict", json={"texts": [t]}, timeout=30)
                        for t in ("good w1", "bad w2", "w3 good")]
             while httpx.get(url + "/metrics.json", timeout=5).json()["queued_requests"] < 3:  # all three in the window
-                assert not any(f.done() for f in futures) and time.monotonic() < deadline + 60
+                assert not any(f.done() for f in futures) and time.monotonic() < deadline
                 time.sleep(0.05)
             process.send_signal(sig)
             responses = [f.result() for f in futures]
@@ -310,12 +303,6 @@ def test_serve_config_names_bad_values(changes, message):
     with pytest.raises(ValueError) as error:
         ServeConfig(**changes)
     assert message in str(error.value)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_the_server_stops_cleanly_from_a_thread(tiny_exports):
@@ -448,21 +435,13 @@ def test_a_dead_worker_stops_the_server_with_an_error(tiny_exports):
 def test_sigterm_during_a_burst_answers_every_accepted_connection(tiny_exports):
     """64 clients connect and post one after another, 5 ms apart, while SIGTERM comes: each gets its answer (200) or,
     once the server stopped listening, has its connection refused, and none is reset after it was accepted."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "paddle_dynafast", "serve", "--model",
                                 str(tiny_exports[(0.5, False)]), "--port", str(port), "--threads", "1",
                                 "--batch-window-ms", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, process.communicate()[1]
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.2)
+        wait_until_healthy(process, url, seconds=120)
 
         def client(i):
             time.sleep(0.005 * i)
@@ -492,21 +471,13 @@ def test_two_worker_processes_share_the_port_and_add_up_their_metrics(tiny_expor
     up both processes' counts, and SIGTERM stops both."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "paddle_dynafast", "serve", "--model",
                                 str(tiny_exports[(0.5, False)]), "--port", str(port), "--threads", "2", "--workers",
                                 "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, process.communicate()[1]
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.3)
+        wait_until_healthy(process, url, seconds=180)
         time.sleep(3)  # both processes up
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(lambda i: httpx.post(url + "/predict", json={"texts": [f"w{i} good"]}, timeout=60),

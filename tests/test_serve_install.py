@@ -7,12 +7,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+from helpers import free_port, wait_until_healthy
 
 from paddle_dynafast.runtime.predictor import Predictor
 
@@ -20,14 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 LEFT_OUT = {"paddlenlp", "paddleslim", "paddle2onnx", "opencv-python", "opencv-python-headless", "visualdl"}
 NEEDED = {"paddlepaddle", "onnxruntime", "fastapi", "uvicorn", "httptools", "uvloop", "orjson", "prometheus-client",
           "tokenizers", "numpy"}
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow
@@ -59,20 +51,13 @@ def test_a_serving_install_serves_an_export_without_the_training_libraries(tmp_p
     assert [json.loads(line)["label"] for line in predicted.stdout.splitlines()] == expected.labels
 
     for runtime, precision in (("onnxruntime", "int8"), ("paddle-inference", "fp32")):
-        port = _free_port()
+        port = free_port()
         server = subprocess.Popen([python, "-m", "paddle_dynafast", "serve", "--model", str(export), "--port",
                                    str(port), "--runtime", runtime, "--precision", precision, "--threads", "1"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
         try:
-            url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 300
-            while True:
-                assert server.poll() is None, server.communicate()[1][-3000:]
-                try:
-                    if httpx.get(url + "/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "the server did not start"
-                    time.sleep(0.5)
+            url = f"http://127.0.0.1:{port}"
+            wait_until_healthy(server, url, seconds=300)
             answer = httpx.post(url + "/predict", json={"texts": texts, "speed": 0.3}, timeout=60).json()
             assert "paddle_dynafast_requests_total" in httpx.get(url + "/metrics", timeout=10).text
         finally:
