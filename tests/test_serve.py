@@ -432,6 +432,30 @@ def test_a_dead_worker_stops_the_server_with_an_error(tiny_exports):
         running.stop()
 
 
+def test_a_connection_open_at_the_stop_whose_request_comes_late_is_answered(tiny_exports):
+    """A client that opened its connection before the stop and sends its request 0.5 s after it (a loaded client)
+    gets its answer: uvicorn's own stop would close such a connection unanswered. One that sends nothing is closed
+    after idle_seconds, and the stop does not wait longer than that."""
+    config = ServeConfig(port=0, idle_seconds=2.0)
+    running = ModelServer(Predictor(tiny_exports[(0.5, False)], threads=1), config).start()
+    late, silent = socket.create_connection(("127.0.0.1", running.port), timeout=30), \
+        socket.create_connection(("127.0.0.1", running.port), timeout=30)
+    time.sleep(0.1)  # both accepted
+    started = time.monotonic()
+    stopping = threading.Thread(target=running.stop)
+    stopping.start()
+    time.sleep(0.5)
+    body = b'{"texts": ["good"]}'
+    late.sendall(HEAD + b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    answer = _read_all(late)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+    assert _read_all(silent) == b""
+    stopping.join(30)
+    assert not stopping.is_alive() and 1.5 <= time.monotonic() - started < 10
+    late.close()
+    silent.close()
+
+
 def test_sigterm_during_a_burst_answers_every_accepted_connection(tiny_exports):
     """64 clients connect and post one after another, 5 ms apart, while SIGTERM comes: each gets its answer (200) or,
     once the server stopped listening, has its connection refused, and none is reset after it was accepted."""

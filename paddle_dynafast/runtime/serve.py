@@ -28,7 +28,8 @@ goes away before its answer is counted as such (status 499 in the metrics), not 
 On Ctrl-C or SIGTERM the server stops listening first and then drains: it stops accepting, stops the kernel from
 completing new handshakes (:func:`refuse_new_connections`), accepts every connection already waiting in the kernel's
 queue (so none that a client has opened is reset), closes the listening socket (new
-connections are refused from then on), answers the requests in flight and those the waiting connections send (for
+connections are refused from then on), waits for each open connection that has not sent its request head yet to
+send it (up to ``idle_seconds``), answers the requests in flight and those the waiting connections send (for
 up to ``drain_seconds``), then the worker runs whatever is still queued and stops. If the batching worker dies, every
 waiting request is answered 503 and the server stops with an error.
 """
@@ -352,11 +353,10 @@ def _guarded_protocol(config: ServeConfig, metrics: Metrics):
 class _Server(uvicorn.Server):
     """uvicorn's server that stops listening before it drains (the module docstring)."""
 
-    def __init__(self, config: uvicorn.Config, listener: socket.socket, grace: float = 0.2):
+    def __init__(self, config: uvicorn.Config, listener: socket.socket):
         super().__init__(config)
         self.listener = listener
         """A duplicate of the listening socket: the kernel keeps the socket, and its queue, until it is closed."""
-        self.grace = grace
         self.drained = 0
 
     async def shutdown(self, sockets=None) -> None:
@@ -385,8 +385,17 @@ class _Server(uvicorn.Server):
                                  _loop=loop), sock)
         if accepted:
             logger.info("stopping: accepted %d waiting connection(s)", len(accepted))
-            await asyncio.sleep(self.grace)  # their requests, most already sent, arrive
+        await self._await_first_heads()
         await super().shutdown(sockets=None)
+
+    async def _await_first_heads(self) -> None:
+        """Wait until every open connection that has not yet sent a whole request head sends it (uvicorn's shutdown
+        would close such a connection unanswered) or is closed, for at most ``idle_seconds``, the bound after which
+        such a connection is closed anyway."""
+        deadline = time.monotonic() + self.config.timeout_keep_alive
+        while time.monotonic() < deadline and any(
+                c.cycle is None and not c.transport.is_closing() for c in self.server_state.connections):
+            await asyncio.sleep(0.01)
 
 
 DROP_EVERY_PACKET = struct.pack("HBBI", 0x06, 0, 0, 0)
