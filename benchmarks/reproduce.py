@@ -63,7 +63,8 @@ def main() -> None:
         return TrainConfig(epochs=epochs, lr=lr)
 
     sst2_data = DataConfig(data_dir=str(data / "sst2"), max_seq_len=64)
-    sst2 = pdf.PipelineConfig(output_dir=str(runs / "sst2"), data=sst2_data, model_dir=minilm)  # every default
+    sst2 = pdf.PipelineConfig(output_dir=str(runs / "sst2"), data=sst2_data, model_dir=minilm,
+                              int8=True)  # every default, shipped as `pipeline --int8` ships: calibrated on int8
     step("sst2", lambda: pdf.run_pipeline(sst2))
 
     # wall-clock measurements next, while nothing else runs; then a first report
