@@ -4,7 +4,8 @@ The training stages of :data:`paddle_dynafast.train.STAGES` (``RUN/teacher``,
 ``RUN/supernet``, ``RUN/dynafast``), each reading the previous one's directory,
 then ``RUN/calibration`` -> ``RUN/evaluation`` (test split) -> ``RUN/export``
 (the calibrated width, exit loop inside) and ``RUN/export-full`` (the teacher
-without exits, the baseline) -> ``RUN/summary.json``. A step whose output is
+without exits, the baseline; calibrated on measured time, the very program the
+promise was timed against) -> ``RUN/summary.json``. A step whose output is
 complete and made with the same configuration is skipped; an interrupted
 training stage resumes from its checkpoint. Widths and budgets are checked
 before the first stage trains. The run directory has one pipeline at a time
@@ -23,7 +24,7 @@ from typing import Any, Dict, Optional, Union
 from . import atomic, data, outputs
 from .analysis.calibrate import run_calibration
 from .analysis.evaluate import run_evaluation
-from .analysis.promise import CALIBRATION_FILE, TIMED_FILE, export_calibrated, read_promise
+from .analysis.promise import CALIBRATION_FILE, TIMED_FILE, export_calibrated, measured_export, read_promise
 from .analysis.results import CalibrationResult, TimedResult
 from .analysis.timed import run_timed_calibration
 from .config import (CalibrateConfig, EvaluateConfig, ExportConfig, PipelineConfig, Precision, TimedCalibrateConfig,
@@ -36,6 +37,8 @@ from .runtime import bench
 from .runtime.auto import AUTO
 from .runtime.export import export_is_current, export_model
 from .runtime.export_info import EXPORT_FILE, ExportInfo
+from .runtime.manifest import MANIFEST_FILE
+from .runtime.ship import copy_export
 from .runtime.promise import Promise
 from .train import STAGES
 
@@ -115,7 +118,11 @@ def _run(config: PipelineConfig, logdir: Optional[str], trust_pickle: bool) -> P
         if not _carries(dirs["export"], promise):
             export_calibrated(dirs["calibrate"], ExportConfig(str(final), str(dirs["export"]), int8=config.int8),
                               overwrite=True, trust_pickle=trust_pickle)
-        if not export_is_current(dirs["export_full"], teacher, 1.0, True, onnx=True):
+        if isinstance(results["calibrate"], TimedResult):  # the very program the promise was measured against
+            reference = measured_export(dirs["calibrate"], None)
+            if not _same_files(reference, dirs["export_full"]):
+                copy_export(reference, dirs["export_full"], overwrite=True)
+        elif not export_is_current(dirs["export_full"], teacher, 1.0, True, onnx=True):
             export_model(ExportConfig(str(teacher), str(dirs["export_full"]), no_exit=True), overwrite=True,
                          trust_pickle=trust_pickle)
 
@@ -154,7 +161,8 @@ def _calibrate(config: PipelineConfig, model: Path, teacher: Path, output: Path,
         _remove_other_kind(output, TIMED_FILE)
         return run_calibration(flops, overwrite=True, trust_pickle=trust_pickle)
     runtime, precision = config.served
-    timed = TimedCalibrateConfig(**common, runtime=runtime, precision=precision, speeds=config.timed_speeds)
+    timed = TimedCalibrateConfig(**common, runtime=runtime, precision=precision, speeds=config.timed_speeds,
+                                 rounds=config.timed_rounds)
     if atomic.written_with(output / TIMED_FILE, to_dict(timed)):
         return TimedResult.from_json(atomic.read_json(output / TIMED_FILE))
     _remove_other_kind(output, CALIBRATION_FILE)
@@ -176,6 +184,14 @@ def _tested(calibration: Union[CalibrationResult, TimedResult], promise: Promise
         return None if tested is None else asdict(tested)
     return None if promise.test is None else {"width": promise.width, "speed": promise.speed,
                                                **asdict(promise.test)}
+
+
+def _same_files(source: Path, copy: Path) -> bool:
+    """``copy`` has the manifest of ``source`` (its files are checked against it when a runtime opens them)."""
+    try:
+        return (copy / MANIFEST_FILE).read_bytes() == (source / MANIFEST_FILE).read_bytes()
+    except OSError:
+        return False
 
 
 def _carries(directory: Path, promise: Promise) -> bool:
@@ -257,6 +273,10 @@ def _quick_bench(dirs: Dict[str, Path], speed: float, config: PipelineConfig) ->
     return {"split": split, "results": bench.to_json(results), "table": bench.markdown(results, 32)}
 
 
+QUICK_SPEEDS = (0.0, 0.1, 0.2, 0.4, 0.7)
+"""The demo's speed grid for the timed calibration (each point: an untimed and a timed pass over dev)."""
+
+
 def quick(config: PipelineConfig, max_examples: int = 1200, max_eval_examples: int = 400,
           supernet_steps: int = 8) -> PipelineConfig:
     """The demo's quick mode (``make demo``, at most 5 minutes on 2 cores): the first ``max_examples`` training
@@ -264,11 +284,12 @@ def quick(config: PipelineConfig, max_examples: int = 1200, max_eval_examples: i
     rate, or its few steps leave it at chance), widths 1.0 and 0.5, and the adaptive model served in int8. The
     supernet, the slowest stage per step (the teacher and every width run on each batch), stops after
     ``supernet_steps`` steps (about a quarter of its epoch) with 128 examples to score importance; every stage
-    evaluates on ``max_eval_examples`` (a standard error of about 2 accuracy points). The demo shows the widths and
+    evaluates on ``max_eval_examples`` (a standard error of about 2 accuracy points); the timed calibration measures
+    the speeds of :data:`QUICK_SPEEDS` in one timed round each. The demo shows the widths and
     the win of the calibrated export, not how accurate a short run can be."""
     one = {"epochs": 1}
     cut = replace(config.data, max_examples=max_examples, max_eval_examples=max_eval_examples)
-    return replace(config, data=cut, importance_examples=128,
+    return replace(config, data=cut, importance_examples=128, timed_speeds=QUICK_SPEEDS, timed_rounds=1,
                    widths=(1.0, 0.5), int8=True, finetune=replace(config.finetune, lr=2 * config.finetune.lr, **one),
                    supernet=replace(config.supernet, max_steps=supernet_steps, **one),
                    distill=replace(config.distill, **one))

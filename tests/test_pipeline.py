@@ -30,7 +30,11 @@ def test_pipeline_runs_every_stage_then_skips_them(pipeline_run):
     assert point["dev_accuracy"] >= summary["widths"]["teacher"]["dev_accuracy"] - 0.02 - 1e-9
     assert [r["name"] for r in summary["latency"]["results"]] == [
         "teacher, no exit, fp32", f"width {point['width']:g}, speed {point['speed']:g}, int8"]
-    assert (run / "export" / "model.int8.onnx").is_file() and not (run / "export-full" / "model.int8.onnx").exists()
+    assert (run / "export" / "model.int8.onnx").is_file()
+    # the baseline is the very program the calibration timed the promise against: its files, manifest and all
+    reference = run / "calibration" / "exports" / "full"
+    assert (run / "export-full" / "manifest.json").read_bytes() == (reference / "manifest.json").read_bytes()
+    assert not pdf.ExportInfo.read(run / "export-full").exit_loop
     # int8 is served, so the calibration measured the int8 program against the teacher, and the export ships it
     promise = summary["promise"]
     assert promise["measured_on"] == "onnxruntime int8" and promise["reference"] == "teacher"

@@ -8,7 +8,7 @@ from paddle_dynafast.errors import ArtifactError
 from paddle_dynafast.runtime.export_info import ExportInfo
 from paddle_dynafast.runtime.manifest import sha256, write_manifest
 from paddle_dynafast.runtime.promise import Promise, SplitDrop
-from paddle_dynafast.runtime.ship import ship_measured
+from paddle_dynafast.runtime.ship import copy_export, ship_measured
 
 
 def _promise(directory, width=0.5, **changes) -> Promise:
@@ -42,6 +42,20 @@ def test_nothing_is_shipped_that_was_not_measured(tiny_exports, tmp_path):
     with pytest.raises(ArtifactError, match="is an export of width 0.5, the promise is about width 1.0"):
         ship_measured(tiny_exports[(0.5, True)], tmp_path / "out", _promise(tiny_exports[(0.5, True)], width=1.0))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_copied_export_is_the_same_program_and_a_damaged_one_is_not_copied(tiny_exports, tmp_path):
+    source = tiny_exports[(1.0, False)]
+    out = copy_export(source, tmp_path / "out")
+    assert (out / "manifest.json").read_bytes() == (source / "manifest.json").read_bytes()
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in source.iterdir())
+    assert ExportInfo.read(out).width == 1.0  # every file checked against the manifest
+    damaged = shutil.copytree(source, tmp_path / "damaged")
+    with open(damaged / "model.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ArtifactError, match="model.onnx"):
+        copy_export(damaged, tmp_path / "out2")
+    assert not (tmp_path / "out2").exists()
 
 
 def test_a_shipped_export_runs_at_its_promised_speed_unless_told_otherwise(tiny_exports, tmp_path, capsys):

@@ -81,6 +81,12 @@ def from_timed(result: TimedResult, path: str | Path) -> Promise:
                    program_files=dict(result.program_files.get(point.width, {})))
 
 
+def measured_export(calibration_dir: str | Path, width: Optional[float]) -> Path:
+    """Where ``calibrate --runtime`` keeps the export it measured at ``width`` (exit loop inside), or with ``None``
+    the reference's (the teacher without exits)."""
+    return Path(calibration_dir) / "exports" / ("full" if width is None else f"width-{width:g}")
+
+
 def read_promise(calibration_dir: str | Path) -> Tuple[Promise, Optional[Path]]:
     """The promise of the calibration in ``calibration_dir`` and, for one on measured time, the export directory it
     measured at the chosen width (None on FLOPs)."""
@@ -91,7 +97,7 @@ def read_promise(calibration_dir: str | Path) -> Tuple[Promise, Optional[Path]]:
         except ValueError as error:
             raise ConfigError(f"{directory / TIMED_FILE}: {error}") from None
         promise = from_timed(result, directory / TIMED_FILE)
-        return promise, directory / "exports" / f"width-{promise.width:g}"
+        return promise, measured_export(directory, promise.width)
     if (directory / CALIBRATION_FILE).is_file():
         return from_calibration(CalibrationResult.from_json(atomic.read_json(directory / CALIBRATION_FILE)),
                                 directory / CALIBRATION_FILE), None

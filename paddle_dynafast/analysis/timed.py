@@ -44,6 +44,7 @@ from ..runtime.export import export_is_current, export_model
 from ..runtime.export_info import INT8_ONNX_FILE, ONNX_FILE, PROGRAM
 from ..runtime.manifest import MANIFEST_FILE
 from .calibrate import find_teacher, promised_drops
+from .promise import measured_export
 from .evaluate import split_examples
 from .results import Measurement, TimedPoint, TimedReference, TimedResult, TimedTest, Timing
 
@@ -53,7 +54,7 @@ TIMED = outputs.Output("calibrate --runtime", "timed.json", "reference", files=(
 
 
 def measure(runtime: Runtime, features, speed: float, batch_size: int, latency_samples: int,
-            rounds: int = 2) -> Tuple[Measurement, np.ndarray]:
+            rounds: int) -> Tuple[Measurement, np.ndarray]:
     """Accuracy, exits, FLOPs, throughput and latency of ``runtime`` at ``speed`` on labelled ``features``, and
     which examples it got right (``[examples]``); one untimed pass first (the accuracy pass), so runtimes that
     prepare kernels per shape are timed warm."""
@@ -85,11 +86,10 @@ def _exports(config: TimedCalibrateConfig, widths: Sequence[float], reference: P
              trust_pickle: bool) -> Dict[object, Path]:
     """The reference (the teacher, else the full model) without exits (key ``"full"``) and every width with the exit
     loop, ONNX and int8 included."""
-    root = Path(config.output_dir) / "exports"
     wanted = {"full": (reference, 1.0, True), **{w: (Path(config.model_dir), w, False) for w in widths}}
     out = {}
     for key, (source, width, no_exit) in wanted.items():
-        directory = root / ("full" if key == "full" else f"width-{width:g}")
+        directory = measured_export(config.output_dir, None if key == "full" else width)
         if not export_is_current(directory, source, width, no_exit, onnx=True, int8=INT8_ACTIVATIONS[0]):
             export_model(ExportConfig(str(source), directory, width=width, no_exit=no_exit, onnx=True, int8=True),
                          overwrite=True, trust_pickle=trust_pickle)
@@ -115,19 +115,20 @@ def _timed(config: TimedCalibrateConfig, trust_pickle: bool) -> TimedResult:
     reference_runtime = open_runtime(dirs["full"], reference_kind, config.threads, **reference_options)
     reference_name = f"{reference_kind} fp32" + "".join(f" {k}={v}" for k, v in reference_options.items())
     dev = features(data.CALIBRATION, dirs["full"])
-    first, first_correct = measure(reference_runtime, dev, 0.0, config.batch_size, config.latency_samples)
+    first, first_correct = measure(reference_runtime, dev, 0.0, config.batch_size, config.latency_samples,
+                                   config.rounds)
 
     name = f"{config.runtime} {config.precision}"
     measured, correct = [], []
     for width in widths:
         runtime = open_runtime(dirs[width], config.runtime, config.threads, config.precision)
         for speed in config.speeds:
-            m, c = measure(runtime, dev, speed, config.batch_size, config.latency_samples)
+            m, c = measure(runtime, dev, speed, config.batch_size, config.latency_samples, config.rounds)
             measured.append((width, speed, m))
             correct.append(c)
             logger.info("%s width %g speed %g: dev %.2f, %.0f/s, %.2f ms", name, width, speed, 100 * m.accuracy,
                         m.throughput, m.latency_ms)
-    last, _ = measure(reference_runtime, dev, 0.0, config.batch_size, config.latency_samples)
+    last, _ = measure(reference_runtime, dev, 0.0, config.batch_size, config.latency_samples, config.rounds)
     reference = TimedReference(
         runtime=reference_name, first=Timing(first.throughput, first.latency_ms),
         last=Timing(last.throughput, last.latency_ms),
@@ -200,13 +201,14 @@ def _on_test(config: TimedCalibrateConfig, chosen: Tuple[Optional[TimedPoint], O
         test = features("test", dirs["full"])
     except DataError as error:
         return None, str(error)
-    reference, reference_correct = measure(reference_runtime, test, 0.0, config.batch_size, config.latency_samples)
+    reference, reference_correct = measure(reference_runtime, test, 0.0, config.batch_size, config.latency_samples,
+                                           config.rounds)
     points = {}
     for key, point in zip(("fastest_within_accuracy_budget", "most_accurate_within_time_budget"), chosen):
         if point is None:
             continue
         runtime = open_runtime(dirs[point.width], config.runtime, config.threads, config.precision)
-        m, correct = measure(runtime, test, point.speed, config.batch_size, config.latency_samples)
+        m, correct = measure(runtime, test, point.speed, config.batch_size, config.latency_samples, config.rounds)
         points[key] = replace(_point(point.width, point.speed, name, m, reference),
                               **_interval(correct, reference_correct, config.bootstrap))
     return TimedTest(reference=reference, points=points), None

@@ -248,6 +248,8 @@ class TimedCalibrateConfig:
     """Texts per batch of the throughput passes."""
     latency_samples: int = 64
     """Dev texts timed one at a time for the latency."""
+    rounds: int = 2
+    """Timed rounds per point (throughput and latency are their medians), after one untimed pass."""
 
     def __post_init__(self) -> None:
         check_finite(self)
@@ -259,7 +261,7 @@ class TimedCalibrateConfig:
         if self.widths is not None:
             object.__setattr__(self, "widths", tuple(sorted((float(w) for w in self.widths), reverse=True)))
         object.__setattr__(self, "speeds", normalize_speeds(self.speeds))
-        for name in ("threads", "batch_size", "latency_samples"):
+        for name in ("threads", "batch_size", "latency_samples", "rounds"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
 

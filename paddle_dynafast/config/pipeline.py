@@ -59,6 +59,8 @@ class PipelineConfig:
     onnxruntime with ``int8``, else on analytic FLOPs in dygraph float32."""
     timed_speeds: Tuple[float, ...] = default(TimedCalibrateConfig, "speeds")
     """The speeds measured at every width when calibrating on measured time."""
+    timed_rounds: int = default(TimedCalibrateConfig, "rounds")
+    """Timed rounds per point when calibrating on measured time."""
     bench_samples: int = 100
     """Texts timed at batch 1 for the summary's latency (0 skips the timing)."""
 
@@ -69,6 +71,8 @@ class PipelineConfig:
         if self.runtime is not None:
             object.__setattr__(self, "runtime", as_runtime(self.runtime, EXPORT_RUNTIMES))
         object.__setattr__(self, "timed_speeds", normalize_speeds(self.timed_speeds))
+        if self.timed_rounds < 1:
+            raise ConfigError(f"timed_rounds must be >= 1, got {self.timed_rounds}")
         if self.bench_samples < 0:
             raise ConfigError(f"bench_samples must be >= 0, got {self.bench_samples}")
 

@@ -41,10 +41,27 @@ def ship_measured(measured: str | Path, output_dir: str | Path, promise: Promise
                             f"{promise.width}")
     with outputs.claim(output_dir, outputs.EXPORT, [measured], replace=overwrite):
         with atomic.atomic_dir(output_dir) as tmp:
-            for name in listed:
-                if name != EXPORT_FILE:
-                    shutil.copyfile(measured / name, tmp / name)
+            _copy_files(measured, tmp, [name for name in listed if name != EXPORT_FILE])
             atomic.write_json(tmp / EXPORT_FILE, {**info, "promise": promise.to_json()})
             write_manifest(tmp, sign_key)
     logger.info("shipped %s -> %s with its promise: %s", measured, output_dir, promise.summary())
     return output_dir
+
+
+def copy_export(source: str | Path, output_dir: str | Path, overwrite: bool = False) -> Path:
+    """Copy the export directory ``source`` to ``output_dir`` as it is, manifest included (so the copy is the same
+    program, file for file, and a runtime choice remembered for one holds for the other); every file is checked
+    against the manifest first. Returns ``output_dir``."""
+    source, output_dir = Path(source), Path(output_dir)
+    read_export_json(source)  # every file checked against its manifest
+    listed = atomic.read_json(source / MANIFEST_FILE)["files"]
+    with outputs.claim(output_dir, outputs.EXPORT, [source], replace=overwrite):
+        with atomic.atomic_dir(output_dir) as tmp:
+            _copy_files(source, tmp, [*listed, MANIFEST_FILE])
+    logger.info("copied the export %s -> %s", source, output_dir)
+    return output_dir
+
+
+def _copy_files(source: Path, target: Path, names) -> None:
+    for name in names:
+        shutil.copyfile(source / name, target / name)
