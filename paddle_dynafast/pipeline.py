@@ -279,18 +279,18 @@ epoch the final classifier, and so the branches distilled from it, are unsure: t
 
 
 def quick(config: PipelineConfig, max_examples: int = 1200, max_eval_examples: int = 300,
-          supernet_steps: int = 8) -> PipelineConfig:
+          supernet_steps: int = 6) -> PipelineConfig:
     """The demo's quick mode (``make demo``, at most 5 minutes on 2 cores): the first ``max_examples`` training
     examples and ``max_eval_examples`` of dev and test, one epoch per stage (the teacher's at twice the learning
     rate, or its few steps leave it at chance), widths 1.0 and 0.5, and the adaptive model served in int8. The
     supernet, the slowest stage per step (the teacher and every width run on each batch), stops after
-    ``supernet_steps`` steps (about a quarter of its epoch) with 128 examples to score importance; every stage
+    ``supernet_steps`` steps (a sixth of its epoch) with 128 examples to score importance; every stage
     evaluates on ``max_eval_examples`` (a standard error of about 2.5 accuracy points); the timed calibration measures
-    the speeds of :data:`QUICK_SPEEDS` in one timed round each. The demo shows the widths and
-    the win of the calibrated export, not how accurate a short run can be."""
+    the speeds of :data:`QUICK_SPEEDS` in one timed round each, the final timing 50 texts at batch 1. The demo shows
+    the widths and the win of the calibrated export, not how accurate a short run can be."""
     one = {"epochs": 1}
     cut = replace(config.data, max_examples=max_examples, max_eval_examples=max_eval_examples)
     return replace(config, data=cut, importance_examples=128, timed_speeds=QUICK_SPEEDS, timed_rounds=1,
-                   widths=(1.0, 0.5), int8=True, finetune=replace(config.finetune, lr=2 * config.finetune.lr, **one),
+                   bench_samples=50, widths=(1.0, 0.5), int8=True, finetune=replace(config.finetune, lr=2 * config.finetune.lr, **one),
                    supernet=replace(config.supernet, max_steps=supernet_steps, **one),
                    distill=replace(config.distill, **one))

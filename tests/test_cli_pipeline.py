@@ -23,7 +23,8 @@ def test_flags_reach_the_pipeline_config():
     config = cli.pipeline.config_from_args(args)
     assert config == quick(PipelineConfig("o", DataConfig("d"), random_init=True, size=config.size))
     assert config.size.num_layers == 2 and config.widths == (1.0, 0.5) and config.data.max_examples == 1200
-    # the demo's supernet, its slowest stage, stops after 8 steps; the other stages train one epoch
-    assert (config.supernet.max_steps, config.supernet.epochs, config.importance_examples) == (8, 1, 128)
-    assert config.data.max_eval_examples == 400
+    # the demo's supernet, its slowest stage, stops after 6 steps; the other stages train one epoch
+    assert (config.supernet.max_steps, config.supernet.epochs, config.importance_examples) == (6, 1, 128)
+    assert config.data.max_eval_examples == 300 and config.timed_speeds == (0.0, 0.4, 0.7, 0.8, 0.85, 0.9)
+    assert (config.timed_rounds, config.bench_samples) == (1, 50)
     assert config.finetune.max_steps is None and config.distill.max_steps is None

@@ -84,15 +84,16 @@ def run_timed_calibration(config: TimedCalibrateConfig, overwrite: bool = False,
 
 def _exports(config: TimedCalibrateConfig, widths: Sequence[float], reference: Path,
              trust_pickle: bool) -> Dict[object, Path]:
-    """The reference (the teacher, else the full model) without exits (key ``"full"``) and every width with the exit
-    loop, ONNX and int8 included."""
+    """The reference (the teacher, else the full model) without exits (key ``"full"``; ONNX, float32: the reference
+    runs in float32) and every width with the exit loop, ONNX and int8 included."""
     wanted = {"full": (reference, 1.0, True), **{w: (Path(config.model_dir), w, False) for w in widths}}
     out = {}
     for key, (source, width, no_exit) in wanted.items():
         directory = measured_export(config.output_dir, None if key == "full" else width)
-        if not export_is_current(directory, source, width, no_exit, onnx=True, int8=INT8_ACTIVATIONS[0]):
-            export_model(ExportConfig(str(source), directory, width=width, no_exit=no_exit, onnx=True, int8=True),
-                         overwrite=True, trust_pickle=trust_pickle)
+        int8 = None if no_exit else INT8_ACTIVATIONS[0]
+        if not export_is_current(directory, source, width, no_exit, onnx=True, int8=int8):
+            export_model(ExportConfig(str(source), directory, width=width, no_exit=no_exit, onnx=True,
+                                      int8=int8 is not None), overwrite=True, trust_pickle=trust_pickle)
         out[key] = directory
     return out
 

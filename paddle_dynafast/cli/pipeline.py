@@ -46,7 +46,7 @@ def register(subparsers) -> None:
                    help="calibrate on time measured on this runtime in the served precision (default: onnxruntime "
                         "with --int8, else on FLOPs in dygraph fp32)")
     p.add_argument("--quick", action="store_true",
-                   help="the demo: a slice of each split, one epoch per stage (the supernet 8 steps), widths 1 and "
+                   help="the demo: a slice of each split, one epoch per stage (the supernet 6 steps), widths 1 and "
                         "0.5, int8")
     p.add_argument("--logdir", default=None, help="VisualDL logs, one subdirectory per stage")
     p.set_defaults(run=run)
