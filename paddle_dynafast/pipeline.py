@@ -38,8 +38,8 @@ from .runtime.auto import AUTO
 from .runtime.export import export_is_current, export_model
 from .runtime.export_info import EXPORT_FILE, ExportInfo
 from .runtime.manifest import MANIFEST_FILE
-from .runtime.ship import copy_export
 from .runtime.promise import Promise
+from .runtime.ship import copy_export
 from .train import STAGES
 
 logger = logging.getLogger(__name__)
@@ -291,6 +291,7 @@ def quick(config: PipelineConfig, max_examples: int = 1200, max_eval_examples: i
     one = {"epochs": 1}
     cut = replace(config.data, max_examples=max_examples, max_eval_examples=max_eval_examples)
     return replace(config, data=cut, importance_examples=128, timed_speeds=QUICK_SPEEDS, timed_rounds=1,
-                   bench_samples=50, widths=(1.0, 0.5), int8=True, finetune=replace(config.finetune, lr=2 * config.finetune.lr, **one),
+                   bench_samples=50, widths=(1.0, 0.5), int8=True,
+                   finetune=replace(config.finetune, lr=2 * config.finetune.lr, **one),
                    supernet=replace(config.supernet, max_steps=supernet_steps, **one),
                    distill=replace(config.distill, **one))

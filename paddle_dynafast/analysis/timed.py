@@ -44,8 +44,8 @@ from ..runtime.export import export_is_current, export_model
 from ..runtime.export_info import INT8_ONNX_FILE, ONNX_FILE, PROGRAM
 from ..runtime.manifest import MANIFEST_FILE
 from .calibrate import find_teacher, promised_drops
-from .promise import measured_export
 from .evaluate import split_examples
+from .promise import measured_export
 from .results import Measurement, TimedPoint, TimedReference, TimedResult, TimedTest, Timing
 
 logger = logging.getLogger(__name__)
