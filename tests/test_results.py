@@ -26,7 +26,8 @@ BEFORE = Path(__file__).resolve().parent / "fixtures" / "results_before"
     ("timed-no-test.json", TimedResult)])
 def test_a_file_written_before_reads_and_writes_back_the_same(name, cls, tmp_path):
     """Byte for byte, but for what was added since the file was written: the configs' new fields at their defaults
-    (``teacher_dir``, the data's ``holdout``), and the timed result's reference model and program hashes, empty."""
+    (``teacher_dir``, the data's ``holdout``, the timed calibration's ``rounds``), and the timed result's reference
+    model and program hashes, empty."""
     text = (BEFORE / name).read_text(encoding="utf-8")
     result = cls.from_json(json.loads(text))
     written = result.to_json()
@@ -37,6 +38,8 @@ def test_a_file_written_before_reads_and_writes_back_the_same(name, cls, tmp_pat
         assert written["config"]["data"].pop("holdout") == 0
         if cls is not EvaluationResult:
             assert written["config"].pop("teacher_dir") is None
+        if cls is TimedResult:
+            assert written["config"].pop("rounds") == 2
     atomic.write_json(tmp_path / name, written)  # as the commands write it
     assert (tmp_path / name).read_text(encoding="utf-8") == text
     assert cls.from_json(result.to_json()) == result
