@@ -24,6 +24,8 @@ from paddle_dynafast.config import (BranchConfig, Budget, CalibrateConfig, DataC
     (lambda: ModelSize(num_layers=0), "num_layers must be a whole number >= 1, got 0"),
     (lambda: FinetuneConfig("out", DataConfig("d")), "model_dir is None"),
     (lambda: FinetuneConfig("out", DataConfig("d"), model_dir="m", min_char_count=0), "min_char_count must be >= 1"),
+    (lambda: TimedCalibrateConfig("m", "o", DataConfig("d"), rounds=0), "rounds must be >= 1, got 0"),
+    (lambda: PipelineConfig("o", DataConfig("d"), timed_rounds=0), "timed_rounds must be >= 1, got 0"),
 ])
 def test_bad_values_are_named(build, message):
     with pytest.raises(ValueError) as error:
