@@ -96,16 +96,11 @@ class Texts:
 
 def batches(features: Sequence[data.Features], pad: int, size: int) -> List[Tuple[np.ndarray, np.ndarray]]:
     """``(input_ids, token_type_ids)`` ``[batch, seq]`` of consecutive texts, each batch padded to its longest."""
+    collate = data.Collator(pad)
     out = []
     for start in range(0, len(features), size):
-        chunk = features[start:start + size]
-        width = max(len(f.input_ids) for f in chunk)
-        ids = np.full((len(chunk), width), pad, dtype="int64")
-        types = np.zeros((len(chunk), width), dtype="int64")
-        for row, f in enumerate(chunk):
-            ids[row, :len(f.input_ids)] = f.input_ids
-            types[row, :len(f.token_type_ids)] = f.token_type_ids
-        out.append((ids, types))
+        batch = collate(list(enumerate(features[start:start + size])))
+        out.append((batch["input_ids"], batch["token_type_ids"]))
     return out
 
 

@@ -205,14 +205,16 @@ def metrics_of(url: str) -> Dict[str, Any]:
     before Prometheus."""
     from prometheus_client.parser import text_string_to_metric_families
 
+    from paddle_dynafast.runtime.serve_metrics import PREFIX
+
     response = httpx.get(url + "/metrics")
     if response.status_code == 200 and not response.text.lstrip().startswith("{"):
         batches, layers = 0, {}
         for family in text_string_to_metric_families(response.text):
             for sample in family.samples:
-                if sample.name == "paddle_dynafast_batch_requests_count":
+                if sample.name == f"{PREFIX}_batch_requests_count":
                     batches += int(sample.value)
-                elif sample.name == "paddle_dynafast_exit_layer_texts_total":
+                elif sample.name == f"{PREFIX}_exit_layer_texts_total":
                     layers[sample.labels["layer"]] = layers.get(sample.labels["layer"], 0) + int(sample.value)
         return {"batches": batches, "exit_layer": {"histogram": layers}}
     response = httpx.get(url + "/metrics.json")
