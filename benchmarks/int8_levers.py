@@ -33,11 +33,16 @@ The levers (rows):
    over ``--calibration-texts`` texts of the train split (seeded sample, each text alone: no padding) in Paddle
    dygraph, by forward pre-hooks on the ``nn.Linear`` layers of the model the export came from (``"source"`` in
    ``export.json``, or ``--source``), rebuilt as the export built it; products that share an input (query, key and
-   value) share one ``s``, the maximum of ``max|W_j|`` over their weights, as SmoothQuant does.
+   value) share one ``s``, the maximum of ``max|W_j|`` over their weights, as SmoothQuant does;
+7. quantization-aware distillation on top of per token (:mod:`paddle_dynafast.train.qad`): the source model's
+   product weights trained for ``--qad-steps`` steps (AdamW, ``--qad-lr``, batches of 32 over ``--qad-texts``
+   texts of the train split, seeded sample) with the per-token int8 rounding simulated in Paddle, toward the
+   float32 model's own probabilities (every classifier's, branches included); the trained weights are written
+   into a copy of ``model.onnx`` by name, which is then quantized per token. ``--qad-steps 0`` leaves the row out.
 
 The ``nn.Linear`` weights of the source model are matched to the ONNX constants by content (Paddle's generated
 names such as ``linear_12.w_0`` depend on what else the process built), which also names each product by its layer
-(``bert.encoder.layers.3.linear1``). Quantization-aware distillation (issue 22's fourth lever) is not measured here.
+(``bert.encoder.layers.3.linear1``).
 
 Writes ``--output`` (Markdown: the command, the machine, the data sizes, the lever table, the sweep) and the same
 numbers as JSON beside it (``.json``).
@@ -75,6 +80,7 @@ from paddle_dynafast.runtime import quantize
 from paddle_dynafast.runtime.export import clean_onnx
 from paddle_dynafast.runtime.export_info import ONNX_FILE, ExportInfo
 from paddle_dynafast.runtime.threads import paddle_threads
+from paddle_dynafast.train import qad
 
 BATCH = 32
 
@@ -222,6 +228,30 @@ def channel_maxima(products: Dict[str, Tuple[str, nn.Linear]], run, features: Se
     if missing:
         raise SystemExit(f"calibration never ran the products of {[products[m][0] for m in missing]}")
     return maxima
+
+
+def with_weights(source: Path, target: Path, arrays: Dict[str, np.ndarray]) -> None:
+    """Write ``target``: ``source`` with the ``Constant`` weights named in ``arrays`` replaced by them."""
+    model = onnx.load(str(source))
+    constants = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant"}
+    for name, array in arrays.items():
+        constants[name].attribute[0].t.CopyFrom(numpy_helper.from_array(array.astype("float32"), name))
+    onnx.save(model, str(target))
+
+
+def distilled_weights(products: Dict[str, Tuple[str, nn.Linear]], layer: nn.Layer, run, exit_loop: bool,
+                      features: Sequence[data.Features], pad: int, steps: int, lr: float) -> Tuple[Dict, Dict]:
+    """Quantization-aware distillation of the products' weights (module docstring, lever 7): ``({ONNX weight name:
+    trained [in, out]}, {"loss": [...]})``. Trains ``layer``'s weights in place."""
+    linears = [linear for _, linear in products.values()]
+
+    def progress(step, loss):
+        if step == 1 or step % 50 == 0 or step == steps:
+            print(f"  QAD step {step}/{steps}: KL {loss:.2e}", file=sys.stderr, flush=True)
+
+    history = qad.distill_quantized(layer, run, linears, batches(features, pad, BATCH), steps, lr,
+                                    are_logits=exit_loop, progress=progress)
+    return {name: linear.weight.numpy() for name, (_, linear) in products.items()}, history
 
 
 # ---------------------------------------------------------------- SmoothQuant
@@ -421,9 +451,16 @@ def markdown(report: Dict[str, object]) -> str:
     lines += ["", f"Sum of the sweep's dev flips over all products, each alone: "
               f"{sum(row['dev_flips'] for row in r['sweep'])}.", "",
               f"SmoothQuant: alpha {r['smooth']['alpha']}, {r['smooth']['groups']} groups of products sharing an "
-              f"input, {r['smooth']['muls']} Mul nodes inserted (kept in the graph, not folded).", "",
-              "Not measured: quantization-aware distillation (a short fine-tune of the fake-quantized model toward "
-              "float32's outputs, in Paddle), issue 22's fourth lever.", ""]
+              f"input, {r['smooth']['muls']} Mul nodes inserted (kept in the graph, not folded).", ""]
+    q = r["qad"]
+    if q["steps"]:
+        losses = q["loss"]
+        lines += [f"Quantization-aware distillation: {q['steps']} steps of AdamW at lr {q['lr']:g} over {q['texts']} "
+                  f"train texts (batches of {BATCH}, seed {r['data']['seed']}), the product weights only; KL(float32 "
+                  f"|| simulated int8) per step {losses[0]:.2e} at the first, {statistics.mean(losses[-10:]):.2e} "
+                  f"over the last 10; {q['seconds']:.0f} s.", ""]
+    else:
+        lines += ["Quantization-aware distillation: not run (`--qad-steps 0`).", ""]
     return "\n".join(lines)
 
 
@@ -443,6 +480,9 @@ def main() -> None:
     parser.add_argument("--calibration-texts", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0, help="the calibration sample of train")
     parser.add_argument("--source", help="the model directory the export came from (default: export.json's)")
+    parser.add_argument("--qad-steps", type=int, default=300, help="quantization-aware distillation steps (0: none)")
+    parser.add_argument("--qad-texts", type=int, default=2048, help="train texts it distills on")
+    parser.add_argument("--qad-lr", type=float, default=1e-5)
     parser.add_argument("--sweep-shown", type=int, default=10, help="the sweep's most sensitive products listed")
     args = parser.parse_args()
     keep = sorted({int(k) for k in args.keep.split(",") if k.strip()})
@@ -459,6 +499,7 @@ def main() -> None:
     train = list(splits["train"])
     random.Random(args.seed).shuffle(train)
     calibration = data.encode(train[:args.calibration_texts], tokenizer, info.max_seq_len, quiet=True)
+    qad_texts = data.encode(train[:args.qad_texts], tokenizer, info.max_seq_len, quiet=True) if args.qad_steps else []
 
     fp32_path = export / ONNX_FILE
     weights = weight_constants(onnx.load(str(fp32_path)))
@@ -468,6 +509,11 @@ def main() -> None:
           file=sys.stderr, flush=True)
     with paddle_threads(args.threads):
         maxima = channel_maxima(products, run, calibration, tokenizer.pad_token_id)
+        started = time.perf_counter()
+        trained, history = (distilled_weights(products, layer, run, info.exit_loop, qad_texts, tokenizer.pad_token_id,
+                                              args.qad_steps, args.qad_lr) if args.qad_steps else ({}, {"loss": []}))
+        qad_info = {"steps": args.qad_steps, "texts": len(qad_texts), "lr": args.qad_lr, **history,
+                    "seconds": time.perf_counter() - started}
     del layer, run
 
     names = [o.name for o in onnx.load(str(fp32_path), load_external_data=False).graph.output]  # kept as they are
@@ -500,6 +546,11 @@ def main() -> None:
                                                             "token")), len(everything) - len(kept)))
         levers.append(Lever(f"per token + SmoothQuant alpha {args.alpha}", build("smooth", lambda p: quantized(
             smoothed, p, everything, "token")), len(everything)))
+        if trained:
+            distilled = work / "qad.fp32.onnx"
+            with_weights(fp32_path, distilled, trained)
+            levers.append(Lever(f"per token + QAD {args.qad_steps} steps", build("qad", lambda p: quantized(
+                distilled, p, everything, "token")), len(everything)))
 
         sessions = {}
         for lever in levers:
@@ -522,7 +573,7 @@ def main() -> None:
                        "seed": args.seed, "speed_texts": min(args.speed_texts, len(texts.features)),
                        "latency_texts": min(args.latency_texts, len(texts.features))},
               "levers": rows, "sweep": ranking, "sweep_shown": min(args.sweep_shown, len(ranking)),
-              "smooth": {"alpha": args.alpha, **smooth_info}}
+              "smooth": {"alpha": args.alpha, **smooth_info}, "qad": qad_info}
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     table = markdown(report)

@@ -291,3 +291,24 @@ def wait_until_healthy(process, url: str, seconds: float) -> None:
             pass
         assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.2)
+
+
+def one_quantized_product(tmp_path: Path, weight: np.ndarray, activations: str, weight_bits: Optional[int] = None):
+    """ONNX Runtime on one ``x @ weight`` quantized by ``quantize_onnx`` with ``activations`` (written to
+    ``tmp_path / "q.onnx"``): a function of ``x`` ``[batch, seq, in]``."""
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    from paddle_dynafast.runtime import quantize
+
+    inputs, outputs = weight.shape
+    graph = helper.make_graph(
+        [helper.make_node("Constant", [], ["w"], value=numpy_helper.from_array(weight)),
+         helper.make_node("MatMul", ["x", "w"], ["y"], name="product")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, None, inputs])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, None, outputs])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "f.onnx"))
+    assert quantize.quantize_onnx(tmp_path / "f.onnx", tmp_path / "q.onnx", {"w": None}, activations, weight_bits) == 1
+    session = onnxruntime.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"x": x})[0]

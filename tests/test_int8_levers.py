@@ -1,6 +1,7 @@
 """benchmarks/int8_levers.py run as its docstring says, on the tiny exports at width 0.5 (plain; the exit loop is
 marked slow): every lever is a row, float32 agrees with itself, the per-token rows are batch independent, the
-mixed-precision rows keep the sweep's most sensitive products in float32; and its SmoothQuant rewrite alone leaves
+mixed-precision rows keep the sweep's most sensitive products in float32, the distilled row quantizes every
+product; and its SmoothQuant rewrite alone leaves
 the float32 model's answers as they were."""
 import json
 import subprocess
@@ -19,7 +20,7 @@ def _run(export, data_dir, output, *extra):
     done = subprocess.run([sys.executable, str(SCRIPT), "--export", str(export), "--data-dir", str(data_dir),
                            "--output", str(output), "--threads", "1", "--rounds", "1", "--alone", "20",
                            "--speed-texts", "32", "--latency-texts", "4", "--calibration-texts", "16",
-                           "--keep", "1,3", *extra], capture_output=True, text=True, timeout=600)
+                           "--keep", "1,3", "--qad-steps", "3", "--qad-texts", "40", *extra], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(output.with_suffix(".json").read_text()), output.read_text(), done
 
@@ -33,11 +34,12 @@ def test_every_lever_is_measured(tmp_path, tiny_exports, toy_data, exit_loop):
     assert list(rows) == ["float32", "per tensor (dynamic, the old default)",
                           "per token, 7-bit weights (token, the default)", "per token, 8-bit weights",
                           "per token, the 1 most sensitive products float32",
-                          "per token, the 3 most sensitive products float32", "per token + SmoothQuant alpha 0.5"]
+                          "per token, the 3 most sensitive products float32", "per token + SmoothQuant alpha 0.5",
+                          "per token + QAD 3 steps"]
     # the plain model: 2 layers x 6 products + pooler + classifier; the exit loop adds its branches' products
     assert products == 14 if not exit_loop else products > 14
     assert [row["products"] for row in rows.values()] == [0, products, products, products, products - 1,
-                                                           products - 3, products]
+                                                           products - 3, products, products]
     fp32 = rows["float32"]
     assert fp32["flips"] == 0 and fp32["alone_labels_changed"] == 0 and fp32["alone_max_prob_difference"] < 1e-5
     assert report["data"] == {"dir": str(toy_data), "dev": 48, "test": 48, "alone": 20, "calibration": 16, "seed": 0,
@@ -58,8 +60,10 @@ def test_every_lever_is_measured(tmp_path, tiny_exports, toy_data, exit_loop):
     assert all(row["layer"] for row in sweep) and sweep[0]["mean_kl"] > 0
     assert report["smooth"]["muls"] >= 1 and report["smooth"]["groups"] >= 1
     assert table.startswith(f"# int8 levers: {tiny_exports[(0.5, exit_loop)]}")
-    assert "INDICATIVE ONLY" in table and "Not measured: quantization-aware distillation" in table
-    assert table.count("\n| per token") == 5 and f"| 1 | {sweep[0]['layer']} | {sweep[0]['weight']} |" in table
+    qad = report["qad"]  # 40 texts: batches of 32 and 8, cycled
+    assert (qad["steps"], qad["texts"], len(qad["loss"])) == (3, 40, 3) and all(loss >= 0 for loss in qad["loss"])
+    assert "INDICATIVE ONLY" in table and "Quantization-aware distillation: 3 steps of AdamW" in table
+    assert table.count("\n| per token") == 6 and f"| 1 | {sweep[0]['layer']} | {sweep[0]['weight']} |" in table
     assert done.stdout.rstrip().endswith(f"-> {tmp_path / 'levers.md'} and {tmp_path / 'levers.json'}")
 
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import texts_of
+from helpers import one_quantized_product, texts_of
 from paddle_dynafast.errors import ArtifactError, ConfigError
 from paddle_dynafast.runtime import quantize
 from paddle_dynafast.config import ExportConfig
@@ -43,24 +43,6 @@ def test_weights_take_fewer_bits_when_asked():
         quantize.quantize_weight(weight, bits=9)
 
 
-def _one_product(tmp_path, weight, activations, weight_bits=None):
-    """ONNX Runtime on one ``x @ weight`` quantized with ``activations`` (written to ``tmp_path / "q.onnx"``)."""
-    import onnx
-    import onnxruntime
-    from onnx import TensorProto, helper, numpy_helper
-
-    inputs, outputs = weight.shape
-    graph = helper.make_graph(
-        [helper.make_node("Constant", [], ["w"], value=numpy_helper.from_array(weight)),
-         helper.make_node("MatMul", ["x", "w"], ["y"], name="product")], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, None, inputs])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, None, outputs])])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "f.onnx"))
-    assert quantize.quantize_onnx(tmp_path / "f.onnx", tmp_path / "q.onnx", {"w": None}, activations, weight_bits) == 1
-    session = onnxruntime.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"])
-    return lambda x: session.run(None, {"x": x})[0]
-
-
 def _uint8(x, axis):
     """NumPy's uint8 levels of ``x`` over its (min, max) along ``axis`` (None: the whole tensor), zero a level."""
     low, high = np.minimum(x.min(axis=axis, keepdims=True), 0), np.maximum(x.max(axis=axis, keepdims=True), 0)
@@ -73,7 +55,7 @@ def test_the_dynamic_product_equals_numpy(tmp_path):
     rng = np.random.default_rng(1)
     weight = rng.standard_normal((8, 3)).astype("float32")
     x = (rng.standard_normal((2, 4, 8)) + 0.5).astype("float32")
-    got = _one_product(tmp_path, weight, "dynamic")(x)
+    got = one_quantized_product(tmp_path, weight, "dynamic")(x)
     levels, scale = _uint8(x, axis=None)  # uint8 over the input's own range, zero a level
     wq, wscale = quantize.quantize_weight(weight)
     np.testing.assert_allclose(got, (levels @ wq.astype("float32")) * scale * wscale, rtol=1e-5, atol=1e-5)
@@ -88,7 +70,7 @@ def test_the_per_token_product_equals_numpy_exactly_whatever_the_other_rows(tmp_
     x = (rng.standard_normal((3, 5, 384)) * 4 + 1).astype("float32")
     x[0, 0] = np.abs(x[0, 0]) * 30  # a token of large positive values: uint8 codes near 255 with weights near 63
     x[1, 2] = 0.0  # an all-zero token
-    product = _one_product(tmp_path, weight, "token")
+    product = one_quantized_product(tmp_path, weight, "token")
     got = product(x)
     levels, scale = _uint8(x, axis=-1)
     wq, wscale = quantize.quantize_weight(weight, bits=7)
@@ -113,7 +95,7 @@ def test_weight_bits_override_the_schemes_bits(tmp_path):
     weight[1::2] = 0  # each pair of products is one uint8 x int8, at most 255 x 127
     stored = {}
     for bits in (None, 8):
-        product = _one_product(tmp_path, weight, "token", bits)
+        product = one_quantized_product(tmp_path, weight, "token", bits)
         stored[bits] = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(tmp_path / "q.onnx")).graph.initializer}
     assert np.abs(stored[None]["product.q.w"]).max() == 63 and np.abs(stored[8]["product.q.w"]).max() == 127
     x = rng.standard_normal((2, 3, 32)).astype("float32")
@@ -150,7 +132,7 @@ def test_one_scale_per_batch_is_what_made_answers_depend_on_the_batch(tmp_path):
     rng = np.random.default_rng(3)
     weight = rng.standard_normal((64, 8)).astype("float32")
     x = rng.standard_normal((2, 3, 64)).astype("float32")
-    product = _one_product(tmp_path, weight, "dynamic")
+    product = one_quantized_product(tmp_path, weight, "dynamic")
     outlier = x.copy()
     outlier[1] *= 1000
     assert np.abs(product(outlier)[0] - product(x)[0]).max() > 1e-2
