@@ -24,6 +24,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 import numpy as np
 
 from paddle_dynafast.runtime.promise import Promise
+from paddle_dynafast.stats import per_layer_report
 
 SPEEDS = (0.0, 0.1, 0.3, 0.5, 0.8)
 """The speeds of the depth tables (evaluate measures more)."""
@@ -165,6 +166,23 @@ def width_section(run: Path) -> List[str]:
         rows.append(cells + [pct(row.get("submodel_dev_accuracy", row["dev_accuracy"]))])
     return ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |",
             *("| " + " | ".join(cells) + " |" for cells in rows)]
+
+
+def classifier_section(probs_file: Path) -> List[str]:
+    """Every classifier (one per layer) at every width on the evaluated split: accuracy and agreement with the final
+    classifier of its width, from ``layer_probs.npz``."""
+    with np.load(str(probs_file)) as f:
+        widths, gold = [float(w) for w in f["widths"]], f["gold"]
+        reports = {w: per_layer_report(f[f"width_{w}"], gold) for w in widths}
+    layers = len(next(iter(reports.values()))["agreement"])
+    lines = ["Each classifier alone (every text through it, no exit): accuracy / agreement with the final "
+             "classifier of its width (the share of texts given the same label), in %.", "",
+             "| width | " + " | ".join(f"layer {i}" for i in range(1, layers + 1)) + " |",
+             "| --- | " + " | ".join("---" for _ in range(layers)) + " |"]
+    for width, report in reports.items():
+        lines.append(f"| {width:g} | " + " | ".join(f"{pct(a)} / {pct(g)}" for a, g in zip(
+            report.get("accuracy", [None] * layers), report["agreement"])) + " |")
+    return lines
 
 
 def speed_section(evaluation: dict, widths: List[float]) -> List[str]:
@@ -351,7 +369,11 @@ def dataset_section(dataset: Dataset, runs: Path, figures: Path) -> List[str]:
     out += ["### Teacher", "", *teacher_section(run, random, quoted), "",
             "### Width (DynaBERT supernet)", "", *width_section(run), "",
             "### Depth at every width (FastBERT exits, test split)", "", *speed_section(evaluation, widths), "",
-            f"![accuracy against FLOPs speed-up, test split](figures/{figure.name})", "",
+            f"![accuracy against FLOPs speed-up, test split](figures/{figure.name})", ""]
+    probs_file = run / "evaluation" / "layer_probs.npz"
+    if probs_file.is_file():
+        out += ["### Every branch against the final classifier (test split)", "", *classifier_section(probs_file), ""]
+    out += [
             "### The shipped export and its promise", "", *promise_section(run, summary), ""]
     calibration = next((p for p in (run / "calibration" / "calibration.md", run / "calibration" / "timed.md")
                         if p.is_file()), None)

@@ -15,6 +15,9 @@ than that, since they are right and wrong on mostly the same sentences.
   differenced;
 * :func:`paired_bootstrap`: the observed difference and its percentile interval
   (Efron and Tibshirani 1993, ch. 13; plain percentiles, no bias correction);
+* :func:`per_layer_report`: every classifier of an adaptive model (one per
+  layer) beside its final one: accuracy, agreement with the final classifier's
+  labels, and KL divergence to its probabilities.
 * :func:`mcnemar`: McNemar's test (1947) of equal error rates from the
   discordant pairs: the exact two-sided binomial test when there are fewer than
   ``exact_below`` of them, else the chi-square statistic with continuity
@@ -176,3 +179,19 @@ def paired_against(correct, reference, samples: int = 10000, seed: int = 0, conf
     interval = paired_bootstrap(correct, reference, samples, seed, confidence)
     return {"delta": interval.difference, "low": interval.low, "high": interval.high,
             "mcnemar_p": mcnemar(correct, reference).p_value}
+
+
+def per_layer_report(layer_probs: np.ndarray, gold=None) -> dict:
+    """Every classifier of ``layer_probs`` ``[examples, layers, labels]`` (the last the final classifier):
+    ``agreement`` (the share of examples whose label is the final classifier's, the last 1.0), ``kl_to_final``
+    (``KL(branch || final)`` averaged over the examples, one per branch) and, when every example of ``gold`` has a
+    label (>= 0), ``accuracy``."""
+    p = np.clip(np.asarray(layer_probs, dtype="float64"), 1e-30, None)
+    final = p[:, -1:, :]
+    kl = (p[:, :-1] * (np.log(p[:, :-1]) - np.log(final))).sum(-1).mean(0)  # [layers - 1]
+    labels = p.argmax(-1)  # [examples, layers]
+    report = {"kl_to_final": kl.round(6).tolist(),
+              "agreement": (labels == labels[:, -1:]).mean(0).round(6).tolist()}
+    if gold is not None and len(gold) and min(gold) >= 0:
+        report["accuracy"] = (labels == np.asarray(gold)[:, None]).mean(0).round(6).tolist()
+    return report

@@ -11,6 +11,7 @@ from paddle_dynafast.config import AugmentConfig, BranchConfig, DataConfig, Self
 from paddle_dynafast.model.branches import Branches
 from paddle_dynafast.model.dynafast import DynaFastModel
 from paddle_dynafast.model.over_loader import layer_probabilities
+from paddle_dynafast.stats import per_layer_report
 from paddle_dynafast.train import distill, loop
 
 
@@ -47,7 +48,7 @@ def test_branches_learn_and_the_backbone_stays_bit_identical(tmp_path, toy_data,
         model.labels)
     features = data.encode(data.load_splits(toy_data)["dev"], model.tokenizer, 16, model.labels)
     loader = data.make_loader(features, 0, 64, shuffle=False)
-    untrained = distill.per_layer_report(layer_probabilities(fresh.at(0.5), loader), None)["kl_to_final"][0]
+    untrained = per_layer_report(layer_probabilities(fresh.at(0.5), loader), None)["kl_to_final"][0]
     assert trained < 0.5 * untrained, (trained, untrained)
     assert result.metrics["layers"]["test"]["1.0"]["accuracy"][-1] == pytest.approx(
         json.loads((tiny_supernet_dir / "metrics.json").read_text())["widths"]["1.0"]["test_accuracy"])

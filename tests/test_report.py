@@ -95,3 +95,19 @@ def test_the_numbers_of_the_headline_table_are_looked_up_in_the_results():
     assert report.numbers_missing(block, "2.05x 3.10 ms") == ["250/s", "-0.49"]
     with pytest.raises(SystemExit, match="no <!-- headline --> ... <!-- /headline --> block"):
         report.readme_block("no markers")
+
+
+def test_every_branch_against_its_final_classifier_by_hand(tmp_path):
+    """The branch table: accuracy and agreement with the final classifier of each width, from layer_probs.npz."""
+    import numpy as np
+
+    from paddle_dynafast.analysis.evaluate import SplitProbabilities
+
+    one = np.array([[[0.9, 0.1], [0.2, 0.8]], [[0.3, 0.7], [0.1, 0.9]], [[0.6, 0.4], [0.8, 0.2]],
+                    [[0.4, 0.6], [0.3, 0.7]]])  # 4 texts, 2 layers: the branch differs from the final on text 1
+    half = one[:, ::-1]  # width 0.5: the layers swapped
+    SplitProbabilities({1.0: one, 0.5: half}, np.array([1, 1, 0, 1]), np.array([5, 5, 5, 5])).save(
+        tmp_path / "layer_probs.npz")
+    lines = report.classifier_section(tmp_path / "layer_probs.npz")
+    assert lines[2:] == ["| width | layer 1 | layer 2 |", "| --- | --- | --- |",
+                         "| 1 | 75.00 / 75.00 | 100.00 / 100.00 |", "| 0.5 | 100.00 / 75.00 | 75.00 / 100.00 |"]

@@ -90,3 +90,17 @@ def test_paired_against_is_the_interval_and_mcnemar_as_one_row():
     interval = stats.paired_bootstrap(a, b, samples=500, seed=1)
     assert row == {"delta": interval.difference, "low": interval.low, "high": interval.high,
                    "mcnemar_p": stats.mcnemar(a, b).p_value}
+
+
+def test_per_layer_report_by_hand():
+    # 3 examples, 3 classifiers (the last the final), 2 labels
+    probs = np.array([[[0.9, 0.1], [0.4, 0.6], [0.2, 0.8]],
+                      [[0.3, 0.7], [0.2, 0.8], [0.1, 0.9]],
+                      [[0.6, 0.4], [0.7, 0.3], [0.8, 0.2]]])
+    report = stats.per_layer_report(probs, [1, 1, 1])
+    assert report["agreement"] == pytest.approx([2 / 3, 1, 1])  # the first branch says 0 on the first text
+    assert report["accuracy"] == pytest.approx([1 / 3, 2 / 3, 2 / 3])
+    kl = (probs[:, 0] * np.log(probs[:, 0] / probs[:, 2])).sum(-1).mean()
+    assert report["kl_to_final"][0] == pytest.approx(kl, abs=1e-6) and len(report["kl_to_final"]) == 2
+    assert "accuracy" not in stats.per_layer_report(probs, [1, -1, 0])  # an unlabelled example: no accuracy
+    assert "accuracy" not in stats.per_layer_report(probs, None)

@@ -24,6 +24,7 @@ import paddle
 import paddle.nn.functional as F
 
 from .. import atomic, data, distributed
+from ..stats import per_layer_report
 from ..config import BRANCH_KINDS, BranchConfig, DataConfig, PipelineConfig, SelfDistillConfig, TrainConfig, default
 from ..errors import ConfigError
 from ..model.branches import Branches
@@ -39,17 +40,6 @@ from .losses import kl_divergence, labelled_cross_entropy
 from .stage import Stage, StageResult, TrainSetup, backward_per_width, teacher_labels
 
 logger = logging.getLogger(__name__)
-
-
-def per_layer_report(layer_probs: np.ndarray, gold: Optional[Sequence[int]]) -> Dict[str, List[float]]:
-    """Accuracy of every layer's classifier (if labelled) and each branch's KL to the final classifier."""
-    p = np.clip(layer_probs.astype("float64"), 1e-30, None)
-    final = p[:, -1:, :]
-    kl = (p[:, :-1] * (np.log(p[:, :-1]) - np.log(final))).sum(-1).mean(0)  # [layers - 1]
-    report = {"kl_to_final": kl.round(6).tolist()}
-    if gold is not None and min(gold) >= 0:
-        report["accuracy"] = (layer_probs.argmax(-1) == np.asarray(gold)[:, None]).mean(0).round(6).tolist()
-    return report
 
 
 class BranchObjective(paddle.nn.Layer):
@@ -223,7 +213,9 @@ class DistillStage(Stage):
             for width, report in by_width.items():
                 if "accuracy" in report:
                     lines.append(f"{split} width {width}: accuracy per layer "
-                                 + " ".join(f"{100 * a:.1f}" for a in report["accuracy"]))
+                                 + " ".join(f"{100 * a:.1f}" for a in report["accuracy"])
+                                 + "; agreement with the final classifier "
+                                 + " ".join(f"{100 * a:.1f}" for a in report["agreement"]))
         return "\n".join(lines + [f"-> {result.output_dir}"])
 
 
