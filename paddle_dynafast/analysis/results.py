@@ -147,6 +147,11 @@ class ResplitResult:
     """Its 90th percentile (points)."""
     flops_speedup_median: float
     flops_speedup_mean: float
+    throughput_speedup_median: Optional[float] = None
+    """On measured time (:func:`~paddle_dynafast.analysis.timed.resplit_timed`): the chosen points' throughput
+    speed-ups as measured on dev, median; None on FLOPs."""
+    no_point: float = 0.0
+    """Share of re-splits where no point was within the budget (nothing promised: counted as held)."""
 
     def to_json(self) -> Dict[str, Any]:
         return asdict(self)

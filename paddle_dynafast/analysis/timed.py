@@ -21,6 +21,13 @@ measured at the start and at the end (their mean). Then:
 and both are measured again on the test split. Only measured points are
 chosen: nothing is interpolated. The result is a
 :class:`~paddle_dynafast.analysis.results.TimedResult`.
+
+How often the promise holds on texts it was not chosen on, without timing
+again: :func:`point_correctness` runs every measured point's export (and the
+reference) over a split for accuracy alone, and :func:`resplit_timed` pools dev
+and test, re-splits them at random, chooses on the dev-sized part by the same
+rule (the highest dev-measured throughput whose promised drop is within the
+budget) and measures the drop on the other part.
 """
 from __future__ import annotations
 
@@ -33,7 +40,7 @@ import numpy as np
 
 from .. import atomic, data, outputs, stats
 from ..config import INT8_ACTIVATIONS, BootstrapConfig, Budget, ExportConfig, TimedCalibrateConfig
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..model.dynafast import DynaFastModel
 from ..model.loading import load_tokenizer
 from ..runtime import bench
@@ -41,12 +48,12 @@ from ..runtime.auto import open_runtime
 from ..runtime.base import Runtime
 from ..runtime.choose import choose
 from ..runtime.export import export_is_current, export_model
-from ..runtime.export_info import INT8_ONNX_FILE, ONNX_FILE, PROGRAM
+from ..runtime.export_info import INT8_ONNX_FILE, ONNX_FILE, PROGRAM, ExportInfo
 from ..runtime.manifest import MANIFEST_FILE
 from .calibrate import find_teacher, promised_drops
 from .evaluate import split_examples
 from .promise import measured_export
-from .results import Measurement, TimedPoint, TimedReference, TimedResult, TimedTest, Timing
+from .results import Measurement, ResplitResult, TimedPoint, TimedReference, TimedResult, TimedTest, Timing
 
 logger = logging.getLogger(__name__)
 
@@ -213,6 +220,80 @@ def _on_test(config: TimedCalibrateConfig, chosen: Tuple[Optional[TimedPoint], O
         points[key] = replace(_point(point.width, point.speed, name, m, reference),
                               **_interval(correct, reference_correct, config.bootstrap))
     return TimedTest(reference=reference, points=points), None
+
+
+def point_correctness(result: TimedResult, split: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Which examples of ``split`` the reference and every point of ``result`` get right, run again from the exports
+    the calibration measured on its runtime and precision (accuracy passes, nothing timed): ``(reference
+    [examples], points [examples, points])``, the points in ``result.points``' order. The reference runs on the
+    runtime it was timed on, with that runtime's default options (float32 either way)."""
+    config = result.config
+    if config is None:
+        raise DataError("the timed calibration does not record its configuration: calibrate it again")
+    full = measured_export(config.output_dir, None)
+    tokenizer = load_tokenizer(full)
+    examples = split_examples(data.load_splits(config.data), split, config.data.data_dir)
+    features = data.encode(examples, tokenizer, config.data.max_seq_len, ExportInfo.read(full).labels, quiet=True)
+    gold = np.array([f.label for f in features])
+    prepared = bench.batches(features, tokenizer.pad_token_id, config.batch_size)
+
+    def correct(runtime: Runtime, speed: float) -> np.ndarray:
+        labels, _ = bench.run_all(bench.runtime_system(runtime, speed), prepared, len(features))
+        return labels == gold
+
+    reference = correct(open_runtime(full, result.reference.runtime.split()[0], config.threads), 0.0)
+    runtimes: Dict[float, Runtime] = {}
+    columns = []
+    for point in result.points:
+        if point.width not in runtimes:
+            runtimes[point.width] = open_runtime(measured_export(config.output_dir, point.width), config.runtime,
+                                                 config.threads, config.precision)
+        columns.append(correct(runtimes[point.width], point.speed))
+    return reference, np.stack(columns, axis=1)
+
+
+def resplit_timed(result: TimedResult, dev: Tuple[np.ndarray, np.ndarray], test: Tuple[np.ndarray, np.ndarray],
+                  repeats: int = 50, seed: int = 0) -> ResplitResult:
+    """How often the timed calibration's promise holds on unseen texts: the ``(reference, points)`` correctness of
+    dev and test (:func:`point_correctness`) pooled and re-split at random ``repeats`` times into parts of their
+    sizes; each time the fastest point within the budget (dev-measured throughput, as :func:`choose_points`; the
+    promised drops bootstrapped on the first part) is chosen on the first part and its drop measured on the
+    second. A re-split with no point within the budget promises nothing (``no_point``; counted as held)."""
+    if repeats < 1:
+        raise ConfigError(f"repeats must be >= 1, got {repeats}")
+    reference, matrix = (np.concatenate(pair) for pair in zip(dev, test))
+    if matrix.shape[1] != len(result.points):
+        raise ValueError(f"{matrix.shape[1]} columns of correctness for {len(result.points)} points")
+    budget, bootstrap, n_first = result.budget, result.config.bootstrap, len(dev[0])
+    throughput = np.array([p.throughput for p in result.points])
+    rng = np.random.default_rng(seed)
+    held, drops, flops, speedups, none = [], [], [], [], 0
+    for _ in range(repeats):
+        order = rng.permutation(len(reference))
+        first, second = order[:n_first], order[n_first:]
+        if budget.confidence is None:
+            promised = reference[first].mean() - matrix[first].mean(axis=0)
+        else:
+            promised = promised_drops(matrix[first], reference[first], budget.confidence, bootstrap)
+        within = [k for k in range(len(promised)) if budget.within_accuracy(promised[k])]
+        if not within:
+            none += 1
+            held.append(True)
+            continue
+        accuracy = matrix[first].mean(axis=0)
+        k = max(within, key=lambda j: (throughput[j], accuracy[j]))
+        delta = matrix[second, k].mean() - reference[second].mean()
+        held.append(budget.held(delta))
+        drops.append(-100 * delta)
+        flops.append(result.points[k].flops_speedup)
+        speedups.append(result.points[k].throughput_speedup)
+    drops, flops = np.array(drops or [np.nan]), np.array(flops or [np.nan])
+    return ResplitResult(repeats=repeats, budget_points=budget.max_accuracy_drop, confidence=budget.confidence,
+                         held=float(np.mean(held)), full_model=0.0, test_drop_mean=float(np.mean(drops)),
+                         test_drop_q90=float(np.quantile(drops, 0.9)), flops_speedup_median=float(np.median(flops)),
+                         flops_speedup_mean=float(np.mean(flops)),
+                         throughput_speedup_median=float(np.median(speedups)) if speedups else None,
+                         no_point=none / repeats)
 
 
 def _drop(point: TimedPoint, drop: float) -> str:
