@@ -5,8 +5,10 @@ dygraph; the full model exported, in Paddle Inference with native kernels, with
 oneDNN and with oneDNN bfloat16, and in ONNX Runtime in fp32 and int8; (c) the
 width-0.5 sub-model; (d) the adaptive export (exit loop inside) the run ships
 (``RUN/export``, at the point its calibration chose and promised) and, after a
-calibration on FLOPs, at the point chosen for the FLOPs budget, on every runtime
-and precision the export holds. For each:
+calibration on FLOPs, at the point chosen for the FLOPs budget, or after one on
+measured time, at the point the same rule chooses for a budget of 1 point (the
+fastest measured point whose promised drop is within it: promised drops do not
+depend on the budget), on every runtime and precision the export holds. For each:
 accuracy, mean analytic FLOPs and exit layer, median latency at batch 1,
 throughput at batch 32, peak memory, and ratios against the full model in
 Paddle Inference fp32 (the faster of native and oneDNN) and in ONNX Runtime fp32.
@@ -34,8 +36,9 @@ import numpy as np
 
 from paddle_dynafast import atomic, data
 from paddle_dynafast.analysis.promise import CALIBRATION_FILE
-from paddle_dynafast.analysis.results import CalibrationResult
-from paddle_dynafast.config import INT8_ACTIVATIONS, ExportConfig
+from paddle_dynafast.analysis.results import CalibrationResult, TimedResult
+from paddle_dynafast.analysis.timed import choose_points
+from paddle_dynafast.config import INT8_ACTIVATIONS, Budget, ExportConfig
 from paddle_dynafast.model.loading import load_tokenizer
 from paddle_dynafast.runtime import bench
 from paddle_dynafast.runtime.auto import open_runtime
@@ -50,6 +53,31 @@ RUNTIMES = [("paddle-inference", "fp32", {"onednn": False}, "Paddle Inference na
             ("onnxruntime", "fp32", {}, "ONNX Runtime fp32"),
             ("onnxruntime", "int8", {}, "ONNX Runtime int8")]
 """Every runtime and precision a system is measured on."""
+
+
+SECOND_BUDGET = 1.0
+"""After a calibration on measured time, the point chosen for this budget (points) is measured beside the shipped
+one (the certified-speed targets are at 0.5 and 1 point)."""
+
+
+def default_points(run: Path) -> List[dict]:
+    """The shipped point (labelled with its budget), and the point of the FLOPs budget (a calibration on FLOPs) or of
+    a budget of :data:`SECOND_BUDGET` point (a calibration on measured time, at the same confidence)."""
+    promise = ExportInfo.read(run / "export").promise
+    points = [{"width": promise.width, "speed": promise.speed, "label": f"shipped, budget {promise.max_accuracy_drop:g}",
+               "shipped": True}]
+    flops, timed = run / "calibration" / CALIBRATION_FILE, run / "calibration" / "timed.json"
+    if flops.is_file():
+        cheap = CalibrationResult.from_json(atomic.read_json(flops)).best_accuracy_within_flops_budget
+        if cheap is not None:
+            points.append({"width": cheap.width, "speed": cheap.speed, "label": "FLOPs budget"})
+    elif timed.is_file() and promise.max_accuracy_drop != SECOND_BUDGET:
+        result = TimedResult.from_json(atomic.read_json(timed))
+        second, _ = choose_points(result.points, Budget(max_accuracy_drop=SECOND_BUDGET,
+                                                       confidence=result.budget.confidence))
+        if second is not None and (second.width, second.speed) != (promise.width, promise.speed):
+            points.append({"width": second.width, "speed": second.speed, "label": f"budget {SECOND_BUDGET:.1f}"})
+    return points
 
 
 def exports(run: Path, points: List[dict], trust_pickle: bool) -> Dict[str, Path]:
@@ -174,13 +202,7 @@ def main() -> None:
     if args.points:
         points = json.loads(args.points)
     else:
-        promise = ExportInfo.read(run / "export").promise
-        points = [{"width": promise.width, "speed": promise.speed, "label": "shipped", "shipped": True}]
-        flops = run / "calibration" / CALIBRATION_FILE
-        if flops.is_file():
-            cheap = CalibrationResult.from_json(atomic.read_json(flops)).best_accuracy_within_flops_budget
-            if cheap is not None:
-                points.append({"width": cheap.width, "speed": cheap.speed, "label": "FLOPs budget"})
+        points = default_points(run)
     dirs = exports(run, points, args.trust_pickle)
     specs = [s for s in systems(run, points, dirs) if args.only is None or any(o in s["name"] for o in args.only)]
     rounds: Dict[str, List[dict]] = {s["name"]: [] for s in specs}
