@@ -454,11 +454,11 @@ def markdown(report: Dict[str, object]) -> str:
               f"input, {r['smooth']['muls']} Mul nodes inserted (kept in the graph, not folded).", ""]
     q = r["qad"]
     if q["steps"]:
-        losses = q["loss"]
+        losses, per_pass = q["loss"], -(-q["texts"] // BATCH)  # the batches are cycled: one pass is per_pass steps
         lines += [f"Quantization-aware distillation: {q['steps']} steps of AdamW at lr {q['lr']:g} over {q['texts']} "
                   f"train texts (batches of {BATCH}, seed {r['data']['seed']}), the product weights only; KL(float32 "
-                  f"|| simulated int8) per step {losses[0]:.2e} at the first, {statistics.mean(losses[-10:]):.2e} "
-                  f"over the last 10; {q['seconds']:.0f} s.", ""]
+                  f"|| simulated int8) averaged over the first pass over the texts {statistics.mean(losses[:per_pass]):.2e}"
+                  f", over the last {statistics.mean(losses[-per_pass:]):.2e}; {q['seconds']:.0f} s.", ""]
     else:
         lines += ["Quantization-aware distillation: not run (`--qad-steps 0`).", ""]
     return "\n".join(lines)

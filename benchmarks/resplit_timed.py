@@ -74,8 +74,8 @@ def main(argv=None) -> int:
     r = resplit
     lines.append(f"Dev and test pooled and re-split at random {r.repeats} times (parts of dev's and test's sizes): the "
                  f"fastest point within the budget, chosen on the dev-sized part by the throughput measured on dev, "
-                 f"kept its budget on the other part in **{100 * r.held:.0f} %** of re-splits "
-                 f"({100 * r.no_point:.0f} % found no point within the budget and promised nothing); measured drop "
+                 f"kept its budget on the other part in **{100 * r.held:.0f} %** of the re-splits that chose a point "
+                 f"({100 * r.no_point:.0f} % of all found no point within the budget and promised nothing); measured drop "
                  f"{r.test_drop_mean:.2f} points on average (90th percentile {r.test_drop_q90:.2f}); the chosen points' "
                  f"median throughput speed-up {r.throughput_speedup_median or float('nan'):.2f}x on dev, FLOPs "
                  f"speed-up {r.flops_speedup_median:.2f}x.")

@@ -64,6 +64,10 @@ def test_resplits_choose_by_the_calibration_rule_and_measure_on_the_rest():
     exact = timed.resplit_timed(_result([slow, fast]), (reference[:4], np.ones((4, 2), bool)),
                                 (reference[4:], np.ones((4, 2), bool)), repeats=5)
     assert (exact.held, exact.test_drop_mean, exact.throughput_speedup_median) == (1.0, 0.0, 4.0)
+    # no point within the budget anywhere: nothing promised, no share held
+    wrong = timed.resplit_timed(_result([slow, fast]), (reference[:4], np.zeros((4, 2), bool)),
+                                (reference[4:], np.zeros((4, 2), bool)), repeats=5)
+    assert wrong.no_point == 1.0 and np.isnan(wrong.held)
     with pytest.raises(ValueError, match="3 columns of correctness for 2 points"):
         timed.resplit_timed(_result([slow, fast]), (reference[:4], np.ones((4, 3), bool)),
                             (reference[4:], np.ones((4, 3), bool)))
@@ -122,7 +126,7 @@ def test_calibrate_on_measured_time(tmp_path, toy_data, tiny_dynafast_dir, tiny_
                         "--output", str(tmp_path / "resplit.md")]) == 0
     written = json.loads((tmp_path / "resplit.json").read_text())
     assert written["resplit"] == resplit.to_json() and written["dev_texts"] == len(dev[0])
-    assert f"kept its budget on the other part in **{100 * resplit.held:.0f} %**" in (tmp_path / "resplit.md").read_text()
+    assert f"kept its budget on the other part in **{100 * resplit.held:.0f} %** of the re-splits that chose" in (tmp_path / "resplit.md").read_text()
     assert cli.main(["calibrate", "--model", str(tiny_dynafast_dir), "--data-dir", str(toy_data), "--output",
                      str(tmp_path / "x"), "--min-throughput-speedup", "2"]) == 2
     assert "need --runtime" in capsys.readouterr().err

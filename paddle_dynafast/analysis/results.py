@@ -151,7 +151,8 @@ class ResplitResult:
     """On measured time (:func:`~paddle_dynafast.analysis.timed.resplit_timed`): the chosen points' throughput
     speed-ups as measured on dev, median; None on FLOPs."""
     no_point: float = 0.0
-    """Share of re-splits where no point was within the budget (nothing promised: counted as held)."""
+    """Share of re-splits where no point was within the budget (nothing promised); on measured time ``held`` is a
+    share of the others."""
 
     def to_json(self) -> Dict[str, Any]:
         return asdict(self)

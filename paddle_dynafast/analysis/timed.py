@@ -258,7 +258,8 @@ def resplit_timed(result: TimedResult, dev: Tuple[np.ndarray, np.ndarray], test:
     dev and test (:func:`point_correctness`) pooled and re-split at random ``repeats`` times into parts of their
     sizes; each time the fastest point within the budget (dev-measured throughput, as :func:`choose_points`; the
     promised drops bootstrapped on the first part) is chosen on the first part and its drop measured on the
-    second. A re-split with no point within the budget promises nothing (``no_point``; counted as held)."""
+    second. ``held`` is the share of the re-splits that chose a point; a re-split with no point within the budget
+    promises nothing (their share: ``no_point``)."""
     if repeats < 1:
         raise ConfigError(f"repeats must be >= 1, got {repeats}")
     reference, matrix = (np.concatenate(pair) for pair in zip(dev, test))
@@ -278,7 +279,6 @@ def resplit_timed(result: TimedResult, dev: Tuple[np.ndarray, np.ndarray], test:
         within = [k for k in range(len(promised)) if budget.within_accuracy(promised[k])]
         if not within:
             none += 1
-            held.append(True)
             continue
         accuracy = matrix[first].mean(axis=0)
         k = max(within, key=lambda j: (throughput[j], accuracy[j]))
@@ -289,7 +289,7 @@ def resplit_timed(result: TimedResult, dev: Tuple[np.ndarray, np.ndarray], test:
         speedups.append(result.points[k].throughput_speedup)
     drops, flops = np.array(drops or [np.nan]), np.array(flops or [np.nan])
     return ResplitResult(repeats=repeats, budget_points=budget.max_accuracy_drop, confidence=budget.confidence,
-                         held=float(np.mean(held)), full_model=0.0, test_drop_mean=float(np.mean(drops)),
+                         held=float(np.mean(held)) if held else float("nan"), full_model=0.0, test_drop_mean=float(np.mean(drops)),
                          test_drop_q90=float(np.quantile(drops, 0.9)), flops_speedup_median=float(np.median(flops)),
                          flops_speedup_mean=float(np.mean(flops)),
                          throughput_speedup_median=float(np.median(speedups)) if speedups else None,
