@@ -76,8 +76,8 @@ def test_an_empty_runs_directory_gives_one_line_per_section(tmp_path):
     text = report.render(tmp_path, tmp_path / "figures")
     assert text.startswith("# Results\n")
     missing = [line for line in text.splitlines() if line.startswith("*Not in these runs: ")]
-    assert len(missing) == 10  # headline, targets, sst2, its levers, int8 levers, data parallel, trec6, its levers,
-    # douban, demo
+    assert len(missing) == 11  # headline, targets, sst2, its levers, int8 levers, data parallel, trec6, its levers,
+    # trec6 with a holdout, douban, demo
     assert all(". Made by `make " in line and line.endswith("*") for line in missing)
     assert "Made by `make demo`" in missing[-1]
     assert not re.search(r"#\d", text)

@@ -266,32 +266,31 @@ def resplit_timed(result: TimedResult, dev: Tuple[np.ndarray, np.ndarray], test:
     if matrix.shape[1] != len(result.points):
         raise ValueError(f"{matrix.shape[1]} columns of correctness for {len(result.points)} points")
     budget, bootstrap, n_first = result.budget, result.config.bootstrap, len(dev[0])
-    throughput = np.array([p.throughput for p in result.points])
     rng = np.random.default_rng(seed)
     held, drops, flops, speedups, none = [], [], [], [], 0
     for _ in range(repeats):
         order = rng.permutation(len(reference))
         first, second = order[:n_first], order[n_first:]
-        if budget.confidence is None:
-            promised = reference[first].mean() - matrix[first].mean(axis=0)
-        else:
-            promised = promised_drops(matrix[first], reference[first], budget.confidence, bootstrap)
-        within = [k for k in range(len(promised)) if budget.within_accuracy(promised[k])]
-        if not within:
+        accuracy = matrix[first].mean(axis=0)
+        promised = (reference[first].mean() - accuracy if budget.confidence is None
+                    else promised_drops(matrix[first], reference[first], budget.confidence, bootstrap))
+        points = [replace(p, promised_drop=float(d), accuracy=float(a))
+                  for p, d, a in zip(result.points, promised, accuracy)]
+        chosen, _ = choose_points(points, budget)
+        if chosen is None:
             none += 1
             continue
-        accuracy = matrix[first].mean(axis=0)
-        k = max(within, key=lambda j: (throughput[j], accuracy[j]))
+        k = points.index(chosen)
         delta = matrix[second, k].mean() - reference[second].mean()
         held.append(budget.held(delta))
         drops.append(-100 * delta)
-        flops.append(result.points[k].flops_speedup)
-        speedups.append(result.points[k].throughput_speedup)
+        flops.append(chosen.flops_speedup)
+        speedups.append(chosen.throughput_speedup)
     drops, flops = np.array(drops or [np.nan]), np.array(flops or [np.nan])
     return ResplitResult(repeats=repeats, budget_points=budget.max_accuracy_drop, confidence=budget.confidence,
-                         held=float(np.mean(held)) if held else float("nan"), full_model=0.0, test_drop_mean=float(np.mean(drops)),
-                         test_drop_q90=float(np.quantile(drops, 0.9)), flops_speedup_median=float(np.median(flops)),
-                         flops_speedup_mean=float(np.mean(flops)),
+                         held=float(np.mean(held)) if held else float("nan"), full_model=0.0,
+                         test_drop_mean=float(np.mean(drops)), test_drop_q90=float(np.quantile(drops, 0.9)),
+                         flops_speedup_median=float(np.median(flops)), flops_speedup_mean=float(np.mean(flops)),
                          throughput_speedup_median=float(np.median(speedups)) if speedups else None,
                          no_point=none / repeats)
 
