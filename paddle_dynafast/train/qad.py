@@ -73,7 +73,7 @@ def _log_probs(outputs: paddle.Tensor, are_logits: bool) -> paddle.Tensor:
 
 
 def distill_quantized(layer: nn.Layer, run: Callable[[paddle.Tensor, paddle.Tensor], paddle.Tensor],
-                      linears: Sequence[nn.Linear], batches: Sequence[tuple], steps: int, lr: float = 1e-5,
+                      linears: Sequence[nn.Linear], batches: Sequence[tuple], steps: int, lr: float = 1e-6,
                       bits: int = WEIGHT_BITS["token"], are_logits: bool = True,
                       progress: Callable[[int, float], None] | None = None) -> Dict[str, List[float]]:
     """Train the weights of ``linears`` (inside ``layer``, in eval mode) for ``steps`` steps over ``batches`` of
