@@ -64,6 +64,10 @@ def test_resplits_choose_by_the_calibration_rule_and_measure_on_the_rest():
     exact = timed.resplit_timed(_result([slow, fast]), (reference[:4], np.ones((4, 2), bool)),
                                 (reference[4:], np.ones((4, 2), bool)), repeats=5)
     assert (exact.held, exact.test_drop_mean, exact.throughput_speedup_median) == (1.0, 0.0, 4.0)
+    # at another confidence: the same rule, the promised drops bootstrapped at that level
+    strict = timed.resplit_timed(_result([slow, fast]), split(slice(0, 4)), split(slice(4, 8)), repeats=40, seed=3,
+                                 confidence=0.9)
+    assert strict.confidence == 0.9 and strict.repeats == 40
     # no point within the budget anywhere: nothing promised, no share held
     wrong = timed.resplit_timed(_result([slow, fast]), (reference[:4], np.zeros((4, 2), bool)),
                                 (reference[4:], np.zeros((4, 2), bool)), repeats=5)
@@ -122,10 +126,12 @@ def test_calibrate_on_measured_time(tmp_path, toy_data, tiny_dynafast_dir, tiny_
     spec = importlib.util.spec_from_file_location("resplit_timed", ROOT / "benchmarks" / "resplit_timed.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    assert script.main(["--calibration", str(tmp_path / "timed"), "--repeats", "5",
+    assert script.main(["--calibration", str(tmp_path / "timed"), "--repeats", "5", "--confidence", "0.99",
                         "--output", str(tmp_path / "resplit.md")]) == 0
     written = json.loads((tmp_path / "resplit.json").read_text())
     assert written["resplit"] == resplit.to_json() and written["dev_texts"] == len(dev[0])
+    stricter = timed.resplit_timed(loaded, dev, test, repeats=5, confidence=0.99)
+    assert written["other_confidences"] == [stricter.to_json()] and stricter.confidence == 0.99
     assert f"kept its budget on the other part in **{100 * resplit.held:.0f} %** of the re-splits that chose" in (tmp_path / "resplit.md").read_text()
     assert cli.main(["calibrate", "--model", str(tiny_dynafast_dir), "--data-dir", str(toy_data), "--output",
                      str(tmp_path / "x"), "--min-throughput-speedup", "2"]) == 2

@@ -253,19 +253,22 @@ def point_correctness(result: TimedResult, split: str) -> Tuple[np.ndarray, np.n
 
 
 def resplit_timed(result: TimedResult, dev: Tuple[np.ndarray, np.ndarray], test: Tuple[np.ndarray, np.ndarray],
-                  repeats: int = 50, seed: int = 0) -> ResplitResult:
+                  repeats: int = 50, seed: int = 0, confidence: Optional[float] = None) -> ResplitResult:
     """How often the timed calibration's promise holds on unseen texts: the ``(reference, points)`` correctness of
     dev and test (:func:`point_correctness`) pooled and re-split at random ``repeats`` times into parts of their
     sizes; each time the fastest point within the budget (dev-measured throughput, as :func:`choose_points`; the
     promised drops bootstrapped on the first part) is chosen on the first part and its drop measured on the
     second. ``held`` is the share of the re-splits that chose a point; a re-split with no point within the budget
-    promises nothing (their share: ``no_point``)."""
+    promises nothing (their share: ``no_point``). ``confidence`` replaces the calibration's, to see what another
+    would have promised."""
     if repeats < 1:
         raise ConfigError(f"repeats must be >= 1, got {repeats}")
     reference, matrix = (np.concatenate(pair) for pair in zip(dev, test))
     if matrix.shape[1] != len(result.points):
         raise ValueError(f"{matrix.shape[1]} columns of correctness for {len(result.points)} points")
     budget, bootstrap, n_first = result.budget, result.config.bootstrap, len(dev[0])
+    if confidence is not None:
+        budget = replace(budget, confidence=confidence)
     rng = np.random.default_rng(seed)
     held, drops, flops, speedups, none = [], [], [], [], 0
     for _ in range(repeats):
