@@ -76,6 +76,34 @@ def test_confidence_rejects_a_point_that_fits_the_budget_by_luck():
         CalibrateConfig(model_dir="m", output_dir="o", data=DataConfig("d"), confidence=1.0)
 
 
+def test_simultaneous_bounds_hold_for_every_point_at_once():
+    """The max-t band: for one point it is that point's own quantile; for many, wider than each point's own, and
+    over fresh data every point stays within its bound together about as often as the confidence says."""
+    rng = np.random.default_rng(5)
+    n, points = 800, 12
+    reference = rng.random(n) < 0.88
+    flips = rng.random((n, points)) < 0.05
+    correct = np.where(flips, ~reference[:, None], reference[:, None])  # each point: 5 % of answers changed
+    bootstrap = BootstrapConfig(samples=2000)
+    one = calibrate.promised_drops(correct[:, :1], reference, 0.9, bootstrap, simultaneous=True)
+    assert one == pytest.approx(calibrate.promised_drops(correct[:, :1], reference, 0.9, bootstrap), abs=1e-6)
+    each = calibrate.promised_drops(correct, reference, 0.9, bootstrap)
+    together = calibrate.promised_drops(correct, reference, 0.9, bootstrap, simultaneous=True)
+    assert (together >= each - 1e-9).all() and (together > each + 1e-4).any()
+    # coverage: 40 fresh data sets where every point's true drop is 0 (as many answers turned right as wrong)
+    covered_each = covered_together = 0
+    for trial in range(40):
+        r = np.random.default_rng(100 + trial)
+        ref = r.random(n) < 0.88
+        turn = np.where(ref, 0.02, 0.02 * 0.88 / 0.12)[:, None]  # right -> wrong 2 %, wrong -> right 14.7 %
+        c = np.where(r.random((n, points)) < turn, ~ref[:, None], ref[:, None])
+        covered_each += (calibrate.promised_drops(c, ref, 0.9, BootstrapConfig(samples=500)) >= 0).all()
+        covered_together += (calibrate.promised_drops(c, ref, 0.9, BootstrapConfig(samples=500),
+                                                      simultaneous=True) >= 0).all()
+    # about 0.9 of 40 = 36 together; each point alone at 0.9 leaves the twelve together covered far less often
+    assert covered_together >= 30 and covered_each <= 25, (covered_together, covered_each)
+
+
 def test_calibrate_command(tmp_path, toy_data, tiny_dynafast_dir, tiny_teacher_dir, capsys):
     code = cli.main(["calibrate", "--model", str(tiny_dynafast_dir), "--data-dir", str(toy_data),
                      "--output", str(tmp_path / "cal"), "--max-accuracy-drop", "1", "--threads", "1",

@@ -127,11 +127,14 @@ def test_calibrate_on_measured_time(tmp_path, toy_data, tiny_dynafast_dir, tiny_
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     assert script.main(["--calibration", str(tmp_path / "timed"), "--repeats", "5", "--confidence", "0.99",
-                        "--output", str(tmp_path / "resplit.md")]) == 0
+                        "--simultaneous", "--output", str(tmp_path / "resplit.md")]) == 0
     written = json.loads((tmp_path / "resplit.json").read_text())
     assert written["resplit"] == resplit.to_json() and written["dev_texts"] == len(dev[0])
     stricter = timed.resplit_timed(loaded, dev, test, repeats=5, confidence=0.99)
-    assert written["other_confidences"] == [stricter.to_json()] and stricter.confidence == 0.99
+    together = timed.resplit_timed(loaded, dev, test, repeats=5, simultaneous=True)
+    assert written["other_confidences"][0] == {**stricter.to_json(), "simultaneous": False}
+    assert written["other_confidences"][1] == {**together.to_json(), "simultaneous": True}
+    assert len(written["other_confidences"]) == 3  # and 0.99 simultaneous
     assert f"kept its budget on the other part in **{100 * resplit.held:.0f} %** of the re-splits that chose" in (tmp_path / "resplit.md").read_text()
     assert cli.main(["calibrate", "--model", str(tiny_dynafast_dir), "--data-dir", str(toy_data), "--output",
                      str(tmp_path / "x"), "--min-throughput-speedup", "2"]) == 2

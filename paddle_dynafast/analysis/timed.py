@@ -253,14 +253,16 @@ def point_correctness(result: TimedResult, split: str) -> Tuple[np.ndarray, np.n
 
 
 def resplit_timed(result: TimedResult, dev: Tuple[np.ndarray, np.ndarray], test: Tuple[np.ndarray, np.ndarray],
-                  repeats: int = 50, seed: int = 0, confidence: Optional[float] = None) -> ResplitResult:
+                  repeats: int = 50, seed: int = 0, confidence: Optional[float] = None,
+                  simultaneous: bool = False) -> ResplitResult:
     """How often the timed calibration's promise holds on unseen texts: the ``(reference, points)`` correctness of
     dev and test (:func:`point_correctness`) pooled and re-split at random ``repeats`` times into parts of their
     sizes; each time the fastest point within the budget (dev-measured throughput, as :func:`choose_points`; the
     promised drops bootstrapped on the first part) is chosen on the first part and its drop measured on the
     second. ``held`` is the share of the re-splits that chose a point; a re-split with no point within the budget
-    promises nothing (their share: ``no_point``). ``confidence`` replaces the calibration's, to see what another
-    would have promised."""
+    promises nothing (their share: ``no_point``). ``confidence`` replaces the calibration's, and ``simultaneous``
+    bootstraps bounds for every point at once (:func:`~paddle_dynafast.analysis.calibrate.promised_drops`), to see
+    what another promise would have held."""
     if repeats < 1:
         raise ConfigError(f"repeats must be >= 1, got {repeats}")
     reference, matrix = (np.concatenate(pair) for pair in zip(dev, test))
@@ -276,7 +278,7 @@ def resplit_timed(result: TimedResult, dev: Tuple[np.ndarray, np.ndarray], test:
         first, second = order[:n_first], order[n_first:]
         accuracy = matrix[first].mean(axis=0)
         promised = (reference[first].mean() - accuracy if budget.confidence is None
-                    else promised_drops(matrix[first], reference[first], budget.confidence, bootstrap))
+                    else promised_drops(matrix[first], reference[first], budget.confidence, bootstrap, simultaneous))
         points = [replace(p, promised_drop=float(d), accuracy=float(a))
                   for p, d, a in zip(result.points, promised, accuracy)]
         chosen, _ = choose_points(points, budget)
