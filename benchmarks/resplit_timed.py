@@ -99,10 +99,12 @@ def main(argv=None) -> int:
                   "| mean drop | 90th percentile drop | median throughput speed-up (dev) | median FLOPs speed-up |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for (_, together), r in [((budget.confidence, False), resplit), *others.items()]:
-            lines.append(f"| {r.confidence:g} | {'simultaneous' if together else 'per point'} | "
-                         f"{100 * r.held:.0f} % | {100 * r.no_point:.0f} % | "
-                         f"{r.test_drop_mean:.2f} | {r.test_drop_q90:.2f} | "
-                         f"{r.throughput_speedup_median or float('nan'):.2f}x | {r.flops_speedup_median:.2f}x |")
+            if r.no_point == 1:  # nothing chosen, nothing measured
+                cells = "n/a | 100 % | | | |"
+            else:
+                cells = (f"{100 * r.held:.0f} % | {100 * r.no_point:.0f} % | {r.test_drop_mean:.2f} | "
+                         f"{r.test_drop_q90:.2f} | {r.throughput_speedup_median:.2f}x | {r.flops_speedup_median:.2f}x")
+            lines.append(f"| {r.confidence:g} | {'simultaneous' if together else 'per point'} | {cells} |")
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text("\n".join(lines) + "\n")
