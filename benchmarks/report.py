@@ -698,8 +698,9 @@ def certified_targets(bench: dict, promise: Optional[dict], data_set: str = "") 
         q = r["against"][paddle]
         out.append(f"| certified speed{f' ({data_set})' if data_set else ''} | {what} (budget {budget:g} points, "
                    f"confidence {promise['confidence']}): test drop <= {budget:g}, >= {need:g}x throughput and >= "
-                   f"{need:g}x lower latency than the {paddle} | {r['name']}: {-q['accuracy_points']:.2f} points "
-                   f"below, {q['throughput_speedup']:.2f}x, {q['latency_speedup']:.2f}x | "
+                   f"{need:g}x lower latency than the {paddle} | {r['name']}: {abs(q['accuracy_points']):.2f} points "
+                   f"{'above' if q['accuracy_points'] > 0.005 else 'below'}, {q['throughput_speedup']:.2f}x, "
+                   f"{q['latency_speedup']:.2f}x | "
                    + ("yes" if -q["accuracy_points"] <= budget + 1e-9 and q["throughput_speedup"] >= need
                       and q["latency_speedup"] >= need else "**no**") + " |")
     return out
