@@ -377,8 +377,7 @@ def dataset_section(dataset: Dataset, runs: Path, figures: Path) -> List[str]:
     probs_file = run / "evaluation" / "layer_probs.npz"
     if probs_file.is_file():
         out += ["### Every branch against the final classifier (test split)", "", *classifier_section(probs_file), ""]
-    out += [
-            "### The shipped export and its promise", "", *promise_section(run, summary), ""]
+    out += ["### The shipped export and its promise", "", *promise_section(run, summary), ""]
     calibration = next((p for p in (run / "calibration" / "calibration.md", run / "calibration" / "timed.md")
                         if p.is_file()), None)
     out += ["### Operating points chosen on dev (calibrate), measured on test", "",
