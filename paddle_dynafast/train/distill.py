@@ -24,7 +24,6 @@ import paddle
 import paddle.nn.functional as F
 
 from .. import atomic, data, distributed
-from ..stats import per_layer_report
 from ..config import BRANCH_KINDS, BranchConfig, DataConfig, PipelineConfig, SelfDistillConfig, TrainConfig, default
 from ..errors import ConfigError
 from ..model.branches import Branches
@@ -34,6 +33,7 @@ from ..model.loading import check_max_seq_len, load_classifier, save_classifier
 from ..model.over_loader import layer_probabilities
 from ..model.stage_info import StageInfo
 from ..model.weights import SAFE_WEIGHTS
+from ..stats import per_layer_report
 from .augment import add_augment_arguments, augment_features, augment_from_args
 from .loop import LoopState
 from .losses import kl_divergence, labelled_cross_entropy
