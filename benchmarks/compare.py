@@ -38,7 +38,7 @@ from paddle_dynafast import atomic, data
 from paddle_dynafast.analysis.promise import CALIBRATION_FILE
 from paddle_dynafast.analysis.results import CalibrationResult, TimedResult
 from paddle_dynafast.analysis.timed import choose_points
-from paddle_dynafast.config import INT8_ACTIVATIONS, Budget, ExportConfig
+from paddle_dynafast.config import Budget, ExportConfig
 from paddle_dynafast.model.loading import load_tokenizer
 from paddle_dynafast.runtime import bench
 from paddle_dynafast.runtime.auto import open_runtime
@@ -90,9 +90,10 @@ def exports(run: Path, points: List[dict], trust_pickle: bool) -> Dict[str, Path
     out = {}
     for name, (source, width, no_exit) in wanted.items():
         directory = run / "benchmark" / f"export-{name}"
-        if not export_is_current(directory, source, width, no_exit, onnx=True, int8=INT8_ACTIVATIONS[0]):
-            export_model(ExportConfig(source, directory, width=width, no_exit=no_exit, onnx=True, int8=True),
-                         overwrite=True, trust_pickle=trust_pickle)
+        config = ExportConfig(source, directory, width=width, no_exit=no_exit, onnx=True, int8=True)
+        if not export_is_current(directory, source, width, no_exit, onnx=True, int8=config.int8_activations,
+                                 int8_float_products=config.int8_float_products):
+            export_model(config, overwrite=True, trust_pickle=trust_pickle)
         out[name] = directory
     return out
 

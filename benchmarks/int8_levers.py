@@ -21,12 +21,14 @@ The levers (rows):
 
 1. float32 (``model.onnx``, the reference);
 2. per tensor, ``quantize_onnx(..., "dynamic")``: one activation scale per batch (the old default);
-3. per token, 7-bit weights, ``"token"`` (the default);
+3. per token, 7-bit weights, ``"token"``, every product int8 (``export --int8 --int8-float-products 0``);
 4. per token with 8-bit weights (``weight_bits=8``): AVX2's ``vpmaddubsw`` adds pairs of uint8 x int8 products in
    int16, which can saturate;
-5. mixed precision: a sensitivity sweep quantizes one product at a time per token (all others float32) and runs
-   dev; products are ranked by the mean KL divergence of their probabilities from float32's (dev flips beside
-   it), and the ``k`` most sensitive (``--keep``) stay float32 (left out of ``quantize_onnx``'s weights);
+5. mixed precision, what ``export --int8`` does by default (8 products): the export's sensitivity sweep
+   (:mod:`paddle_dynafast.runtime.sensitivity`) quantizes one backbone product at a time per token (all others
+   float32) and runs the ``--calibration-texts`` train texts; products are ranked by the mean KL divergence of
+   their probabilities from float32's (flips beside it), no labels used, and the ``k`` most sensitive
+   (``--keep``) stay float32 (left out of ``quantize_onnx``'s weights);
 6. SmoothQuant (Xiao et al. 2022, arXiv 2211.10438) on top of per token: for every input channel ``j`` of the
    quantized products, ``s_j = max|X_j| ** alpha / max|W_j| ** (1 - alpha)`` (``--alpha``), the weight's row ``j``
    multiplied by ``s_j`` and a ``Mul`` by ``1 / s`` inserted before the product, in float32. ``max|X_j|`` is taken
@@ -72,13 +74,15 @@ import paddle.nn as nn
 from onnx import helper, numpy_helper
 
 from paddle_dynafast import data
+from paddle_dynafast.config import ExportConfig
 from paddle_dynafast.model.dynafast import DynaFastModel
 from paddle_dynafast.model.forward import Probabilities
 from paddle_dynafast.model.loading import load_classifier, load_tokenizer
 from paddle_dynafast.model.narrow import extract_submodel
-from paddle_dynafast.runtime import quantize
+from paddle_dynafast.runtime import quantize, sensitivity
 from paddle_dynafast.runtime.export import clean_onnx
 from paddle_dynafast.runtime.export_info import ONNX_FILE, ExportInfo
+from paddle_dynafast.runtime.onnx_runtime import session_options
 from paddle_dynafast.runtime.threads import paddle_threads
 from paddle_dynafast.train import qad
 
@@ -114,12 +118,8 @@ class Session:
     """ONNX Runtime on one model file, answering ``(probs [n, labels], exit_layer [n])`` over batches."""
 
     def __init__(self, path: Path, info: ExportInfo, threads: int, speed: float):
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(str(path), session_options(threads),
+                                                    providers=["CPUExecutionProvider"])
         self.info, self.speed = info, speed
         names = info.onnx_outputs or tuple(o.name for o in self.session.get_outputs())
         self.fetch = list(names[:2] if info.exit_loop else names[:1])
@@ -135,12 +135,6 @@ class Session:
             layers.append(values[1].reshape(-1) if self.info.exit_loop
                           else np.full(len(ids), self.info.num_layers, dtype="int64"))
         return np.concatenate(probs), np.concatenate(layers)
-
-
-def mean_kl(reference: np.ndarray, other: np.ndarray) -> float:
-    """Mean over texts of ``KL(reference || other)`` of two ``[texts, labels]`` probability arrays."""
-    p, q = (np.clip(np.asarray(a, dtype="float64"), 1e-12, 1.0) for a in (reference, other))
-    return float((p * (np.log(p) - np.log(q))).sum(axis=1).mean())
 
 
 # ---------------------------------------------------------------- the source model and the products
@@ -353,21 +347,14 @@ def evaluate(session: Session, texts: Texts, reference: Optional[np.ndarray], al
             "alone_max_prob_difference": float(np.abs(one[0] - probs[:alone]).max())}
 
 
-def sweep(source: Path, work: Path, products: Dict[str, Tuple[str, nn.Linear]], info: ExportInfo, texts: Texts,
-          reference: np.ndarray, threads: int, speed: float) -> List[Dict[str, object]]:
-    """One product at a time per token (the others float32) on dev: ``[{weight, layer, dev_flips, mean_kl}]``,
-    most sensitive first (mean KL, then flips)."""
-    dev = batches(texts.features[:texts.n_dev], texts.pad, BATCH)
-    ref = reference[:texts.n_dev]
-    rows = []
-    for number, (weight, (path, _)) in enumerate(products.items(), start=1):
-        model = quantized(source, work / "one.onnx", [weight], "token")
-        probs, _ = Session(model, info, threads, speed).run(dev)
-        rows.append({"weight": weight, "layer": path, "dev_flips": int((probs.argmax(1) != ref.argmax(1)).sum()),
-                     "mean_kl": mean_kl(ref, probs)})
-        print(f"  sweep {number}/{len(products)} {path}: {rows[-1]['dev_flips']} dev flips, "
-              f"mean KL {rows[-1]['mean_kl']:.2e}", file=sys.stderr, flush=True)
-    return sorted(rows, key=lambda r: (-r["mean_kl"], -r["dev_flips"]))
+def sweep(source: Path, products: Dict[str, Tuple[str, nn.Linear]], info: ExportInfo, calibration: Texts,
+          threads: int) -> List[Dict[str, object]]:
+    """The export's own sweep (:mod:`paddle_dynafast.runtime.sensitivity`) over the calibration texts: every product
+    of the backbone per token alone (the others float32), most sensitive first (mean KL, then flips)."""
+    backbone = {weight: path for weight, (path, _) in products.items() if not path.startswith("branches")}
+    ranking = sensitivity.sweep(source, backbone, batches(calibration.features, calibration.pad, BATCH),
+                                dict.fromkeys(backbone), "token", info.exit_loop, threads)
+    return [row.to_json() for row in ranking]
 
 
 def time_levers(sessions: Dict[str, Session], texts: Texts, speed_texts: int, latency_texts: int,
@@ -424,8 +411,10 @@ def markdown(report: Dict[str, object]) -> str:
              f"{r['data']['speed_texts']} texts at batch {BATCH} and {r['data']['latency_texts']} at batch 1, "
              f"{r['rounds']} interleaved rounds, medians",
              "- flip rate: labels that differ from float32's (model.onnx"
-             + (f" at speed {r['speed']}" if exit_loop else "") + "); the mixed-precision rows are chosen on dev, "
-             "so their test column is the fair one",
+             + (f" at speed {r['speed']}" if exit_loop else "") + "); the mixed-precision rows keep float32 the "
+             "products the export's sweep ranks most sensitive on the calibration texts (train, no labels), as "
+             "`export --int8` does (`--int8-float-products`)",
+             "- speed measured on an idle machine" if r.get("idle") else
              "- speed is INDICATIVE ONLY: measured on a shared, busy machine; the other columns are exact", ""]
     head = ["lever", "int8 products", "flip rate dev+test % (n)", "flip rate test % (n)", "dev acc %", "test acc %"]
     if exit_loop:
@@ -443,13 +432,14 @@ def markdown(report: Dict[str, object]) -> str:
                   f"{row['alone_max_prob_difference']:.1e}", f"{row['texts_per_second']:.0f}",
                   f"{row['ms_per_text']:.2f}", f"{row['texts_per_second'] / fp32_speed:.2f}x"]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"Sensitivity sweep (one product per token, the others float32, dev {r['data']['dev']} texts), "
-              f"the {r['sweep_shown']} most sensitive of {len(r['sweep'])}:", "",
-              "| rank | product | ONNX weight | dev flips | mean KL vs fp32 |", "| --- | --- | --- | --- | --- |"]
+    lines += ["", f"Sensitivity sweep (one backbone product per token, the others float32, "
+              f"{r['data']['calibration']} calibration texts), the {r['sweep_shown']} most sensitive of "
+              f"{len(r['sweep'])}:", "",
+              "| rank | product | ONNX weight | flips | mean KL vs fp32 |", "| --- | --- | --- | --- | --- |"]
     for rank, row in enumerate(r["sweep"][:r["sweep_shown"]], start=1):
-        lines.append(f"| {rank} | {row['layer']} | {row['weight']} | {row['dev_flips']} | {row['mean_kl']:.2e} |")
-    lines += ["", f"Sum of the sweep's dev flips over all products, each alone: "
-              f"{sum(row['dev_flips'] for row in r['sweep'])}.", "",
+        lines.append(f"| {rank} | {row['layer']} | {row['weight']} | {row['flips']} | {row['mean_kl']:.2e} |")
+    lines += ["", f"Sum of the sweep's flips over all products, each alone: "
+              f"{sum(row['flips'] for row in r['sweep'])}.", "",
               f"SmoothQuant: alpha {r['smooth']['alpha']}, {r['smooth']['groups']} groups of products sharing an "
               f"input, {r['smooth']['muls']} Mul nodes inserted (kept in the graph, not folded).", ""]
     q = r["qad"]
@@ -485,6 +475,8 @@ def main() -> None:
     parser.add_argument("--qad-lr", type=float, default=1e-6,
                         help="AdamW's learning rate (1e-5 diverged on SST-2: the KL grew 100x in 100 steps)")
     parser.add_argument("--sweep-shown", type=int, default=10, help="the sweep's most sensitive products listed")
+    parser.add_argument("--idle", action="store_true",
+                        help="nothing else ran while timing (else the table marks its speed columns indicative)")
     args = parser.parse_args()
     keep = sorted({int(k) for k in args.keep.split(",") if k.strip()})
 
@@ -529,20 +521,22 @@ def main() -> None:
         reference_session = Session(fp32_path, info, args.threads, speed)
         reference = evaluate(reference_session, texts, None, args.alone)
         print("sweep:", file=sys.stderr, flush=True)
-        ranking = sweep(fp32_path, work, products, info, texts, reference["probs"], args.threads, speed)
+        ranking = sweep(fp32_path, products, info, Texts(calibration, tokenizer.pad_token_id, len(calibration)),
+                        args.threads)
         everything = list(products)
         smoothed = work / "smooth.fp32.onnx"
         smooth_info = smooth(fp32_path, smoothed, maxima, args.alpha)
         levers = [Lever("float32", fp32_path, 0),
                   Lever("per tensor (dynamic, the old default)", build("dynamic", lambda p: quantized(
                       fp32_path, p, everything, "dynamic")), len(everything)),
-                  Lever("per token, 7-bit weights (token, the default)", build("token", lambda p: quantized(
+                  Lever("per token, 7-bit weights, every product int8", build("token", lambda p: quantized(
                       fp32_path, p, everything, "token")), len(everything)),
                   Lever("per token, 8-bit weights", build("token8", lambda p: quantized(
                       fp32_path, p, everything, "token", 8)), len(everything))]
         for k in keep:
             kept = {row["weight"] for row in ranking[:k]}
-            levers.append(Lever(f"per token, the {k} most sensitive products float32", build(
+            default = " (the default)" if k == ExportConfig.int8_float_products else ""
+            levers.append(Lever(f"per token, the {k} most sensitive products float32{default}", build(
                 f"mixed{k}", lambda p, kept=kept: quantized(fp32_path, p, [w for w in everything if w not in kept],
                                                             "token")), len(everything) - len(kept)))
         levers.append(Lever(f"per token + SmoothQuant alpha {args.alpha}", build("smooth", lambda p: quantized(
@@ -566,7 +560,7 @@ def main() -> None:
              **{k: v for k, v in lever.result.items() if k not in ("probs", "layers")}} for lever in levers]
     report = {"command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv]),
               "machine": cpu_model(), "onnxruntime": onnxruntime.__version__, "threads": args.threads,
-              "date": time.strftime("%Y-%m-%d %H:%M"), "speed": speed, "rounds": args.rounds,
+              "date": time.strftime("%Y-%m-%d %H:%M"), "speed": speed, "rounds": args.rounds, "idle": args.idle,
               "export": {"directory": str(export), "width": info.width, "exit_loop": info.exit_loop,
                          "source": str(source), "products": len(products), "matmul_weights": len(weights)},
               "data": {"dir": args.data_dir, "dev": texts.n_dev, "test": len(texts.features) - texts.n_dev,

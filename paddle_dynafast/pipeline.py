@@ -116,8 +116,9 @@ def _run(config: PipelineConfig, logdir: Optional[str], trust_pickle: bool) -> P
 
     def export_both():
         if not _carries(dirs["export"], promise):
-            export_calibrated(dirs["calibrate"], ExportConfig(str(final), str(dirs["export"]), int8=config.int8),
-                              overwrite=True, trust_pickle=trust_pickle)
+            export = ExportConfig(str(final), str(dirs["export"]), int8=config.int8,
+                                  int8_float_products=config.int8_float_products)
+            export_calibrated(dirs["calibrate"], export, overwrite=True, trust_pickle=trust_pickle)
         if isinstance(results["calibrate"], TimedResult):  # the very program the promise was measured against
             reference = measured_export(dirs["calibrate"], None)
             if not _same_files(reference, dirs["export_full"]):
@@ -162,7 +163,7 @@ def _calibrate(config: PipelineConfig, model: Path, teacher: Path, output: Path,
         return run_calibration(flops, overwrite=True, trust_pickle=trust_pickle)
     runtime, precision = config.served
     timed = TimedCalibrateConfig(**common, runtime=runtime, precision=precision, speeds=config.timed_speeds,
-                                 rounds=config.timed_rounds)
+                                 rounds=config.timed_rounds, int8_float_products=config.int8_float_products)
     if atomic.written_with(output / TIMED_FILE, to_dict(timed)):
         return TimedResult.from_json(atomic.read_json(output / TIMED_FILE))
     _remove_other_kind(output, CALIBRATION_FILE)
@@ -286,12 +287,13 @@ def quick(config: PipelineConfig, max_examples: int = 1200, max_eval_examples: i
     supernet, the slowest stage per step (the teacher and every width run on each batch), stops after
     ``supernet_steps`` steps (a sixth of its epoch) with 128 examples to score importance; every stage
     evaluates on ``max_eval_examples`` (a standard error of about 2.5 accuracy points); the timed calibration measures
-    the speeds of :data:`QUICK_SPEEDS` in one timed round each, the final timing 50 texts at batch 1. The demo shows
+    the speeds of :data:`QUICK_SPEEDS` in one timed round each, the final timing 50 texts at batch 1; every product
+    runs in int8 (the mixed-precision sweep would take 2 of the 5 minutes). The demo shows
     the widths and the win of the calibrated export, not how accurate a short run can be."""
     one = {"epochs": 1}
     cut = replace(config.data, max_examples=max_examples, max_eval_examples=max_eval_examples)
     return replace(config, data=cut, importance_examples=128, timed_speeds=QUICK_SPEEDS, timed_rounds=1,
-                   bench_samples=50, widths=(1.0, 0.5), int8=True,
+                   bench_samples=50, widths=(1.0, 0.5), int8=True, int8_float_products=0,
                    finetune=replace(config.finetune, lr=2 * config.finetune.lr, **one),
                    supernet=replace(config.supernet, max_steps=supernet_steps, **one),
                    distill=replace(config.distill, **one))

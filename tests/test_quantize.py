@@ -138,18 +138,36 @@ def test_one_scale_per_batch_is_what_made_answers_depend_on_the_batch(tmp_path):
     assert np.abs(product(outlier)[0] - product(x)[0]).max() > 1e-2
 
 
+def _all_nodes(graph):
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            if attribute.g.node:
+                yield from _all_nodes(attribute.g)
+
+
 @pytest.mark.parametrize("scheme", ["token", "static"])
-def test_every_matmul_of_the_exit_loop_is_quantized(tiny_exports, static_exports, scheme):
-    directory = tiny_exports[(0.5, True)] if scheme == "token" else static_exports[True]
-    info = json.loads((directory / "export.json").read_text())
-    # 2 layers x 6 linears, pooler and classifier, and the branch's 7 (narrow, q, k, v, out, pre-logits, logits)
-    assert info["int8"]["matmuls"] == 2 * 6 + 2 + 7 and info["int8"]["activations"] == scheme
-    assert (info["int8"]["calibration_examples"] is None) == (scheme == "token")
-    assert info["int8"]["weight_bits"] == (7 if scheme == "token" else 8)
+def test_every_matmul_of_the_exit_loop_is_quantized_but_the_most_sensitive(tiny_exports, static_exports, scheme):
+    """Every product by a weight is int8, the If subgraphs' included, except the ``int8_float_products`` (4 by
+    default) of the backbone the sweep found most sensitive, which stay float32 ``MatMul`` by a weight."""
     import onnx
 
+    directory = tiny_exports[(0.5, True)] if scheme == "token" else static_exports[True]
+    info = json.loads((directory / "export.json").read_text())["int8"]
+    kept = info["float_products"]
+    # 2 layers x 6 linears, pooler and classifier, and the branch's 7 (narrow, q, k, v, out, pre-logits, logits)
+    assert info["matmuls"] + len(kept) == 2 * 6 + 2 + 7 and info["activations"] == scheme
+    assert info["float_products_asked"] == len(kept) == 4
+    assert not any(k["layer"].startswith("branches") for k in kept)
+    assert info["calibration_examples"] == (256 if scheme == "token" else 64)
+    assert info["weight_bits"] == (7 if scheme == "token" else 8)
     model = onnx.load(str(directory / "model.int8.onnx"))
+    constants = {n.output[0] for n in model.graph.node if n.op_type == "Constant"}
+    nodes = list(_all_nodes(model.graph))
     quantizer = "MatMulInteger" if scheme == "token" else "QuantizeLinear"
+    assert sum(n.op_type == quantizer for n in nodes) == info["matmuls"]
+    assert sorted(n.input[1] for n in nodes if n.op_type == "MatMul" and n.input[1] in constants) == sorted(
+        k["weight"] for k in kept)
     inner = [n for node in model.graph.node if node.op_type == "If" for a in node.attribute if a.g.node
              for n in a.g.node if n.op_type == quantizer]
     assert inner, "the If subgraph (layer 2) holds quantized products too"

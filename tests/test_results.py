@@ -26,7 +26,8 @@ BEFORE = Path(__file__).resolve().parent / "fixtures" / "results_before"
     ("timed-no-test.json", TimedResult)])
 def test_a_file_written_before_reads_and_writes_back_the_same(name, cls, tmp_path):
     """Byte for byte, but for what was added since the file was written: the configs' new fields at their defaults
-    (``teacher_dir``, the data's ``holdout``, the timed calibration's ``rounds``), the timed result's reference
+    (``teacher_dir``, the data's ``holdout``, the timed calibration's ``rounds`` and
+    ``int8_float_products``), the timed result's reference
     model and program hashes, empty, and the re-splits' ``throughput_speedup_median`` and ``no_point`` (measured
     time only)."""
     text = (BEFORE / name).read_text(encoding="utf-8")
@@ -41,6 +42,7 @@ def test_a_file_written_before_reads_and_writes_back_the_same(name, cls, tmp_pat
             assert written["config"].pop("teacher_dir") is None
         if cls is TimedResult:
             assert written["config"].pop("rounds") == 2
+            assert written["config"].pop("int8_float_products") == 4
     if written.get("resplits") is not None:
         assert written["resplits"].pop("throughput_speedup_median") is None
         assert written["resplits"].pop("no_point") == 0.0

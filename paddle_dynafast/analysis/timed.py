@@ -98,9 +98,11 @@ def _exports(config: TimedCalibrateConfig, widths: Sequence[float], reference: P
     for key, (source, width, no_exit) in wanted.items():
         directory = measured_export(config.output_dir, None if key == "full" else width)
         int8 = None if no_exit else INT8_ACTIVATIONS[0]
-        if not export_is_current(directory, source, width, no_exit, onnx=True, int8=int8):
+        kept = config.int8_float_products if int8 else 0
+        if not export_is_current(directory, source, width, no_exit, onnx=True, int8=int8, int8_float_products=kept):
             export_model(ExportConfig(str(source), directory, width=width, no_exit=no_exit, onnx=True,
-                                      int8=int8 is not None), overwrite=True, trust_pickle=trust_pickle)
+                                      int8=int8 is not None, int8_float_products=kept),
+                         overwrite=True, trust_pickle=trust_pickle)
         out[key] = directory
     return out
 

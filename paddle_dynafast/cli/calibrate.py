@@ -17,7 +17,7 @@ from ..analysis.timed import run_timed_calibration
 from ..config import (EXPORT_RUNTIMES, BootstrapConfig, CalibrateConfig, Precision, RuntimeName,
                       TimedCalibrateConfig, default)
 from ..errors import ConfigError
-from .common import add_budget_args, add_measure_args, names, trained_data_config
+from .common import add_budget_args, add_int8_float_products_arg, add_measure_args, names, trained_data_config
 
 
 def register(subparsers) -> None:
@@ -47,6 +47,7 @@ def register(subparsers) -> None:
     timed.add_argument("--reference-runtime", default=default(TimedCalibrateConfig, "reference_runtime"),
                        choices=names((RuntimeName.AUTO,) + EXPORT_RUNTIMES),
                        help="where the teacher is timed in fp32 (default auto: the fastest here)")
+    add_int8_float_products_arg(timed, "with --precision int8")
     p.set_defaults(run=run)
 
 
@@ -67,7 +68,8 @@ def timed_config_from_args(args: argparse.Namespace) -> TimedCalibrateConfig:
                                 reference_runtime=args.reference_runtime, max_accuracy_drop=args.max_accuracy_drop,
                                 confidence=args.confidence, bootstrap=BootstrapConfig(samples=args.bootstrap_samples),
                                 min_throughput_speedup=args.min_throughput_speedup,
-                                max_latency_ms=args.max_latency_ms, teacher_dir=args.teacher)
+                                max_latency_ms=args.max_latency_ms, teacher_dir=args.teacher,
+                                int8_float_products=args.int8_float_products)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,8 +8,8 @@ import argparse
 import enum
 from typing import Iterable, List, Optional
 
-from ..config import (BootstrapConfig, CalibrateConfig, DataConfig, Precision, RuntimeConfig, RuntimeName,
-                      all_cores, default)
+from ..config import (BootstrapConfig, CalibrateConfig, DataConfig, ExportConfig, Precision, RuntimeConfig,
+                      RuntimeName, all_cores, default)
 from ..model.stage_info import StageInfo
 
 
@@ -44,6 +44,14 @@ def add_sign_key_arg(parser: argparse.ArgumentParser, action: str) -> None:
     parser.add_argument("--sign-key-file", default=None,
                         help=f"{action} manifest.json with an HMAC-SHA256 of this file's secret (at least 16 bytes), "
                              "against deliberate edits of the export")
+
+
+def add_int8_float_products_arg(parser, when: str) -> None:
+    """``--int8-float-products N`` (:attr:`~paddle_dynafast.config.ExportConfig.int8_float_products`)."""
+    count = default(ExportConfig, "int8_float_products")
+    parser.add_argument("--int8-float-products", type=int, default=count, metavar="N",
+                        help=f"{when}: the N backbone products whose int8 moves the probabilities most (a sweep "
+                             f"on training texts, no labels) stay float32; 0: all int8 (default {count})")
 
 
 def add_data_args(parser: argparse.ArgumentParser, trained: bool = False) -> None:

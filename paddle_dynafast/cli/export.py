@@ -15,7 +15,7 @@ from ..config import INT8_ACTIVATIONS, ExportConfig, default
 from ..errors import ConfigError
 from ..model.stage_info import StageInfo
 from ..runtime.export import export_model
-from .common import add_output_args, add_sign_key_arg, add_trust_pickle_arg
+from .common import add_int8_float_products_arg, add_output_args, add_sign_key_arg, add_trust_pickle_arg
 
 
 def register(subparsers) -> None:
@@ -42,11 +42,14 @@ def register(subparsers) -> None:
                         "time, an answer independent of its batch; dynamic: over the whole batch's range (one scale "
                         "for the batch); static: over ranges calibrated on training texts")
     p.add_argument("--calibration-data", default=None,
-                   help="with --int8-activations static: the data folder whose train split calibrates "
+                   help="with --int8: the data folder whose train split calibrates static activations and the "
+                        "mixed-precision sweep "
                         "(default: the one the model was trained on)")
     examples = default(ExportConfig, "calibration_examples")
     p.add_argument("--calibration-examples", type=int, default=examples,
-                   help=f"with --int8-activations static: training texts that calibrate (default {examples})")
+                   help=f"with --int8: training texts that calibrate static activations and the sweep "
+                        f"(default {examples})")
+    add_int8_float_products_arg(p, "with --int8")
     p.add_argument("--max-seq-len", type=int, default=None, help="default: the one the model was trained with")
     add_output_args(p, overwrite=True)
     add_trust_pickle_arg(p)
@@ -63,7 +66,8 @@ def config_from_args(args: argparse.Namespace) -> ExportConfig:
     return ExportConfig(model_dir=args.model, output_dir=args.output, width=width, no_exit=args.no_exit,
                         max_seq_len=args.max_seq_len, onnx=args.onnx, int8=args.int8,
                         int8_activations=args.int8_activations, calibration=calibration,
-                        calibration_examples=args.calibration_examples, sign_key_file=args.sign_key_file)
+                        calibration_examples=args.calibration_examples, int8_float_products=args.int8_float_products,
+                        sign_key_file=args.sign_key_file)
 
 
 def run(args: argparse.Namespace) -> int:

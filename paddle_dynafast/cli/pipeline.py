@@ -15,7 +15,7 @@ from ..config import EXPORT_RUNTIMES, PipelineConfig, TrainConfig, default
 from ..pipeline import quick, run_pipeline, step_dirs, summary_table
 from ..train import STAGES
 from ..train.finetune import add_size_arguments, size_from_args
-from .common import add_budget_args, add_data_args, data_config, names
+from .common import add_budget_args, add_data_args, add_int8_float_products_arg, data_config, names
 
 
 def register(subparsers) -> None:
@@ -42,6 +42,7 @@ def register(subparsers) -> None:
     add_budget_args(p)
     p.add_argument("--int8", action="store_true",
                    help="serve the adaptive model in int8 (ONNX Runtime): calibrated on time measured as that program")
+    add_int8_float_products_arg(p, "with --int8")
     p.add_argument("--runtime", choices=names(EXPORT_RUNTIMES), default=None,
                    help="calibrate on time measured on this runtime in the served precision (default: onnxruntime "
                         "with --int8, else on FLOPs in dygraph fp32)")
@@ -64,7 +65,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         output_dir=args.output, data=data_config(args), model_dir=args.model, random_init=args.random_init,
         size=size_from_args(args), finetune=train("finetune"), supernet=train("supernet"), distill=train("distill"),
         widths=tuple(args.widths), max_accuracy_drop=args.max_accuracy_drop, min_flops_speedup=args.min_flops_speedup,
-        confidence=args.confidence, int8=args.int8, runtime=args.runtime)
+        confidence=args.confidence, int8=args.int8, runtime=args.runtime,
+        int8_float_products=args.int8_float_products)
     return quick(config) if args.quick else config
 
 

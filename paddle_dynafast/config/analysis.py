@@ -8,7 +8,7 @@ from typing import Optional, Tuple
 from ..errors import ConfigError
 from .base import check_finite, default
 from .data import DataConfig
-from .runtime import EXPORT_RUNTIMES, RuntimeName, as_precision, as_runtime
+from .runtime import EXPORT_RUNTIMES, ExportConfig, RuntimeName, as_precision, as_runtime
 
 
 def normalize_speeds(speeds) -> Tuple[float, ...]:
@@ -250,6 +250,8 @@ class TimedCalibrateConfig:
     """Dev texts timed one at a time for the latency."""
     rounds: int = 2
     """Timed rounds per point (throughput and latency are their medians), after one untimed pass."""
+    int8_float_products: int = default(ExportConfig, "int8_float_products")
+    """The int8 exports' most sensitive products kept float32 (:attr:`ExportConfig.int8_float_products`)."""
 
     def __post_init__(self) -> None:
         check_finite(self)

@@ -61,6 +61,8 @@ class PipelineConfig:
     """The speeds measured at every width when calibrating on measured time."""
     timed_rounds: int = default(TimedCalibrateConfig, "rounds")
     """Timed rounds per point when calibrating on measured time."""
+    int8_float_products: int = default(TimedCalibrateConfig, "int8_float_products")
+    """With ``int8``: the most sensitive products kept float32 (:attr:`ExportConfig.int8_float_products`)."""
     bench_samples: int = 100
     """Texts timed at batch 1 for the summary's latency (0 skips the timing)."""
 

@@ -137,7 +137,11 @@ class ExportConfig:
     calibration: Optional[DataConfig] = None
     """With static activations: the data whose train split calibrates; None: the one the model was trained on."""
     calibration_examples: int = 256
-    """With static activations: training texts that calibrate."""
+    """With int8: training texts that calibrate static activations and the mixed-precision sweep."""
+    int8_float_products: int = 4
+    """With int8: how many of the backbone's matrix products stay float32, the ones whose int8 moves the
+    probabilities most (a sweep quantizing one at a time over ``calibration_examples`` training texts, no labels
+    needed; :mod:`paddle_dynafast.runtime.sensitivity`); 0: every product int8, no sweep."""
     sign_key_file: Optional[str] = None
     """Sign manifest.json with an HMAC-SHA256 of this file's secret (at least 16 bytes); None: unsigned."""
 
@@ -153,6 +157,8 @@ class ExportConfig:
         if self.int8_activations not in INT8_ACTIVATIONS:
             raise ConfigError(f"int8_activations {self.int8_activations!r} is not one of {', '.join(INT8_ACTIVATIONS)}")
         check_count("calibration_examples", self.calibration_examples)
+        if isinstance(self.int8_float_products, bool) or self.int8_float_products < 0:
+            raise ConfigError(f"int8_float_products {self.int8_float_products!r}: give 0 or more products")
 
 
 @dataclass(frozen=True)

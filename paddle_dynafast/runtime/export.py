@@ -46,7 +46,7 @@ from ..model.forward import Probabilities
 from ..model.loading import check_max_seq_len, load_classifier
 from ..model.narrow import extract_submodel
 from ..model.stage_info import StageInfo
-from . import bench, quantize
+from . import bench, quantize, sensitivity
 from .export_info import EXPORT_FILE, INT8_ONNX_FILE, ONNX_FILE, OUTPUTS, PROGRAM, read_export_json
 from .manifest import read_sign_key, write_manifest
 from .promise import Promise
@@ -114,12 +114,14 @@ def _export(config: ExportConfig, trust_pickle: bool, sign_key: Optional[bytes],
     layer.eval()
     activations = config.int8_activations
     if config.int8:  # in dygraph, before to_static turns the layer's forward into the static program
+        batches = (_calibration_batches(stage, config.calibration, config.calibration_examples, tokenizer,
+                                        max_seq_len)
+                   if activations == "static" or config.int8_float_products else None)
         if activations != "static":
             ranges = quantize.linear_weights(layer)
         else:
-            batches = _calibration_batches(stage, config.calibration, config.calibration_examples, tokenizer,
-                                           max_seq_len)
             ranges = quantize.activation_ranges(layer, layer if no_exit else layer.layer_logits, batches)
+        candidates = sensitivity.backbone_products(layer)
     static = paddle.jit.to_static(layer, input_spec=spec, full_graph=True)
     names = OUTPUTS[:1] if no_exit else OUTPUTS
     with atomic.atomic_dir(output_dir) as tmp:
@@ -132,12 +134,23 @@ def _export(config: ExportConfig, trust_pickle: bool, sign_key: Optional[bytes],
         if config.onnx or config.int8:
             info["onnx_outputs"] = dict(zip(names, _onnx_outputs(clean_onnx(to_onnx(tmp), names))))
         if config.int8:
+            kept, ranking = [], []
+            if config.int8_float_products:
+                ranking = sensitivity.sweep(tmp / ONNX_FILE, candidates, batches, ranges, activations, not no_exit)
+                kept = sensitivity.float_products(ranking, config.int8_float_products)
+                ranges = {w: r for w, r in ranges.items() if w not in {k.weight for k in kept}}
             quantized = quantize.quantize_onnx(tmp / ONNX_FILE, tmp / INT8_ONNX_FILE, ranges, activations)
             clean_onnx(tmp / INT8_ONNX_FILE, names)
             info["int8"] = {"file": INT8_ONNX_FILE, "matmuls": quantized, "activations": activations,
                             "weight_bits": quantize.WEIGHT_BITS[activations],
-                            "calibration_examples": config.calibration_examples if activations == "static" else None,
-                            "scheme": quantize.describe(activations)}
+                            "calibration_examples": (config.calibration_examples
+                                                     if activations == "static" or config.int8_float_products
+                                                     else None),
+                            "scheme": quantize.describe(activations),
+                            "float_products_asked": config.int8_float_products,
+                            "float_products": [k.to_json() for k in kept],
+                            "sweep": [r.to_json() for r in ranking],
+                            "mixed_precision": sensitivity.describe(kept, len(candidates))}
         if promise is not None:
             info["promise"] = promise.to_json()
         tokenizer.save_pretrained(str(tmp))
@@ -148,10 +161,11 @@ def _export(config: ExportConfig, trust_pickle: bool, sign_key: Optional[bytes],
 
 
 def export_is_current(output_dir: str | Path, model_dir: str | Path, width: float, no_exit: bool,
-                      onnx: bool = False, int8: Optional[str] = None) -> bool:
+                      onnx: bool = False, int8: Optional[str] = None,
+                      int8_float_products: int = ExportConfig.int8_float_products) -> bool:
     """True if ``output_dir`` holds an intact export of ``model_dir`` at ``width`` made the same way: with
     ``model.onnx`` if ``onnx``, with ``model.int8.onnx`` of these activations (``"token"``, ``"dynamic"``,
-    ``"static"``) if ``int8``."""
+    ``"static"``) if ``int8``, asked to keep ``int8_float_products`` products float32."""
     try:
         info = read_export_json(output_dir)
     except ArtifactError:  # missing or altered: export again
@@ -159,7 +173,9 @@ def export_is_current(output_dir: str | Path, model_dir: str | Path, width: floa
     # an int8 export written before dynamic activations existed is static
     made_int8 = info.get("int8") and info["int8"].get("activations", "static")
     return (info["source"] == str(model_dir) and info["width"] == float(width) and info["exit_loop"] == (not no_exit)
-            and (not onnx or (Path(output_dir) / ONNX_FILE).is_file()) and (int8 is None or made_int8 == int8))
+            and (not onnx or (Path(output_dir) / ONNX_FILE).is_file())
+            and (int8 is None or (made_int8 == int8
+                                  and info["int8"].get("float_products_asked", 0) == int8_float_products)))
 
 
 def to_onnx(directory: str | Path, opset: int = 13) -> Path:

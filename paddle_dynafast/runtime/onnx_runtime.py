@@ -16,6 +16,18 @@ PRECISIONS = {Precision.FP32: ONNX_FILE, Precision.INT8: INT8_ONNX_FILE}
 """The file of the export each precision runs."""
 
 
+def session_options(threads: int):
+    """``threads`` intra-op threads, no inter-op parallelism, no spinning, errors only in the log."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors only: it warns about every constant paddle2onnx left unused
+    return options
+
+
 class OnnxRuntime(Runtime):
     """``intra_op`` threads, no inter-op parallelism, and thread spinning off, so that it does not steal the cores
     of another runtime measured beside it."""
@@ -33,13 +45,8 @@ class OnnxRuntime(Runtime):
         if not files.exists(path):
             raise ArtifactError(f"{self.info.directory} has no {path.name}; export it with "
                                 + ("--int8" if precision == Precision.INT8 else "--onnx"))
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3  # errors only: it warns about every constant paddle2onnx left unused
         try:
-            self.session = onnxruntime.InferenceSession(str(files.check_regular(path)), options,
+            self.session = onnxruntime.InferenceSession(str(files.check_regular(path)), session_options(threads),
                                                         providers=["CPUExecutionProvider"])
         except Exception as error:  # InvalidProtobuf, Fail: a damaged or truncated file
             raise ArtifactError(f"{path} cannot be loaded by ONNX Runtime (damaged or truncated?): "
