@@ -84,13 +84,16 @@ def main(argv=None) -> int:
         lines.append(f"The calibration chose width {chosen.width:g}, speed {chosen.speed:g} on dev{held}.")
         lines.append("")
     r = resplit
-    lines.append(f"Dev and test pooled and re-split at random {r.repeats} times (parts of dev's and test's sizes): the "
-                 f"fastest point within the budget, chosen on the dev-sized part by the throughput measured on dev, "
-                 f"kept its budget on the other part in **{100 * r.held:.0f} %** of the re-splits that chose a point "
-                 f"({100 * r.no_point:.0f} % of all found no point within the budget and promised nothing); measured drop "
-                 f"{r.test_drop_mean:.2f} points on average (90th percentile {r.test_drop_q90:.2f}); the chosen points' "
-                 f"median throughput speed-up {r.throughput_speedup_median or float('nan'):.2f}x on dev, FLOPs "
-                 f"speed-up {r.flops_speedup_median:.2f}x.")
+    pooled = (f"Dev and test pooled and re-split at random {r.repeats} times (parts of dev's and test's sizes): ")
+    if r.no_point == 1:  # nothing chosen, nothing measured: no percentage of nothing
+        lines.append(pooled + "no re-split found a point within the budget; nothing was promised.")
+    else:
+        lines.append(pooled + f"the fastest point within the budget, chosen on the dev-sized part by the throughput "
+                     f"measured on dev, kept its budget on the other part in **{100 * r.held:.0f} %** of the re-splits "
+                     f"that chose a point ({100 * r.no_point:.0f} % of all found no point within the budget and "
+                     f"promised nothing); measured drop {r.test_drop_mean:.2f} points on average (90th percentile "
+                     f"{r.test_drop_q90:.2f}); the chosen points' median throughput speed-up "
+                     f"{r.throughput_speedup_median:.2f}x on dev, FLOPs speed-up {r.flops_speedup_median:.2f}x.")
     if others:
         lines += ["", "The same re-splits had the calibration promised otherwise (the point chosen on the dev-sized part "
                   "with the promised drops at that confidence; simultaneous: bounds for every point at once, the "
