@@ -24,7 +24,7 @@ The levers (rows):
 3. per token, 7-bit weights, ``"token"``, every product int8 (``export --int8 --int8-float-products 0``);
 4. per token with 8-bit weights (``weight_bits=8``): AVX2's ``vpmaddubsw`` adds pairs of uint8 x int8 products in
    int16, which can saturate;
-5. mixed precision, what ``export --int8`` does by default (8 products): the export's sensitivity sweep
+5. mixed precision, what ``export --int8`` does by default (4 products): the export's sensitivity sweep
    (:mod:`paddle_dynafast.runtime.sensitivity`) quantizes one backbone product at a time per token (all others
    float32) and runs the ``--calibration-texts`` train texts; products are ranked by the mean KL divergence of
    their probabilities from float32's (flips beside it), no labels used, and the ``k`` most sensitive

@@ -26,11 +26,12 @@ def test_flags_reach_the_calibrate_config(tiny_dynafast_dir, toy_data):
 
 def test_with_a_runtime_the_flags_reach_the_timed_config(tiny_dynafast_dir, toy_data):
     args = _args(tiny_dynafast_dir, toy_data, "--runtime", "onnxruntime", "--precision", "int8", "--threads", "1",
-                 "--min-throughput-speedup", "4", "--reference-runtime", "paddle-inference")
+                 "--min-throughput-speedup", "4", "--reference-runtime", "paddle-inference",
+                 "--int8-float-products", "0")
     config = cli.calibrate.timed_config_from_args(args)
     assert config == TimedCalibrateConfig(str(tiny_dynafast_dir), "o", config.data, runtime="onnxruntime",
                                           precision="int8", threads=1, reference_runtime="paddle-inference",
-                                          min_throughput_speedup=4.0)
+                                          min_throughput_speedup=4.0, int8_float_products=0)
     assert (config.runtime, config.precision, config.reference_runtime) == (
         RuntimeName.ONNXRUNTIME, Precision.INT8, RuntimeName.PADDLE_INFERENCE)
     with pytest.raises(SystemExit):  # dygraph times no export

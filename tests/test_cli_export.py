@@ -13,11 +13,13 @@ def test_flags_reach_the_export_config(tiny_dynafast_dir, toy_data):
     assert cli.export.config_from_args(args) == ExportConfig(str(tiny_dynafast_dir), "o")
     args = parse(["export", "--model", str(tiny_dynafast_dir), "--output", "o", "--width", "0.5", "--no-exit",
                   "--no-onnx", "--int8", "--int8-activations", "static", "--calibration-data", str(toy_data),
-                  "--calibration-examples", "8", "--max-seq-len", "12", "--sign-key-file", "key"])
+                  "--calibration-examples", "8", "--max-seq-len", "12", "--sign-key-file", "key",
+                  "--int8-float-products", "2"])
     calibration = StageInfo.read(tiny_dynafast_dir).data_config(str(toy_data))
     assert cli.export.config_from_args(args) == ExportConfig(
         str(tiny_dynafast_dir), "o", width=0.5, no_exit=True, max_seq_len=12, onnx=False, int8=True,
-        int8_activations="static", calibration=calibration, calibration_examples=8, sign_key_file="key")
+        int8_activations="static", calibration=calibration, calibration_examples=8, sign_key_file="key",
+        int8_float_products=2)
     assert calibration.max_seq_len == 16
 
 

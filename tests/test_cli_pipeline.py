@@ -11,8 +11,9 @@ def test_flags_reach_the_pipeline_config():
     assert cli.pipeline.config_from_args(args) == PipelineConfig("o", DataConfig("d"), model_dir="m")
     args = parse(["pipeline", "--model", "m", "--data-dir", "d", "--output", "o", "--seed", "3", "--batch-size", "8",
                   "--supernet-epochs", "2", "--widths", "1.0", "0.25", "--max-accuracy-drop", "1", "--int8",
-                  "--max-seq-len", "64"])
+                  "--max-seq-len", "64", "--int8-float-products", "6"])
     config = cli.pipeline.config_from_args(args)
+    assert config.int8_float_products == 6
     defaults = PipelineConfig("o", DataConfig("d"))
     assert [(t.epochs, t.batch_size, t.seed, t.lr) for t in (config.finetune, config.supernet, config.distill)] == [
         (defaults.finetune.epochs, 8, 3, defaults.finetune.lr), (2, 8, 3, defaults.supernet.lr),
@@ -26,5 +27,5 @@ def test_flags_reach_the_pipeline_config():
     # the demo's supernet, its slowest stage, stops after 6 steps; the other stages train one epoch
     assert (config.supernet.max_steps, config.supernet.epochs, config.importance_examples) == (6, 1, 128)
     assert config.data.max_eval_examples == 300 and config.timed_speeds == (0.0, 0.4, 0.7, 0.8, 0.85, 0.9)
-    assert (config.timed_rounds, config.bench_samples) == (1, 50)
+    assert (config.timed_rounds, config.bench_samples, config.int8_float_products) == (1, 50, 0)  # no sweep
     assert config.finetune.max_steps is None and config.distill.max_steps is None
