@@ -351,7 +351,7 @@ def sweep(source: Path, products: Dict[str, Tuple[str, nn.Linear]], info: Export
           threads: int) -> List[Dict[str, object]]:
     """The export's own sweep (:mod:`paddle_dynafast.runtime.sensitivity`) over the calibration texts: every product
     of the backbone per token alone (the others float32), most sensitive first (mean KL, then flips)."""
-    backbone = {weight: path for weight, (path, _) in products.items() if not path.startswith("branches")}
+    backbone = {weight: path for weight, (path, _) in products.items() if sensitivity.in_backbone(path)}
     ranking = sensitivity.sweep(source, backbone, batches(calibration.features, calibration.pad, BATCH),
                                 dict.fromkeys(backbone), "token", info.exit_loop, threads)
     return [row.to_json() for row in ranking]

@@ -113,10 +113,10 @@ def _export(config: ExportConfig, trust_pickle: bool, sign_key: Optional[bytes],
         layer, spec = model.at(width), ids_spec + [InputSpec([1], "float32", "speed")]
     layer.eval()
     activations = config.int8_activations
+    calibrates = config.int8 and (activations == "static" or config.int8_float_products > 0)  # on training texts
     if config.int8:  # in dygraph, before to_static turns the layer's forward into the static program
         batches = (_calibration_batches(stage, config.calibration, config.calibration_examples, tokenizer,
-                                        max_seq_len)
-                   if activations == "static" or config.int8_float_products else None)
+                                        max_seq_len) if calibrates else None)
         if activations != "static":
             ranges = quantize.linear_weights(layer)
         else:
@@ -143,9 +143,7 @@ def _export(config: ExportConfig, trust_pickle: bool, sign_key: Optional[bytes],
             clean_onnx(tmp / INT8_ONNX_FILE, names)
             info["int8"] = {"file": INT8_ONNX_FILE, "matmuls": quantized, "activations": activations,
                             "weight_bits": quantize.WEIGHT_BITS[activations],
-                            "calibration_examples": (config.calibration_examples
-                                                     if activations == "static" or config.int8_float_products
-                                                     else None),
+                            "calibration_examples": config.calibration_examples if calibrates else None,
                             "scheme": quantize.describe(activations),
                             "float_products_asked": config.int8_float_products,
                             "float_products": [k.to_json() for k in kept],

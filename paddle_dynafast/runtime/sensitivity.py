@@ -45,10 +45,15 @@ class Sensitivity:
         return {"weight": self.weight, "layer": self.layer, "mean_kl": self.mean_kl, "flips": self.flips}
 
 
+def in_backbone(path: str) -> bool:
+    """Whether the sublayer at ``path`` (of an exported layer) is outside the exit loop's branches: swept."""
+    return not path.startswith("branches")
+
+
 def backbone_products(layer: nn.Layer) -> Dict[str, str]:
     """``{weight name: layer path}`` of every ``nn.Linear`` of ``layer`` outside its branches, in model order."""
     return {m.weight.name: path for path, m in layer.named_sublayers(include_self=True)
-            if isinstance(m, nn.Linear) and not path.startswith("branches")}
+            if isinstance(m, nn.Linear) and in_backbone(path)}
 
 
 def mean_kl(reference: np.ndarray, other: np.ndarray) -> float:
