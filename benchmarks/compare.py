@@ -2,7 +2,9 @@
 
 Systems (SST-2 test unless --split): (a) the fine-tuned PaddleNLP classifier in
 dygraph; the full model exported, in Paddle Inference with native kernels, with
-oneDNN and with oneDNN bfloat16, and in ONNX Runtime in fp32 and int8; (c) the
+oneDNN, with oneDNN and the native kernels below the batch size from which oneDNN
+pays (measured on each export), with oneDNN bfloat16, and in ONNX Runtime in fp32
+and int8; (c) the
 width-0.5 sub-model; (d) the adaptive export (exit loop inside) the run ships
 (``RUN/export``, at the point its calibration chose and promised) and, after a
 calibration on FLOPs, at the point chosen for the FLOPs budget, or after one on
@@ -16,7 +18,10 @@ Paddle Inference fp32 (the faster of native and oneDNN) and in ONNX Runtime fp32
 Each system runs alone in a fresh process (runtimes do not share threads or
 caches), and the processes take turns, round after round (A, B, C, A, B, C, ...),
 so that the noise of a shared machine falls on every system alike; the figures
-are medians over rounds. Every input shape is seen once before timing.
+are medians over rounds. Every input shape is seen once before timing. As the
+paddle-dynafast command does, it sets MKL_DEBUG_CPU_TYPE=5 on an AMD CPU with AVX2
+unless the variable is set (Paddle's native kernels then take MKL's AVX2 path);
+bench.json records it.
 
     .venv/bin/python benchmarks/compare.py --run runs/sst2 --data-dir ../shared/data/sst2 --output runs/sst2/benchmark
 """
@@ -39,16 +44,20 @@ from paddle_dynafast.analysis.promise import CALIBRATION_FILE
 from paddle_dynafast.analysis.results import CalibrationResult, TimedResult
 from paddle_dynafast.analysis.timed import choose_points
 from paddle_dynafast.config import Budget, ExportConfig
+from paddle_dynafast.console import mkl_avx2_on_amd
 from paddle_dynafast.model.loading import load_tokenizer
-from paddle_dynafast.runtime import bench
+from paddle_dynafast.runtime import bench, choose
 from paddle_dynafast.runtime.auto import open_runtime
-from paddle_dynafast.runtime.choose import cpu_name
 from paddle_dynafast.runtime.dygraph import DygraphRuntime
 from paddle_dynafast.runtime.export import export_is_current, export_model
 from paddle_dynafast.runtime.export_info import INT8_ONNX_FILE, ExportInfo
 
+MEASURED = "measured"
+"""An option value found by measurement on each export before timing (``native_below``: :func:`choose.crossover`)."""
 RUNTIMES = [("paddle-inference", "fp32", {"onednn": False}, "Paddle Inference native fp32"),
             ("paddle-inference", "fp32", {"onednn": True}, "Paddle Inference oneDNN fp32"),
+            ("paddle-inference", "fp32", {"onednn": True, "native_below": MEASURED},
+             "Paddle Inference oneDNN fp32, native below N"),
             ("paddle-inference", "bf16", {"onednn": True}, "Paddle Inference oneDNN bf16"),
             ("onnxruntime", "fp32", {}, "ONNX Runtime fp32"),
             ("onnxruntime", "int8", {}, "ONNX Runtime int8")]
@@ -117,6 +126,16 @@ def systems(run: Path, points: List[dict], dirs: Dict[str, Path]) -> List[dict]:
                           "kind": kind, "precision": precision, "options": options,
                           "directory": str(directory), "speed": point["speed"], "group": point["label"]})
     return specs
+
+
+def with_crossover(spec: dict, threads: int) -> dict:
+    """``spec`` with a measured ``native_below`` (the batch size from which oneDNN pays on its export) in its options
+    and its name."""
+    if spec.get("options", {}).get("native_below") != MEASURED:
+        return spec
+    below, _ = choose.crossover(spec["directory"], threads, spec["speed"])
+    return {**spec, "options": {**spec["options"], "native_below": below},
+            "name": spec["name"].replace("below N", f"below {below}")}
 
 
 def measure_one(spec: dict, data_dir: str, split: str, threads: int, samples: int, batch_size: int) -> dict:
@@ -198,6 +217,9 @@ def main() -> None:
                                      32)))
         return
 
+    said = mkl_avx2_on_amd()  # as the paddle-dynafast command does; the children, which time, inherit it
+    if said:
+        print(said, file=sys.stderr)
     run = Path(args.run)
     out = Path(args.output or run / "benchmark")
     if args.points:
@@ -206,6 +228,7 @@ def main() -> None:
         points = default_points(run)
     dirs = exports(run, points, args.trust_pickle)
     specs = [s for s in systems(run, points, dirs) if args.only is None or any(o in s["name"] for o in args.only)]
+    specs = [with_crossover(s, args.threads) for s in specs]
     rounds: Dict[str, List[dict]] = {s["name"]: [] for s in specs}
     for round_index in range(args.rounds):
         for spec in specs:
@@ -237,7 +260,8 @@ def main() -> None:
     for reference in references:
         ratios(results, reference)
     report = {"split": args.split, "threads": args.threads, "rounds": args.rounds, "samples": args.samples,
-              "machine": {"cpus": os.cpu_count(), "processor": cpu_name(), "python": platform.python_version()},
+              "machine": {"cpus": os.cpu_count(), "processor": choose.cpu_name(), "python": platform.python_version(),
+                          "MKL_DEBUG_CPU_TYPE": os.environ.get("MKL_DEBUG_CPU_TYPE")},
               "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "points": points,
               "references": [r["name"] for r in references], "results": results}
     table = markdown(results, references) if references else ""

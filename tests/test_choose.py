@@ -140,3 +140,49 @@ def test_a_cache_that_cannot_be_written_is_a_warning_naming_it(tiny_exports, tmp
         assert choose.choose(directory, threads=1)[0].name == "onnxruntime fp32"
     assert f"cannot write the runtime cache {tmp_path / 'read-only' / 'runtimes.json'} ([Errno 13] Permission " \
            "denied" in caplog.text and fake_measure == [3, 3]
+
+
+def _timed(fake):
+    """A ``measure`` that reports ``fake[(candidate name, batch size)]`` seconds per batch, and records the sizes."""
+    sizes = []
+
+    def measure(directory, found, batches, threads=2, speed=0.0, rounds=3):
+        size = len(batches[0][0])
+        sizes.append(size)
+        return [choose.Timing(c, fake.get((c.name, size), fake.get(c.name, 9.0))) for c in found]
+    return measure, sizes
+
+
+@pytest.mark.parametrize("onednn_from, expected", [(1, 0), (4, 4), (None, 17)])
+def test_crossover_is_the_first_batch_size_at_which_onednn_pays(tiny_exports, monkeypatch, onednn_from, expected):
+    plain, onednn = "paddle-inference fp32 onednn=False", "paddle-inference fp32 onednn=True"
+    fake = {}
+    for size in choose.CROSSOVER_SIZES:
+        fake[(plain, size)], fake[(onednn, size)] = 1.0, (0.5 if onednn_from and size >= onednn_from else 2.0)
+    measure, sizes = _timed(fake)
+    monkeypatch.setattr(choose, "measure", measure)
+    below, measured = choose.crossover(tiny_exports[(0.5, True)], threads=1)
+    assert below == expected
+    assert sizes == [s for s in choose.CROSSOVER_SIZES if not onednn_from or s <= onednn_from]  # stops when it pays
+    assert measured[sizes[-1]] == {"native": 1000 * fake[(plain, sizes[-1])], "onednn": 1000 * fake[(onednn, sizes[-1])]}
+
+
+def test_paddle_inference_onednn_chosen_for_throughput_gets_its_crossover_and_keeps_it(tiny_exports, runtime_cache,
+                                                                                      monkeypatch):
+    from paddle_dynafast.runtime.auto import open_runtime
+
+    directory = tiny_exports[(0.5, True)]
+    plain, onednn = "paddle-inference fp32 onednn=False", "paddle-inference fp32 onednn=True"
+    fake = {plain: 3.0, onednn: 1.0, "onnxruntime fp32": 2.0, (plain, 1): 1.0, (onednn, 1): 2.0,
+            (plain, 2): 1.0, (onednn, 2): 2.0, (plain, 4): 2.0, (onednn, 4): 1.0}
+    measure, sizes = _timed(fake)
+    monkeypatch.setattr(choose, "measure", measure)
+    best, _ = choose.choose(directory, threads=1)
+    assert best.name == "paddle-inference fp32 native_below=4 onednn=True" and sizes == [32, 1, 2, 4]
+    assert json.loads(runtime_cache.read_text()).popitem()[1]["candidate"]["options"] == {"native_below": 4,
+                                                                                           "onednn": True}
+    assert choose.choose(directory, threads=1) == (best, []) and sizes == [32, 1, 2, 4]  # remembered, not measured
+    runtime = open_runtime(directory, "auto", threads=1)
+    assert runtime.native_below == 4 and runtime.native is not None
+    latency, _ = choose.choose(directory, threads=1, objective="latency")  # one text at a time: the plain kernels
+    assert latency.name == plain and sizes == [32, 1, 2, 4, 1]

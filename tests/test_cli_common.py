@@ -26,6 +26,8 @@ def test_runtime_flags_build_a_runtime_config_with_the_commands_defaults():
                               "--sign-key-file", "k", "--trust-pickle"])
     assert common.runtime_config(args) == RuntimeConfig(RuntimeName.PADDLE_INFERENCE, 1, Precision.BF16, False, "k",
                                                         True)
+    args = parser.parse_args(["--runtime", "paddle-inference", "--native-below", "8"])
+    assert common.runtime_config(args).native_below == 8
     with pytest.raises(SystemExit):
         parser.parse_args(["--precision", "fp16"])
     assert common.names(Precision) == ["fp32", "bf16", "int8"]

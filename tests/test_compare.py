@@ -35,3 +35,21 @@ def test_the_shipped_point_and_the_point_of_the_second_budget(tiny_pipeline_run,
     chosen.update(width=shipped["width"], speed=shipped["speed"])  # the same point as the shipped one: measured once
     timed_file.write_text(json.dumps(timed))
     assert compare.default_points(run) == points[:1]
+
+
+def test_the_native_below_row_is_measured_on_its_own_export(monkeypatch):
+    asked = []
+
+    def crossover(directory, threads, speed):
+        asked.append((directory, threads, speed))
+        return 8, {}
+
+    monkeypatch.setattr(compare.choose, "crossover", crossover)
+    label = next(label for _, _, options, label in compare.RUNTIMES if options.get("native_below") == compare.MEASURED)
+    spec = {"name": f"(d) w1 s0.1 (shipped), {label}", "kind": "paddle-inference", "precision": "fp32",
+            "options": {"onednn": True, "native_below": compare.MEASURED}, "directory": "d", "speed": 0.1}
+    got = compare.with_crossover(spec, 2)
+    assert got["options"] == {"onednn": True, "native_below": 8} and asked == [("d", 2, 0.1)]
+    assert got["name"] == "(d) w1 s0.1 (shipped), Paddle Inference oneDNN fp32, native below 8"
+    plain = {**spec, "options": {"onednn": False}}
+    assert compare.with_crossover(plain, 2) is plain and len(asked) == 1

@@ -51,6 +51,8 @@ def test_a_string_becomes_its_member_and_anything_else_is_named():
     (lambda: RuntimeConfig(name="tensorrt"), "runtime 'tensorrt' is not one of"),
     (lambda: RuntimeConfig(precision="int4"), "precision 'int4' is not one of ['fp32', 'bf16', 'int8']"),
     (lambda: RuntimeConfig(threads=0), "threads must be a whole number >= 1, got 0"),
+    (lambda: RuntimeConfig(name="paddle-inference", native_below=-2), "native_below -2 is negative"),
+    (lambda: RuntimeConfig(native_below=8), "native_below is an option of Paddle Inference: name that runtime"),
     (lambda: BenchSystem("a", "d", speed=2.0), "speed of system 'a' 2.0 is not in [0, 1]"),
     (lambda: BenchSystem("", "d"), "the system of d has no name"),
     (lambda: BenchConfig((), "d", "o"), "no systems to measure"),

@@ -72,3 +72,32 @@ def test_what_it_cannot_run_is_named(tmp_path, tiny_exports):
     edit_export_file(without, "export.json", lambda raw: None)  # the manifest rewritten without it
     with pytest.raises(ArtifactError, match=r"copy has no model.json or model.pdmodel"):
         PaddleInferenceRuntime(without)
+
+
+def test_small_batches_run_on_the_plain_kernels_below_native_below(tiny_exports, toy_data):
+    directory = tiny_exports[(0.5, True)]
+    predictor = Predictor(directory, "paddle-inference", threads=1)
+    features, _ = predictor.encode(texts_of(toy_data, 12))
+    ids = np.array([f.input_ids for f in features if len(f.input_ids) == len(features[0].input_ids)][:4])
+    small, large = ids[:2], np.concatenate([ids] * 3)  # 2 rows, 12 rows
+    plain = PaddleInferenceRuntime(directory, threads=1, onednn=False)
+    onednn = PaddleInferenceRuntime(directory, threads=1)
+    both = PaddleInferenceRuntime(directory, threads=1, native_below=4)
+    assert both.native is not None and onednn.native is None
+    for batch, same in ((small, plain), (large, onednn)):
+        expected, got = same.run_batch(batch, np.zeros_like(batch), 0.3), both.run_batch(batch, np.zeros_like(batch), 0.3)
+        for e, g in zip(expected, got):  # bitwise: the same kernels ran
+            assert np.array_equal(e, g)
+    for other in (small, large):  # and the two kernel sets agree in any case
+        np.testing.assert_allclose(plain.run_batch(other, np.zeros_like(other), 0.3)[0],
+                                   onednn.run_batch(other, np.zeros_like(other), 0.3)[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"native_below": -1}, "native_below -1 is negative"),
+    ({"native_below": 8, "onednn": False}, "native_below needs oneDNN on the CPU in fp32"),
+    ({"native_below": 8, "precision": "bf16"}, "native_below needs oneDNN on the CPU in fp32"),
+])
+def test_native_below_without_onednn_fp32_is_refused(tiny_exports, options, message):
+    with pytest.raises(ConfigError, match=message):
+        PaddleInferenceRuntime(tiny_exports[(0.5, True)], threads=1, **options)

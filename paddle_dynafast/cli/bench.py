@@ -84,6 +84,10 @@ def run_choose(args: argparse.Namespace) -> int:
               f"{config.threads} threads):")
         for timing in sorted(timings, key=lambda t: t.seconds_per_batch):
             cost = f"{1000 * timing.seconds_per_batch:8.2f} ms per batch" if timing.error is None else timing.error
-            print(f"  {'*' if timing.candidate == best else ' '} {timing.candidate.name:<36} {cost}")
+            print(f"  {'*' if timing.candidate == choose.base_candidate(best) else ' '} "
+                  f"{timing.candidate.name:<36} {cost}")
+        below = dict(best.options).get("native_below")
+        if below:
+            print(f"  (* with the plain kernels for batches of fewer than {below} texts, where oneDNN does not pay)")
     print(f"(* chosen, remembered in {choose.cache_file()} for --runtime auto)")
     return 0

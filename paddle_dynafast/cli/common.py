@@ -139,6 +139,10 @@ def add_runtime_args(parser: argparse.ArgumentParser, defaults: RuntimeConfig) -
     threads = defaults.threads
     parser.add_argument("--threads", type=int, default=threads, help=f"CPU threads (default {threads})")
     parser.add_argument("--no-onednn", action="store_true", help="Paddle Inference: plain CPU kernels, not oneDNN")
+    parser.add_argument("--native-below", type=int, default=defaults.native_below, metavar="N",
+                        help="Paddle Inference with oneDNN, fp32: batches of fewer than N texts on the plain kernels, "
+                             "where oneDNN's cost per operator does not pay (runtime auto measures N; default "
+                             f"{defaults.native_below}: never)")
     parser.add_argument("--precision", choices=names(Precision), default=defaults.precision.value,
                         help="fp32; bf16: Paddle Inference with oneDNN's bfloat16 kernels; int8: ONNX Runtime on "
                              "model.int8.onnx (export --int8)")
@@ -149,4 +153,5 @@ def add_runtime_args(parser: argparse.ArgumentParser, defaults: RuntimeConfig) -
 def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
     """The :class:`RuntimeConfig` of :func:`add_runtime_args`."""
     return RuntimeConfig(name=args.runtime, threads=args.threads, precision=args.precision, onednn=not args.no_onednn,
-                         sign_key_file=args.sign_key_file, trust_pickle=args.trust_pickle)
+                         native_below=args.native_below, sign_key_file=args.sign_key_file,
+                         trust_pickle=args.trust_pickle)

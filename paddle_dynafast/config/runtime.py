@@ -98,12 +98,20 @@ class RuntimeConfig:
     """A file whose secret (at least 16 bytes) the export's manifest must be signed with; None: not checked."""
     trust_pickle: bool = False
     """dygraph: read pickled weights, which run any code they carry (only for files you trust)."""
+    native_below: int = 0
+    """Paddle Inference with oneDNN, fp32: batches of fewer texts run on its plain kernels (oneDNN's fixed cost per
+    operator does not pay on small batches; ``auto`` measures where it does); 0: never."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", as_runtime(self.name))
         object.__setattr__(self, "precision", as_precision(self.precision))
         object.__setattr__(self, "sign_key_file", _path(self.sign_key_file))
         check_threads("threads", self.threads)
+        if self.native_below < 0:
+            raise ConfigError(f"native_below {self.native_below} is negative")
+        if self.native_below and self.name != RuntimeName.PADDLE_INFERENCE:
+            raise ConfigError("native_below is an option of Paddle Inference: name that runtime (--runtime "
+                              "paddle-inference); auto measures it when it chooses Paddle Inference with oneDNN")
 
 
 def _check_speed(speed: float, what: str = "speed") -> None:

@@ -40,11 +40,13 @@ def open_runtime(directory: str | Path, kind: RuntimeName | str = RuntimeName.PA
 
 
 def runtime_options(config: RuntimeConfig) -> Dict[str, Any]:
-    """The keyword options of :func:`open_runtime` that ``config`` sets: its precision, oneDNN on Paddle
-    Inference, pickle trust on dygraph, and the sign key read from its file."""
+    """The keyword options of :func:`open_runtime` that ``config`` sets: its precision, oneDNN (and the plain kernels
+    for small batches) on Paddle Inference, pickle trust on dygraph, and the sign key read from its file."""
     options: Dict[str, Any] = {"precision": config.precision}
     if config.name == RuntimeName.PADDLE_INFERENCE:
         options["onednn"] = config.onednn
+        if config.native_below:
+            options["native_below"] = config.native_below
     if config.name == RuntimeName.DYGRAPH:
         options["trust_pickle"] = config.trust_pickle
     if config.sign_key_file:

@@ -138,6 +138,51 @@ def measure(directory: str | Path, found: Sequence[Candidate], batches: Sequence
     return list(timings.values())
 
 
+CROSSOVER_SIZES = (1, 2, 4, 8, 16)
+"""Batch sizes at which :func:`crossover` times Paddle Inference's plain kernels against oneDNN's."""
+
+
+def crossover(directory: str | Path, threads: int = 2, speed: float = 0.0, sizes: Sequence[int] = CROSSOVER_SIZES,
+              texts: int = 32, rounds: int = 3) -> Tuple[int, Dict[int, Dict[str, float]]]:
+    """The smallest batch size in ``sizes`` at which Paddle Inference's oneDNN kernels are at least as fast as its
+    plain ones on this export (about ``texts`` typical texts per size, interleaved over ``rounds``), as the
+    runtime's ``native_below``: 0 when oneDNN wins from one text on, one past the last size when it never does
+    there. Returns it and the milliseconds per batch of both at every size measured."""
+    info = ExportInfo.read(directory)
+    native, onednn = (Candidate(RuntimeName.PADDLE_INFERENCE, options=(("onednn", flag),)) for flag in (False, True))
+    measured: Dict[int, Dict[str, float]] = {}
+    for size in sizes:
+        batches = typical_batches(info, size, max(2, texts // size), seed=size)
+        timings = {t.candidate: t for t in measure(directory, [native, onednn], batches, threads, speed, rounds)}
+        failed = [t for t in timings.values() if t.error]
+        if failed:
+            raise ConfigError(f"Paddle Inference could not run {directory} here: {failed[0].error}")
+        measured[size] = {"native": 1000 * timings[native].seconds_per_batch,
+                          "onednn": 1000 * timings[onednn].seconds_per_batch}
+        if measured[size]["onednn"] <= measured[size]["native"]:
+            return (0 if size == sizes[0] else size), measured
+    return sizes[-1] + 1, measured
+
+
+def with_crossover(candidate: Candidate, directory: str | Path, threads: int, speed: float) -> Candidate:
+    """Paddle Inference with oneDNN in fp32 as ``candidate``, plus the plain kernels for the batches too small for
+    oneDNN to pay (:func:`crossover`); any other candidate as it is."""
+    if candidate != Candidate(RuntimeName.PADDLE_INFERENCE, options=(("onednn", True),)):
+        return candidate
+    below, measured = crossover(directory, threads, speed)
+    logger.info("Paddle Inference oneDNN for %s: plain kernels below %d texts per batch; measured (plain, oneDNN) "
+                "ms per batch %s", directory, below, ", ".join(f"{size}: {m['native']:.2f}, {m['onednn']:.2f}"
+                                                               for size, m in measured.items()))
+    return Candidate(candidate.runtime, candidate.precision, tuple(sorted({**dict(candidate.options),
+                                                                          "native_below": below}.items())))
+
+
+def base_candidate(candidate: Candidate) -> Candidate:
+    """``candidate`` without the options :func:`choose` adds after measuring (``native_below``)."""
+    return Candidate(candidate.runtime, candidate.precision,
+                     tuple((k, v) for k, v in candidate.options if k != "native_below"))
+
+
 def cache_file() -> Path:
     """``$PADDLE_DYNAFAST_CACHE/runtimes.json``, else ``$XDG_CACHE_HOME`` (or ``~/.cache``)
     ``/paddle_dynafast/runtimes.json``: where choices are remembered."""
@@ -168,7 +213,10 @@ def choose(directory: str | Path, precision: Precision | str = Precision.FP32, t
     """The fastest candidate for ``objective`` (``throughput``: batches of 32; ``latency``: one text at a time),
     from the remembered choice or a measurement (a few seconds; ``refresh`` measures again), at ``speed`` (default:
     the export's own, :attr:`ExportInfo.default_speed`: the exit loop's compacted batches cost each runtime
-    differently, and speed 0 has none). Returns it and the timings (empty if remembered)."""
+    differently, and speed 0 has none). When Paddle Inference with oneDNN wins throughput, where oneDNN starts to
+    pay is measured too (:func:`crossover`, a few seconds more) and smaller batches run on the plain kernels
+    (``native_below``): a server's batches are as small as its load. Returns the candidate and the timings (empty
+    if remembered)."""
     if objective not in OBJECTIVES:
         raise ConfigError(f"objective {objective!r} is not one of {list(OBJECTIVES)}")
     directory, precision = Path(directory), as_precision(precision)
@@ -180,7 +228,7 @@ def choose(directory: str | Path, precision: Precision | str = Precision.FP32, t
     known = read_cache(path) if remember else {}
     if key in known and not refresh:
         remembered = _remembered(known[key], path)
-        if remembered in found:
+        if remembered is not None and base_candidate(remembered) in found:
             return remembered, []
     batch_size, count = (32, 4) if objective == "throughput" else (1, 24)
     timings = measure(directory, found, typical_batches(info, batch_size, count), threads, speed)
@@ -192,11 +240,12 @@ def choose(directory: str | Path, precision: Precision | str = Precision.FP32, t
     logger.info("runtime for %s (%s, %s, %d threads): %s; measured %s", directory, precision, objective, threads,
                 best.candidate.name, ", ".join(f"{t.candidate.name} {1000 * t.seconds_per_batch:.2f} ms"
                                                for t in usable))
+    chosen = with_crossover(best.candidate, directory, threads, speed) if objective == "throughput" else best.candidate
     if remember:
-        known[key] = {"candidate": best.candidate.to_json(), "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
+        known[key] = {"candidate": chosen.to_json(), "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
                       "ms_per_batch": {t.candidate.name: round(1000 * t.seconds_per_batch, 3) for t in usable}}
         write_cache(path, known)
-    return best.candidate, timings
+    return chosen, timings
 
 
 def read_cache(path: Path) -> Dict[str, object]:

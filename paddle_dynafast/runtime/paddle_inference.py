@@ -37,6 +37,10 @@ class PaddleInferenceRuntime(Runtime):
     ones); ``precision="bf16"`` runs oneDNN's bfloat16 kernels (AMX on CPUs that
     have it); on a GPU build of Paddle ``device="gpu"`` runs on GPU 0. ``primitive_cache`` raises oneDNN's own
     (process-wide) kernel cache to at least that many primitives (:func:`raise_primitive_cache`; 0 leaves it).
+    ``native_below`` (oneDNN on the CPU, fp32) runs batches of fewer rows on Paddle's plain kernels, a second
+    predictor of the same program: oneDNN pays a fixed price per primitive that small batches do not earn back,
+    most of all in the exit loop, whose branches and exit test are many small operators
+    (:func:`~paddle_dynafast.runtime.choose.crossover` measures where it starts to pay).
     ``sign_key`` checks the manifest's signature
     (:func:`~paddle_dynafast.runtime.manifest.verify`).
     """
@@ -46,41 +50,26 @@ class PaddleInferenceRuntime(Runtime):
 
     def __init__(self, directory: str | Path, threads: int = 2, onednn: bool = True, device: str = "cpu",
                  precision: Precision | str = Precision.FP32, cache_capacity: int = 0,
-                 primitive_cache: int = PRIMITIVE_CACHE, sign_key: Optional[bytes] = None):
+                 primitive_cache: int = PRIMITIVE_CACHE, native_below: int = 0, sign_key: Optional[bytes] = None):
         precision = as_precision(precision, self.precisions, "Paddle Inference")
         if precision == Precision.BF16 and not (onednn and device == "cpu"):
             raise ConfigError("precision 'bf16' needs oneDNN on the CPU (not --no-onednn)")
-        self.precision = precision
+        if native_below < 0:
+            raise ConfigError(f"native_below {native_below} is negative")
+        if native_below > 1 and not (onednn and device == "cpu" and precision == Precision.FP32):
+            raise ConfigError("native_below needs oneDNN on the CPU in fp32: it runs small batches on the plain "
+                              "kernels instead of oneDNN's")
+        self.precision, self.native_below = precision, native_below
         self.info = ExportInfo.read(directory, sign_key)
         directory = self.info.directory
         program = next((directory / f"{PROGRAM}{suffix}" for suffix in (".json", ".pdmodel")
                         if files.exists(directory / f"{PROGRAM}{suffix}")), None)
         if program is None:
             raise ArtifactError(f"{directory} has no {PROGRAM}.json or {PROGRAM}.pdmodel")
-        config = inference.Config(str(program), str(directory / f"{PROGRAM}.pdiparams"))
-        if device == "gpu":
-            config.enable_use_gpu(256, 0)
-        elif device == "cpu":
-            config.disable_gpu()
-            config.set_cpu_math_library_num_threads(threads)
-            if onednn:
-                config.enable_mkldnn()
-                if primitive_cache:
-                    raise_primitive_cache(primitive_cache)
-                if cache_capacity:
-                    config.set_mkldnn_cache_capacity(cache_capacity)
-                if precision == Precision.BF16:
-                    config.enable_mkldnn_bfloat16()
-            else:
-                config.disable_mkldnn()
-        else:
-            raise ConfigError(f"device {device!r} is not 'cpu' or 'gpu'")
-        config.disable_glog_info()
-        try:
-            self.predictor = inference.create_predictor(config)
-        except Exception as error:  # Paddle's RuntimeError or ValueError on a damaged file: name the file
-            raise ArtifactError(f"{_damaged(program)} cannot be loaded by Paddle Inference (damaged or truncated?): "
-                                f"{summary(error)}") from error
+        if onednn and device == "cpu" and primitive_cache:
+            raise_primitive_cache(primitive_cache)
+        self.predictor = _predictor(program, threads, onednn, device, precision, cache_capacity)
+        self.native = _predictor(program, threads, False, device, precision, 0) if native_below > 1 else None
         self.output_names = self.predictor.get_output_names()
         self.check_program(self.predictor.get_input_names(), self.output_names, self.info.outputs)
 
@@ -89,11 +78,38 @@ class PaddleInferenceRuntime(Runtime):
         feeds = {"input_ids": input_ids, "token_type_ids": token_type_ids}
         if self.info.exit_loop:
             feeds["speed"] = np.array([speed], dtype="float32")
+        predictor = self.native if self.native is not None and len(input_ids) < self.native_below else self.predictor
         for name, value in feeds.items():
-            self.predictor.get_input_handle(name).copy_from_cpu(value)
-        self.predictor.run()
-        by_name = {n: self.predictor.get_output_handle(n).copy_to_cpu() for n in self.output_names}
+            predictor.get_input_handle(name).copy_from_cpu(value)
+        predictor.run()
+        by_name = {n: predictor.get_output_handle(n).copy_to_cpu() for n in self.output_names}
         return self._outputs(by_name, self.info.outputs, [by_name[n] for n in self.output_names])
+
+
+def _predictor(program: Path, threads: int, onednn: bool, device: str, precision: Precision, cache_capacity: int):
+    """A Paddle Inference predictor of ``program`` (and its ``.pdiparams``) on ``device``."""
+    config = inference.Config(str(program), str(program.with_suffix(".pdiparams")))
+    if device == "gpu":
+        config.enable_use_gpu(256, 0)
+    elif device == "cpu":
+        config.disable_gpu()
+        config.set_cpu_math_library_num_threads(threads)
+        if onednn:
+            config.enable_mkldnn()
+            if cache_capacity:
+                config.set_mkldnn_cache_capacity(cache_capacity)
+            if precision == Precision.BF16:
+                config.enable_mkldnn_bfloat16()
+        else:
+            config.disable_mkldnn()
+    else:
+        raise ConfigError(f"device {device!r} is not 'cpu' or 'gpu'")
+    config.disable_glog_info()
+    try:
+        return inference.create_predictor(config)
+    except Exception as error:  # Paddle's RuntimeError or ValueError on a damaged file: name the file
+        raise ArtifactError(f"{_damaged(program)} cannot be loaded by Paddle Inference (damaged or truncated?): "
+                            f"{summary(error)}") from error
 
 
 def _onednn() -> Optional[ctypes.CDLL]:

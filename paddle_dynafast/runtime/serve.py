@@ -563,7 +563,8 @@ def serve_processes(directory: Union[str, Path], runtime: RuntimeConfig, config:
         candidate, _ = choose(directory, runtime.precision, threads)
         options = dict(candidate.options)
         runtime = dataclasses.replace(runtime, name=candidate.runtime, precision=candidate.precision,
-                                      onednn=bool(options.get("onednn", runtime.onednn)))
+                                      onednn=bool(options.get("onednn", runtime.onednn)),
+                                      native_below=int(options.get("native_below", runtime.native_below)))
     runtime = dataclasses.replace(runtime, threads=threads)
     listener = _bind(config.host, config.port)
     listener.listen(2048)  # connections queue from now on, before any process accepts
