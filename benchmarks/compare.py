@@ -4,16 +4,15 @@ Systems (SST-2 test unless --split): (a) the fine-tuned PaddleNLP classifier in
 dygraph; the full model exported, in Paddle Inference with native kernels, with
 oneDNN, with oneDNN and the native kernels below the batch size from which oneDNN
 pays (measured on each export), with oneDNN bfloat16, and in ONNX Runtime in fp32
-and int8; (c) the
-width-0.5 sub-model; (d) the adaptive export (exit loop inside) the run ships
-(``RUN/export``, at the point its calibration chose and promised) and, after a
-calibration on FLOPs, at the point chosen for the FLOPs budget, or after one on
-measured time, at the point the same rule chooses for a budget of 1 point (the
-fastest measured point whose promised drop is within it: promised drops do not
-depend on the budget), on every runtime and precision the export holds. For each:
-accuracy, mean analytic FLOPs and exit layer, median latency at batch 1,
-throughput at batch 32, peak memory, and ratios against the full model in
-Paddle Inference fp32 (the faster of native and oneDNN) and in ONNX Runtime fp32.
+and int8; (c) the width-0.5 sub-model; (d) the adaptive export (exit loop inside)
+the run ships (``RUN/export``, at the point its calibration chose and promised)
+and, after a calibration on FLOPs, at the point chosen for the FLOPs budget, or
+after one on measured time, at the point the same rule chooses for a budget of 1
+point (the fastest measured point whose promised drop is within it: promised drops
+do not depend on the budget), on every runtime and precision the export holds.
+For each: accuracy, mean analytic FLOPs and exit layer, median latency at batch 1,
+throughput at batch 32, peak memory, and ratios against the full model in the
+fastest Paddle Inference fp32 configuration and in ONNX Runtime fp32.
 
 Each system runs alone in a fresh process (runtimes do not share threads or
 caches), and the processes take turns, round after round (A, B, C, A, B, C, ...),
