@@ -186,3 +186,25 @@ def test_paddle_inference_onednn_chosen_for_throughput_gets_its_crossover_and_ke
     assert runtime.native_below == 4 and runtime.native is not None
     latency, _ = choose.choose(directory, threads=1, objective="latency")  # one text at a time: the plain kernels
     assert latency.name == plain and sizes == [32, 1, 2, 4, 1]
+
+
+def test_native_below_auto_is_measured_once_per_export_and_remembered(tiny_exports, runtime_cache, monkeypatch):
+    from paddle_dynafast.runtime.auto import open_runtime
+
+    directory, asked = tiny_exports[(0.5, True)], []
+
+    def crossover(directory, threads=2, speed=0.0):
+        asked.append((str(directory), threads, speed))
+        return 3, {1: {"native": 1.0, "onednn": 2.0}}
+
+    monkeypatch.setattr(choose, "crossover", crossover)
+    runtime = open_runtime(directory, "paddle-inference", threads=1, native_below="auto")
+    assert runtime.native_below == 3 and runtime.native is not None and asked == [(str(directory), 1, 0.0)]
+    assert open_runtime(directory, "paddle-inference", threads=1, native_below="auto").native_below == 3
+    assert len(asked) == 1  # remembered
+    (entry,) = json.loads(runtime_cache.read_text()).values()
+    assert entry["native_below"] == 3 and entry["ms_per_batch"] == {"1": {"native": 1.0, "onednn": 2.0}}
+    assert choose.remembered_crossover(directory, threads=1, speed=0.3) == 3 and len(asked) == 2  # another speed
+    with pytest.raises(ConfigError, match="native_below needs oneDNN on the CPU in fp32"):
+        open_runtime(directory, "paddle-inference", threads=1, onednn=False, native_below="auto")
+    assert len(asked) == 2  # nothing measured for a runtime that cannot use it

@@ -28,6 +28,10 @@ def test_runtime_flags_build_a_runtime_config_with_the_commands_defaults():
                                                         True)
     args = parser.parse_args(["--runtime", "paddle-inference", "--native-below", "8"])
     assert common.runtime_config(args).native_below == 8
+    args = parser.parse_args(["--runtime", "paddle-inference", "--native-below", "auto"])
+    assert common.runtime_config(args).native_below == "auto"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--native-below", "eight"])
     with pytest.raises(SystemExit):
         parser.parse_args(["--precision", "fp16"])
     assert common.names(Precision) == ["fp32", "bf16", "int8"]

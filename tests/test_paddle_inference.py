@@ -94,7 +94,8 @@ def test_small_batches_run_on_the_plain_kernels_below_native_below(tiny_exports,
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"native_below": -1}, "native_below -1 is negative"),
+    ({"native_below": -1}, "native_below -1 is not a whole number >= 0"),
+    ({"native_below": "auto"}, "native_below 'auto' is not a whole number >= 0 \\(open_runtime measures 'auto'\\)"),
     ({"native_below": 8, "onednn": False}, "native_below needs oneDNN on the CPU in fp32"),
     ({"native_below": 8, "precision": "bf16"}, "native_below needs oneDNN on the CPU in fp32"),
 ])

@@ -8,8 +8,8 @@ import argparse
 import enum
 from typing import Iterable, List, Optional
 
-from ..config import (BootstrapConfig, CalibrateConfig, DataConfig, ExportConfig, Precision, RuntimeConfig,
-                      RuntimeName, all_cores, default)
+from ..config import (MEASURE, BootstrapConfig, CalibrateConfig, DataConfig, ExportConfig, Precision,
+                      RuntimeConfig, RuntimeName, all_cores, default)
 from ..model.stage_info import StageInfo
 
 
@@ -139,15 +139,26 @@ def add_runtime_args(parser: argparse.ArgumentParser, defaults: RuntimeConfig) -
     threads = defaults.threads
     parser.add_argument("--threads", type=int, default=threads, help=f"CPU threads (default {threads})")
     parser.add_argument("--no-onednn", action="store_true", help="Paddle Inference: plain CPU kernels, not oneDNN")
-    parser.add_argument("--native-below", type=int, default=defaults.native_below, metavar="N",
+    parser.add_argument("--native-below", type=native_below, default=defaults.native_below, metavar="N|auto",
                         help="Paddle Inference with oneDNN, fp32: batches of fewer than N texts on the plain kernels, "
-                             "where oneDNN's cost per operator does not pay (runtime auto measures N; default "
+                             "where oneDNN's cost per operator does not pay; auto: N measured here once and "
+                             "remembered (runtime auto does that when it picks oneDNN; default "
                              f"{defaults.native_below}: never)")
     parser.add_argument("--precision", choices=names(Precision), default=defaults.precision.value,
                         help="fp32; bf16: Paddle Inference with oneDNN's bfloat16 kernels; int8: ONNX Runtime on "
                              "model.int8.onnx (export --int8)")
     add_sign_key_arg(parser, "check the signature of")
     add_trust_pickle_arg(parser)
+
+
+def native_below(text: str):
+    """``--native-below``: a whole number, or ``auto`` (measured)."""
+    if text == MEASURE:
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number or {MEASURE!r}") from None
 
 
 def runtime_config(args: argparse.Namespace) -> RuntimeConfig:

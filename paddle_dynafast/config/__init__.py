@@ -18,14 +18,14 @@ from .base import (MAX_SEED, all_cores, check_count, check_finite, check_seed, c
                    to_dict, usable_cores)
 from .data import DataConfig, normalize_labels
 from .pipeline import PipelineConfig
-from .runtime import (EXPORT_RUNTIMES, INT8_ACTIVATIONS, BenchConfig, BenchSystem, ExportConfig, Precision,
+from .runtime import (EXPORT_RUNTIMES, INT8_ACTIVATIONS, MEASURE, BenchConfig, BenchSystem, ExportConfig, Precision,
                       PredictConfig, RuntimeConfig, RuntimeName, ServeConfig, as_precision, as_runtime)
 from .train import (BRANCH_KINDS, AugmentConfig, BranchConfig, FinetuneConfig, ModelSize, SelfDistillConfig,
                     SupernetConfig, TrainConfig, normalize_widths)
 
 __all__ = ["AugmentConfig", "BenchConfig", "BenchSystem", "BootstrapConfig", "BRANCH_KINDS", "BranchConfig", "Budget",
            "CalibrateConfig", "DataConfig", "EXPORT_RUNTIMES", "EvaluateConfig", "ExportConfig", "FinetuneConfig",
-           "INT8_ACTIVATIONS", "MAX_SEED", "ModelSize", "PipelineConfig", "Precision", "PredictConfig",
+           "INT8_ACTIVATIONS", "MAX_SEED", "MEASURE", "ModelSize", "PipelineConfig", "Precision", "PredictConfig",
            "RuntimeConfig", "RuntimeName", "SelfDistillConfig", "ServeConfig", "SupernetConfig",
            "TimedCalibrateConfig", "TrainConfig", "all_cores", "as_precision", "as_runtime", "check_confidence",
            "check_count", "check_finite", "check_seed", "check_threads", "default", "from_dict", "normalize_labels",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import os
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Tuple, Type, TypeVar
+from typing import Iterable, Optional, Tuple, Type, TypeVar, Union
 
 from ..errors import ConfigError
 from .base import all_cores, check_count, check_finite, check_threads, usable_cores
@@ -82,6 +82,10 @@ def _path(value: object) -> Optional[str]:
     return None if value is None else str(value)
 
 
+MEASURE = "auto"
+"""``RuntimeConfig.native_below`` to measure on the machine at hand (:func:`paddle_dynafast.runtime.choose.crossover`)."""
+
+
 @dataclass(frozen=True)
 class RuntimeConfig:
     """Which runtime runs an export, and how (``--runtime``, ``--threads``, ``--precision``, ...)."""
@@ -98,17 +102,23 @@ class RuntimeConfig:
     """A file whose secret (at least 16 bytes) the export's manifest must be signed with; None: not checked."""
     trust_pickle: bool = False
     """dygraph: read pickled weights, which run any code they carry (only for files you trust)."""
-    native_below: int = 0
+    native_below: Union[int, str] = 0
     """Paddle Inference with oneDNN, fp32: batches of fewer texts run on its plain kernels (oneDNN's fixed cost per
-    operator does not pay on small batches; ``auto`` measures where it does); 0: never."""
+    operator does not pay on small batches); 0: never; :data:`MEASURE` (``"auto"``): the batch size from which
+    oneDNN pays here, measured once per export, machine and thread count and remembered (the runtime ``auto``
+    does the same when it picks Paddle Inference with oneDNN)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", as_runtime(self.name))
         object.__setattr__(self, "precision", as_precision(self.precision))
         object.__setattr__(self, "sign_key_file", _path(self.sign_key_file))
         check_threads("threads", self.threads)
-        if self.native_below < 0:
-            raise ConfigError(f"native_below {self.native_below} is negative")
+        if self.native_below != MEASURE and (isinstance(self.native_below, bool)
+                                             or not isinstance(self.native_below, int) or self.native_below < 0):
+            raise ConfigError(f"native_below {self.native_below!r} is not a whole number >= 0 or {MEASURE!r}")
+        if self.native_below and not (self.onednn and self.precision == Precision.FP32):
+            raise ConfigError("native_below needs oneDNN (not --no-onednn) in fp32: it runs small batches on the "
+                              "plain kernels instead of oneDNN's")
         if self.native_below and self.name != RuntimeName.PADDLE_INFERENCE:
             raise ConfigError("native_below is an option of Paddle Inference: name that runtime (--runtime "
                               "paddle-inference); auto measures it when it chooses Paddle Inference with oneDNN")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict
 
-from ..config.runtime import Precision, RuntimeConfig, RuntimeName, as_runtime
+from ..config.runtime import MEASURE, Precision, RuntimeConfig, RuntimeName, as_precision, as_runtime
 from ..errors import ConfigError
 from .base import Runtime
-from .choose import choose
+from .choose import choose, remembered_crossover
 from .export_info import ExportInfo
 from .manifest import read_sign_key
 from .registry import open_named
@@ -24,10 +24,14 @@ def open_runtime(directory: str | Path, kind: RuntimeName | str = RuntimeName.PA
     """The runtime ``kind`` on ``directory`` (an export directory; for ``dygraph`` also a stage directory) in
     ``precision`` (``fp32``; ``bf16`` on Paddle Inference with oneDNN; ``int8`` on ONNX Runtime).
 
-    ``options`` go to the runtime's constructor (``onednn``, ``device``, ``cache_capacity`` for Paddle Inference;
+    ``options`` go to the runtime's constructor (``onednn``, ``device``, ``cache_capacity``, ``native_below`` (a
+    number, or ``"auto"``: measured here once and remembered) for Paddle Inference;
     ``width``, ``exit_loop`` for dygraph). ``kind="auto"`` measures which runtime is fastest here for this export
     and precision (:func:`paddle_dynafast.runtime.choose.choose`, remembered per machine) and opens that one."""
     if as_runtime(kind) != AUTO:
+        if (options.get("native_below") == MEASURE and options.get("onednn", True)
+                and as_precision(precision) == Precision.FP32):  # otherwise the runtime says why it cannot
+            options["native_below"] = remembered_crossover(directory, threads)
         return open_named(directory, kind, threads, precision, **options)
     specific = sorted(set(options) - UNIVERSAL_OPTIONS)
     if specific:

@@ -164,6 +164,26 @@ def crossover(directory: str | Path, threads: int = 2, speed: float = 0.0, sizes
     return sizes[-1] + 1, measured
 
 
+def remembered_crossover(directory: str | Path, threads: int = 2, speed: Optional[float] = None) -> int:
+    """:func:`crossover` for this export, machine and thread count, at ``speed`` (default: the export's own),
+    measured once and remembered beside the runtime choices (``native_below`` ``auto``)."""
+    directory = Path(directory)
+    speed = ExportInfo.read(directory).default_speed if speed is None else speed
+    key = _key(directory, threads, Precision.FP32, "crossover") + f"|speed={speed:g}"
+    path = cache_file()
+    known = read_cache(path)
+    entry = known.get(key)
+    if isinstance(entry, dict) and isinstance(entry.get("native_below"), int) and entry["native_below"] >= 0:
+        return entry["native_below"]
+    below, measured = crossover(directory, threads, speed)
+    logger.info("Paddle Inference oneDNN for %s: plain kernels below %d texts per batch (measured, remembered in %s)",
+                directory, below, path)
+    known[key] = {"native_below": below, "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
+                  "ms_per_batch": {str(size): m for size, m in measured.items()}}
+    write_cache(path, known)
+    return below
+
+
 def with_crossover(candidate: Candidate, directory: str | Path, threads: int, speed: float) -> Candidate:
     """Paddle Inference with oneDNN in fp32 as ``candidate``, plus the plain kernels for the batches too small for
     oneDNN to pay (:func:`crossover`); any other candidate as it is."""

@@ -54,11 +54,12 @@ class PaddleInferenceRuntime(Runtime):
         precision = as_precision(precision, self.precisions, "Paddle Inference")
         if precision == Precision.BF16 and not (onednn and device == "cpu"):
             raise ConfigError("precision 'bf16' needs oneDNN on the CPU (not --no-onednn)")
-        if native_below < 0:
-            raise ConfigError(f"native_below {native_below} is negative")
-        if native_below > 1 and not (onednn and device == "cpu" and precision == Precision.FP32):
+        if native_below not in (0, 1) and not (onednn and device == "cpu" and precision == Precision.FP32):
             raise ConfigError("native_below needs oneDNN on the CPU in fp32: it runs small batches on the plain "
                               "kernels instead of oneDNN's")
+        if isinstance(native_below, bool) or not isinstance(native_below, int) or native_below < 0:
+            raise ConfigError(f"native_below {native_below!r} is not a whole number >= 0 (open_runtime measures "
+                              "'auto')")
         self.precision, self.native_below = precision, native_below
         self.info = ExportInfo.read(directory, sign_key)
         directory = self.info.directory

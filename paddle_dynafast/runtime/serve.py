@@ -54,7 +54,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
-from ..config import RuntimeConfig, ServeConfig
+from ..config import MEASURE, RuntimeConfig, ServeConfig
 from ..errors import ConfigError
 from .auto import AUTO
 from .base import Runtime
@@ -555,7 +555,7 @@ def serve_processes(directory: Union[str, Path], runtime: RuntimeConfig, config:
     import tempfile
     from multiprocessing.connection import wait
 
-    from .choose import choose
+    from .choose import choose, remembered_crossover
     from .serve_metrics import MULTIPROCESS_ENV
 
     threads = max(1, runtime.threads // config.workers)
@@ -565,6 +565,8 @@ def serve_processes(directory: Union[str, Path], runtime: RuntimeConfig, config:
         runtime = dataclasses.replace(runtime, name=candidate.runtime, precision=candidate.precision,
                                       onednn=bool(options.get("onednn", runtime.onednn)),
                                       native_below=int(options.get("native_below", runtime.native_below)))
+    if runtime.native_below == MEASURE:  # measured here, once, not by every process at the same time
+        runtime = dataclasses.replace(runtime, native_below=remembered_crossover(directory, threads))
     runtime = dataclasses.replace(runtime, threads=threads)
     listener = _bind(config.host, config.port)
     listener.listen(2048)  # connections queue from now on, before any process accepts
