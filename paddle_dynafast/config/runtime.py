@@ -86,6 +86,19 @@ MEASURE = "auto"
 """``RuntimeConfig.native_below`` to measure on the machine at hand (:func:`paddle_dynafast.runtime.choose.crossover`)."""
 
 
+def check_native_below(native_below, onednn: bool, precision: Precision, measured: bool = True) -> None:
+    """The rule for ``native_below`` (:class:`RuntimeConfig`, ``PaddleInferenceRuntime``): other than 0 only with
+    oneDNN on the CPU in fp32; a whole number >= 0, or :data:`MEASURE` where it is still to be measured
+    (``measured``)."""
+    if native_below and not (onednn and precision == Precision.FP32):
+        raise ConfigError("native_below needs oneDNN on the CPU in fp32 (not --no-onednn): it runs small batches on "
+                          "the plain kernels instead of oneDNN's")
+    if not (measured and native_below == MEASURE) and (isinstance(native_below, bool)
+                                                       or not isinstance(native_below, int) or native_below < 0):
+        raise ConfigError(f"native_below {native_below!r} is not a whole number >= 0"
+                          + (f" or {MEASURE!r}" if measured else " (open_runtime measures 'auto')"))
+
+
 @dataclass(frozen=True)
 class RuntimeConfig:
     """Which runtime runs an export, and how (``--runtime``, ``--threads``, ``--precision``, ...)."""
@@ -113,12 +126,7 @@ class RuntimeConfig:
         object.__setattr__(self, "precision", as_precision(self.precision))
         object.__setattr__(self, "sign_key_file", _path(self.sign_key_file))
         check_threads("threads", self.threads)
-        if self.native_below != MEASURE and (isinstance(self.native_below, bool)
-                                             or not isinstance(self.native_below, int) or self.native_below < 0):
-            raise ConfigError(f"native_below {self.native_below!r} is not a whole number >= 0 or {MEASURE!r}")
-        if self.native_below and not (self.onednn and self.precision == Precision.FP32):
-            raise ConfigError("native_below needs oneDNN (not --no-onednn) in fp32: it runs small batches on the "
-                              "plain kernels instead of oneDNN's")
+        check_native_below(self.native_below, self.onednn, self.precision)
         if self.native_below and self.name != RuntimeName.PADDLE_INFERENCE:
             raise ConfigError("native_below is an option of Paddle Inference: name that runtime (--runtime "
                               "paddle-inference); auto measures it when it chooses Paddle Inference with oneDNN")

@@ -11,7 +11,7 @@ from typing import Optional, Tuple
 import numpy as np
 from paddle import inference
 
-from ..config.runtime import Precision, RuntimeName, as_precision
+from ..config.runtime import Precision, RuntimeName, as_precision, check_native_below
 from .. import files
 from ..errors import ArtifactError, ConfigError, summary
 from .base import Runtime
@@ -54,12 +54,7 @@ class PaddleInferenceRuntime(Runtime):
         precision = as_precision(precision, self.precisions, "Paddle Inference")
         if precision == Precision.BF16 and not (onednn and device == "cpu"):
             raise ConfigError("precision 'bf16' needs oneDNN on the CPU (not --no-onednn)")
-        if native_below not in (0, 1) and not (onednn and device == "cpu" and precision == Precision.FP32):
-            raise ConfigError("native_below needs oneDNN on the CPU in fp32: it runs small batches on the plain "
-                              "kernels instead of oneDNN's")
-        if isinstance(native_below, bool) or not isinstance(native_below, int) or native_below < 0:
-            raise ConfigError(f"native_below {native_below!r} is not a whole number >= 0 (open_runtime measures "
-                              "'auto')")
+        check_native_below(native_below, onednn and device == "cpu", precision, measured=False)
         self.precision, self.native_below = precision, native_below
         self.info = ExportInfo.read(directory, sign_key)
         directory = self.info.directory
