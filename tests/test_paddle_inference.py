@@ -1,11 +1,17 @@
 """Paddle Inference behind the runtime interface: bf16 on oneDNN stays close to float32; oneDNN's primitive cache is
-raised, never lowered, and changes no result; a precision, device or program it cannot run is named."""
+raised, never lowered, and changes no result; the plain kernels run every linear layer fused, with the same
+answers; a precision, device or program it cannot run is named."""
+import json
 import re
+from collections import Counter
 
 import numpy as np
 import pytest
 
 from helpers import copy_export, edit_export_file, texts_of
+from paddle import inference
+
+from paddle_dynafast.config.runtime import Precision
 from paddle_dynafast.errors import ArtifactError, ConfigError
 from paddle_dynafast.runtime.auto import open_runtime
 from paddle_dynafast.runtime import paddle_inference
@@ -26,6 +32,58 @@ def test_plain_kernels_and_onednn_give_the_same_answers(tiny_exports, toy_data):
     onednn = Predictor(PaddleInferenceRuntime(directory, threads=1, cache_capacity=4)).predict(texts, speed=0.3)
     assert plain.exit_layer.tolist() == onednn.exit_layer.tolist()
     np.testing.assert_allclose(plain.probs, onednn.probs, atol=1e-5)
+
+
+def optimized_ops(config, directory):
+    """Operators of the program Paddle Inference optimised from ``config``, counted by (name, inside an ``if``)."""
+    config.set_optim_cache_dir(str(directory))
+    config.enable_save_optim_model(True)
+    inference.create_predictor(config)
+    counts = Counter()
+
+    def walk(block, nested):
+        for op in block["ops"]:
+            counts[op["#"], nested] += 1
+            for region in op.get("regions") or []:
+                for inner in region["blocks"]:
+                    walk(inner, True)
+
+    for region in json.loads((directory / "_optimized.json").read_text())["program"]["regions"]:
+        for block in region["blocks"]:
+            walk(block, False)
+    return counts
+
+
+def test_plain_kernels_run_every_linear_layer_fused_with_the_same_answers(tiny_exports, toy_data, tmp_path):
+    directory = tiny_exports[(0.5, True)]
+    program = directory / "model.json"
+    fused = optimized_ops(paddle_inference.predictor_config(program, 1, False, "cpu", Precision.FP32, 0),
+                          tmp_path / "fused")
+    def unfused_config():  # Paddle Inference's own pass list on the plain kernels
+        config = inference.Config(str(program), str(directory / "model.pdiparams"))
+        config.disable_mkldnn()
+        config.disable_glog_info()
+        return config
+
+    unfused = optimized_ops(unfused_config(), tmp_path / "unfused")
+    for nested in (False, True):  # the exit loop's layers sit in if blocks: fused there too
+        fc = fused["1.fc", nested]
+        assert fc > 0 and unfused["1.fc", nested] == 0
+        assert unfused["1.matmul", nested] - fused["1.matmul", nested] == fc
+        assert unfused["1.add", nested] - fused["1.add", nested] == fc
+
+    features, _ = Predictor(directory, "paddle-inference", threads=1).encode(texts_of(toy_data, 12))
+    batch = np.array([f.input_ids for f in features if len(f.input_ids) == len(features[0].input_ids)])
+    feeds = {"input_ids": batch, "token_type_ids": np.zeros_like(batch), "speed": np.array([0.3], "float32")}
+    unfused_predictor = inference.create_predictor(unfused_config())
+    for name, value in feeds.items():
+        unfused_predictor.get_input_handle(name).copy_from_cpu(value)
+    unfused_predictor.run()
+    probs, exit_layer = PaddleInferenceRuntime(directory, threads=1, onednn=False).run_batch(
+        batch, feeds["token_type_ids"], 0.3)
+    assert len(batch) > 1  # the same kernels with the bias added after: bit for bit
+    assert np.array_equal(unfused_predictor.get_output_handle("probs").copy_to_cpu(), probs)
+    assert np.array_equal(unfused_predictor.get_output_handle("exit_layer").copy_to_cpu(), exit_layer)
 
 
 @pytest.fixture
