@@ -7,10 +7,9 @@ from collections import Counter
 
 import numpy as np
 import pytest
-
-from helpers import copy_export, edit_export_file, texts_of
 from paddle import inference
 
+from helpers import copy_export, edit_export_file, texts_of
 from paddle_dynafast.config.runtime import Precision
 from paddle_dynafast.errors import ArtifactError, ConfigError
 from paddle_dynafast.runtime.auto import open_runtime
@@ -59,6 +58,7 @@ def test_plain_kernels_run_every_linear_layer_fused_with_the_same_answers(tiny_e
     program = directory / "model.json"
     fused = optimized_ops(paddle_inference.predictor_config(program, 1, False, "cpu", Precision.FP32, 0),
                           tmp_path / "fused")
+
     def unfused_config():  # Paddle Inference's own pass list on the plain kernels
         config = inference.Config(str(program), str(directory / "model.pdiparams"))
         config.disable_mkldnn()
