@@ -207,4 +207,6 @@ def test_native_below_auto_is_measured_once_per_export_and_remembered(tiny_expor
     assert choose.remembered_crossover(directory, threads=1, speed=0.3) == 3 and len(asked) == 2  # another speed
     with pytest.raises(ConfigError, match="native_below needs oneDNN on the CPU in fp32"):
         open_runtime(directory, "paddle-inference", threads=1, onednn=False, native_below="auto")
+    with pytest.raises(ConfigError, match="native_below needs oneDNN on the CPU in fp32"):
+        open_runtime(directory, "paddle-inference", threads=1, device="gpu", native_below="auto")
     assert len(asked) == 2  # nothing measured for a runtime that cannot use it

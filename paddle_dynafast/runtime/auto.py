@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict
 
-from ..config.runtime import MEASURE, Precision, RuntimeConfig, RuntimeName, as_precision, as_runtime
+from ..config.runtime import (MEASURE, Precision, RuntimeConfig, RuntimeName, as_precision, as_runtime,
+                              check_native_below)
 from ..errors import ConfigError
 from .base import Runtime
 from .choose import choose, remembered_crossover
@@ -29,8 +30,9 @@ def open_runtime(directory: str | Path, kind: RuntimeName | str = RuntimeName.PA
     ``width``, ``exit_loop`` for dygraph). ``kind="auto"`` measures which runtime is fastest here for this export
     and precision (:func:`paddle_dynafast.runtime.choose.choose`, remembered per machine) and opens that one."""
     if as_runtime(kind) != AUTO:
-        if (options.get("native_below") == MEASURE and options.get("onednn", True)
-                and as_precision(precision) == Precision.FP32):  # otherwise the runtime says why it cannot
+        if options.get("native_below") == MEASURE and as_runtime(kind) == RuntimeName.PADDLE_INFERENCE:
+            check_native_below(MEASURE, options.get("onednn", True) and options.get("device", "cpu") == "cpu",
+                               as_precision(precision))  # the runtime's own rule, before anything is measured
             options["native_below"] = remembered_crossover(directory, threads)
         return open_named(directory, kind, threads, precision, **options)
     specific = sorted(set(options) - UNIVERSAL_OPTIONS)
