@@ -184,8 +184,18 @@ def test_paddle_inference_onednn_chosen_for_throughput_gets_its_crossover_and_ke
     assert choose.choose(directory, threads=1) == (best, []) and sizes == [32, 1, 2, 4]  # remembered, not measured
     runtime = open_runtime(directory, "auto", threads=1)
     assert runtime.native_below == 4 and runtime.native is not None
+    assert open_runtime(directory, "paddle-inference", threads=1, native_below="auto").native_below == 4
+    assert sizes == [32, 1, 2, 4]  # the crossover the choice measured, not measured again
     latency, _ = choose.choose(directory, threads=1, objective="latency")  # one text at a time: the plain kernels
     assert latency.name == plain and sizes == [32, 1, 2, 4, 1]
+    cached = runtime_cache.read_text()
+    assert choose.choose(directory, threads=1, remember=False)[0] == best and runtime_cache.read_text() == cached
+    assert sizes == [32, 1, 2, 4, 1] + [32, 1, 2, 4]  # measured again, choice and crossover, and not remembered
+    fake[(onednn, 2)] = 0.5
+    refreshed, _ = choose.choose(directory, threads=1, refresh=True)
+    assert refreshed.name == "paddle-inference fp32 native_below=2 onednn=True"
+    assert sizes[-3:] == [32, 1, 2] and open_runtime(directory, "auto", threads=1).native_below == 2
+    assert open_runtime(directory, "paddle-inference", threads=1, native_below="auto").native_below == 2
 
 
 def test_native_below_auto_is_measured_once_per_export_and_remembered(tiny_exports, runtime_cache, monkeypatch):

@@ -164,35 +164,38 @@ def crossover(directory: str | Path, threads: int = 2, speed: float = 0.0, sizes
     return sizes[-1] + 1, measured
 
 
-def remembered_crossover(directory: str | Path, threads: int = 2, speed: Optional[float] = None) -> int:
+def remembered_crossover(directory: str | Path, threads: int = 2, speed: Optional[float] = None,
+                         remember: bool = True, refresh: bool = False) -> int:
     """:func:`crossover` for this export, machine and thread count, at ``speed`` (default: the export's own),
-    measured once and remembered beside the runtime choices (``native_below`` ``auto``)."""
+    measured once and remembered beside the runtime choices (``native_below`` ``auto``, and :func:`choose` when
+    oneDNN wins): ``refresh`` measures again, ``remember=False`` neither reads nor writes the cache."""
     directory = Path(directory)
     speed = ExportInfo.read(directory).default_speed if speed is None else speed
     key = _key(directory, threads, Precision.FP32, "crossover") + f"|speed={speed:g}"
     path = cache_file()
-    known = read_cache(path)
+    known = read_cache(path) if remember else {}
     entry = known.get(key)
-    if isinstance(entry, dict) and isinstance(entry.get("native_below"), int) and entry["native_below"] >= 0:
+    if (not refresh and isinstance(entry, dict) and isinstance(entry.get("native_below"), int)
+            and entry["native_below"] >= 0):
         return entry["native_below"]
-    below, measured = crossover(directory, threads, speed)
-    logger.info("Paddle Inference oneDNN for %s: plain kernels below %d texts per batch (measured, remembered in %s)",
-                directory, below, path)
-    known[key] = {"native_below": below, "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
-                  "ms_per_batch": {str(size): m for size, m in measured.items()}}
-    write_cache(path, known)
-    return below
-
-
-def with_crossover(candidate: Candidate, directory: str | Path, threads: int, speed: float) -> Candidate:
-    """Paddle Inference with oneDNN in fp32 as ``candidate``, plus the plain kernels for the batches too small for
-    oneDNN to pay (:func:`crossover`); any other candidate as it is."""
-    if candidate != Candidate(RuntimeName.PADDLE_INFERENCE, options=(("onednn", True),)):
-        return candidate
     below, measured = crossover(directory, threads, speed)
     logger.info("Paddle Inference oneDNN for %s: plain kernels below %d texts per batch; measured (plain, oneDNN) "
                 "ms per batch %s", directory, below, ", ".join(f"{size}: {m['native']:.2f}, {m['onednn']:.2f}"
                                                                for size, m in measured.items()))
+    if remember:
+        known[key] = {"native_below": below, "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
+                      "ms_per_batch": {str(size): m for size, m in measured.items()}}
+        write_cache(path, known)
+    return below
+
+
+def with_crossover(candidate: Candidate, directory: str | Path, threads: int, speed: float, remember: bool = True,
+                   refresh: bool = False) -> Candidate:
+    """Paddle Inference with oneDNN in fp32 as ``candidate``, plus the plain kernels for the batches too small for
+    oneDNN to pay (:func:`remembered_crossover`); any other candidate as it is."""
+    if candidate != Candidate(RuntimeName.PADDLE_INFERENCE, options=(("onednn", True),)):
+        return candidate
+    below = remembered_crossover(directory, threads, speed, remember, refresh)
     return Candidate(candidate.runtime, candidate.precision, tuple(sorted({**dict(candidate.options),
                                                                           "native_below": below}.items())))
 
@@ -234,9 +237,9 @@ def choose(directory: str | Path, precision: Precision | str = Precision.FP32, t
     from the remembered choice or a measurement (a few seconds; ``refresh`` measures again), at ``speed`` (default:
     the export's own, :attr:`ExportInfo.default_speed`: the exit loop's compacted batches cost each runtime
     differently, and speed 0 has none). When Paddle Inference with oneDNN wins throughput, where oneDNN starts to
-    pay is measured too (:func:`crossover`, a few seconds more) and smaller batches run on the plain kernels
-    (``native_below``): a server's batches are as small as its load. Returns the candidate and the timings (empty
-    if remembered)."""
+    pay is measured too (:func:`remembered_crossover`: a few seconds more, remembered where ``native_below``
+    ``auto`` finds it) and smaller batches run on the plain kernels (``native_below``): a server's batches are as
+    small as its load. Returns the candidate and the timings (empty if remembered)."""
     if objective not in OBJECTIVES:
         raise ConfigError(f"objective {objective!r} is not one of {list(OBJECTIVES)}")
     directory, precision = Path(directory), as_precision(precision)
@@ -260,7 +263,10 @@ def choose(directory: str | Path, precision: Precision | str = Precision.FP32, t
     logger.info("runtime for %s (%s, %s, %d threads): %s; measured %s", directory, precision, objective, threads,
                 best.candidate.name, ", ".join(f"{t.candidate.name} {1000 * t.seconds_per_batch:.2f} ms"
                                                for t in usable))
-    chosen = with_crossover(best.candidate, directory, threads, speed) if objective == "throughput" else best.candidate
+    chosen = best.candidate
+    if objective == "throughput":
+        chosen = with_crossover(best.candidate, directory, threads, speed, remember, refresh)
+        known = read_cache(path) if remember else {}  # as the crossover left it
     if remember:
         known[key] = {"candidate": chosen.to_json(), "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
                       "ms_per_batch": {t.candidate.name: round(1000 * t.seconds_per_batch, 3) for t in usable}}
