@@ -1,5 +1,7 @@
 """Benchmarks: interleaved timing, accuracy and FLOPs of each system, ratios against the first; the command."""
+import dataclasses
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -47,11 +49,13 @@ def test_batches_are_grouped_by_length_and_cover_every_row():
     assert [ids.shape for ids, _, _ in batches] == [(2, 9), (2, 5), (1, 3)]
 
 
-def test_run_bench_returns_the_typed_result_it_writes(tmp_path, tiny_exports, toy_data):
+def test_run_bench_returns_the_typed_result_it_writes(tmp_path, tiny_exports, toy_data, caplog):
     config = BenchConfig((BenchSystem("full", tiny_exports[(1.0, False)]),
                           BenchSystem("adaptive", tiny_exports[(0.5, True)], speed=0.3)), toy_data, tmp_path / "b",
                          samples=4, batch_size=16, rounds=1, runtime=RuntimeConfig("paddle-inference", threads=1))
-    result = bench.run_bench(config)
+    with caplog.at_level(logging.WARNING, logger="paddle_dynafast.runtime.bench"):
+        result = bench.run_bench(config)
+    assert "full, adaptive run on oneDNN in one process" in caplog.text  # compare.py times each alone
     assert [r.name for r in result.results] == ["full", "adaptive"]
     assert (result.split, result.examples, result.threads, result.batch_size) == ("test", 48, 1, 16)
     expected = Predictor(tiny_exports[(0.5, True)], "paddle-inference", threads=1).predict(texts_of(toy_data, 48),
@@ -66,6 +70,11 @@ def test_run_bench_returns_the_typed_result_it_writes(tmp_path, tiny_exports, to
     assert (written["runtime"], written["precision"], written["onednn"]) == ("paddle-inference", "fp32", True)
     assert set(written["machine"]) == {"cpus", "processor", "python"}
     assert (tmp_path / "b" / "bench.md").read_text() == result.markdown() == bench.markdown(result.results, 16)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="paddle_dynafast.runtime.bench"):
+        bench.run_bench(dataclasses.replace(config, output_dir=tmp_path / "plain",
+                                            runtime=RuntimeConfig("paddle-inference", threads=1, onednn=False)))
+    assert "oneDNN" not in caplog.text
     (tmp_path / "only-train").mkdir()
     (tmp_path / "only-train" / "train.txt").write_text((toy_data / "train.txt").read_text())
     with pytest.raises(DataError, match=r"only-train has no test split"):

@@ -235,8 +235,13 @@ def run_bench(config: BenchConfig, overwrite: bool = False) -> BenchResult:
     labels, from its ``export.json``); a split the data folder lacks is a :class:`DataError`."""
     inputs = [s.directory for s in config.systems] + [config.data_dir]
     with outputs.claim(config.output_dir, outputs.BENCH, inputs, replace=overwrite):
-        systems = [runtime_system(open_configured(s.directory, config.runtime), s.speed, s.name)
-                   for s in config.systems]
+        runtimes = [open_configured(s.directory, config.runtime) for s in config.systems]
+        onednn = [s.name for s, runtime in zip(config.systems, runtimes) if getattr(runtime, "onednn", False)]
+        if len(onednn) > 1:
+            logger.warning("%s run on oneDNN in one process: at batch 1 such predictors slow each other (2-3x "
+                           "measured on SST-2's exports); benchmarks/compare.py times each system alone",
+                           ", ".join(onednn))
+        systems = [runtime_system(runtime, s.speed, s.name) for s, runtime in zip(config.systems, runtimes)]
         first = config.systems[0].directory  # checked against its manifest when its runtime opened it
         info = atomic.read_json(Path(first) / EXPORT_FILE)
         tokenizer = WordPiece.from_dir(first)

@@ -64,6 +64,7 @@ class PaddleInferenceRuntime(Runtime):
             raise ConfigError("precision 'bf16' needs oneDNN on the CPU (not --no-onednn)")
         check_native_below(native_below, onednn and device == "cpu", precision, measured=False)
         self.precision, self.native_below = precision, native_below
+        self.onednn = onednn and device == "cpu"  # the main predictor runs oneDNN's kernels
         self.info = ExportInfo.read(directory, sign_key)
         directory = self.info.directory
         program = next((directory / f"{PROGRAM}{suffix}" for suffix in (".json", ".pdmodel")
