@@ -14,7 +14,8 @@ dev accuracies must equal those ``timed.json`` recorded. Then
 :func:`paddle_dynafast.analysis.timed.resplit_timed` re-splits ``--repeats`` times with the calibration's own rule,
 budget and confidence, choosing by the throughput measured on dev.
 
-Writes ``--output`` (Markdown) and the same numbers as JSON beside it.
+Writes ``--output`` (Markdown), the same numbers as JSON beside it, and the correctness of every point on dev and
+test (``.correctness.npz``; ``--correctness`` reads it back to re-split another way without the exports).
 """
 from __future__ import annotations
 
@@ -43,32 +44,46 @@ def main(argv=None) -> int:
                              "always first)")
     parser.add_argument("--simultaneous", action="store_true",
                         help="also with bounds that hold for every point at once, at each confidence")
+    parser.add_argument("--sequence", action="store_true",
+                        help="also with fixed-sequence testing per width (calibrate.sequence_drops), at each "
+                             "confidence")
+    parser.add_argument("--correctness",
+                        help="the .correctness.npz an earlier run wrote beside its output: read instead of running "
+                             "the exports again")
     args = parser.parse_args(argv)
 
     calibration = Path(args.calibration)
     result = TimedResult.from_json(atomic.read_json(calibration / "timed.json"))
     started = time.perf_counter()
-    dev = timed.point_correctness(result, data.CALIBRATION)
+    output = Path(args.output)
+    if args.correctness:
+        with np.load(args.correctness) as saved:
+            dev, test = (saved["dev_reference"], saved["dev_points"]), (saved["test_reference"], saved["test_points"])
+    else:
+        dev = timed.point_correctness(result, data.CALIBRATION)
+        test = timed.point_correctness(result, "test")
     recorded = np.array([p.accuracy for p in result.points])
     if not np.allclose(dev[1].mean(axis=0), recorded, atol=1e-9) or \
             not np.isclose(dev[0].mean(), result.reference.measured.accuracy, atol=1e-9):
         raise SystemExit(f"{calibration}: the exports no longer give the dev accuracies timed.json recorded")
-    test = timed.point_correctness(result, "test")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(output.with_suffix(".correctness.npz"), dev_reference=dev[0], dev_points=dev[1],
+                        test_reference=test[0], test_points=test[1])
     resplit = timed.resplit_timed(result, dev, test, args.repeats, args.seed)
     budget = result.budget
     confidences = [budget.confidence] + [c for c in args.confidence or [] if c != budget.confidence]
-    others = {(c, together): timed.resplit_timed(result, dev, test, args.repeats, args.seed, confidence=c,
-                                                 simultaneous=together)
-              for together in ([False, True] if args.simultaneous else [False]) for c in confidences
-              if (c, together) != (budget.confidence, False)}
+    rules = ["per point"] + ["simultaneous"] * args.simultaneous + ["fixed sequence"] * args.sequence
+    others = {(c, rule): timed.resplit_timed(result, dev, test, args.repeats, args.seed, confidence=c,
+                                             simultaneous=rule == "simultaneous", sequence=rule == "fixed sequence")
+              for rule in rules for c in confidences if (c, rule) != (budget.confidence, "per point")}
     chosen = result.fastest_within_accuracy_budget
     on_test = None if result.test is None else result.test.points.get("fastest_within_accuracy_budget")
     report = {"command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv]),
               "calibration": str(calibration), "runtime": result.runtime, "reference": result.reference.runtime,
               "dev_texts": len(dev[0]), "test_texts": len(test[0]), "points": len(result.points),
               "seconds": time.perf_counter() - started, "resplit": resplit.to_json(),
-              "other_confidences": [{**r.to_json(), "simultaneous": together}
-                                    for (_, together), r in others.items()],
+              "other_confidences": [{**r.to_json(), "simultaneous": rule == "simultaneous", "rule": rule}
+                                    for (_, rule), r in others.items()],
               "chosen": None if chosen is None else {"width": chosen.width, "speed": chosen.speed},
               "test_drop": None if on_test is None else 100 * (result.test.reference.accuracy - on_test.accuracy)}
     confidence = "" if budget.confidence is None else f" at confidence {budget.confidence:g}"
@@ -97,19 +112,18 @@ def main(argv=None) -> int:
     if others:
         lines += ["", "The same re-splits had the calibration promised otherwise (the point chosen on the dev-sized part "
                   "with the promised drops at that confidence; simultaneous: bounds for every point at once, the "
-                  "max-t band of `promised_drops(..., simultaneous=True)`):", "",
+                  "max-t band of `promised_drops(..., simultaneous=True)`; fixed sequence: each width's speeds "
+                  "tested in turn, `sequence_drops`):", "",
                   "| confidence | bound | held (of the re-splits that chose a point) | no point within the budget "
                   "| mean drop | 90th percentile drop | median throughput speed-up (dev) | median FLOPs speed-up |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-        for (_, together), r in [((budget.confidence, False), resplit), *others.items()]:
+        for (_, rule), r in [((budget.confidence, "per point"), resplit), *others.items()]:
             if r.no_point == 1:  # nothing chosen, nothing measured
                 cells = "n/a | 100 % | | | |"
             else:
                 cells = (f"{100 * r.held:.0f} % | {100 * r.no_point:.0f} % | {r.test_drop_mean:.2f} | "
                          f"{r.test_drop_q90:.2f} | {r.throughput_speedup_median:.2f}x | {r.flops_speedup_median:.2f}x")
-            lines.append(f"| {r.confidence:g} | {'simultaneous' if together else 'per point'} | {cells} |")
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+            lines.append(f"| {r.confidence:g} | {rule} | {cells} |")
     output.write_text("\n".join(lines) + "\n")
     output.with_suffix(".json").write_text(json.dumps(report, indent=1))
     print("\n".join(lines))

@@ -76,6 +76,23 @@ def test_confidence_rejects_a_point_that_fits_the_budget_by_luck():
         CalibrateConfig(model_dir="m", output_dir="o", data=DataConfig("d"), confidence=1.0)
 
 
+def test_sequence_drops_are_bonferroni_bounds_raised_to_the_slower_points_of_each_width():
+    from paddle_dynafast.analysis.results import GridPoint
+
+    points = [GridPoint(w, s, 0.9, 1.0, 1.0, 1.0) for w in (1.0, 0.75, 0.5) for s in (0.1, 0.0, 0.3)]
+    rng = np.random.default_rng(1)
+    reference = rng.random(500) < 0.9
+    correct = np.stack([reference ^ (rng.random(500) < rate) for rate in (0.04, 0.0, 0.01, 0.02, 0.03, 0.0,
+                                                                          0.01, 0.06, 0.02)], axis=1)
+    bootstrap = BootstrapConfig(samples=1000)
+    bound = calibrate.promised_drops(correct, reference, 1 - 0.1 / 3, bootstrap)  # three widths
+    drops = calibrate.sequence_drops(points, correct, reference, 0.9, bootstrap)
+    for chain in ([1, 0, 2], [4, 3, 5], [7, 6, 8]):  # each width's points by ascending speed
+        np.testing.assert_allclose(drops[chain], np.maximum.accumulate(bound[chain]))
+    assert (drops >= bound).all() and drops[1] == bound[1]  # the slowest point of a width: its own bound
+    assert drops[6] == bound[7] > bound[6]  # width 0.5 at speed 0.1 promises no better than at speed 0
+
+
 def test_simultaneous_bounds_hold_for_every_point_at_once():
     """The max-t band: for one point it is that point's own quantile; for many, wider than each point's own, and
     over fresh data every point stays within its bound together about as often as the confidence says."""

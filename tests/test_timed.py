@@ -12,6 +12,7 @@ from paddle_dynafast import cli, data
 from paddle_dynafast.analysis import timed
 from paddle_dynafast.analysis.results import TimedResult
 from paddle_dynafast.config import Budget, DataConfig, TimedCalibrateConfig
+from paddle_dynafast.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,14 +128,26 @@ def test_calibrate_on_measured_time(tmp_path, toy_data, tiny_dynafast_dir, tiny_
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     assert script.main(["--calibration", str(tmp_path / "timed"), "--repeats", "5", "--confidence", "0.99",
-                        "--simultaneous", "--output", str(tmp_path / "resplit.md")]) == 0
+                        "--simultaneous", "--sequence", "--output", str(tmp_path / "resplit.md")]) == 0
     written = json.loads((tmp_path / "resplit.json").read_text())
     assert written["resplit"] == resplit.to_json() and written["dev_texts"] == len(dev[0])
     stricter = timed.resplit_timed(loaded, dev, test, repeats=5, confidence=0.99)
     together = timed.resplit_timed(loaded, dev, test, repeats=5, simultaneous=True)
-    assert written["other_confidences"][0] == {**stricter.to_json(), "simultaneous": False}
-    assert written["other_confidences"][1] == {**together.to_json(), "simultaneous": True}
-    assert len(written["other_confidences"]) == 3  # and 0.99 simultaneous
+    in_turn = timed.resplit_timed(loaded, dev, test, repeats=5, sequence=True)
+    assert written["other_confidences"][0] == {**stricter.to_json(), "simultaneous": False, "rule": "per point"}
+    assert written["other_confidences"][1] == {**together.to_json(), "simultaneous": True, "rule": "simultaneous"}
+    same = json.dumps({**in_turn.to_json(), "simultaneous": False, "rule": "fixed sequence"}, sort_keys=True)
+    assert json.dumps(written["other_confidences"][3], sort_keys=True) == same  # NaN when no re-split chose a point
+    assert len(written["other_confidences"]) == 5  # and 0.99 simultaneous, 0.99 in sequence
+    with pytest.raises(ConfigError, match="simultaneous or a fixed sequence, not both"):
+        timed.resplit_timed(loaded, dev, test, repeats=5, simultaneous=True, sequence=True)
+    # the correctness it wrote gives the same re-splits without running the exports again
+    saved = tmp_path / "resplit.correctness.npz"
+    with np.load(saved) as f:
+        np.testing.assert_array_equal(f["test_points"], test[1])
+    assert script.main(["--calibration", str(tmp_path / "timed"), "--repeats", "5", "--correctness", str(saved),
+                        "--output", str(tmp_path / "again.md")]) == 0
+    assert json.loads((tmp_path / "again.json").read_text())["resplit"] == written["resplit"]
     assert f"kept its budget on the other part in **{100 * resplit.held:.0f} %** of the re-splits that chose" in (tmp_path / "resplit.md").read_text()
     assert cli.main(["calibrate", "--model", str(tiny_dynafast_dir), "--data-dir", str(toy_data), "--output",
                      str(tmp_path / "x"), "--min-throughput-speedup", "2"]) == 2

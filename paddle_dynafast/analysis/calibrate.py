@@ -92,6 +92,22 @@ def promised_drops(correct: np.ndarray, reference: np.ndarray, confidence: float
     return observed + np.quantile(widest, confidence) * spread
 
 
+def sequence_drops(points: Sequence, correct: np.ndarray, reference: np.ndarray, confidence: float,
+                   bootstrap: BootstrapConfig = BootstrapConfig()) -> np.ndarray:
+    """``[points]``: promised drops under fixed-sequence testing per width (Learn then Test, Angelopoulos et al.
+    2021): each point's bound at confidence ``1 - (1 - confidence) / widths`` (Bonferroni over the widths of
+    ``points``, anything with ``width`` and ``speed``), raised to the largest bound of the slower points of its width.
+    A point is then within a budget only when every slower point of its width is, and all the points within it are
+    together with probability ``confidence``, however many speeds each width has."""
+    widths = sorted({p.width for p in points})
+    bound = promised_drops(correct, reference, 1 - (1 - confidence) / len(widths), bootstrap)
+    drops = bound.copy()
+    for width in widths:
+        chain = sorted((i for i, p in enumerate(points) if p.width == width), key=lambda i: points[i].speed)
+        drops[chain] = np.maximum.accumulate(bound[chain])
+    return drops
+
+
 def calibrate(points: Sequence[GridPoint], budget: Budget, correct: Optional[np.ndarray] = None,
               bootstrap: BootstrapConfig = BootstrapConfig(),
               reference_correct: Optional[np.ndarray] = None) -> CalibrationResult:
