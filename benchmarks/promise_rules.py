@@ -34,19 +34,22 @@ import numpy as np
 from paddle_dynafast.analysis.calibrate import promised_drops, sequence_drops
 from paddle_dynafast.analysis.evaluate import SplitProbabilities, entropy_points
 from paddle_dynafast.analysis.results import GridPoint
-from paddle_dynafast.config import BootstrapConfig
+from paddle_dynafast.config import BootstrapConfig, Budget, CalibrateConfig, default
 from paddle_dynafast.model.dynafast import DynaFastModel
 from paddle_dynafast.model.flops import BertShape
 
 RULES = ("per point", "fixed sequence", "simultaneous")
 
 
-def certified(points: Sequence[GridPoint], correct: np.ndarray, reference: np.ndarray, budget: float,
-              confidence: float, bootstrap: BootstrapConfig) -> Dict[str, np.ndarray]:
-    """Every rule of :data:`RULES`: which points it finds within ``budget`` (a fraction) on these examples."""
-    return {RULES[0]: promised_drops(correct, reference, confidence, bootstrap) <= budget + 1e-12,
-            RULES[1]: sequence_drops(points, correct, reference, confidence, bootstrap) <= budget + 1e-12,
-            RULES[2]: promised_drops(correct, reference, confidence, bootstrap, simultaneous=True) <= budget + 1e-12}
+def certified(points: Sequence[GridPoint], correct: np.ndarray, reference: np.ndarray, budget: Budget,
+              bootstrap: BootstrapConfig) -> Dict[str, np.ndarray]:
+    """Every rule of :data:`RULES`: which points it finds within ``budget`` (at its confidence) on these
+    examples."""
+    confidence = budget.confidence
+    return {RULES[0]: budget.within_accuracy(promised_drops(correct, reference, confidence, bootstrap)),
+            RULES[1]: budget.within_accuracy(sequence_drops(points, correct, reference, confidence, bootstrap)),
+            RULES[2]: budget.within_accuracy(promised_drops(correct, reference, confidence, bootstrap,
+                                                            simultaneous=True))}
 
 
 def main(argv=None) -> int:
@@ -66,13 +69,13 @@ def main(argv=None) -> int:
     shape, branches = BertShape.from_config(model.backbone.config), model.branches.config
     evaluation = Path(args.evaluation)
     dev, test = (SplitProbabilities.load(evaluation / split / "layer_probs.npz") for split in ("dev", "test"))
-    widths = sorted(set(dev.probs) & set(test.probs), reverse=True)
-    pooled = SplitProbabilities({w: np.concatenate([dev.probs[w], test.probs[w]]) for w in widths},
-                                np.concatenate([dev.gold, test.gold]), np.concatenate([dev.tokens, test.tokens]))
+    pooled = SplitProbabilities.pool(dev, test)
+    widths = sorted(pooled.probs, reverse=True)
     teacher = None if args.teacher_correct is None else np.concatenate(
         [np.load(Path(args.teacher_correct) / f"teacher-{split}.npy") for split in ("dev", "test")])
-    speeds = tuple(round(0.01 * i, 2) for i in range(101))
-    budget, bootstrap = args.budget / 100, BootstrapConfig(samples=args.bootstrap_samples, seed=args.seed)
+    speeds = default(CalibrateConfig, "speeds")
+    budget = Budget(max_accuracy_drop=args.budget, confidence=args.confidence)
+    bootstrap = BootstrapConfig(samples=args.bootstrap_samples, seed=args.seed)
     rng = np.random.default_rng(args.seed)
     found: Dict[str, Dict[str, List]] = {rule: {"held": [], "flops": [], "drop": []} for rule in RULES}
     started = time.perf_counter()
@@ -84,15 +87,15 @@ def main(argv=None) -> int:
         full = next(i for i, p in enumerate(on_first) if p.width == 1.0 and p.speed == 0.0)
         reference_first, reference_second = ((correct_first[:, full], correct_second[:, full]) if teacher is None
                                              else (teacher[first], teacher[second]))
-        rules = certified(on_first, correct_first, reference_first, budget, args.confidence, bootstrap)
+        rules = certified(on_first, correct_first, reference_first, budget, bootstrap)
         for rule, within in rules.items():
             if not within.any():
                 continue
             k = max(np.flatnonzero(within), key=lambda i: (on_first[i].flops_speedup, on_first[i].accuracy))
-            drop = reference_second.mean() - correct_second[:, k].mean()
-            found[rule]["held"].append(bool(drop <= budget + 1e-12))
+            delta = correct_second[:, k].mean() - reference_second.mean()
+            found[rule]["held"].append(budget.held(delta))
             found[rule]["flops"].append(on_second[k].flops_speedup)
-            found[rule]["drop"].append(100 * drop)
+            found[rule]["drop"].append(-100 * delta)
         if (repeat + 1) % 10 == 0:
             print(f"{repeat + 1} re-splits, {time.perf_counter() - started:.0f} s", flush=True)
     rows = {rule: {"chose": len(f["held"]), "held": float(np.mean(f["held"])) if f["held"] else None,

@@ -7,7 +7,7 @@ import numpy as np
 
 from paddle_dynafast.analysis.calibrate import promised_drops, sequence_drops
 from paddle_dynafast.analysis.results import GridPoint
-from paddle_dynafast.config import BootstrapConfig
+from paddle_dynafast.config import BootstrapConfig, Budget
 
 spec = importlib.util.spec_from_file_location(
     "promise_rules", Path(__file__).resolve().parents[1] / "benchmarks" / "promise_rules.py")
@@ -25,7 +25,7 @@ def test_every_rule_against_the_bounds_it_is_built_from():
     for j, n in enumerate(flips):
         correct[np.flatnonzero(reference)[:n], j] = False
     boot, budget = BootstrapConfig(samples=2000), 0.02
-    found = rules.certified(points, correct, reference, budget, 0.9, boot)
+    found = rules.certified(points, correct, reference, Budget(max_accuracy_drop=100 * budget, confidence=0.9), boot)
     assert list(found) == list(rules.RULES)
     per_point = promised_drops(correct, reference, 0.9, boot)
     np.testing.assert_array_equal(found["per point"], per_point <= budget)

@@ -254,12 +254,7 @@ def resplit_promises(dev: SplitProbabilities, test: SplitProbabilities, shape: B
     """
     if repeats < 1:
         raise ConfigError(f"repeats must be >= 1, got {repeats}")
-    widths = sorted(set(dev.probs) & set(test.probs), reverse=True)
-    both = (dev.reference is None) == (test.reference is None)
-    pooled = SplitProbabilities({w: np.concatenate([dev.probs[w], test.probs[w]]) for w in widths},
-                                np.concatenate([dev.gold, test.gold]), np.concatenate([dev.tokens, test.tokens]),
-                                reference=np.concatenate([dev.reference, test.reference])
-                                if both and dev.reference is not None else None)
+    pooled = SplitProbabilities.pool(dev, test)
     gold, part = pooled.gold, pooled.part
 
     rng = np.random.default_rng(seed)

@@ -78,6 +78,16 @@ class SplitProbabilities:
         return SplitProbabilities({w: p[index] for w, p in self.probs.items()}, self.gold[index], self.tokens[index],
                                   reference=None if self.reference is None else self.reference[index])
 
+    @classmethod
+    def pool(cls, first: "SplitProbabilities", second: "SplitProbabilities") -> "SplitProbabilities":
+        """The examples of both, ``first``'s then ``second``'s, at the widths both have (the reference too when
+        both have one)."""
+        widths = sorted(set(first.probs) & set(second.probs), reverse=True)
+        both = first.reference is not None and second.reference is not None
+        return cls({w: np.concatenate([first.probs[w], second.probs[w]]) for w in widths},
+                   np.concatenate([first.gold, second.gold]), np.concatenate([first.tokens, second.tokens]),
+                   reference=np.concatenate([first.reference, second.reference]) if both else None)
+
     def save(self, path: str | Path) -> None:
         """Write an ``.npz`` atomically (compressed; float32 probabilities: examples x layers x labels per width)."""
         widths = sorted(self.probs, reverse=True)
