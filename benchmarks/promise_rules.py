@@ -31,25 +31,20 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from paddle_dynafast.analysis.calibrate import promised_drops, sequence_drops
+from paddle_dynafast.analysis.calibrate import PROMISE_RULES, rule_drops
 from paddle_dynafast.analysis.evaluate import SplitProbabilities, entropy_points
 from paddle_dynafast.analysis.results import GridPoint
 from paddle_dynafast.config import BootstrapConfig, Budget, CalibrateConfig, default
 from paddle_dynafast.model.dynafast import DynaFastModel
 from paddle_dynafast.model.flops import BertShape
 
-RULES = ("per point", "fixed sequence", "simultaneous")
-
 
 def certified(points: Sequence[GridPoint], correct: np.ndarray, reference: np.ndarray, budget: Budget,
               bootstrap: BootstrapConfig) -> Dict[str, np.ndarray]:
-    """Every rule of :data:`RULES`: which points it finds within ``budget`` (at its confidence) on these
-    examples."""
-    confidence = budget.confidence
-    return {RULES[0]: budget.within_accuracy(promised_drops(correct, reference, confidence, bootstrap)),
-            RULES[1]: budget.within_accuracy(sequence_drops(points, correct, reference, confidence, bootstrap)),
-            RULES[2]: budget.within_accuracy(promised_drops(correct, reference, confidence, bootstrap,
-                                                            simultaneous=True))}
+    """Every rule of :data:`~paddle_dynafast.analysis.calibrate.PROMISE_RULES`: which points it finds within
+    ``budget`` (at its confidence) on these examples."""
+    return {rule: budget.within_accuracy(rule_drops(rule, points, correct, reference, budget.confidence, bootstrap))
+            for rule in PROMISE_RULES}
 
 
 def main(argv=None) -> int:
@@ -77,7 +72,7 @@ def main(argv=None) -> int:
     budget = Budget(max_accuracy_drop=args.budget, confidence=args.confidence)
     bootstrap = BootstrapConfig(samples=args.bootstrap_samples, seed=args.seed)
     rng = np.random.default_rng(args.seed)
-    found: Dict[str, Dict[str, List]] = {rule: {"held": [], "flops": [], "drop": []} for rule in RULES}
+    found: Dict[str, Dict[str, List]] = {rule: {"held": [], "flops": [], "drop": []} for rule in PROMISE_RULES}
     started = time.perf_counter()
     for repeat in range(args.repeats):
         order = rng.permutation(len(pooled.gold))

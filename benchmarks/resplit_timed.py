@@ -73,8 +73,7 @@ def main(argv=None) -> int:
     budget = result.budget
     confidences = [budget.confidence] + [c for c in args.confidence or [] if c != budget.confidence]
     rules = ["per point"] + ["simultaneous"] * args.simultaneous + ["fixed sequence"] * args.sequence
-    others = {(c, rule): timed.resplit_timed(result, dev, test, args.repeats, args.seed, confidence=c,
-                                             simultaneous=rule == "simultaneous", sequence=rule == "fixed sequence")
+    others = {(c, rule): timed.resplit_timed(result, dev, test, args.repeats, args.seed, confidence=c, rule=rule)
               for rule in rules for c in confidences if (c, rule) != (budget.confidence, "per point")}
     chosen = result.fastest_within_accuracy_budget
     on_test = None if result.test is None else result.test.points.get("fastest_within_accuracy_budget")

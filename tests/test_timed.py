@@ -132,15 +132,15 @@ def test_calibrate_on_measured_time(tmp_path, toy_data, tiny_dynafast_dir, tiny_
     written = json.loads((tmp_path / "resplit.json").read_text())
     assert written["resplit"] == resplit.to_json() and written["dev_texts"] == len(dev[0])
     stricter = timed.resplit_timed(loaded, dev, test, repeats=5, confidence=0.99)
-    together = timed.resplit_timed(loaded, dev, test, repeats=5, simultaneous=True)
-    in_turn = timed.resplit_timed(loaded, dev, test, repeats=5, sequence=True)
+    together = timed.resplit_timed(loaded, dev, test, repeats=5, rule="simultaneous")
+    in_turn = timed.resplit_timed(loaded, dev, test, repeats=5, rule="fixed sequence")
     assert written["other_confidences"][0] == {**stricter.to_json(), "simultaneous": False, "rule": "per point"}
     assert written["other_confidences"][1] == {**together.to_json(), "simultaneous": True, "rule": "simultaneous"}
     same = json.dumps({**in_turn.to_json(), "simultaneous": False, "rule": "fixed sequence"}, sort_keys=True)
     assert json.dumps(written["other_confidences"][3], sort_keys=True) == same  # NaN when no re-split chose a point
     assert len(written["other_confidences"]) == 5  # and 0.99 simultaneous, 0.99 in sequence
-    with pytest.raises(ConfigError, match="simultaneous or a fixed sequence, not both"):
-        timed.resplit_timed(loaded, dev, test, repeats=5, simultaneous=True, sequence=True)
+    with pytest.raises(ConfigError, match="unknown promise rule 'max-t': one of per point, fixed sequence, simul"):
+        timed.resplit_timed(loaded, dev, test, repeats=5, rule="max-t")
     # the correctness it wrote gives the same re-splits without running the exports again
     saved = tmp_path / "resplit.correctness.npz"
     with np.load(saved) as f:

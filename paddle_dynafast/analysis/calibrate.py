@@ -108,6 +108,27 @@ def sequence_drops(points: Sequence, correct: np.ndarray, reference: np.ndarray,
     return drops
 
 
+PROMISE_RULES = ("per point", "fixed sequence", "simultaneous")
+"""How promised drops can be bounded: each point alone (:func:`promised_drops`, what ``calibrate`` ships), each
+width's speeds in turn (:func:`sequence_drops`), or every point at once (``promised_drops(..., simultaneous=True)``)."""
+
+
+def check_rule(rule: str) -> str:
+    """``rule`` if it is one of :data:`PROMISE_RULES`, else a :class:`ConfigError` naming them."""
+    if rule not in PROMISE_RULES:
+        raise ConfigError(f"unknown promise rule {rule!r}: one of {', '.join(PROMISE_RULES)}")
+    return rule
+
+
+def rule_drops(rule: str, points: Sequence, correct: np.ndarray, reference: np.ndarray, confidence: float,
+               bootstrap: BootstrapConfig = BootstrapConfig()) -> np.ndarray:
+    """``[points]``: the promised drops of ``points`` (their ``[examples, points]`` ``correct``) under ``rule``, one
+    of :data:`PROMISE_RULES`."""
+    if check_rule(rule) == "fixed sequence":
+        return sequence_drops(points, correct, reference, confidence, bootstrap)
+    return promised_drops(correct, reference, confidence, bootstrap, simultaneous=rule == "simultaneous")
+
+
 def calibrate(points: Sequence[GridPoint], budget: Budget, correct: Optional[np.ndarray] = None,
               bootstrap: BootstrapConfig = BootstrapConfig(),
               reference_correct: Optional[np.ndarray] = None) -> CalibrationResult:

@@ -50,7 +50,7 @@ from ..runtime.choose import choose
 from ..runtime.export import export_is_current, export_model
 from ..runtime.export_info import INT8_ONNX_FILE, ONNX_FILE, PROGRAM, ExportInfo
 from ..runtime.manifest import MANIFEST_FILE
-from .calibrate import find_teacher, promised_drops, sequence_drops
+from .calibrate import check_rule, find_teacher, promised_drops, rule_drops
 from .evaluate import split_examples
 from .promise import measured_export
 from .results import Measurement, ResplitResult, TimedPoint, TimedReference, TimedResult, TimedTest, Timing
@@ -256,20 +256,18 @@ def point_correctness(result: TimedResult, split: str) -> Tuple[np.ndarray, np.n
 
 def resplit_timed(result: TimedResult, dev: Tuple[np.ndarray, np.ndarray], test: Tuple[np.ndarray, np.ndarray],
                   repeats: int = 50, seed: int = 0, confidence: Optional[float] = None,
-                  simultaneous: bool = False, sequence: bool = False) -> ResplitResult:
+                  rule: str = "per point") -> ResplitResult:
     """How often the timed calibration's promise holds on unseen texts: the ``(reference, points)`` correctness of
     dev and test (:func:`point_correctness`) pooled and re-split at random ``repeats`` times into parts of their
     sizes; each time the fastest point within the budget (dev-measured throughput, as :func:`choose_points`; the
     promised drops bootstrapped on the first part) is chosen on the first part and its drop measured on the
     second. ``held`` is the share of the re-splits that chose a point; a re-split with no point within the budget
-    promises nothing (their share: ``no_point``). ``confidence`` replaces the calibration's, ``simultaneous``
-    bootstraps bounds for every point at once (:func:`~paddle_dynafast.analysis.calibrate.promised_drops`) and
-    ``sequence`` tests each width's speeds in turn (:func:`~paddle_dynafast.analysis.calibrate.sequence_drops`), to
-    see what another promise would have held."""
+    promises nothing (their share: ``no_point``). ``confidence`` replaces the calibration's and ``rule`` its way of
+    bounding the drops (one of :data:`~paddle_dynafast.analysis.calibrate.PROMISE_RULES`), to see what another promise
+    would have held."""
     if repeats < 1:
         raise ConfigError(f"repeats must be >= 1, got {repeats}")
-    if simultaneous and sequence:
-        raise ConfigError("a re-split promise is simultaneous or a fixed sequence, not both")
+    check_rule(rule)
     reference, matrix = (np.concatenate(pair) for pair in zip(dev, test))
     if matrix.shape[1] != len(result.points):
         raise ValueError(f"{matrix.shape[1]} columns of correctness for {len(result.points)} points")
@@ -284,10 +282,8 @@ def resplit_timed(result: TimedResult, dev: Tuple[np.ndarray, np.ndarray], test:
         accuracy = matrix[first].mean(axis=0)
         if budget.confidence is None:
             promised = reference[first].mean() - accuracy
-        elif sequence:
-            promised = sequence_drops(result.points, matrix[first], reference[first], budget.confidence, bootstrap)
         else:
-            promised = promised_drops(matrix[first], reference[first], budget.confidence, bootstrap, simultaneous)
+            promised = rule_drops(rule, result.points, matrix[first], reference[first], budget.confidence, bootstrap)
         points = [replace(p, promised_drop=float(d), accuracy=float(a))
                   for p, d, a in zip(result.points, promised, accuracy)]
         chosen, _ = choose_points(points, budget)
