@@ -43,7 +43,7 @@ from paddle_dynafast.analysis.promise import CALIBRATION_FILE
 from paddle_dynafast.analysis.results import CalibrationResult, TimedResult
 from paddle_dynafast.analysis.timed import choose_points
 from paddle_dynafast.config import Budget, ExportConfig
-from paddle_dynafast.console import mkl_avx2_on_amd
+from paddle_dynafast.mkl import mkl_avx2_on_amd
 from paddle_dynafast.model.loading import load_tokenizer
 from paddle_dynafast.runtime import bench, choose
 from paddle_dynafast.runtime.auto import open_runtime

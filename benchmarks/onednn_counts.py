@@ -264,7 +264,7 @@ def run_time(args) -> None:
 
 
 def main() -> None:
-    from paddle_dynafast.console import mkl_avx2_on_amd
+    from paddle_dynafast.mkl import mkl_avx2_on_amd
 
     mkl_avx2_on_amd()  # as the command line does, before any child loads Paddle
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

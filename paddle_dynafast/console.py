@@ -23,8 +23,9 @@ import stat
 import sys
 import tempfile
 import warnings
-from pathlib import Path
 from typing import List, Optional
+
+from .mkl import mkl_avx2_on_amd
 
 QUIET_MODULES = r"(paddle|paddlenlp|paddleslim|_distutils_hack)(\.|$)"
 """The modules whose ``UserWarning``s are ignored without ``-v``."""
@@ -88,37 +89,6 @@ def writable_homes() -> Optional[str]:
     for variable, default in moved:
         os.environ[variable] = os.path.join(root, os.path.basename(default).lstrip("."))
     return None
-
-
-MKL_CPU_TYPE = "MKL_DEBUG_CPU_TYPE"
-"""MKL's (up to 2020.0) override of its CPU dispatch; ``5`` is its AVX2 code path."""
-
-
-def mkl_avx2_on_amd(cpuinfo: Path = Path("/proc/cpuinfo")) -> Optional[str]:
-    """Set ``MKL_DEBUG_CPU_TYPE=5`` if the CPU of ``cpuinfo`` is an AMD one with AVX2 and FMA and the variable is
-    unset; returns what it did (a line to log), or None when it changed nothing.
-
-    MKL 2019 dispatches on the vendor string, not on the CPU's features: on AMD it runs its generic SSE code, and a
-    [2048, 384] x [384, 1536] matrix product in Paddle dygraph took 182 ms instead of 56 ms on an AMD EPYC Milan
-    (``benchmarks/mkl_amd.py`` measures it). AVX2 is required because the
-    variable forces the AVX2 path whether the CPU has it or not; MKL 2020.1 and later ignore the variable (and
-    no longer need it). Must run before Paddle (and so MKL) is loaded.
-    """
-    if MKL_CPU_TYPE in os.environ:
-        return None
-    try:
-        text = cpuinfo.read_text()
-    except OSError:  # not Linux, or no /proc: nothing known, nothing set
-        return None
-    first = text.split("\n\n", 1)[0]  # the first processor's block
-    fields = {key.strip(): value for key, value in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
-    vendor = fields.get("vendor_id", "").strip()
-    flags = set(fields.get("flags", "").split())
-    if vendor != "AuthenticAMD" or not {"avx2", "fma"} <= flags:
-        return None
-    os.environ[MKL_CPU_TYPE] = "5"
-    return (f"{MKL_CPU_TYPE}=5: MKL takes its AVX2 path on this AMD CPU (Paddle's native kernels); set "
-            f"{MKL_CPU_TYPE} yourself to choose otherwise")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -6,6 +6,7 @@ import pytest
 
 from helpers import copy_export, edit_export_file
 from paddle_dynafast.errors import ConfigError
+from paddle_dynafast.mkl import MKL_CPU_TYPE
 from paddle_dynafast.runtime import choose
 from paddle_dynafast.runtime.export_info import ExportInfo
 
@@ -95,6 +96,23 @@ def fake_measure(monkeypatch):
 
     monkeypatch.setattr(choose, "measure", measure)
     return measured
+
+
+def test_a_choice_is_remembered_per_mkl_code_path(tiny_exports, runtime_cache, fake_measure, monkeypatch):
+    """On an AMD CPU Paddle's plain kernels run 3x slower without MKL_DEBUG_CPU_TYPE=5, which the command line sets
+    and a Python program may not: a choice measured under one is not reused under the other."""
+    directory = tiny_exports[(0.5, True)]
+    monkeypatch.delenv(MKL_CPU_TYPE, raising=False)
+    choose.choose(directory, threads=1)
+    monkeypatch.setenv(MKL_CPU_TYPE, "5")
+    choose.choose(directory, threads=1)
+    assert fake_measure == [3, 3]  # measured again under MKL's other code path
+    choose.choose(directory, threads=1)
+    monkeypatch.delenv(MKL_CPU_TYPE)
+    choose.choose(directory, threads=1)
+    assert fake_measure == [3, 3]  # each remembered
+    keys = list(json.loads(runtime_cache.read_text()))
+    assert len(keys) == 2 and [f"|{MKL_CPU_TYPE}=5|" in key for key in keys] == [False, True]
 
 
 @pytest.mark.parametrize("content, why", [

@@ -10,6 +10,8 @@ import warnings
 import pytest
 
 from paddle_dynafast import cli, console
+from paddle_dynafast.mkl import MKL_CPU_TYPE
+from test_mkl import AMD
 
 
 @pytest.fixture()
@@ -18,7 +20,7 @@ def command_line(monkeypatch):
     calls = []
     monkeypatch.setattr(cli, "main", lambda argv=None: calls.append(argv) or 7)
     monkeypatch.delenv("GLOG_minloglevel", raising=False)
-    monkeypatch.setenv(console.MKL_CPU_TYPE, "0")  # set: the console leaves it (its own tests are below)
+    monkeypatch.setenv(MKL_CPU_TYPE, "0")  # set: the console leaves it (its own tests are below)
     return calls
 
 
@@ -133,34 +135,6 @@ def test_every_command_runs_with_a_read_only_home(tmp_path, tiny_exports):
     assert (scratch / f"paddle-dynafast-{os.getuid()}" / "paddlenlp" / "models").is_dir()
 
 
-AMD = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx fma avx2\n\n" \
-      "processor\t: 1\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx fma avx2\n"
-
-
-@pytest.mark.parametrize("cpu, expected", [
-    (AMD, "5"),
-    (AMD.replace(" avx2", ""), None),  # the variable would force AVX2 code on a CPU without it
-    (AMD.replace("AuthenticAMD", "GenuineIntel"), None),  # MKL takes the fast path on Intel by itself
-    (None, None),  # no /proc/cpuinfo (not Linux): nothing known, nothing set
-])
-def test_mkl_takes_its_avx2_path_only_on_an_amd_cpu_with_avx2(tmp_path, monkeypatch, cpu, expected):
-    monkeypatch.setenv(console.MKL_CPU_TYPE, "unset below")  # recorded, so that what the test sets is undone after it
-    monkeypatch.delenv(console.MKL_CPU_TYPE)
-    cpuinfo = tmp_path / "cpuinfo"
-    if cpu is not None:
-        cpuinfo.write_text(cpu)
-    note = console.mkl_avx2_on_amd(cpuinfo)
-    assert os.environ.get(console.MKL_CPU_TYPE) == expected
-    assert (note is not None) == (expected is not None)
-    assert console.mkl_avx2_on_amd(cpuinfo) is None  # once: set now, or nothing to do
-
-
-def test_a_mkl_cpu_type_set_already_is_kept(tmp_path, monkeypatch):
-    (tmp_path / "cpuinfo").write_text(AMD)
-    monkeypatch.setenv(console.MKL_CPU_TYPE, "2")
-    assert console.mkl_avx2_on_amd(tmp_path / "cpuinfo") is None and os.environ[console.MKL_CPU_TYPE] == "2"
-
-
 def test_the_console_sets_it_before_paddle_loads_and_says_so_once(tmp_path):
     """In a fresh process on a fake AMD CPU: the variable is set when ``import paddle`` starts (MKL reads it when it
     loads), one line says so, and a second command in the same process says nothing."""
@@ -169,12 +143,13 @@ def test_the_console_sets_it_before_paddle_loads_and_says_so_once(tmp_path):
 import os, sys
 from pathlib import Path
 from paddle_dynafast import console
+from paddle_dynafast.mkl import MKL_CPU_TYPE
 
 class Watch:  # records the variable when paddle is first imported, then lets the import go on
     seen = []
     def find_spec(self, name, path=None, target=None):
         if name == "paddle":
-            self.seen.append(os.environ.get(console.MKL_CPU_TYPE))
+            self.seen.append(os.environ.get(MKL_CPU_TYPE))
         return None
 
 sys.meta_path.insert(0, Watch())
@@ -182,9 +157,9 @@ console.mkl_avx2_on_amd.__defaults__ = (Path({str(tmp_path / "cpuinfo")!r}),)
 codes = [console.main(["bench", "--data-dir", "x"]) for _ in range(2)]  # bench without --system: exit code 2
 print(codes, Watch.seen)
 """
-    env = {k: v for k, v in os.environ.items() if k != console.MKL_CPU_TYPE}
+    env = {k: v for k, v in os.environ.items() if k != MKL_CPU_TYPE}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[2, 2] ['5']"
-    lines = [line for line in done.stderr.splitlines() if console.MKL_CPU_TYPE in line]
+    lines = [line for line in done.stderr.splitlines() if MKL_CPU_TYPE in line]
     assert len(lines) == 1 and "INFO paddle_dynafast.console: MKL_DEBUG_CPU_TYPE=5: MKL takes its AVX2 path" in lines[0]

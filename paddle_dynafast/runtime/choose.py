@@ -6,8 +6,8 @@ Inference's oneDNN kernels win at batch 32 and lose at batch 1, on another ONNX
 Runtime wins everywhere. :func:`choose` times every candidate that can run an
 export in a given precision (interleaved, on the export's own texts or on token
 ids of typical lengths), picks the fastest for throughput or for latency, and
-remembers the choice in a small JSON file keyed by the export's manifest, the CPU,
-the thread count, the precision and the objective, so the measurement runs once
+remembers the choice in a small JSON file keyed by the export's manifest, the CPU (and
+``MKL_DEBUG_CPU_TYPE`` when set), the thread count, the precision and the objective, so the measurement runs once
 per machine. ``Predictor(..., runtime="auto")`` and ``--runtime auto`` use it;
 ``paddle-dynafast bench --choose`` prints the measurement.
 
@@ -32,6 +32,7 @@ from .. import atomic, files
 from ..config.runtime import Precision, RuntimeName, as_precision, as_runtime
 from ..data.wordpiece import WordPiece
 from ..errors import ArtifactError, ConfigError
+from ..mkl import MKL_CPU_TYPE
 from .base import Runtime
 from .export_info import INT8_ONNX_FILE, ONNX_FILE, ExportInfo
 from .manifest import MANIFEST_FILE
@@ -215,8 +216,12 @@ def cache_file() -> Path:
 
 
 def _key(directory: Path, threads: int, precision: Precision, objective: str) -> str:
+    """The export's manifest, the CPU, MKL's code path when the environment picks one (the plain kernels run 3x
+    slower on AMD without ``MKL_DEBUG_CPU_TYPE=5``, which the command line sets and a Python program may not), the
+    thread count, the precision and the objective."""
     manifest = hashlib.sha256((directory / MANIFEST_FILE).read_bytes()).hexdigest()[:16]
-    return f"{manifest}|{cpu_name()}|threads={threads}|{precision}|{objective}"
+    mkl = f"|{MKL_CPU_TYPE}={os.environ[MKL_CPU_TYPE]}" if MKL_CPU_TYPE in os.environ else ""
+    return f"{manifest}|{cpu_name()}{mkl}|threads={threads}|{precision}|{objective}"
 
 
 def cpu_name() -> str:
