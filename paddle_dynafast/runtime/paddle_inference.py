@@ -14,6 +14,7 @@ from paddle import inference
 from ..config.runtime import Precision, RuntimeName, as_precision, check_native_below
 from .. import files
 from ..errors import ArtifactError, ConfigError, summary
+from ..mkl import warn_generic_path
 from .base import Runtime
 from .export_info import PROGRAM, ExportInfo
 
@@ -119,6 +120,7 @@ def predictor_config(program: Path, threads: int, onednn: bool, device: str, pre
         else:
             config.disable_mkldnn()
             config.enable_custom_passes(NATIVE_PASSES, False)  # False: Paddle's own passes run too
+            warn_generic_path()
     else:
         raise ConfigError(f"device {device!r} is not 'cpu' or 'gpu'")
     config.disable_glog_info()
