@@ -31,7 +31,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from paddle_dynafast.analysis.calibrate import PROMISE_RULES, rule_drops
+from paddle_dynafast.analysis.calibrate import PROMISE_RULES, full_model, rule_drops
 from paddle_dynafast.analysis.evaluate import SplitProbabilities, entropy_points
 from paddle_dynafast.analysis.results import GridPoint
 from paddle_dynafast.config import BootstrapConfig, Budget, CalibrateConfig, default
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
         first, second = order[:len(dev.gold)], order[len(dev.gold):]
         (on_first, correct_first), (on_second, correct_second) = (
             entropy_points(pooled.part(part), shape, branches, widths, speeds) for part in (first, second))
-        full = next(i for i, p in enumerate(on_first) if p.width == 1.0 and p.speed == 0.0)
+        full = on_first.index(full_model(on_first))
         reference_first, reference_second = ((correct_first[:, full], correct_second[:, full]) if teacher is None
                                              else (teacher[first], teacher[second]))
         rules = certified(on_first, correct_first, reference_first, budget, bootstrap)
